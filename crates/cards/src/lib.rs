@@ -1,0 +1,3 @@
+//! Service cards built from PagerDuty data.
+//!
+//! Work in progress: see issue 4.

@@ -1,0 +1,1 @@
+//! The dutycard HTTP server. Work in progress: see issue 5.

@@ -1,0 +1,3 @@
+//! A fake PagerDuty for tests, benchmarks and the demo.
+//!
+//! Work in progress: see issue 3.

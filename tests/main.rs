@@ -1,0 +1,1 @@
+//! End-to-end tests. One binary; each area is a module.
