@@ -1,3 +1,67 @@
 //! Typed async client for PagerDuty's REST API v2 and Events API v2.
 //!
-//! Work in progress: see issue 2.
+//! ```no_run
+//! use pagerduty::{Client, Credentials, ListIncidents, IncidentStatus, ServiceInclude};
+//! use secrecy::SecretString;
+//!
+//! # async fn demo() -> pagerduty::Result<()> {
+//! let pd = Client::builder(Credentials::ApiToken(SecretString::from("y_NbAkKc66ryYTWUXYEu")))
+//!     .region(pagerduty::Region::Eu)
+//!     .build()?;
+//! let service = pd
+//!     .get_service("PIJ90N7", &[ServiceInclude::EscalationPolicies, ServiceInclude::Integrations])
+//!     .await?;
+//! let open = pd
+//!     .list_all_incidents(&ListIncidents {
+//!         service_ids: vec![service.id.clone()],
+//!         statuses: vec![IncidentStatus::Triggered, IncidentStatus::Acknowledged],
+//!         date_range_all: true,
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! println!("{} has {} open incidents", service.name, open.len());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! * [`client`]: [`Client`], [`ClientBuilder`], [`Region`], [`RetryPolicy`]
+//!   (the retry policy is written down there), [`CallObserver`].
+//! * [`auth`]: [`Credentials`] (API token or Scoped OAuth), token caching
+//!   and renewal, [`TokenHealth`].
+//! * `api`: one module per REST resource; the calls are methods on [`Client`].
+//! * [`models`]: serde models that keep unknown fields for untrimmed pass-through.
+//! * [`query`]: list parameters; [`page`]: [`Page`] and the 10 000 cap.
+//! * [`events`]: Events API v2 with local validation.
+//! * [`error`]: [`Error`], which keeps PagerDuty's error body.
+//!
+//! Secrets (API tokens, client secrets, access tokens, routing keys) never
+//! appear in `Debug`, errors or logs. Each HTTP attempt is a `tracing` span
+//! `pagerduty.request` with method, path template, attempt, status and
+//! elapsed time.
+#![warn(missing_docs)]
+
+mod api;
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod models;
+pub mod page;
+pub mod query;
+
+pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
+pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region, RetryPolicy};
+pub use error::{Error, OAuthError, PdErrorBody, Result};
+pub use events::{
+    ChangeEventPayload, ChangeEventRequest, EnqueueResponse, Event, EventAction, EventLink,
+    EventPayload, EventsClient, RoutingKey, Severity, ValidationError,
+};
+pub use models::*;
+pub use page::Page;
+pub use query::{
+    IncidentMetricsQuery, ListChangeEvents, ListEscalationPolicies, ListIncidents, ListOncalls,
+    ListServices, ListTeams, ServiceInclude,
+};
+pub use secrecy::SecretString;

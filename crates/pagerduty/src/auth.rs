@@ -1,0 +1,393 @@
+//! Credentials: a REST API token or Scoped OAuth client credentials.
+//!
+//! OAuth access tokens are fetched from the token endpoint with
+//! `grant_type=client_credentials` and scope
+//! `as_account-{region}.{subdomain} <scopes>`, cached, and renewed at 80 %
+//! of `expires_in`. The cache sits behind one async mutex: concurrent callers
+//! that find no valid token wait for the single renewal in flight and share
+//! its result. A 401 on a REST call invalidates the token it used (only if
+//! no other caller has renewed it already), so a burst of 401s still causes
+//! one renewal.
+
+use std::fmt;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use crate::client::Region;
+use crate::error::{Error, OAuthError, Result};
+
+/// How the client authenticates to the REST API.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A REST API key (account or user): `Authorization: Token token=…`.
+    ApiToken(SecretString),
+    /// Scoped OAuth client credentials (an app token): `Authorization: Bearer …`.
+    OAuth(OAuthCredentials),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::ApiToken(_) => f.write_str("ApiToken([REDACTED])"),
+            Credentials::OAuth(o) => f.debug_tuple("OAuth").field(o).finish(),
+        }
+    }
+}
+
+/// Scoped OAuth client credentials of a PagerDuty private app.
+#[derive(Clone)]
+pub struct OAuthCredentials {
+    /// The app's client id (not a secret, but identifying).
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: SecretString,
+    /// The account subdomain (`acme` for acme.pagerduty.com).
+    pub subdomain: String,
+    /// Resource scopes, e.g. `services.read`, `incidents.read`.
+    pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for OAuthCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("subdomain", &self.subdomain)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl OAuthCredentials {
+    /// The `scope` form value: `as_account-{region}.{subdomain} <scopes…>`.
+    pub fn scope_string(&self, region: Region) -> String {
+        let mut s = format!("as_account-{region}.{}", self.subdomain);
+        for scope in &self.scopes {
+            s.push(' ');
+            s.push_str(scope);
+        }
+        s
+    }
+}
+
+/// Which kind of credential the client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// REST API token.
+    ApiToken,
+    /// Scoped OAuth app token.
+    Oauth,
+}
+
+/// Credential health for readiness probes. Never contains a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenHealth {
+    /// The kind of credential.
+    pub kind: TokenKind,
+    /// OAuth: a token is held and not expired. API token: no 401 since the last success.
+    pub valid: bool,
+    /// OAuth: when the current token expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// OAuth: the scopes actually granted (may be narrower than requested).
+    pub granted_scope: Option<String>,
+    /// The last authentication error, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    token: SecretString,
+    generation: u64,
+    renew_at: Instant,
+    expires_at: Instant,
+    expires_at_utc: DateTime<Utc>,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// An `Authorization` value plus the token generation it came from.
+pub(crate) struct AuthValue {
+    pub header: reqwest::header::HeaderValue,
+    pub generation: Option<u64>,
+}
+
+pub(crate) enum Auth {
+    ApiToken {
+        token: SecretString,
+        last_error: StdMutex<Option<String>>,
+    },
+    OAuth(Box<OAuthManager>),
+}
+
+impl Auth {
+    pub(crate) fn new(credentials: Credentials, region: Region, token_url: Url) -> Self {
+        match credentials {
+            Credentials::ApiToken(token) => Auth::ApiToken {
+                token,
+                last_error: StdMutex::new(None),
+            },
+            Credentials::OAuth(creds) => Auth::OAuth(Box::new(OAuthManager {
+                scope: creds.scope_string(region),
+                creds,
+                token_url,
+                cache: tokio::sync::Mutex::new(None),
+                last_error: StdMutex::new(None),
+                generation: AtomicU64::new(0),
+            })),
+        }
+    }
+
+    pub(crate) fn is_oauth(&self) -> bool {
+        matches!(self, Auth::OAuth(_))
+    }
+
+    pub(crate) async fn value(&self, http: &reqwest::Client) -> Result<AuthValue> {
+        match self {
+            Auth::ApiToken { token, .. } => Ok(AuthValue {
+                header: sensitive(&format!("Token token={}", token.expose_secret()))?,
+                generation: None,
+            }),
+            Auth::OAuth(m) => {
+                let t = m.token(http).await?;
+                Ok(AuthValue {
+                    header: sensitive(&format!("Bearer {}", t.token.expose_secret()))?,
+                    generation: Some(t.generation),
+                })
+            }
+        }
+    }
+
+    /// Called after a 401.
+    pub(crate) async fn on_unauthorized(&self, generation: Option<u64>) {
+        match self {
+            Auth::ApiToken { last_error, .. } => {
+                *lock(last_error) = Some("PagerDuty answered 401 to the API token".into());
+            }
+            Auth::OAuth(m) => {
+                if let Some(g) = generation {
+                    m.invalidate(g).await;
+                }
+            }
+        }
+    }
+
+    /// Called after any non-401 answer from the REST API.
+    pub(crate) fn on_authorized(&self) {
+        if let Auth::ApiToken { last_error, .. } = self {
+            let mut e = lock(last_error);
+            if e.is_some() {
+                *e = None;
+            }
+        }
+    }
+
+    pub(crate) async fn health(&self, http: &reqwest::Client) -> TokenHealth {
+        match self {
+            Auth::ApiToken { last_error, .. } => {
+                let last_error = lock(last_error).clone();
+                TokenHealth {
+                    kind: TokenKind::ApiToken,
+                    valid: last_error.is_none(),
+                    expires_at: None,
+                    granted_scope: None,
+                    last_error,
+                }
+            }
+            Auth::OAuth(m) => {
+                let r = m.token(http).await;
+                let last_error = lock(&m.last_error).clone();
+                match r {
+                    Ok(t) => TokenHealth {
+                        kind: TokenKind::Oauth,
+                        valid: true,
+                        expires_at: Some(t.expires_at_utc),
+                        granted_scope: t.scope,
+                        last_error,
+                    },
+                    Err(e) => TokenHealth {
+                        kind: TokenKind::Oauth,
+                        valid: false,
+                        expires_at: None,
+                        granted_scope: None,
+                        last_error: last_error.or_else(|| Some(e.to_string())),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sensitive(v: &str) -> Result<reqwest::header::HeaderValue> {
+    let mut h = reqwest::header::HeaderValue::from_str(v).map_err(|_| Error::Config {
+        field: "credentials".into(),
+        message: "the token contains characters not allowed in an HTTP header".into(),
+    })?;
+    h.set_sensitive(true);
+    Ok(h)
+}
+
+pub(crate) struct OAuthManager {
+    creds: OAuthCredentials,
+    scope: String,
+    token_url: Url,
+    cache: tokio::sync::Mutex<Option<CachedToken>>,
+    last_error: StdMutex<Option<String>>,
+    generation: AtomicU64,
+}
+
+impl OAuthManager {
+    async fn token(&self, http: &reqwest::Client) -> Result<CachedToken> {
+        // Holding the async mutex across the fetch is the point: every caller
+        // that arrives during a renewal waits for it and reuses its token.
+        let mut cache = self.cache.lock().await;
+        if let Some(t) = cache.as_ref()
+            && Instant::now() < t.renew_at
+        {
+            return Ok(t.clone());
+        }
+        match self.fetch(http).await {
+            Ok(t) => {
+                *lock(&self.last_error) = None;
+                *cache = Some(t.clone());
+                Ok(t)
+            }
+            Err(e) => {
+                *lock(&self.last_error) = Some(e.to_string());
+                // A token that is past its renewal point but not expired is
+                // still usable while the token endpoint is down.
+                if let Some(t) = cache.as_ref()
+                    && Instant::now() + Duration::from_secs(5) < t.expires_at
+                    && matches!(e, OAuthError::Unreachable(_))
+                {
+                    tracing::warn!(error = %e, "PagerDuty OAuth renewal failed; using the current token until it expires");
+                    return Ok(t.clone());
+                }
+                Err(Error::OAuth(e))
+            }
+        }
+    }
+
+    async fn invalidate(&self, generation: u64) {
+        let mut cache = self.cache.lock().await;
+        if cache.as_ref().is_some_and(|t| t.generation == generation) {
+            *cache = None;
+        }
+    }
+
+    async fn fetch(&self, http: &reqwest::Client) -> Result<CachedToken, OAuthError> {
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "pagerduty.oauth_token",
+            status = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty
+        );
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.creds.client_id.as_str()),
+            ("client_secret", self.creds.client_secret.expose_secret()),
+            ("scope", self.scope.as_str()),
+        ];
+        let resp = http
+            .post(self.token_url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .instrument(span.clone())
+            .await
+            .map_err(|e| OAuthError::Unreachable(transport_message(e)))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| OAuthError::Unreachable(transport_message(e)))?;
+        span.record("status", status);
+        span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        if (200..300).contains(&status) {
+            let t: TokenResponse = serde_json::from_slice(&bytes)
+                .map_err(|e| OAuthError::Other(format!("unreadable token response: {e}")))?;
+            if t.access_token.is_empty() {
+                return Err(OAuthError::Other(
+                    "the token response has an empty access_token".into(),
+                ));
+            }
+            let expires_in = Duration::from_secs(t.expires_in.unwrap_or(3600));
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::debug!(
+                generation,
+                expires_in_s = expires_in.as_secs(),
+                "PagerDuty OAuth token obtained"
+            );
+            return Ok(CachedToken {
+                token: SecretString::from(t.access_token),
+                generation,
+                renew_at: started + expires_in.mul_f64(0.8),
+                expires_at: started + expires_in,
+                expires_at_utc: Utc::now()
+                    + chrono::Duration::from_std(expires_in).unwrap_or(chrono::Duration::zero()),
+                scope: t.scope,
+            });
+        }
+        Err(classify_token_error(status, &bytes))
+    }
+}
+
+fn transport_message(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+fn classify_token_error(status: u16, bytes: &[u8]) -> OAuthError {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let code = v.get("error").and_then(|e| e.as_str()).unwrap_or("");
+    let desc = v
+        .get("error_description")
+        .and_then(|e| e.as_str())
+        .unwrap_or("");
+    let detail = match (code.is_empty(), desc.is_empty()) {
+        (false, false) => format!("{code}: {desc} (HTTP {status})"),
+        (false, true) => format!("{code} (HTTP {status})"),
+        (true, false) => format!("{desc} (HTTP {status})"),
+        (true, true) => format!("HTTP {status}"),
+    };
+    if status >= 500 {
+        return OAuthError::Unreachable(detail);
+    }
+    if code == "invalid_scope" || desc.to_ascii_lowercase().contains("scope") {
+        return OAuthError::InvalidScope(detail);
+    }
+    if code == "invalid_client" || code == "unauthorized_client" || status == 401 {
+        return OAuthError::InvalidClient(detail);
+    }
+    OAuthError::Other(detail)
+}

@@ -1,0 +1,703 @@
+//! The [`Client`], its builder, and the request core (auth, rate limiting,
+//! retries, tracing, call observation).
+//!
+//! # Retry policy
+//!
+//! Every call goes through one loop, bounded by [`RetryPolicy`]:
+//!
+//! * **429**: wait `ratelimit-reset` seconds (capped at
+//!   [`RetryPolicy::max_delay`], plus up to [`RetryPolicy::base_delay`] of
+//!   jitter), then retry. Without the header, back off exponentially.
+//! * **5xx, 408, connection errors and timeouts** on idempotent requests
+//!   (every call this crate makes: reads, the analytics query, and Events
+//!   enqueues, which PagerDuty de-duplicates by `dedup_key`): exponential
+//!   backoff `base_delay · 2^(attempt-1)`, capped at `max_delay`, with
+//!   "equal jitter" (half fixed, half random).
+//! * **401 with OAuth**: renew the token once and retry once (this retry does
+//!   not count against `max_attempts`). With an API token, 401 is final.
+//! * **Any other 4xx** (400, 402, 403, 404, ...): never retried.
+//! * At most [`RetryPolicy::max_attempts`] attempts, and no wait that would
+//!   end after [`RetryPolicy::deadline`] (counted from the first attempt);
+//!   each attempt's timeout is also clipped to the time left.
+//!
+//! When the policy gives up, the last error is returned (e.g.
+//! [`Error::RateLimited`] with the reset time, or [`Error::Upstream`]).
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use crate::auth::{Auth, Credentials, TokenHealth};
+use crate::error::{Error, OAuthError, Result};
+use crate::events::EventsClient;
+
+type Bytes = Vec<u8>;
+
+/// Default REST base URL, US region.
+pub const US_API_BASE_URL: &str = "https://api.pagerduty.com";
+/// Default REST base URL, EU region.
+pub const EU_API_BASE_URL: &str = "https://api.eu.pagerduty.com";
+/// Default Events API v2 base URL, US region.
+pub const US_EVENTS_BASE_URL: &str = "https://events.pagerduty.com/v2";
+/// Default Events API v2 base URL, EU region.
+pub const EU_EVENTS_BASE_URL: &str = "https://events.eu.pagerduty.com/v2";
+/// OAuth token endpoint (both regions; the region goes in the scope).
+pub const OAUTH_TOKEN_URL: &str = "https://identity.pagerduty.com/oauth/token";
+/// The REST `Accept` header that selects API version 2.
+pub const ACCEPT_V2: &str = "application/vnd.pagerduty+json;version=2";
+
+/// The PagerDuty service region of the account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// United States (the default).
+    #[default]
+    Us,
+    /// European Union.
+    Eu,
+}
+
+impl Region {
+    /// `us` or `eu`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Eu => "eu",
+        }
+    }
+    /// The default REST base URL.
+    pub fn api_base_url(self) -> &'static str {
+        match self {
+            Region::Us => US_API_BASE_URL,
+            Region::Eu => EU_API_BASE_URL,
+        }
+    }
+    /// The default Events API v2 base URL (ends in `/v2`).
+    pub fn events_base_url(self) -> &'static str {
+        match self {
+            Region::Us => US_EVENTS_BASE_URL,
+            Region::Eu => EU_EVENTS_BASE_URL,
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Region {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "us" => Ok(Region::Us),
+            "eu" => Ok(Region::Eu),
+            other => Err(format!(
+                "unknown PagerDuty region `{other}` (expected us or eu)"
+            )),
+        }
+    }
+}
+
+/// Bounds on retrying a call; see the [module docs](self) for the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts, including the first (1 = never retry).
+    pub max_attempts: u32,
+    /// First backoff step; also the jitter added to a 429 wait.
+    pub base_delay: Duration,
+    /// Cap on any single wait, including the `ratelimit-reset` wait of a 429.
+    pub max_delay: Duration,
+    /// No retry wait may end later than this after the first attempt.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 3 attempts, 200 ms base, 10 s cap, 20 s deadline.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        let half = exp / 2;
+        half + jitter(exp - half)
+    }
+
+    fn rate_limit_wait(&self, reset: Option<Duration>, attempt: u32) -> Duration {
+        match reset {
+            Some(r) => (r.min(self.max_delay) + jitter(self.base_delay)).min(self.max_delay),
+            None => self.backoff(attempt),
+        }
+    }
+}
+
+fn jitter(max: Duration) -> Duration {
+    let ms = max.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::rng().random_range(0..=ms))
+}
+
+/// Sees every HTTP attempt the client makes (for metrics).
+pub trait CallObserver: Send + Sync + 'static {
+    /// Called once per attempt, after the response body was read or the attempt failed.
+    fn on_call(&self, record: &CallRecord);
+}
+
+/// One HTTP attempt, as reported to a [`CallObserver`]. Holds no secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// `GET`, `POST`.
+    pub method: &'static str,
+    /// The path template, e.g. `/services/{id}` (never the real ids or query).
+    pub endpoint: &'static str,
+    /// HTTP status; `None` for a transport error or timeout.
+    pub status: Option<u16>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Time from send to the end of the body.
+    pub elapsed: Duration,
+}
+
+/// Builds a [`Client`]; see [`Client::builder`].
+#[must_use]
+pub struct ClientBuilder {
+    credentials: Credentials,
+    region: Region,
+    api_base_url: Option<String>,
+    events_base_url: Option<String>,
+    oauth_token_url: Option<String>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+    rate_limit_per_minute: Option<u32>,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("credentials", &self.credentials)
+            .field("region", &self.region)
+            .field("api_base_url", &self.api_base_url)
+            .field("events_base_url", &self.events_base_url)
+            .field("oauth_token_url", &self.oauth_token_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The account's region; picks the default REST and Events hosts.
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = region;
+        self
+    }
+    /// REST base URL, e.g. a simulator at `http://127.0.0.1:PORT`.
+    pub fn api_base_url(mut self, url: impl AsRef<str>) -> Self {
+        self.api_base_url = Some(url.as_ref().to_string());
+        self
+    }
+    /// Events API base URL, including `/v2` (e.g. `http://127.0.0.1:PORT/v2`).
+    pub fn events_base_url(mut self, url: impl AsRef<str>) -> Self {
+        self.events_base_url = Some(url.as_ref().to_string());
+        self
+    }
+    /// Full URL of the OAuth token endpoint.
+    pub fn oauth_token_url(mut self, url: impl AsRef<str>) -> Self {
+        self.oauth_token_url = Some(url.as_ref().to_string());
+        self
+    }
+    /// TCP/TLS connect timeout (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+    /// Timeout of one attempt, body included (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+    /// Retry bounds (default [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    /// Client-side token bucket: at most `n` REST/Events requests per minute,
+    /// with bursts of up to `n/60` (at least 1). Callers over the rate wait
+    /// instead of earning a 429. `None` (the default) turns it off.
+    pub fn rate_limit_per_minute(mut self, n: Option<u32>) -> Self {
+        self.rate_limit_per_minute = n;
+        self
+    }
+    /// Observer told about every HTTP attempt.
+    pub fn observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Validates the settings and builds the client.
+    ///
+    /// Fails with [`Error::Config`] naming the bad setting: a base URL that
+    /// is not an absolute http(s) URL, an empty credential, a zero timeout or
+    /// rate, or `max_attempts == 0`.
+    pub fn build(self) -> Result<Client> {
+        let api_base = parse_base(
+            "api_base_url",
+            self.api_base_url
+                .as_deref()
+                .unwrap_or(self.region.api_base_url()),
+        )?;
+        let events_base = parse_base(
+            "events_base_url",
+            self.events_base_url
+                .as_deref()
+                .unwrap_or(self.region.events_base_url()),
+        )?;
+        let token_url = parse_url(
+            "oauth_token_url",
+            self.oauth_token_url.as_deref().unwrap_or(OAUTH_TOKEN_URL),
+        )?;
+        validate_credentials(&self.credentials)?;
+        if self.connect_timeout.is_zero() {
+            return Err(config("connect_timeout", "must be greater than zero"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(config("request_timeout", "must be greater than zero"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(config("retry_policy.max_attempts", "must be at least 1"));
+        }
+        let limiter = match self.rate_limit_per_minute {
+            None => None,
+            Some(n) => {
+                let per_minute = NonZeroU32::new(n)
+                    .ok_or_else(|| config("rate_limit_per_minute", "must be at least 1"))?;
+                let burst = NonZeroU32::new((n / 60).max(1)).unwrap_or(NonZeroU32::MIN);
+                Some(RateLimiter::direct(
+                    Quota::per_minute(per_minute).allow_burst(burst),
+                ))
+            }
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .user_agent(concat!("dutycard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| config("http_client", &e.to_string()))?;
+        let inner = Arc::new(Inner {
+            auth: Auth::new(self.credentials, self.region, token_url),
+            http,
+            region: self.region,
+            api_base,
+            events_base,
+            request_timeout: self.request_timeout,
+            retry: self.retry,
+            limiter,
+            observer: self.observer,
+        });
+        Ok(Client {
+            events: EventsClient::new(inner.clone()),
+            inner,
+        })
+    }
+}
+
+fn config(field: &str, message: &str) -> Error {
+    Error::Config {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn parse_url(field: &str, s: &str) -> Result<Url> {
+    let url = Url::parse(s.trim()).map_err(|e| config(field, &format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() || url.host().is_none() {
+        return Err(config(field, "must be an absolute http:// or https:// URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(config(field, "must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+fn parse_base(field: &str, s: &str) -> Result<Url> {
+    let mut url = parse_url(field, s)?;
+    // Normalise: no trailing slash, so path segments append cleanly.
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&path);
+    Ok(url)
+}
+
+fn validate_credentials(c: &Credentials) -> Result<()> {
+    use secrecy::ExposeSecret;
+    match c {
+        Credentials::ApiToken(t) => {
+            if t.expose_secret().trim().is_empty() {
+                return Err(config("api_token", "is empty"));
+            }
+        }
+        Credentials::OAuth(o) => {
+            if o.client_id.trim().is_empty() {
+                return Err(config("oauth.client_id", "is empty"));
+            }
+            if o.client_secret.expose_secret().trim().is_empty() {
+                return Err(config("oauth.client_secret", "is empty"));
+            }
+            let sub = o.subdomain.trim();
+            if sub.is_empty()
+                || !sub
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(config(
+                    "oauth.subdomain",
+                    "must be the account subdomain (letters, digits, `-`), e.g. `acme` for acme.pagerduty.com",
+                ));
+            }
+            if let Some(bad) = o
+                .scopes
+                .iter()
+                .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                return Err(config(
+                    "oauth.scopes",
+                    &format!("scope `{bad}` is empty or contains whitespace"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The PagerDuty client: cheap to clone (one `Arc`), safe to share.
+///
+/// REST calls are methods on the client (see the `api` modules); the Events
+/// API is [`Client::events`].
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+    events: EventsClient,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("region", &self.inner.region)
+            .field("api_base_url", &self.inner.api_base.as_str())
+            .field("events_base_url", &self.inner.events_base.as_str())
+            .field("oauth", &self.inner.auth.is_oauth())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts a builder with the given credentials (US region, default hosts).
+    pub fn builder(credentials: Credentials) -> ClientBuilder {
+        ClientBuilder {
+            credentials,
+            region: Region::Us,
+            api_base_url: None,
+            events_base_url: None,
+            oauth_token_url: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            rate_limit_per_minute: None,
+            observer: None,
+        }
+    }
+
+    /// The Events API v2 client sharing this client's HTTP pool and policy.
+    pub fn events(&self) -> &EventsClient {
+        &self.events
+    }
+
+    /// The configured region.
+    pub fn region(&self) -> Region {
+        self.inner.region
+    }
+
+    /// The REST base URL in use.
+    pub fn api_base_url(&self) -> &str {
+        self.inner.api_base.as_str()
+    }
+
+    /// The Events API base URL in use.
+    pub fn events_base_url(&self) -> &str {
+        self.inner.events_base.as_str()
+    }
+
+    /// Credential health for readiness probes, without secrets.
+    ///
+    /// With OAuth this obtains a token if none is cached (so it checks the
+    /// token endpoint); with an API token it reports whether the last REST
+    /// answer was a 401.
+    pub async fn token_health(&self) -> TokenHealth {
+        self.inner.auth.health(&self.inner.http).await
+    }
+}
+
+/// Which host a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Host {
+    /// REST API, with auth and the v2 `Accept` header.
+    Api,
+    /// Events API, no auth header (the routing key is in the body).
+    Events,
+}
+
+/// One logical call (possibly several attempts).
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    pub host: Host,
+    pub endpoint: &'static str,
+    pub segments: &'a [&'a str],
+    pub query: &'a [(String, String)],
+    pub body: Option<Vec<u8>>,
+    pub idempotent: bool,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) auth: Auth,
+    region: Region,
+    api_base: Url,
+    events_base: Url,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+    limiter: Option<DefaultDirectRateLimiter>,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+enum Next {
+    Done(Bytes),
+    Retry(Duration, Error),
+    RenewAuth(Option<u64>),
+    Fail(Error),
+}
+
+impl Inner {
+    fn url(&self, host: Host, segments: &[&str]) -> Url {
+        let mut url = match host {
+            Host::Api => self.api_base.clone(),
+            Host::Events => self.events_base.clone(),
+        };
+        if let Ok(mut p) = url.path_segments_mut() {
+            p.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// Runs a call under the retry policy and returns the 2xx body.
+    pub(crate) async fn execute(&self, call: Call<'_>) -> Result<Bytes> {
+        let url = self.url(call.host, call.segments);
+        let method_str = method_str(&call.method);
+        let started = Instant::now();
+        let policy = self.retry;
+        let mut attempt: u32 = 0;
+        let mut renewed = false;
+        loop {
+            attempt += 1;
+            if let Some(l) = &self.limiter {
+                l.until_ready().await;
+            }
+            let mut auth_generation = None;
+            let mut rb = self.http.request(call.method.clone(), url.clone());
+            match call.host {
+                Host::Api => {
+                    match self.auth.value(&self.http).await {
+                        Ok(v) => {
+                            auth_generation = v.generation;
+                            rb = rb.header(AUTHORIZATION, v.header);
+                        }
+                        Err(Error::OAuth(OAuthError::Unreachable(msg)))
+                            if call.idempotent
+                                && attempt - u32::from(renewed) < policy.max_attempts
+                                && self.fits(started, policy.backoff(attempt)) =>
+                        {
+                            let wait = policy.backoff(attempt);
+                            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %msg, "OAuth token endpoint unreachable; retrying");
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    rb = rb
+                        .header(ACCEPT, HeaderValue::from_static(ACCEPT_V2))
+                        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                Host::Events => {
+                    rb = rb
+                        .header(ACCEPT, HeaderValue::from_static("application/json"))
+                        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+            }
+            if !call.query.is_empty() {
+                rb = rb.query(call.query);
+            }
+            if let Some(body) = &call.body {
+                rb = rb.body(body.clone());
+            }
+            let left = policy.deadline.saturating_sub(started.elapsed());
+            rb = rb.timeout(self.request_timeout.min(left.max(Duration::from_millis(1))));
+
+            let span = tracing::debug_span!(
+                "pagerduty.request",
+                method = method_str,
+                endpoint = call.endpoint,
+                attempt,
+                status = tracing::field::Empty,
+                elapsed_ms = tracing::field::Empty,
+            );
+            let t0 = Instant::now();
+            let outcome = async {
+                let resp = rb.send().await?;
+                let status = resp.status().as_u16();
+                let reset = resp
+                    .headers()
+                    .get("ratelimit-reset")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
+                let bytes = resp.bytes().await?;
+                Ok::<_, reqwest::Error>((status, reset, bytes.to_vec()))
+            }
+            .instrument(span.clone())
+            .await;
+            let elapsed = t0.elapsed();
+            let status = outcome.as_ref().ok().map(|(s, _, _)| *s);
+            if let Some(s) = status {
+                span.record("status", s);
+            }
+            span.record("elapsed_ms", elapsed.as_millis() as u64);
+            if let Some(o) = &self.observer {
+                o.on_call(&CallRecord {
+                    method: method_str,
+                    endpoint: call.endpoint,
+                    status,
+                    attempt,
+                    elapsed,
+                });
+            }
+
+            let next = match outcome {
+                Ok((status, _, bytes)) if (200..300).contains(&status) => {
+                    if call.host == Host::Api {
+                        self.auth.on_authorized();
+                    }
+                    Next::Done(bytes)
+                }
+                Ok((401, _, bytes)) if call.host == Host::Api => {
+                    if self.auth.is_oauth() && !renewed {
+                        Next::RenewAuth(auth_generation)
+                    } else {
+                        self.auth.on_unauthorized(None).await;
+                        Next::Fail(Error::from_status(401, &bytes, None))
+                    }
+                }
+                Ok((429, reset, bytes)) => Next::Retry(
+                    policy.rate_limit_wait(reset, attempt),
+                    Error::from_status(429, &bytes, reset),
+                ),
+                Ok((status, _, bytes)) => {
+                    if call.host == Host::Api {
+                        self.auth.on_authorized();
+                    }
+                    let err = Error::from_status(status, &bytes, None);
+                    if (status >= 500 || status == 408) && call.idempotent {
+                        Next::Retry(policy.backoff(attempt), err)
+                    } else {
+                        Next::Fail(err)
+                    }
+                }
+                Err(e) => {
+                    let err = Error::from_reqwest(e);
+                    if call.idempotent {
+                        Next::Retry(policy.backoff(attempt), err)
+                    } else {
+                        Next::Fail(err)
+                    }
+                }
+            };
+            match next {
+                Next::Done(b) => return Ok(b),
+                Next::Fail(e) => return Err(e),
+                Next::RenewAuth(generation) => {
+                    tracing::debug!(
+                        endpoint = call.endpoint,
+                        "401 with an OAuth token; renewing once"
+                    );
+                    renewed = true;
+                    self.auth.on_unauthorized(generation).await;
+                }
+                Next::Retry(wait, err) => {
+                    // The one renewal retry after a 401 does not count as an attempt.
+                    let counted = attempt - u32::from(renewed);
+                    if counted >= policy.max_attempts || !self.fits(started, wait) {
+                        return Err(err);
+                    }
+                    tracing::debug!(
+                        endpoint = call.endpoint,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %err,
+                        "retrying PagerDuty call"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    fn fits(&self, started: Instant, wait: Duration) -> bool {
+        started.elapsed() + wait < self.retry.deadline
+    }
+}
+
+fn method_str(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
