@@ -1,0 +1,342 @@
+//! A generic request batcher (the "data loader" pattern).
+//!
+//! Callers ask for one key each; keys that arrive within `window` of the first
+//! one (or until `max_size` distinct keys are waiting) are handed to ONE loader
+//! call, whose per-key results are sent back through oneshot channels.
+//!
+//! * Two batch loads start at least `min_interval` apart: under a stream of
+//!   cold keys the window stretches, so a busy section costs a bounded number
+//!   of calls per second; an idle section waits only `window`.
+//! * A key that several callers want is loaded once (they share the result).
+//! * A key the loader does not answer gets the `missing` result (for example
+//!   "no incidents" or "not found"): no caller ever waits for an answer that
+//!   will not come.
+//! * The flush runs in a spawned task, so a caller that gives up (its HTTP
+//!   client went away) does not cancel the batch for the others.
+//! * Every wait is bounded by `timeout`.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::SectionError;
+use crate::stats::Counters;
+
+/// Per-key results of one batch load.
+pub(crate) type BatchResults<K, V> = HashMap<K, Result<V, SectionError>>;
+
+/// Loads many keys at once. An `Err` fails every key of the batch.
+pub(crate) type BatchLoadFn<K, V> = Arc<
+    dyn Fn(Vec<K>) -> BoxFuture<'static, Result<BatchResults<K, V>, SectionError>> + Send + Sync,
+>;
+
+/// The answer for a key the loader did not mention.
+pub(crate) type MissingFn<K, V> = Arc<dyn Fn(&K) -> Result<V, SectionError> + Send + Sync>;
+
+/// Timing and size settings of a [`Batcher`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub window: Duration,
+    pub max_size: usize,
+    pub min_interval: Duration,
+    pub timeout: Duration,
+}
+
+type Waiters<V> = Vec<oneshot::Sender<Result<V, SectionError>>>;
+
+struct State<K, V> {
+    order: Vec<K>,
+    waiters: HashMap<K, Waiters<V>>,
+    generation: u64,
+    last_flush: Option<Instant>,
+}
+
+struct Inner<K, V> {
+    settings: BatchSettings,
+    load: BatchLoadFn<K, V>,
+    missing: MissingFn<K, V>,
+    counters: Arc<Counters>,
+    state: Mutex<State<K, V>>,
+}
+
+/// Merges concurrent single-key requests into batch loads.
+pub(crate) struct Batcher<K, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Clone for Batcher<K, V> {
+    fn clone(&self) -> Self {
+        Batcher {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Batch<K, V> {
+    keys: Vec<K>,
+    waiters: HashMap<K, Waiters<V>>,
+}
+
+impl<K, V> Batcher<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + 'static,
+{
+    /// A batcher calling `load` with at most `settings.max_size` distinct keys.
+    pub(crate) fn new(
+        settings: BatchSettings,
+        counters: Arc<Counters>,
+        load: BatchLoadFn<K, V>,
+        missing: MissingFn<K, V>,
+    ) -> Self {
+        Batcher {
+            inner: Arc::new(Inner {
+                settings: BatchSettings {
+                    max_size: settings.max_size.max(1),
+                    ..settings
+                },
+                load,
+                missing,
+                counters,
+                state: Mutex::new(State {
+                    order: Vec::new(),
+                    waiters: HashMap::new(),
+                    generation: 0,
+                    last_flush: None,
+                }),
+            }),
+        }
+    }
+
+    /// Loads one key as part of the next batch.
+    pub(crate) async fn load(&self, key: K) -> Result<V, SectionError> {
+        let (tx, rx) = oneshot::channel();
+        let mut flush_now = None;
+        let mut schedule = None;
+        {
+            let mut state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+            let is_new_key = !state.waiters.contains_key(&key);
+            if is_new_key {
+                state.order.push(key.clone());
+            }
+            state.waiters.entry(key).or_default().push(tx);
+            if state.order.len() >= self.inner.settings.max_size {
+                flush_now = Some(take_batch(&mut state));
+            } else if is_new_key && state.order.len() == 1 {
+                // First key of a new batch: it decides when the batch flushes.
+                let now = Instant::now();
+                let mut deadline = now + self.inner.settings.window;
+                if let Some(last) = state.last_flush {
+                    deadline = deadline.max(last + self.inner.settings.min_interval);
+                }
+                schedule = Some((state.generation, deadline));
+            }
+        }
+        if let Some(batch) = flush_now {
+            tokio::spawn(Arc::clone(&self.inner).run(batch));
+        }
+        if let Some((generation, deadline)) = schedule {
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(deadline).await;
+                let batch = {
+                    let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if state.generation != generation || state.order.is_empty() {
+                        // Already flushed because it reached `max_size`.
+                        return;
+                    }
+                    take_batch(&mut state)
+                };
+                inner.run(batch).await;
+            });
+        }
+        match tokio::time::timeout(self.inner.settings.timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SectionError::unavailable(
+                "the batch load ended without an answer",
+            )),
+            Err(_) => Err(SectionError::timeout(format!(
+                "no answer from PagerDuty within {} s",
+                self.inner.settings.timeout.as_secs_f64()
+            ))),
+        }
+    }
+}
+
+fn take_batch<K, V>(state: &mut State<K, V>) -> Batch<K, V> {
+    state.generation += 1;
+    state.last_flush = Some(Instant::now());
+    Batch {
+        keys: std::mem::take(&mut state.order),
+        waiters: std::mem::take(&mut state.waiters),
+    }
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + 'static,
+{
+    async fn run(self: Arc<Self>, batch: Batch<K, V>) {
+        Counters::bump(&self.counters.batched_calls);
+        Counters::add(&self.counters.batched_keys, batch.keys.len() as u64);
+        let Batch { keys, mut waiters } = batch;
+        let outcome = (self.load)(keys.clone()).await;
+        match outcome {
+            Ok(mut results) => {
+                for key in keys {
+                    let result = results.remove(&key).unwrap_or_else(|| (self.missing)(&key));
+                    for tx in waiters.remove(&key).unwrap_or_default() {
+                        let _ = tx.send(result.clone());
+                    }
+                }
+            }
+            Err(error) => {
+                for (_, senders) in waiters.drain() {
+                    for tx in senders {
+                        let _ = tx.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn settings(window_ms: u64, max_size: usize) -> BatchSettings {
+        BatchSettings {
+            window: Duration::from_millis(window_ms),
+            max_size,
+            min_interval: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A loader that doubles known keys, omits key 0 and records batch sizes.
+    fn doubling(calls: Arc<Mutex<Vec<usize>>>) -> BatchLoadFn<u32, u32> {
+        Arc::new(move |keys: Vec<u32>| {
+            calls.lock().unwrap().push(keys.len());
+            Box::pin(async move {
+                Ok(keys
+                    .into_iter()
+                    .filter(|k| *k != 0)
+                    .map(|k| (k, Ok(k * 2)))
+                    .collect())
+            })
+        })
+    }
+
+    fn not_found() -> MissingFn<u32, u32> {
+        Arc::new(|k: &u32| Err(SectionError::not_found(format!("key {k}"))))
+    }
+
+    #[tokio::test]
+    async fn concurrent_keys_share_one_load_and_missing_keys_get_an_answer() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let batcher = Batcher::new(
+            settings(50, 100),
+            Arc::default(),
+            doubling(calls.clone()),
+            not_found(),
+        );
+        let results =
+            futures::future::join_all((0..20u32).chain(1..5).map(|k| batcher.load(k))).await;
+        assert_eq!(
+            *calls.lock().unwrap(),
+            vec![20],
+            "one load of 20 distinct keys"
+        );
+        assert!(
+            results[0].is_err(),
+            "key 0 is answered with the missing result"
+        );
+        assert_eq!(results[7], Ok(14));
+        assert_eq!(results[21], Ok(4), "a duplicate key shares the result");
+    }
+
+    #[tokio::test]
+    async fn max_size_splits_batches() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let batcher = Batcher::new(
+            settings(50, 10),
+            Arc::default(),
+            doubling(calls.clone()),
+            not_found(),
+        );
+        let results = futures::future::join_all((1..=25u32).map(|k| batcher.load(k))).await;
+        assert!(results.iter().all(Result::is_ok));
+        let mut sizes = calls.lock().unwrap().clone();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![5, 10, 10]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_fails_every_waiter() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let load: BatchLoadFn<u32, u32> = Arc::new(move |_keys| {
+            c.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(SectionError::unavailable("boom")) })
+        });
+        let batcher = Batcher::new(settings(20, 100), Arc::default(), load, not_found());
+        let results = futures::future::join_all((1..=3u32).map(|k| batcher.load(k))).await;
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().unwrap_err().message == "boom")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hanging_load_times_out() {
+        let load: BatchLoadFn<u32, u32> = Arc::new(|_keys| Box::pin(futures::future::pending()));
+        let batcher = Batcher::new(
+            BatchSettings {
+                timeout: Duration::from_millis(50),
+                ..settings(1, 10)
+            },
+            Arc::default(),
+            load,
+            not_found(),
+        );
+        let error = batcher.load(1).await.unwrap_err();
+        assert_eq!(error.kind, crate::error::SectionErrorKind::Timeout);
+    }
+
+    #[tokio::test]
+    async fn min_interval_merges_a_stream_of_keys() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let batcher = Batcher::new(
+            BatchSettings {
+                min_interval: Duration::from_millis(300),
+                ..settings(1, 100)
+            },
+            Arc::default(),
+            doubling(calls.clone()),
+            not_found(),
+        );
+        assert_eq!(batcher.load(1).await, Ok(2));
+        // The next keys arrive right after a flush: they wait for the interval
+        // and meet in one batch.
+        let results = futures::future::join_all((2..=6u32).map(|k| {
+            let b = batcher.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(u64::from(k) * 10)).await;
+                b.load(k).await
+            }
+        }))
+        .await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(*calls.lock().unwrap(), vec![1, 5]);
+    }
+}

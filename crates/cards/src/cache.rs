@@ -1,0 +1,454 @@
+//! One section cache: freshness TTL, stale-while-revalidate, stale-if-error,
+//! coalescing, and a hard age limit.
+//!
+//! Each value is stored with the instant it was fetched. moka's own expiry is
+//! the *hard* limit (`max_stale`, counted from the fetch, via [`moka::Expiry`]),
+//! so nothing older is ever served and memory stays bounded by `max_entries`.
+//! Freshness (the section TTL) is checked here on every read:
+//!
+//! * fresh → returned (a hit);
+//! * expired but within the hard limit → returned at once with `stale: true`,
+//!   and ONE background refresh per key is started (a per-entry flag); the
+//!   refresh goes through the section's background loader, i.e. its batcher,
+//!   so refreshes of many keys merge. If it fails, the old value stays and is
+//!   served with `stale: true` and the error (stale-if-error); the next retry
+//!   waits for the error's backoff so a failing upstream is not hammered;
+//! * absent → loaded through moka's entry API: concurrent misses of one key
+//!   run one load (coalescing); errors are returned to every waiter and are
+//!   not cached.
+//!
+//! A refresh only replaces the exact entry it started from (`and_compute_with`),
+//! so it never resurrects an entry that was invalidated meanwhile.
+
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use moka::Expiry;
+use moka::ops::compute::Op;
+
+use crate::error::{SectionError, SectionErrorKind};
+use crate::stats::Counters;
+
+/// Loads one key (through a batcher or directly).
+pub(crate) type LoadFn<K, V> =
+    Arc<dyn Fn(K) -> BoxFuture<'static, Result<V, SectionError>> + Send + Sync>;
+
+/// Freshness and hard limit of a value, decided when it is stored.
+pub(crate) type LifetimesFn<V> = Arc<dyn Fn(&V) -> (Duration, Duration) + Send + Sync>;
+
+/// A cached value with its age and its last refresh error.
+pub(crate) struct Stored<V> {
+    value: V,
+    fetched_at: DateTime<Utc>,
+    fetched: Instant,
+    ttl: Duration,
+    hard_limit: Duration,
+    error: Option<SectionError>,
+    error_at: Option<Instant>,
+    refreshing: AtomicBool,
+}
+
+/// What a lookup returns.
+#[derive(Debug, Clone)]
+pub(crate) struct Lookup<V> {
+    pub value: V,
+    pub fetched_at: DateTime<Utc>,
+    pub stale: bool,
+    pub error: Option<SectionError>,
+    /// Time until the value is due for refresh (zero when stale).
+    pub max_age: Duration,
+}
+
+struct HardExpiry;
+
+impl<K, V> Expiry<K, Arc<Stored<V>>> for HardExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &K,
+        value: &Arc<Stored<V>>,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(remaining(value, created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &K,
+        value: &Arc<Stored<V>>,
+        updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(remaining(value, updated_at))
+    }
+}
+
+fn remaining<V>(value: &Stored<V>, now: Instant) -> Duration {
+    value
+        .hard_limit
+        .saturating_sub(now.saturating_duration_since(value.fetched))
+}
+
+/// The storage half of a section cache; cloning shares it. Loaders that
+/// receive more than they were asked for (a services page) use it to warm the
+/// cache for the other keys.
+pub(crate) struct Store<K, V> {
+    cache: moka::future::Cache<K, Arc<Stored<V>>>,
+    lifetimes: LifetimesFn<V>,
+}
+
+impl<K, V> Clone for Store<K, V> {
+    fn clone(&self) -> Self {
+        Store {
+            cache: self.cache.clone(),
+            lifetimes: Arc::clone(&self.lifetimes),
+        }
+    }
+}
+
+impl<K, V> Store<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A store of at most `max_entries` values.
+    pub(crate) fn new(max_entries: u64, lifetimes: LifetimesFn<V>) -> Self {
+        Store {
+            cache: moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(HardExpiry)
+                .build(),
+            lifetimes,
+        }
+    }
+
+    /// A store whose values are fresh for `ttl` and served stale until `hard_limit`.
+    pub(crate) fn with_ttl(max_entries: u64, ttl: Duration, hard_limit: Duration) -> Self {
+        Self::new(max_entries, Arc::new(move |_| (ttl, hard_limit)))
+    }
+
+    fn stored(&self, value: V) -> Arc<Stored<V>> {
+        let (ttl, hard_limit) = (self.lifetimes)(&value);
+        Arc::new(Stored {
+            value,
+            fetched_at: Utc::now(),
+            fetched: Instant::now(),
+            ttl,
+            hard_limit: hard_limit.max(ttl),
+            error: None,
+            error_at: None,
+            refreshing: AtomicBool::new(false),
+        })
+    }
+
+    /// Stores a freshly fetched value (used to warm the cache from list pages).
+    pub(crate) async fn insert_fresh(&self, key: K, value: V) {
+        let stored = self.stored(value);
+        self.cache.insert(key, stored).await;
+    }
+}
+
+/// A cache of one section, with its loaders and counters.
+pub(crate) struct SectionCache<K, V> {
+    store: Store<K, V>,
+    load: LoadFn<K, V>,
+    refresh: LoadFn<K, V>,
+    counters: Arc<Counters>,
+}
+
+impl<K, V> SectionCache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// `load` serves misses (short batch window), `refresh` serves background refreshes.
+    pub(crate) fn new(
+        store: Store<K, V>,
+        load: LoadFn<K, V>,
+        refresh: LoadFn<K, V>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        SectionCache {
+            store,
+            load,
+            refresh,
+            counters,
+        }
+    }
+
+    /// The counters of this cache.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The value for `key`: fresh, stale (refreshing in the background) or loaded now.
+    pub(crate) async fn get(&self, key: &K) -> Result<Lookup<V>, SectionError> {
+        if let Some(stored) = self.store.cache.get(key).await {
+            let age = stored.fetched.elapsed();
+            if age < stored.ttl {
+                Counters::bump(&self.counters.hits);
+                return Ok(lookup(&stored, false));
+            }
+            if age < stored.hard_limit {
+                Counters::bump(&self.counters.stale_served);
+                self.maybe_refresh(key, &stored);
+                return Ok(lookup(&stored, true));
+            }
+            // Past the hard limit but not yet evicted by moka: drop it.
+            self.store.cache.invalidate(key).await;
+        }
+        let ran = Arc::new(AtomicBool::new(false));
+        let init = {
+            let ran = Arc::clone(&ran);
+            let load = Arc::clone(&self.load);
+            let store = self.store.clone();
+            let key = key.clone();
+            async move {
+                ran.store(true, Ordering::Relaxed);
+                load(key).await.map(|value| store.stored(value))
+            }
+        };
+        let result = self
+            .store
+            .cache
+            .entry_by_ref(key)
+            .or_try_insert_with(init)
+            .await;
+        let ran = ran.load(Ordering::Relaxed);
+        Counters::bump(if ran {
+            &self.counters.misses
+        } else {
+            &self.counters.coalesced
+        });
+        match result {
+            Ok(entry) => {
+                let stored = entry.into_value();
+                let stale = stored.fetched.elapsed() >= stored.ttl;
+                Ok(lookup(&stored, stale))
+            }
+            Err(error) => {
+                if ran {
+                    Counters::bump(&self.counters.errors);
+                }
+                Err(SectionError::clone(&error))
+            }
+        }
+    }
+
+    /// Drops the cached value of `key`.
+    pub(crate) async fn invalidate(&self, key: &K) {
+        self.store.cache.invalidate(key).await;
+    }
+
+    fn maybe_refresh(&self, key: &K, stored: &Arc<Stored<V>>) {
+        if let (Some(error), Some(at)) = (&stored.error, stored.error_at)
+            && at.elapsed() < retry_backoff(error, stored.ttl)
+        {
+            return;
+        }
+        if stored
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        Counters::bump(&self.counters.refreshes);
+        let refresh = Arc::clone(&self.refresh);
+        let store = self.store.clone();
+        let counters = Arc::clone(&self.counters);
+        let origin = Arc::clone(stored);
+        let key = key.clone();
+        tokio::spawn(async move {
+            let replacement = match refresh(key.clone()).await {
+                Ok(value) => store.stored(value),
+                Err(error) => {
+                    Counters::bump(&counters.errors);
+                    tracing::debug!(error = %error, "background refresh failed; serving the stale value");
+                    Arc::new(Stored {
+                        value: origin.value.clone(),
+                        fetched_at: origin.fetched_at,
+                        fetched: origin.fetched,
+                        ttl: origin.ttl,
+                        hard_limit: origin.hard_limit,
+                        error: Some(error),
+                        error_at: Some(Instant::now()),
+                        refreshing: AtomicBool::new(false),
+                    })
+                }
+            };
+            store
+                .cache
+                .entry(key)
+                .and_compute_with(|current| {
+                    let op = match current {
+                        Some(entry) if Arc::ptr_eq(entry.value(), &origin) => Op::Put(replacement),
+                        // Invalidated or replaced meanwhile: keep what is there.
+                        _ => Op::Nop,
+                    };
+                    std::future::ready(op)
+                })
+                .await;
+        });
+    }
+}
+
+/// How long to wait after a failed refresh before trying again.
+fn retry_backoff(error: &SectionError, ttl: Duration) -> Duration {
+    match (error.kind, error.retry_after_secs) {
+        (SectionErrorKind::RateLimited, Some(secs)) => Duration::from_secs(secs),
+        _ => ttl.min(Duration::from_secs(10)),
+    }
+}
+
+fn lookup<V: Clone>(stored: &Stored<V>, stale: bool) -> Lookup<V> {
+    Lookup {
+        value: stored.value.clone(),
+        fetched_at: stored.fetched_at,
+        stale,
+        error: if stale { stored.error.clone() } else { None },
+        max_age: stored.ttl.saturating_sub(stored.fetched.elapsed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// A cache whose loader returns the call number, or fails while `fail` is set.
+    fn counting(ttl_ms: u64) -> (SectionCache<u32, u32>, Arc<AtomicU32>, Arc<AtomicBool>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let fail = Arc::new(AtomicBool::new(false));
+        let load: LoadFn<u32, u32> = {
+            let calls = calls.clone();
+            let fail = fail.clone();
+            Arc::new(move |_k| {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                let fail = fail.load(Ordering::SeqCst);
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if fail {
+                        Err(SectionError::unavailable("upstream down"))
+                    } else {
+                        Ok(n)
+                    }
+                })
+            })
+        };
+        let store = Store::with_ttl(100, Duration::from_millis(ttl_ms), Duration::from_secs(60));
+        let cache = SectionCache::new(store, load.clone(), load, Arc::default());
+        (cache, calls, fail)
+    }
+
+    async fn wait_for(calls: &AtomicU32, n: u32) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while calls.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("bounded wait");
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_coalesce() {
+        let (cache, calls, _) = counting(10_000);
+        let results = futures::future::join_all((0..50).map(|_| cache.get(&7))).await;
+        assert!(results.iter().all(|r| r.as_ref().unwrap().value == 1));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let stats = cache.counters().snapshot();
+        assert_eq!(stats.misses, 1);
+        assert_eq!(stats.coalesced, 49);
+        assert!(!cache.get(&7).await.unwrap().stale);
+        assert_eq!(cache.counters().snapshot().hits, 1);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let (cache, calls, fail) = counting(10_000);
+        fail.store(true, Ordering::SeqCst);
+        assert!(cache.get(&1).await.is_err());
+        fail.store(false, Ordering::SeqCst);
+        assert_eq!(cache.get(&1).await.unwrap().value, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn expired_values_are_served_stale_and_refreshed_once() {
+        let (cache, calls, _) = counting(50);
+        assert_eq!(cache.get(&1).await.unwrap().value, 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let stale = futures::future::join_all((0..20).map(|_| cache.get(&1))).await;
+        assert!(
+            stale
+                .iter()
+                .all(|r| { r.as_ref().map(|l| l.stale && l.value == 1).unwrap_or(false) })
+        );
+        wait_for(&calls, 2).await;
+        // The refreshed value replaces the stale one.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while cache.get(&1).await.unwrap().value != 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("refreshed value appears");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "exactly one refresh");
+    }
+
+    #[tokio::test]
+    async fn failed_refresh_keeps_serving_the_old_value_with_the_error() {
+        let (cache, calls, fail) = counting(50);
+        assert_eq!(cache.get(&1).await.unwrap().value, 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        fail.store(true, Ordering::SeqCst);
+        assert!(cache.get(&1).await.unwrap().stale);
+        wait_for(&calls, 2).await;
+        let lookup = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let lookup = cache.get(&1).await.unwrap();
+                if lookup.error.is_some() {
+                    return lookup;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the error is recorded");
+        assert!(lookup.stale);
+        assert_eq!(lookup.value, 1);
+        assert_eq!(lookup.error.unwrap().message, "upstream down");
+    }
+
+    #[tokio::test]
+    async fn invalidate_forces_a_reload() {
+        let (cache, calls, _) = counting(10_000);
+        cache.get(&1).await.unwrap();
+        cache.invalidate(&1).await;
+        assert_eq!(cache.get(&1).await.unwrap().value, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn values_past_the_hard_limit_are_reloaded() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let load: LoadFn<u32, u32> = {
+            let calls = calls.clone();
+            Arc::new(move |_k| {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                Box::pin(async move { Ok(n) })
+            })
+        };
+        let store = Store::with_ttl(10, Duration::from_millis(20), Duration::from_millis(40));
+        let cache = SectionCache::new(store, load.clone(), load, Arc::default());
+        cache.get(&1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let lookup = cache.get(&1).await.unwrap();
+        assert!(!lookup.stale, "a value past max_stale is never served");
+        assert_eq!(lookup.value, 2);
+    }
+}
