@@ -1,3 +1,220 @@
-//! A fake PagerDuty for tests, benchmarks and the demo.
+//! A faithful fake PagerDuty for tests, benchmarks and the demo.
 //!
-//! Work in progress: see issue 3.
+//! [`Sim::start`] serves, on a port of your choice, the parts of PagerDuty's
+//! REST API v2, Scoped OAuth (client credentials) and Events API v2 that
+//! dutycard uses, over a seeded, generated account ([`AccountView`]). It
+//! checks auth and scopes like PagerDuty, paginates like PagerDuty, answers
+//! with PagerDuty's error bodies, keeps incidents consistent with enqueued
+//! events, injects faults on demand ([`Faults`]) and counts requests
+//! ([`SimStats`]). It speaks only HTTP and depends on none of our crates, so
+//! it catches our client's mistakes.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = sim::Sim::start(sim::SimConfig::default()).await?;
+//! println!("PagerDuty at {}", sim.base_url());
+//! sim.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod account;
+pub mod cli;
+mod config;
+mod events;
+mod faults;
+mod http;
+mod oauth;
+mod render;
+mod rest;
+mod server;
+mod stats;
+
+use actix_web::{App, HttpServer, web};
+use chrono::{DateTime, Utc};
+
+pub use account::AccountView;
+pub use config::{
+    DEFAULT_API_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, SimOAuthClient,
+    SimToken,
+};
+pub use faults::{FaultSpec, Faults};
+pub use stats::{RouteStat, STATUS_NO_ANSWER, SimStats};
+
+use server::State;
+
+/// The simulator. See [`Sim::start`].
+pub struct Sim;
+
+impl Sim {
+    /// Generates the account and starts serving on `config.host:config.port`
+    /// (port 0 picks a free port) inside the caller's tokio runtime.
+    ///
+    /// Errors: the socket cannot be bound, or `config.faults` is invalid
+    /// (`InvalidInput`, naming the field).
+    pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+        config.faults.validate().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("faults: {e}"))
+        })?;
+        let listener = std::net::TcpListener::bind((config.host.as_str(), config.port))?;
+        let addr = listener.local_addr()?;
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if addr.is_ipv6() {
+            format!("[{}]", addr.ip())
+        } else {
+            addr.ip().to_string()
+        };
+        let base_url = format!("http://{host}:{}", addr.port());
+        let clock_base = config.now.unwrap_or_else(Utc::now);
+        let (seed, services) = (config.seed, config.services);
+        let account =
+            tokio::task::spawn_blocking(move || AccountView::generate(seed, services, clock_base))
+                .await
+                .map_err(std::io::Error::other)?;
+        let api_token = config
+            .api_tokens
+            .iter()
+            .find(|t| t.scopes.is_none())
+            .or(config.api_tokens.first())
+            .map_or_else(|| DEFAULT_API_TOKEN.to_owned(), |t| t.token.clone());
+        let oauth_client = config.oauth_clients.first().map_or_else(
+            || {
+                (
+                    DEFAULT_CLIENT_ID.to_owned(),
+                    DEFAULT_CLIENT_SECRET.to_owned(),
+                )
+            },
+            |c| (c.client_id.clone(), c.client_secret.clone()),
+        );
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let state = web::Data::new(State::new(
+            account,
+            config.faults,
+            config.seed,
+            config.api_tokens,
+            config.oauth_clients,
+            config.oauth_token_ttl_secs,
+            config.rate_limit_per_minute,
+            base_url.clone(),
+            clock_base,
+            shutdown_rx,
+        ));
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(1024 * 1024))
+                .default_service(web::to(server::dispatch))
+        })
+        .workers(config.workers.max(1))
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        let join = tokio::spawn(server);
+        tracing::info!(%base_url, services, seed, "PagerDuty simulator started");
+        Ok(SimHandle {
+            state,
+            handle,
+            join,
+            shutdown_tx,
+            base_url,
+            api_token,
+            oauth_client,
+        })
+    }
+}
+
+/// A running simulator: its URLs, credentials, counters and controls.
+pub struct SimHandle {
+    state: web::Data<State>,
+    handle: actix_web::dev::ServerHandle,
+    join: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    base_url: String,
+    api_token: String,
+    oauth_client: (String, String),
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// REST base, e.g. `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Events API base: `base_url() + "/v2"`.
+    pub fn events_base_url(&self) -> String {
+        format!("{}/v2", self.base_url)
+    }
+
+    /// OAuth token endpoint: `base_url() + "/oauth/token"`.
+    pub fn oauth_token_url(&self) -> String {
+        format!("{}/oauth/token", self.base_url)
+    }
+
+    /// A REST API token that works (with all scopes unless every configured
+    /// token is scoped).
+    pub fn api_token(&self) -> String {
+        self.api_token.clone()
+    }
+
+    /// `(client_id, client_secret)` of a working OAuth client.
+    pub fn oauth_client(&self) -> (String, String) {
+        self.oauth_client.clone()
+    }
+
+    /// The simulator's clock (the configured `now` advancing in real time).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.state.now()
+    }
+
+    /// A snapshot of the request counters.
+    pub fn stats(&self) -> SimStats {
+        self.state.stats.snapshot()
+    }
+
+    /// Zeroes the request counters.
+    pub fn reset_stats(&self) {
+        self.state.stats.reset();
+    }
+
+    /// Replaces the faults in force (counters like `fail_next` start over).
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.set_faults(faults);
+    }
+
+    /// The faults in force, with the counters left.
+    pub fn faults(&self) -> Faults {
+        self.state.get_faults()
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.state.set_faults(Faults::default());
+    }
+
+    /// A copy of the account as it is now (including incidents opened or
+    /// changed by events and change events received).
+    pub fn account(&self) -> AccountView {
+        self.state.read_account().clone()
+    }
+
+    /// Stops serving: held requests are released, connections closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        self.handle.stop(false).await;
+        let _ = self.join.await;
+    }
+}

@@ -1,0 +1,88 @@
+//! The `dutycard-sim` command line (also used by `dutycard sim`).
+
+use crate::{FaultSpec, Faults, Sim, SimConfig, SimToken};
+
+/// Flags of `dutycard-sim` / `dutycard sim`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// TCP port (0 = any free port).
+    #[arg(long, default_value_t = 7100)]
+    pub port: u16,
+    /// Host to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Seed of the generated account.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of services to generate.
+    #[arg(long, default_value_t = 50)]
+    pub services: usize,
+    /// Added latency on every response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Random extra latency (0..=N ms) on every response.
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// REST requests per minute per token (e.g. 960); off when absent.
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// The only accepted REST API token (all scopes); when absent any
+    /// non-empty token is accepted.
+    #[arg(long)]
+    pub api_token: Option<String>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+impl SimArgs {
+    /// The simulator configuration these flags describe.
+    pub fn to_config(&self) -> SimConfig {
+        SimConfig {
+            seed: self.seed,
+            services: self.services,
+            port: self.port,
+            host: self.host.clone(),
+            workers: self.workers,
+            api_tokens: self.api_token.iter().map(SimToken::full).collect(),
+            faults: Faults {
+                global: FaultSpec {
+                    latency_ms: self.latency_ms,
+                    jitter_ms: self.jitter_ms,
+                    ..FaultSpec::default()
+                },
+                per_route: Vec::new(),
+            },
+            rate_limit_per_minute: self.rate_limit,
+            ..SimConfig::default()
+        }
+    }
+}
+
+/// Starts the simulator, prints its URLs and credentials, and serves until Ctrl-C.
+pub async fn run(args: SimArgs) -> std::io::Result<()> {
+    let sim = Sim::start(args.to_config()).await?;
+    let base = sim.base_url();
+    let (client_id, client_secret) = sim.oauth_client();
+    let any = if args.api_token.is_none() {
+        " (any non-empty token works)"
+    } else {
+        ""
+    };
+    println!(
+        "dutycard-sim: fake PagerDuty with {} services (seed {})",
+        args.services, args.seed
+    );
+    println!("  REST API     {base}");
+    println!("  Events API   {}", sim.events_base_url());
+    println!(
+        "  OAuth token  {}  (client {client_id} / {client_secret})",
+        sim.oauth_token_url()
+    );
+    println!("  API token    {}{any}", sim.api_token());
+    println!("  Admin        {base}/__sim/stats  {base}/__sim/faults  {base}/__sim/account");
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(())
+}
