@@ -238,6 +238,11 @@ where
         }
     }
 
+    /// The cached value of `key` if there is one (no load, no refresh, no counters).
+    pub(crate) async fn peek(&self, key: &K) -> Option<V> {
+        self.store.cache.get(key).await.map(|s| s.value.clone())
+    }
+
     /// Drops the cached value of `key`.
     pub(crate) async fn invalidate(&self, key: &K) {
         self.store.cache.invalidate(key).await;

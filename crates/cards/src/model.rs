@@ -467,7 +467,9 @@ pub struct ResolvedKey {
 }
 
 /// The Events API v2 integration used to trigger incidents on a service.
-#[derive(Clone)]
+///
+/// `Debug` shows only a fingerprint of the routing key.
+#[derive(Debug, Clone)]
 pub struct RoutingKeyInfo {
     /// The service.
     pub service_id: String,
@@ -480,18 +482,5 @@ pub struct RoutingKeyInfo {
     /// True when it is the Backstage vendor (`PRO19CT`) integration.
     pub backstage_vendor: bool,
     /// The routing key. A secret: never log it.
-    pub routing_key: IntegrationKey,
-}
-
-impl fmt::Debug for RoutingKeyInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoutingKeyInfo")
-            .field("service_id", &self.service_id)
-            .field("integration_id", &self.integration_id)
-            .field("integration_name", &self.integration_name)
-            .field("vendor_id", &self.vendor_id)
-            .field("backstage_vendor", &self.backstage_vendor)
-            .field("routing_key", &self.routing_key)
-            .finish()
-    }
+    pub routing_key: pagerduty::RoutingKey,
 }

@@ -1,0 +1,1039 @@
+//! [`CardService`]: the caches, their loaders, and card assembly.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use pagerduty::{
+    ChangeEvent, Client, Incident, IncidentMetricsQuery, IncidentStatus, ListChangeEvents,
+    ListIncidents, ListOncalls, ListServices, Oncall, Page, Service, ServiceIncidentMetrics,
+    ServiceInclude, ServiceStandards,
+};
+
+use crate::batcher::{BatchLoadFn, BatchResults, BatchSettings, Batcher, MissingFn};
+use crate::cache::{LoadFn, Lookup, SectionCache, Store};
+use crate::config::CardsConfig;
+use crate::error::{CardError, SectionError, SectionErrorKind};
+use crate::model::{
+    Cached, CardOptions, ChangeEventsSection, EscalationPolicySection, IncidentsSection,
+    OncallSection, ResolvedKey, RoutingKeyInfo, Section, SectionResult, ServiceCard, ServiceRef,
+};
+use crate::sections;
+use crate::stats::{CardStats, Counters};
+
+/// Every service read asks for these, so one cached object serves the
+/// service, escalation policy and routing-key lookups.
+const SERVICE_INCLUDES: [ServiceInclude; 3] = [
+    ServiceInclude::EscalationPolicies,
+    ServiceInclude::Integrations,
+    ServiceInclude::Teams,
+];
+/// PagerDuty's largest page.
+const PAGE_LIMIT: u32 = 100;
+/// PagerDuty refuses `offset + limit > 10 000`.
+const MAX_OFFSET: u32 = 10_000 - PAGE_LIMIT;
+/// Pages of the account-wide change events list read per refresh (newest 300 events).
+const CHANGE_EVENT_PAGES: u32 = 3;
+/// Change events kept per service in the per-service fallback (the largest card limit).
+const SERVICE_CHANGE_EVENTS: u32 = crate::model::MAX_ITEM_LIMIT as u32;
+/// The Backstage vendor id; its integration is preferred for triggers.
+const BACKSTAGE_VENDOR: &str = "PRO19CT";
+/// Metrics cover the last 30 days.
+const METRICS_DAYS: i64 = 30;
+
+/// Metrics rows with the period they cover.
+#[derive(Debug, Clone)]
+struct MetricsValue {
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    rows: Vec<ServiceIncidentMetrics>,
+}
+
+/// Cache key of an integration key: `Debug` never prints the key.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct KeyId(String);
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyId(<redacted>)")
+    }
+}
+
+/// Serves service cards, and the raw PagerDuty objects behind them, from
+/// per-section caches fed by coalesced, batched PagerDuty calls.
+///
+/// Cheap to clone (an `Arc` inside); build one per PagerDuty account. Needs a
+/// tokio runtime (batch flushes and background refreshes are spawned tasks).
+#[derive(Clone)]
+pub struct CardService {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for CardService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CardService")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    client: Client,
+    config: CardsConfig,
+    services: SectionCache<String, Arc<Service>>,
+    oncalls: SectionCache<String, Arc<Vec<Oncall>>>,
+    incidents: SectionCache<String, Arc<Vec<Incident>>>,
+    account_change_events: SectionCache<(), Arc<Vec<ChangeEvent>>>,
+    service_change_events: SectionCache<String, Arc<Vec<ChangeEvent>>>,
+    standards: SectionCache<String, Arc<ServiceStandards>>,
+    metrics: SectionCache<String, Arc<MetricsValue>>,
+    keys: SectionCache<KeyId, Option<ResolvedKey>>,
+    /// Until when change events are read per service (the token lacks `change_events.read`).
+    change_events_fallback_until: Mutex<Option<Instant>>,
+    change_events_counters: Arc<Counters>,
+}
+
+/// Wraps a batch loader into the miss loader (short window) and the refresh
+/// loader (long window) of a section cache.
+fn batched<K, V>(
+    config: &CardsConfig,
+    counters: &Arc<Counters>,
+    store: Store<K, V>,
+    load: BatchLoadFn<K, V>,
+    missing: MissingFn<K, V>,
+) -> SectionCache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let settings = |window| BatchSettings {
+        window,
+        max_size: config.batch_max_size,
+        min_interval: config.min_batch_interval,
+        timeout: config.load_timeout,
+    };
+    let fg = Batcher::new(
+        settings(config.batch_window),
+        Arc::clone(counters),
+        Arc::clone(&load),
+        Arc::clone(&missing),
+    );
+    let bg = Batcher::new(
+        settings(config.refresh_batch_window),
+        Arc::clone(counters),
+        load,
+        missing,
+    );
+    SectionCache::new(store, via(fg), via(bg), Arc::clone(counters))
+}
+
+fn via<K, V>(batcher: Batcher<K, V>) -> LoadFn<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + 'static,
+{
+    Arc::new(move |key| {
+        let batcher = batcher.clone();
+        Box::pin(async move { batcher.load(key).await })
+    })
+}
+
+/// Reads every page of a list call (at most `max_pages`), counting each request.
+async fn all_pages<T, F, Fut>(
+    counters: &Counters,
+    max_pages: u32,
+    mut fetch: F,
+) -> Result<(Vec<T>, bool), pagerduty::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = pagerduty::Result<Page<T>>>,
+{
+    let mut items = Vec::new();
+    let mut offset = 0;
+    for _ in 0..max_pages {
+        Counters::bump(&counters.upstream_calls);
+        let page = fetch(offset).await?;
+        let next = page.next_offset();
+        items.extend(page.items);
+        match next {
+            Some(next) if next <= MAX_OFFSET => offset = next,
+            Some(_) => return Ok((items, true)),
+            None => return Ok((items, false)),
+        }
+    }
+    Ok((items, true))
+}
+
+/// Splits list results per key; keys without items get an empty list.
+fn group_by<T: Clone, F>(
+    keys: &[String],
+    items: Vec<T>,
+    owners_of: F,
+) -> BatchResults<String, Arc<Vec<T>>>
+where
+    F: Fn(&T) -> Vec<String>,
+{
+    let mut groups: HashMap<String, Vec<T>> =
+        keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+    for item in items {
+        for owner in owners_of(&item) {
+            if let Some(group) = groups.get_mut(&owner) {
+                group.push(item.clone());
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(k, v)| (k, Ok(Arc::new(v))))
+        .collect()
+}
+
+impl CardService {
+    /// Builds the caches and loaders. `client` should carry the account's
+    /// token bucket (`ClientBuilder::rate_limit_per_minute`): cards relies on
+    /// it to queue bursts instead of earning 429s.
+    pub fn new(client: Client, config: CardsConfig) -> CardService {
+        let hard = |ttl| config.hard_limit(ttl);
+        let service_ttl = config.service_ttl.min(config.escalation_policy_ttl);
+
+        // Services: batched single reads, or the paged list for many at once.
+        let service_counters = Arc::new(Counters::default());
+        let service_store = Store::with_ttl(config.max_entries, service_ttl, hard(service_ttl));
+        let services = {
+            let loader = ServiceLoader {
+                client: client.clone(),
+                store: service_store.clone(),
+                counters: Arc::clone(&service_counters),
+                threshold: config.service_list_threshold,
+                max_pages: config.service_list_max_pages,
+                singles_since_list: Arc::new(AtomicUsize::new(0)),
+            };
+            let load: BatchLoadFn<String, Arc<Service>> = Arc::new(move |keys| {
+                let loader = loader.clone();
+                Box::pin(async move { Ok(loader.load(keys).await) })
+            });
+            let missing: MissingFn<String, Arc<Service>> =
+                Arc::new(|id| Err(SectionError::not_found(format!("service {id} not found"))));
+            batched(&config, &service_counters, service_store, load, missing)
+        };
+
+        // On-calls: by escalation policy ids.
+        let oncall_counters = Arc::new(Counters::default());
+        let oncalls = {
+            let client = client.clone();
+            let counters = Arc::clone(&oncall_counters);
+            let load: BatchLoadFn<String, Arc<Vec<Oncall>>> = Arc::new(move |keys: Vec<String>| {
+                let client = client.clone();
+                let counters = Arc::clone(&counters);
+                Box::pin(async move {
+                    let (items, _) = all_pages(&counters, u32::MAX, |offset| {
+                        let q = ListOncalls {
+                            escalation_policy_ids: keys.clone(),
+                            include_users: true,
+                            earliest: true,
+                            time_zone: Some("UTC".into()),
+                            limit: Some(PAGE_LIMIT),
+                            offset: Some(offset),
+                            ..Default::default()
+                        };
+                        let client = client.clone();
+                        async move { client.list_oncalls(&q).await }
+                    })
+                    .await
+                    .map_err(SectionError::from)?;
+                    Ok(group_by(&keys, items, |o: &Oncall| {
+                        vec![o.escalation_policy.id.clone()]
+                    }))
+                })
+            });
+            batched(
+                &config,
+                &oncall_counters,
+                Store::with_ttl(
+                    config.max_entries,
+                    config.oncall_ttl,
+                    hard(config.oncall_ttl),
+                ),
+                load,
+                Arc::new(|_| Ok(Arc::new(Vec::new()))),
+            )
+        };
+
+        // Incidents: open ones (any age) by service ids.
+        let incident_counters = Arc::new(Counters::default());
+        let incidents = {
+            let client = client.clone();
+            let counters = Arc::clone(&incident_counters);
+            let load: BatchLoadFn<String, Arc<Vec<Incident>>> =
+                Arc::new(move |keys: Vec<String>| {
+                    let client = client.clone();
+                    let counters = Arc::clone(&counters);
+                    Box::pin(async move {
+                        let (items, _) = all_pages(&counters, u32::MAX, |offset| {
+                            {
+                                let q = ListIncidents {
+                                    service_ids: keys.clone(),
+                                    statuses: vec![
+                                        IncidentStatus::Triggered,
+                                        IncidentStatus::Acknowledged,
+                                    ],
+                                    // Open incidents older than PagerDuty's default 30-day window too.
+                                    date_range_all: true,
+                                    sort_by: Some("created_at:desc".into()),
+                                    limit: Some(PAGE_LIMIT),
+                                    offset: Some(offset),
+                                    ..Default::default()
+                                };
+                                let client = client.clone();
+                                async move { client.list_incidents(&q).await }
+                            }
+                        })
+                        .await
+                        .map_err(SectionError::from)?;
+                        Ok(group_by(&keys, items, |i: &Incident| {
+                            i.service.iter().map(|s| s.id.clone()).collect()
+                        }))
+                    })
+                });
+            batched(
+                &config,
+                &incident_counters,
+                Store::with_ttl(
+                    config.max_entries,
+                    config.incidents_ttl,
+                    hard(config.incidents_ttl),
+                ),
+                load,
+                Arc::new(|_| Ok(Arc::new(Vec::new()))),
+            )
+        };
+
+        // Change events: one account-wide list; per service when that is forbidden.
+        let change_counters = Arc::new(Counters::default());
+        let account_change_events = {
+            let client = client.clone();
+            let counters = Arc::clone(&change_counters);
+            let load: LoadFn<(), Arc<Vec<ChangeEvent>>> = Arc::new(move |()| {
+                let client = client.clone();
+                let counters = Arc::clone(&counters);
+                Box::pin(async move {
+                    let (items, _) = all_pages(&counters, CHANGE_EVENT_PAGES, |offset| {
+                        let q = ListChangeEvents {
+                            limit: Some(PAGE_LIMIT),
+                            offset: Some(offset),
+                            ..Default::default()
+                        };
+                        let client = client.clone();
+                        async move { client.list_change_events(&q).await }
+                    })
+                    .await
+                    .map_err(SectionError::from)?;
+                    Ok(Arc::new(items))
+                })
+            });
+            SectionCache::new(
+                Store::with_ttl(1, config.change_events_ttl, hard(config.change_events_ttl)),
+                Arc::clone(&load),
+                load,
+                Arc::clone(&change_counters),
+            )
+        };
+        let service_change_events = {
+            let client = client.clone();
+            let counters = Arc::clone(&change_counters);
+            let load: BatchLoadFn<String, Arc<Vec<ChangeEvent>>> =
+                Arc::new(move |keys: Vec<String>| {
+                    let client = client.clone();
+                    let counters = Arc::clone(&counters);
+                    Box::pin(async move {
+                        // PagerDuty has no id-list filter here: one call per service, in parallel.
+                        let calls = keys.iter().map(|id| {
+                            Counters::bump(&counters.upstream_calls);
+                            let q = ListChangeEvents {
+                                limit: Some(SERVICE_CHANGE_EVENTS),
+                                ..Default::default()
+                            };
+                            let client = client.clone();
+                            async move {
+                                let result = client.list_service_change_events(id, &q).await;
+                                (
+                                    id.clone(),
+                                    result
+                                        .map(|page| Arc::new(page.items))
+                                        .map_err(SectionError::from),
+                                )
+                            }
+                        });
+                        Ok(futures::future::join_all(calls).await.into_iter().collect())
+                    })
+                });
+            batched(
+                &config,
+                &change_counters,
+                Store::with_ttl(
+                    config.max_entries,
+                    config.change_events_ttl,
+                    hard(config.change_events_ttl),
+                ),
+                load,
+                Arc::new(|_| Ok(Arc::new(Vec::new()))),
+            )
+        };
+
+        // Standards: the many-services call.
+        let standards_counters = Arc::new(Counters::default());
+        let standards = {
+            let client = client.clone();
+            let counters = Arc::clone(&standards_counters);
+            let load: BatchLoadFn<String, Arc<ServiceStandards>> =
+                Arc::new(move |keys: Vec<String>| {
+                    let client = client.clone();
+                    let counters = Arc::clone(&counters);
+                    Box::pin(async move {
+                        Counters::bump(&counters.upstream_calls);
+                        let items = client
+                            .services_standards(&keys)
+                            .await
+                            .map_err(SectionError::from)?;
+                        Ok(items
+                            .into_iter()
+                            .map(|s| (s.resource_id.clone(), Ok(Arc::new(s))))
+                            .collect())
+                    })
+                });
+            batched(
+                &config,
+                &standards_counters,
+                Store::with_ttl(
+                    config.max_entries,
+                    config.standards_ttl,
+                    hard(config.standards_ttl),
+                ),
+                load,
+                Arc::new(|id| {
+                    Err(SectionError::not_found(format!(
+                        "no standards scores for service {id}"
+                    )))
+                }),
+            )
+        };
+
+        // Metrics: one analytics call for many services.
+        let metrics_counters = Arc::new(Counters::default());
+        let metrics = {
+            let client = client.clone();
+            let counters = Arc::clone(&metrics_counters);
+            let load: BatchLoadFn<String, Arc<MetricsValue>> =
+                Arc::new(move |keys: Vec<String>| {
+                    let client = client.clone();
+                    let counters = Arc::clone(&counters);
+                    Box::pin(async move {
+                        let until = Utc::now();
+                        let since = until - chrono::Duration::days(METRICS_DAYS);
+                        Counters::bump(&counters.upstream_calls);
+                        let rows = client
+                            .incident_metrics_by_service(&IncidentMetricsQuery {
+                                service_ids: keys.clone(),
+                                created_at_start: since,
+                                created_at_end: until,
+                                aggregate_unit: None,
+                                time_zone: Some("Etc/UTC".into()),
+                            })
+                            .await
+                            .map_err(SectionError::from)?;
+                        let mut per: HashMap<String, Vec<ServiceIncidentMetrics>> =
+                            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+                        for row in rows {
+                            if let Some(group) = per.get_mut(&row.service_id) {
+                                group.push(row);
+                            }
+                        }
+                        Ok(per
+                            .into_iter()
+                            .map(|(k, rows)| (k, Ok(Arc::new(MetricsValue { since, until, rows }))))
+                            .collect())
+                    })
+                });
+            batched(
+                &config,
+                &metrics_counters,
+                Store::with_ttl(
+                    config.max_entries,
+                    config.metrics_ttl,
+                    hard(config.metrics_ttl),
+                ),
+                load,
+                Arc::new(|id| {
+                    Err(SectionError::not_found(format!(
+                        "no metrics for service {id}"
+                    )))
+                }),
+            )
+        };
+
+        // Integration keys: long-lived mapping; a miss is a value with a short life.
+        let key_counters = Arc::new(Counters::default());
+        let keys = {
+            let found_ttl = config.integration_key_ttl;
+            let found_hard = hard(found_ttl);
+            let miss_ttl = config.integration_key_miss_ttl;
+            let store: Store<KeyId, Option<ResolvedKey>> = Store::new(
+                config.max_entries,
+                Arc::new(move |v: &Option<ResolvedKey>| match v {
+                    Some(_) => (found_ttl, found_hard),
+                    None => (miss_ttl, miss_ttl),
+                }),
+            );
+            let client = client.clone();
+            let counters = Arc::clone(&key_counters);
+            let load: LoadFn<KeyId, Option<ResolvedKey>> = Arc::new(move |key: KeyId| {
+                let client = client.clone();
+                let counters = Arc::clone(&counters);
+                Box::pin(async move {
+                    Counters::bump(&counters.upstream_calls);
+                    let service = client
+                        .find_service_by_integration_key(&key.0)
+                        .await
+                        .map_err(SectionError::from)?;
+                    Ok(service.and_then(|s| resolved_key(&s, &key.0)))
+                })
+            });
+            SectionCache::new(store, Arc::clone(&load), load, Arc::clone(&key_counters))
+        };
+
+        CardService {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                services,
+                oncalls,
+                incidents,
+                account_change_events,
+                service_change_events,
+                standards,
+                metrics,
+                keys,
+                change_events_fallback_until: Mutex::new(None),
+                change_events_counters: change_counters,
+            }),
+        }
+    }
+
+    /// The PagerDuty client this service reads with.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CardsConfig {
+        &self.inner.config
+    }
+
+    /// Counters per cache (monotonic since start).
+    pub fn stats(&self) -> CardStats {
+        let i = &self.inner;
+        CardStats {
+            service: i.services.counters().snapshot(),
+            oncall: i.oncalls.counters().snapshot(),
+            incidents: i.incidents.counters().snapshot(),
+            change_events: i.change_events_counters.snapshot(),
+            standards: i.standards.counters().snapshot(),
+            metrics: i.metrics.counters().snapshot(),
+            integration_keys: i.keys.counters().snapshot(),
+        }
+    }
+
+    /// Builds the card of one service.
+    ///
+    /// Sections are fetched in parallel; only the service section can fail
+    /// the whole card (not found, or no data and no stale copy). The on-call
+    /// section needs the escalation policy id from the service, so a cold
+    /// card costs the service read plus the on-call read on that path; every
+    /// other section runs alongside.
+    pub async fn card(
+        &self,
+        service: ServiceRef,
+        options: &CardOptions,
+    ) -> Result<ServiceCard, CardError> {
+        let id = match service {
+            ServiceRef::Id(id) => id,
+            ServiceRef::IntegrationKey(key) => {
+                self.resolve_integration_key(key.expose()).await?.service_id
+            }
+        };
+        self.card_by_id(&id, options).await
+    }
+
+    /// Builds many cards at once (same order as `service_ids`); their misses share batches.
+    pub async fn cards(
+        &self,
+        service_ids: &[String],
+        options: &CardOptions,
+    ) -> Vec<Result<ServiceCard, CardError>> {
+        futures::future::join_all(service_ids.iter().map(|id| self.card_by_id(id, options))).await
+    }
+
+    async fn card_by_id(&self, id: &str, options: &CardOptions) -> Result<ServiceCard, CardError> {
+        if id.is_empty() {
+            return Err(CardError::NotFound {
+                what: "service (empty id)".into(),
+            });
+        }
+        let key = id.to_owned();
+        let i = &self.inner;
+        let service_fut = i.services.get(&key);
+        // The on-call path looks the service up too: the two lookups coalesce.
+        let oncall_fut = self.oncall_section(&key);
+        let incidents_fut = self.incidents_section(&key, options.incident_limit());
+        let changes_fut = self.change_events_section(&key, options.change_event_limit());
+        let standards_fut = async {
+            if options.include_standards {
+                Some(section(i.standards.get(&key).await, |s| {
+                    sections::standards_section(s)
+                }))
+            } else {
+                None
+            }
+        };
+        let metrics_fut = async {
+            if options.include_metrics {
+                Some(section(i.metrics.get(&key).await, |m| {
+                    sections::metrics_section(&m.rows, m.since, m.until)
+                }))
+            } else {
+                None
+            }
+        };
+        let (service, oncall, incidents, change_events, standards, metrics) = tokio::join!(
+            service_fut,
+            oncall_fut,
+            incidents_fut,
+            changes_fut,
+            standards_fut,
+            metrics_fut
+        );
+        let service = service.map_err(|e| CardError::from_section(&e, format!("service {id}")))?;
+        let escalation_policy = escalation_policy_result(&service);
+        Ok(ServiceCard {
+            service: SectionResult::ok(
+                sections::service_section(&service.value),
+                service.fetched_at,
+                service.stale,
+                service.error.clone(),
+                service.max_age,
+            ),
+            escalation_policy,
+            oncall,
+            incidents,
+            change_events,
+            standards,
+            metrics,
+            generated_at: Utc::now(),
+        })
+    }
+
+    async fn oncall_section(&self, service_id: &String) -> SectionResult<OncallSection> {
+        let service = match self.inner.services.get(service_id).await {
+            Ok(service) => service,
+            Err(error) => return SectionResult::failed(error),
+        };
+        let Some(policy) = service.value.escalation_policy.as_ref() else {
+            return SectionResult::failed(SectionError::not_found(
+                "the service has no escalation policy",
+            ));
+        };
+        let levels = policy.escalation_rules.len();
+        section(self.inner.oncalls.get(&policy.id).await, |oncalls| {
+            sections::oncall_section(&policy.id, levels, oncalls)
+        })
+    }
+
+    async fn incidents_section(
+        &self,
+        service_id: &String,
+        limit: usize,
+    ) -> SectionResult<IncidentsSection> {
+        section(self.inner.incidents.get(service_id).await, |incidents| {
+            sections::incidents_section(incidents, limit)
+        })
+    }
+
+    async fn change_events_section(
+        &self,
+        service_id: &String,
+        limit: usize,
+    ) -> SectionResult<ChangeEventsSection> {
+        section(self.change_events_of(service_id).await, |events| {
+            sections::change_events_section(events, limit)
+        })
+    }
+
+    /// The service's change events: from the account-wide list, or per service
+    /// while that list is forbidden.
+    async fn change_events_of(
+        &self,
+        service_id: &String,
+    ) -> Result<Lookup<Arc<Vec<ChangeEvent>>>, SectionError> {
+        let i = &self.inner;
+        let fallback = {
+            let until = i
+                .change_events_fallback_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            until.is_some_and(|until| Instant::now() < until)
+        };
+        if !fallback {
+            match i.account_change_events.get(&()).await {
+                Ok(lookup)
+                    if lookup.error.as_ref().map(|e| e.kind)
+                        != Some(SectionErrorKind::Forbidden) =>
+                {
+                    let mine: Vec<ChangeEvent> = lookup
+                        .value
+                        .iter()
+                        .filter(|e| e.services.iter().any(|s| &s.id == service_id))
+                        .cloned()
+                        .collect();
+                    return Ok(Lookup {
+                        value: Arc::new(mine),
+                        fetched_at: lookup.fetched_at,
+                        stale: lookup.stale,
+                        error: lookup.error,
+                        max_age: lookup.max_age,
+                    });
+                }
+                Ok(_) => self.start_change_events_fallback(),
+                Err(error) if error.kind == SectionErrorKind::Forbidden => {
+                    self.start_change_events_fallback()
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        i.service_change_events.get(service_id).await
+    }
+
+    fn start_change_events_fallback(&self) {
+        let i = &self.inner;
+        tracing::info!(
+            "GET /change_events is forbidden (no change_events.read): reading change events per service"
+        );
+        *i.change_events_fallback_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + i.config.change_events_fallback_ttl);
+    }
+
+    /// Maps an integration key to its service (cached long; an unknown key is
+    /// cached briefly as not found).
+    pub async fn resolve_integration_key(&self, key: &str) -> Result<ResolvedKey, CardError> {
+        if key.trim().is_empty() {
+            return Err(CardError::NotFound {
+                what: "integration key (empty)".into(),
+            });
+        }
+        let lookup = self
+            .inner
+            .keys
+            .get(&KeyId(key.to_owned()))
+            .await
+            .map_err(|e| CardError::from_section(&e, "integration key"))?;
+        lookup.value.ok_or_else(|| CardError::NotFound {
+            what: "integration key".into(),
+        })
+    }
+
+    /// The service's Events API v2 routing key, preferring the Backstage
+    /// vendor (`PRO19CT`) integration, for the trigger proxy.
+    pub async fn routing_key_for_service(
+        &self,
+        service_id: &str,
+    ) -> Result<RoutingKeyInfo, CardError> {
+        let service = self.raw_service(service_id).await?.value;
+        let mut candidates: Vec<_> = service
+            .integrations
+            .iter()
+            .filter(|i| is_events_v2(&i.kind) && i.integration_key.is_some())
+            .collect();
+        candidates.sort_by_key(|i| !is_backstage(i.vendor.as_ref().map(|v| v.id.as_str())));
+        let integration = candidates
+            .first()
+            .ok_or_else(|| CardError::NoEventsIntegration {
+                service_id: service_id.to_owned(),
+            })?;
+        let vendor_id = integration.vendor.as_ref().map(|v| v.id.clone());
+        Ok(RoutingKeyInfo {
+            service_id: service.id.clone(),
+            integration_id: integration.id.clone(),
+            integration_name: integration
+                .name
+                .clone()
+                .or_else(|| integration.summary.clone()),
+            backstage_vendor: is_backstage(vendor_id.as_deref()),
+            vendor_id,
+            routing_key: pagerduty::RoutingKey::new(
+                integration.integration_key.clone().unwrap_or_default(),
+            ),
+        })
+    }
+
+    /// Drops the given sections of a service, so the next read fetches them
+    /// (after a trigger, or on a webhook). Change events are cached
+    /// account-wide, so dropping them refreshes every service's change events.
+    pub async fn invalidate(&self, service_id: &str, sections: &[Section]) {
+        let i = &self.inner;
+        let key = service_id.to_owned();
+        for section in sections {
+            match section {
+                Section::Service | Section::EscalationPolicy => i.services.invalidate(&key).await,
+                Section::Oncall => {
+                    if let Some(service) = i.services.peek(&key).await
+                        && let Some(policy) = &service.escalation_policy
+                    {
+                        i.oncalls.invalidate(&policy.id).await;
+                    }
+                }
+                Section::Incidents => i.incidents.invalidate(&key).await,
+                Section::ChangeEvents => {
+                    i.account_change_events.invalidate(&()).await;
+                    i.service_change_events.invalidate(&key).await;
+                }
+                Section::Standards => i.standards.invalidate(&key).await,
+                Section::Metrics => i.metrics.invalidate(&key).await,
+            }
+        }
+    }
+
+    /// The service object (read with `include[]=escalation_policies,integrations,teams`).
+    pub async fn raw_service(&self, service_id: &str) -> Result<Cached<Service>, CardError> {
+        let lookup = self
+            .inner
+            .services
+            .get(&service_id.to_owned())
+            .await
+            .map_err(|e| CardError::from_section(&e, format!("service {service_id}")))?;
+        Ok(cached(lookup, |s| Service::clone(s)))
+    }
+
+    /// The service's open incidents (triggered and acknowledged, any age), newest first.
+    pub async fn raw_open_incidents(
+        &self,
+        service_id: &str,
+    ) -> Result<Cached<Vec<Incident>>, CardError> {
+        let lookup = self
+            .inner
+            .incidents
+            .get(&service_id.to_owned())
+            .await
+            .map_err(|e| CardError::from_section(&e, format!("incidents of {service_id}")))?;
+        Ok(cached(lookup, |v| Vec::clone(v)))
+    }
+
+    /// The service's recent change events, newest first.
+    pub async fn raw_change_events(
+        &self,
+        service_id: &str,
+    ) -> Result<Cached<Vec<ChangeEvent>>, CardError> {
+        let lookup = self
+            .change_events_of(&service_id.to_owned())
+            .await
+            .map_err(|e| CardError::from_section(&e, format!("change events of {service_id}")))?;
+        Ok(cached(lookup, |v| {
+            let mut events = Vec::clone(v);
+            events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+            events
+        }))
+    }
+
+    /// Who is on call now for an escalation policy (users included).
+    pub async fn raw_oncalls(
+        &self,
+        escalation_policy_id: &str,
+    ) -> Result<Cached<Vec<Oncall>>, CardError> {
+        let lookup = self
+            .inner
+            .oncalls
+            .get(&escalation_policy_id.to_owned())
+            .await
+            .map_err(|e| {
+                CardError::from_section(&e, format!("on-calls of {escalation_policy_id}"))
+            })?;
+        Ok(cached(lookup, |v| Vec::clone(v)))
+    }
+
+    /// The service's standards scores.
+    pub async fn raw_standards(
+        &self,
+        service_id: &str,
+    ) -> Result<Cached<ServiceStandards>, CardError> {
+        let lookup = self
+            .inner
+            .standards
+            .get(&service_id.to_owned())
+            .await
+            .map_err(|e| CardError::from_section(&e, format!("standards of {service_id}")))?;
+        Ok(cached(lookup, |v| ServiceStandards::clone(v)))
+    }
+
+    /// The service's incident metrics over the last 30 days (empty when it had no incidents).
+    pub async fn raw_metrics(
+        &self,
+        service_id: &str,
+    ) -> Result<Cached<Vec<ServiceIncidentMetrics>>, CardError> {
+        let lookup = self
+            .inner
+            .metrics
+            .get(&service_id.to_owned())
+            .await
+            .map_err(|e| CardError::from_section(&e, format!("metrics of {service_id}")))?;
+        Ok(cached(lookup, |v| v.rows.clone()))
+    }
+}
+
+fn cached<V, T>(lookup: Lookup<V>, f: impl FnOnce(&V) -> T) -> Cached<T> {
+    Cached {
+        value: f(&lookup.value),
+        fetched_at: lookup.fetched_at,
+        stale: lookup.stale,
+    }
+}
+
+fn section<V, T>(
+    lookup: Result<Lookup<V>, SectionError>,
+    f: impl FnOnce(&V) -> T,
+) -> SectionResult<T> {
+    match lookup {
+        Ok(lookup) => SectionResult::ok(
+            f(&lookup.value),
+            lookup.fetched_at,
+            lookup.stale,
+            lookup.error,
+            lookup.max_age,
+        ),
+        Err(error) => SectionResult::failed(error),
+    }
+}
+
+fn escalation_policy_result(
+    service: &Lookup<Arc<Service>>,
+) -> SectionResult<EscalationPolicySection> {
+    match &service.value.escalation_policy {
+        Some(policy) => SectionResult::ok(
+            sections::escalation_policy_section(policy),
+            service.fetched_at,
+            service.stale,
+            service.error.clone(),
+            service.max_age,
+        ),
+        None => SectionResult::failed(SectionError::not_found(
+            "the service has no escalation policy",
+        )),
+    }
+}
+
+fn is_events_v2(kind: &str) -> bool {
+    kind.starts_with("events_api_v2_inbound_integration")
+}
+
+fn is_backstage(vendor_id: Option<&str>) -> bool {
+    vendor_id == Some(BACKSTAGE_VENDOR)
+}
+
+fn resolved_key(service: &Service, key: &str) -> Option<ResolvedKey> {
+    let integration = service
+        .integrations
+        .iter()
+        .find(|i| i.integration_key.as_deref() == Some(key))?;
+    Some(ResolvedKey {
+        service_id: service.id.clone(),
+        integration_id: Some(integration.id.clone()),
+        integration_type: Some(integration.kind.clone()),
+        vendor_id: integration.vendor.as_ref().map(|v| v.id.clone()),
+        events_v2: is_events_v2(&integration.kind),
+    })
+}
+
+/// Loads services: single reads in parallel, or the paged list when many
+/// services are cold at once (which also warms the cache for every service
+/// on the pages read).
+#[derive(Clone)]
+struct ServiceLoader {
+    client: Client,
+    store: Store<String, Arc<Service>>,
+    counters: Arc<Counters>,
+    threshold: usize,
+    max_pages: u32,
+    /// Single reads since the last listing: a steady trickle of cold services
+    /// (users browsing many services one by one) also switches to the list.
+    singles_since_list: Arc<AtomicUsize>,
+}
+
+impl ServiceLoader {
+    async fn load(&self, keys: Vec<String>) -> BatchResults<String, Arc<Service>> {
+        let mut results: BatchResults<String, Arc<Service>> = HashMap::new();
+        let use_list = keys.len() >= self.threshold
+            || self.singles_since_list.load(Ordering::Relaxed) >= self.threshold;
+        if use_list {
+            self.singles_since_list.store(0, Ordering::Relaxed);
+            if let Err(error) = self.list(&keys, &mut results).await {
+                tracing::debug!(%error, "services listing failed; reading services one by one");
+            }
+        }
+        let rest: Vec<&String> = keys.iter().filter(|k| !results.contains_key(*k)).collect();
+        self.singles_since_list
+            .fetch_add(rest.len(), Ordering::Relaxed);
+        let reads = rest.into_iter().map(|id| {
+            Counters::bump(&self.counters.upstream_calls);
+            let client = self.client.clone();
+            async move {
+                let result = client.get_service(id, &SERVICE_INCLUDES).await;
+                (id.clone(), result.map(Arc::new).map_err(SectionError::from))
+            }
+        });
+        results.extend(futures::future::join_all(reads).await);
+        results
+    }
+
+    /// Reads service pages until every wanted service was seen (or the page cap).
+    async fn list(
+        &self,
+        keys: &[String],
+        results: &mut BatchResults<String, Arc<Service>>,
+    ) -> Result<(), pagerduty::Error> {
+        let wanted: HashSet<&String> = keys.iter().collect();
+        let mut offset = 0;
+        for _ in 0..self.max_pages {
+            Counters::bump(&self.counters.upstream_calls);
+            let page = self
+                .client
+                .list_services(&ListServices {
+                    include: SERVICE_INCLUDES.to_vec(),
+                    limit: Some(PAGE_LIMIT),
+                    offset: Some(offset),
+                    ..Default::default()
+                })
+                .await?;
+            let next = page.next_offset();
+            for service in page.items {
+                let service = Arc::new(service);
+                if wanted.contains(&service.id) {
+                    results.insert(service.id.clone(), Ok(Arc::clone(&service)));
+                } else {
+                    self.store.insert_fresh(service.id.clone(), service).await;
+                }
+            }
+            if results.len() >= wanted.len() {
+                return Ok(());
+            }
+            match next {
+                Some(next) if next <= MAX_OFFSET => offset = next,
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
