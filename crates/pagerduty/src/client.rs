@@ -321,7 +321,8 @@ impl ClientBuilder {
             .build()
             .map_err(|e| config("http_client", &e.to_string()))?;
         let inner = Arc::new(Inner {
-            auth: Auth::new(self.credentials, self.region, token_url),
+            auth: Auth::new(self.credentials, self.region, token_url.clone()),
+            token_url,
             http,
             region: self.region,
             api_base,
@@ -453,14 +454,19 @@ impl Client {
         self.inner.region
     }
 
-    /// The REST base URL in use.
+    /// The REST base URL in use, without a trailing `/`.
     pub fn api_base_url(&self) -> &str {
-        self.inner.api_base.as_str()
+        self.inner.api_base.as_str().trim_end_matches('/')
     }
 
-    /// The Events API base URL in use.
+    /// The Events API base URL in use (ends in `/v2` by default), without a trailing `/`.
     pub fn events_base_url(&self) -> &str {
-        self.inner.events_base.as_str()
+        self.inner.events_base.as_str().trim_end_matches('/')
+    }
+
+    /// The OAuth token endpoint in use (only contacted with OAuth credentials).
+    pub fn oauth_token_url(&self) -> &str {
+        self.inner.token_url.as_str()
     }
 
     /// Credential health for readiness probes, without secrets.
@@ -497,6 +503,7 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) auth: Auth,
     region: Region,
+    token_url: Url,
     api_base: Url,
     events_base: Url,
     request_timeout: Duration,

@@ -1,0 +1,12 @@
+//! Integration tests of the PagerDuty client against wiremock servers on
+//! 127.0.0.1. One binary, one module per topic.
+
+mod config;
+mod errors;
+mod events;
+mod fixtures;
+mod helpers;
+mod oauth;
+mod pagination;
+mod resources;
+mod retries;

@@ -1,0 +1,304 @@
+//! Scoped OAuth: one shared token, renewal before expiry, one renewal on
+//! 401, typed token-endpoint errors, token health.
+
+use std::time::Duration;
+
+use pagerduty::{Client, Credentials, Error, OAuthError, Region, TokenKind};
+use serde_json::json;
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{CLIENT_SECRET, bounded, oauth_builder, oauth_creds};
+
+fn token(access: &str, expires_in: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "access_token": access,
+        "token_type": "bearer",
+        "scope": "as_account-us.acme services.read incidents.read",
+        "expires_in": expires_in
+    }))
+}
+
+async fn mount_abilities_for(server: &MockServer, bearer: &str, expect: u64) {
+    Mock::given(method("GET"))
+        .and(path("/abilities"))
+        .and(header("authorization", format!("Bearer {bearer}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"abilities": ["teams"]})))
+        .expect(expect)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_calls_fetch_one_token() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .and(header("content-type", "application/x-www-form-urlencoded"))
+            .and(body_string_contains("grant_type=client_credentials"))
+            .and(body_string_contains("client_id=app-client-id-123"))
+            .and(body_string_contains(
+                "scope=as_account-us.acme+services.read+incidents.read",
+            ))
+            // Slow enough that all 50 callers arrive while the fetch is in flight.
+            .respond_with(
+                token("pdus+_0XBPWQQ_tokenA", 86400).set_delay(Duration::from_millis(200)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "pdus+_0XBPWQQ_tokenA", 50).await;
+        let client = oauth_builder(&server).build().unwrap();
+        let calls = (0..50).map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.list_abilities().await })
+        });
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.unwrap().unwrap(), vec!["teams"]);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn token_is_renewed_before_expiry() {
+    bounded(async {
+        let server = MockServer::start().await;
+        // expires_in = 1 s: renewal is due at 0.8 s, before the token expires.
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("tokenA", 1))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("tokenB", 86400))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "tokenA", 2).await;
+        mount_abilities_for(&server, "tokenB", 1).await;
+        let client = oauth_builder(&server).build().unwrap();
+        client.list_abilities().await.unwrap();
+        client.list_abilities().await.unwrap(); // cached
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        client.list_abilities().await.unwrap(); // renewed at 80 %
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unauthorized_renews_once_and_retries_once() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("revoked", 86400))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("fresh", 86400))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .and(header("authorization", "Bearer revoked"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(
+                json!({"error": {"message": "Authentication failed", "code": 2006}}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "fresh", 1).await;
+        let client = oauth_builder(&server).build().unwrap();
+        assert_eq!(client.list_abilities().await.unwrap(), vec!["teams"]);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn persistent_unauthorized_gives_up_after_one_renewal() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("useless", 86400))
+            .expect(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(ResponseTemplate::new(401).set_body_string("Unauthorized"))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let client = oauth_builder(&server).build().unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(err.is_unauthorized(), "{err:?}");
+        assert_eq!(err.body().unwrap().raw.as_deref(), Some("Unauthorized"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn bad_client_secret_is_a_typed_error() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+                "error": "invalid_client", "error_description": "Client authentication failed"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = oauth_builder(&server).build().unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::OAuth(OAuthError::InvalidClient(m)) if m.contains("Client authentication failed")),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("client id or client secret"), "{text}");
+        assert!(!text.contains(CLIENT_SECRET));
+        assert!(!format!("{err:?}").contains(CLIENT_SECRET));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn bad_scope_is_a_typed_error() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "error": "invalid_request", "error_description": "Invalid scope"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = oauth_builder(&server)
+            .build()
+            .unwrap()
+            .list_abilities()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::OAuth(OAuthError::InvalidScope(_))),
+            "{err:?}"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unreachable_token_endpoint_is_a_typed_error() {
+    bounded(async {
+        let server = MockServer::start().await;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client = oauth_builder(&server)
+            .oauth_token_url(format!("http://127.0.0.1:{port}/oauth/token"))
+            .build()
+            .unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(
+            matches!(err, Error::OAuth(OAuthError::Unreachable(_))),
+            "{err:?}"
+        );
+        let health = client.token_health().await;
+        assert_eq!(health.kind, TokenKind::Oauth);
+        assert!(!health.valid);
+        assert!(health.last_error.unwrap().contains("unreachable"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn token_health_reports_expiry_without_secrets() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("pdus+_0XBPWQQ_secret-access", 86400))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = oauth_builder(&server).build().unwrap();
+        let health = client.token_health().await;
+        assert!(health.valid);
+        assert_eq!(health.kind, TokenKind::Oauth);
+        let exp = health.expires_at.unwrap();
+        assert!(exp > chrono::Utc::now() + chrono::Duration::hours(23));
+        assert!(health.granted_scope.unwrap().contains("services.read"));
+        let shown = serde_json::to_string(&client.token_health().await).unwrap();
+        assert!(!shown.contains("secret-access"));
+        assert!(!format!("{client:?}").contains("secret-access"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn api_token_health_tracks_unauthorized() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+                "error": {"message": "Authentication failed", "code": 2006}
+            })))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"abilities": []})))
+            .mount(&server)
+            .await;
+        let client = crate::helpers::token_client(&server);
+        assert!(client.token_health().await.valid);
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(err.is_unauthorized());
+        let health = client.token_health().await;
+        assert_eq!(health.kind, TokenKind::ApiToken);
+        assert!(!health.valid);
+        client.list_abilities().await.unwrap();
+        assert!(client.token_health().await.valid);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn eu_oauth_scope_names_the_region() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .and(body_string_contains(
+                "scope=as_account-eu.acme+services.read",
+            ))
+            .respond_with(token("eu-token", 86400))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "eu-token", 1).await;
+        let client = Client::builder(Credentials::OAuth(oauth_creds()))
+            .region(Region::Eu)
+            .api_base_url(server.uri())
+            .oauth_token_url(format!("{}/oauth/token", server.uri()))
+            .build()
+            .unwrap();
+        client.list_abilities().await.unwrap();
+    })
+    .await
+}

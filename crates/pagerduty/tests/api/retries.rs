@@ -1,0 +1,348 @@
+//! The retry policy: 429 waits for `ratelimit-reset`, 5xx and transport
+//! errors back off, other 4xx are final; plus timeouts and the rate limiter.
+
+use std::time::{Duration, Instant};
+
+use pagerduty::{Error, RetryPolicy};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::fixtures;
+use crate::helpers::{Recorder, bounded, token_builder, token_client};
+
+fn user_ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"user": fixtures::user("PUSER01")}))
+}
+
+fn rate_limited(reset: &str) -> ResponseTemplate {
+    ResponseTemplate::new(429)
+        .insert_header("ratelimit-limit", "960")
+        .insert_header("ratelimit-remaining", "0")
+        .insert_header("ratelimit-reset", reset)
+        .set_body_json(fixtures::error_body("Rate Limit Exceeded", 2020))
+}
+
+#[tokio::test]
+async fn rate_limited_then_success_waits_capped_reset() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/users/PUSER01"))
+            .respond_with(rate_limited("20"))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/users/PUSER01"))
+            .respond_with(user_ok())
+            .expect(1)
+            .mount(&server)
+            .await;
+        let started = Instant::now();
+        // fast_retry caps any wait (including ratelimit-reset: 20) at 50 ms.
+        let user = token_client(&server).get_user("PUSER01").await.unwrap();
+        assert_eq!(user.id, "PUSER01");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn rate_limited_waits_for_small_reset() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/users/PUSER01"))
+            .respond_with(rate_limited("0.3"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/users/PUSER01"))
+            .respond_with(user_ok())
+            .mount(&server)
+            .await;
+        let client = token_builder(&server)
+            .retry_policy(RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_secs(2),
+                deadline: Duration::from_secs(5),
+            })
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        client.get_user("PUSER01").await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "waited {:?}, expected the 0.3 s ratelimit-reset",
+            started.elapsed()
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn rate_limit_exhausted_reports_reset() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/users/PUSER01"))
+            .respond_with(rate_limited("7"))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let err = token_client(&server).get_user("PUSER01").await.unwrap_err();
+        assert!(err.is_rate_limited(), "{err:?}");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(err.status(), Some(429));
+        assert_eq!(err.body().unwrap().code, Some(2020));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn service_unavailable_then_success_is_observed() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/services/PSVC001"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("upstream connect error"))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/services/PSVC001"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"service": fixtures::service("PSVC001", "Payments API", "k")}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let recorder = Recorder::new();
+        let client = token_builder(&server)
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let svc = client.get_service("PSVC001", &[]).await.unwrap();
+        assert_eq!(svc.id, "PSVC001");
+        let records = recorder.records();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].endpoint, "/services/{id}");
+        assert_eq!(records[0].method, "GET");
+        assert_eq!((records[0].status, records[0].attempt), (Some(503), 1));
+        assert_eq!((records[1].status, records[1].attempt), (Some(200), 2));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn server_errors_exhaust_attempts() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(
+                ResponseTemplate::new(500)
+                    .set_body_json(fixtures::error_body("An internal error has occurred", 2000)),
+            )
+            .expect(3)
+            .mount(&server)
+            .await;
+        let err = token_client(&server).list_abilities().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Upstream { status: 500, body } if body.code == Some(2000)),
+            "{err:?}"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn bad_request_is_not_retried() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/incidents"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "error": {"message": "Invalid Input Provided", "code": 2001,
+                          "errors": ["Statuses must be one of triggered, acknowledged, resolved"]}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = token_client(&server)
+            .list_incidents(&Default::default())
+            .await
+            .unwrap_err();
+        match &err {
+            Error::InvalidRequest { body } => {
+                assert_eq!(body.code, Some(2001));
+                assert_eq!(body.status, Some(400));
+                assert_eq!(body.message.as_deref(), Some("Invalid Input Provided"));
+                assert_eq!(body.errors.len(), 1);
+            }
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+        assert_eq!(err.status(), Some(400));
+        assert!(err.to_string().contains("Invalid Input Provided"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn not_found_and_payment_required_are_not_retried() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/services/PGONE00"))
+            .respond_with(
+                ResponseTemplate::new(404).set_body_json(fixtures::error_body("Not Found", 2100)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/incidents"))
+            .respond_with(
+                ResponseTemplate::new(402)
+                    .set_body_json(fixtures::error_body("Missing Account Ability", 2014)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = token_client(&server);
+        let err = client.get_service("PGONE00", &[]).await.unwrap_err();
+        assert!(err.is_not_found(), "{err:?}");
+        let err = client
+            .list_incidents(&Default::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(402));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn slow_answer_times_out() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"abilities": []}))
+                    .set_delay(Duration::from_secs(3)),
+            )
+            .expect(2)
+            .mount(&server)
+            .await;
+        let client = token_builder(&server)
+            .request_timeout(Duration::from_millis(100))
+            .retry_policy(RetryPolicy {
+                max_attempts: 2,
+                ..crate::helpers::fast_retry()
+            })
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_transport_error_after_retries() {
+    bounded(async {
+        // A port that was just free: nothing listens there.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let recorder = Recorder::new();
+        let client =
+            pagerduty::Client::builder(pagerduty::Credentials::ApiToken("tok".to_string().into()))
+                .api_base_url(format!("http://127.0.0.1:{port}"))
+                .retry_policy(crate::helpers::fast_retry())
+                .observer(recorder.clone())
+                .build()
+                .unwrap();
+        let err = client
+            .find_service_by_integration_key("0a1b2c3d4e5f60718293a4b5c6d7e8f9")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Transport(_)), "{err:?}");
+        assert!(
+            !err.to_string().contains("0a1b2c3d"),
+            "the integration key in the URL must not leak: {err}"
+        );
+        let records = recorder.records();
+        assert_eq!(records.len(), 3);
+        assert!(records.iter().all(|r| r.status.is_none()));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn deadline_bounds_retries() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(rate_limited("1"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = token_builder(&server)
+            .retry_policy(RetryPolicy {
+                max_attempts: 10,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_secs(10),
+                deadline: Duration::from_millis(500),
+            })
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(err.is_rate_limited());
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a 1 s wait does not fit a 0.5 s deadline, so the client gives up at once"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn client_rate_limiter_queues_bursts() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"abilities": []})))
+            .expect(13)
+            .mount(&server)
+            .await;
+        // 600/min = 10/s with a burst of 10: 13 calls need about 0.3 s.
+        let client = token_builder(&server)
+            .rate_limit_per_minute(Some(600))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let calls = (0..13).map(|_| client.list_abilities());
+        for r in futures::future::join_all(calls).await {
+            r.unwrap();
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "13 calls at 10/s took only {:?}",
+            started.elapsed()
+        );
+    })
+    .await
+}
