@@ -1,1 +1,9 @@
 //! End-to-end tests. One binary; each area is a module.
+
+mod auth;
+mod config;
+mod errors;
+mod health;
+mod helpers;
+mod metrics;
+mod openapi;

@@ -1,4 +1,8 @@
-fn main() {
-    eprintln!("dutycard: the server is not built yet (issue 5)");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    dutycard_server::cli::run(dutycard_server::cli::Cli::parse()).await
 }

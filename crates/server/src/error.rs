@@ -1,0 +1,309 @@
+//! One error type for every non-2xx answer, and the one place that turns it
+//! into a status code and a `{"error":{"code","message","details"}}` body.
+
+use std::time::Duration;
+
+use actix_web::body::BoxBody;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+/// Every error the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A request body that is not the JSON we expect.
+    #[error("invalid request body: {message}")]
+    InvalidBody {
+        /// Path of the offending field (`service_ids[3]`), when known.
+        field: Option<String>,
+        message: String,
+    },
+    /// A bad query-string or path parameter.
+    #[error("invalid parameter `{parameter}`: {message}")]
+    InvalidParameter { parameter: String, message: String },
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// The PagerDuty service (or integration key) does not exist.
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// PagerDuty rejected *our* credentials. This is our misconfiguration,
+    /// not the caller's, so it is a 502 and never a pass-through 401.
+    #[error("PagerDuty rejected dutycard's credentials: {0}")]
+    UpstreamUnauthorized(String),
+    /// PagerDuty refused access (e.g. the OAuth token lacks a scope).
+    #[error("PagerDuty refused access: {message}")]
+    UpstreamForbidden {
+        message: String,
+        missing_scopes: bool,
+    },
+    /// PagerDuty is rate limiting us and there is no stale copy to serve.
+    #[error("PagerDuty is rate limiting dutycard; retry later")]
+    UpstreamRateLimited { retry_after: Option<Duration> },
+    #[error("PagerDuty did not answer in time")]
+    UpstreamTimeout,
+    #[error("PagerDuty request failed: {0}")]
+    UpstreamUnavailable(String),
+    /// Our own request deadline (`server.request_deadline_ms`) passed.
+    #[error("the request did not complete within {deadline_ms} ms")]
+    DeadlineExceeded { deadline_ms: u64 },
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "service_not_found", "message": "service PXXXXXX not found", "details": {}}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_parameter`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra facts, e.g. `{"parameter": "incidents"}`; `{}` when none.
+    #[schema(value_type = Object)]
+    pub details: Map<String, Value>,
+}
+
+impl ApiError {
+    /// The stable `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidBody { .. } => "invalid_body",
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::RouteNotFound { .. } => "route_not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UpstreamUnauthorized(_) => "upstream_unauthorized",
+            ApiError::UpstreamForbidden { .. } => "upstream_forbidden",
+            ApiError::UpstreamRateLimited { .. } => "upstream_rate_limited",
+            ApiError::UpstreamTimeout => "upstream_timeout",
+            ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
+            ApiError::DeadlineExceeded { .. } => "deadline_exceeded",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let value = match self {
+            ApiError::InvalidBody {
+                field: Some(field), ..
+            } => json!({ "field": field }),
+            ApiError::InvalidParameter { parameter, .. } => json!({ "parameter": parameter }),
+            ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            ApiError::NotFound { what } => json!({ "resource": what }),
+            ApiError::UpstreamForbidden { missing_scopes, .. } => {
+                json!({ "missing_scopes": missing_scopes })
+            }
+            ApiError::UpstreamRateLimited {
+                retry_after: Some(d),
+            } => json!({ "retry_after_secs": retry_after_secs(*d) }),
+            ApiError::DeadlineExceeded { deadline_ms } => json!({ "deadline_ms": deadline_ms }),
+            _ => json!({}),
+        };
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// The JSON body for this error.
+    pub fn body(&self) -> ErrorBody {
+        let message = match self {
+            // Never echo internal details to the caller; they are logged.
+            ApiError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+                details: self.details(),
+            },
+        }
+    }
+}
+
+fn retry_after_secs(d: Duration) -> u64 {
+    // Round up: retrying a little late is fine, early earns another 429.
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidBody { .. } | ApiError::InvalidParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UpstreamUnauthorized(_)
+            | ApiError::UpstreamForbidden { .. }
+            | ApiError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamRateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UpstreamTimeout | ApiError::DeadlineExceeded { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        let mut builder = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::UpstreamRateLimited { retry_after } => {
+                // PagerDuty's limits reset each minute; without a hint, a
+                // conservative default keeps clients from hammering us.
+                let secs = retry_after.map(retry_after_secs).unwrap_or(30).max(1);
+                builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            ApiError::Unauthorized => {
+                builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"dutycard\""));
+            }
+            _ => {}
+        }
+        builder.json(self.body())
+    }
+}
+
+/// `web::JsonConfig` error handler: bad JSON bodies in our error shape.
+pub fn json_error_handler(
+    err: actix_web::error::JsonPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
+            ApiError::PayloadTooLarge { limit }.into()
+        }
+        E::ContentType => ApiError::UnsupportedMediaType.into(),
+        E::Deserialize(e) => ApiError::InvalidBody {
+            field: None,
+            message: e.to_string(),
+        }
+        .into(),
+        other => ApiError::InvalidBody {
+            field: None,
+            message: other.to_string(),
+        }
+        .into(),
+    }
+}
+
+/// `web::QueryConfig` error handler.
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::InvalidParameter {
+        parameter: "query".into(),
+        message: err.to_string(),
+    }
+    .into()
+}
+
+/// `web::PathConfig` error handler.
+pub fn path_error_handler(
+    err: actix_web::error::PathError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::InvalidParameter {
+        parameter: "path".into(),
+        message: err.to_string(),
+    }
+    .into()
+}
+
+/// The documented routes and their methods, to tell a 405 from a 404.
+#[derive(Debug, Default)]
+pub struct KnownRoutes(Vec<(actix_web::dev::ResourceDef, Vec<&'static str>)>);
+
+impl KnownRoutes {
+    /// From the OpenAPI document (its paths use actix's `{param}` syntax).
+    pub fn from_spec(spec: &utoipa::openapi::OpenApi) -> Self {
+        let routes = spec
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then_some(m))
+                .collect();
+                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        KnownRoutes(routes)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&[&'static str]> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, methods)| methods.as_slice())
+    }
+}
+
+/// Default service: a known path with another method gets a JSON 405 with
+/// `Allow`; anything else a JSON 404.
+pub async fn route_not_found(
+    req: HttpRequest,
+    known: web::Data<KnownRoutes>,
+) -> Result<HttpResponse, ApiError> {
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    if let Some(allowed) = known.allowed(&path) {
+        let error = ApiError::MethodNotAllowed { method, path };
+        let mut response = error.error_response();
+        if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        return Ok(response);
+    }
+    Err(ApiError::RouteNotFound { method, path })
+}
+
+/// The extractor configs every app installs.
+pub fn extractor_configs(
+    body_limit: usize,
+) -> (
+    web::JsonConfig,
+    web::QueryConfig,
+    web::PathConfig,
+    web::PayloadConfig,
+) {
+    (
+        web::JsonConfig::default()
+            .limit(body_limit)
+            .error_handler(json_error_handler),
+        web::QueryConfig::default().error_handler(query_error_handler),
+        web::PathConfig::default().error_handler(path_error_handler),
+        web::PayloadConfig::new(body_limit),
+    )
+}

@@ -1,0 +1,138 @@
+//! JSON body and query extractors whose errors name the offending field.
+//!
+//! actix's own `web::Json`/`web::Query` report serde's message, which for a
+//! wrong type says "invalid type: string, expected u32" without saying
+//! *where*. These run the same deserialisation through `serde_path_to_error`.
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, mime, web};
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The largest accepted body, as app data (`server.body_limit_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body of type `T`.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = match req.mime_type() {
+            Ok(Some(mime)) => {
+                mime.subtype() == mime::JSON || mime.suffix().is_some_and(|s| s == mime::JSON)
+            }
+            _ => false,
+        };
+        let limit = req
+            .app_data::<BodyLimit>()
+            .map(|l| l.0)
+            .unwrap_or(256 * 1024);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType.into());
+            }
+            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
+                _ => ApiError::InvalidBody {
+                    field: None,
+                    message: e.to_string(),
+                },
+            })?;
+            if bytes.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit }.into());
+            }
+            let de = &mut serde_json::Deserializer::from_slice(&bytes);
+            serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
+                let message = e.inner().to_string();
+                let field = field_name(&e.path().to_string(), &message);
+                ApiError::InvalidBody { field, message }.into()
+            })
+        })
+    }
+}
+
+/// Query-string parameters of type `T`.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> Query<T> {
+    /// Parse a raw query string.
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let message = e.inner().to_string();
+                let parameter =
+                    field_name(&e.path().to_string(), &message).unwrap_or_else(|| "query".into());
+                ApiError::InvalidParameter { parameter, message }
+            })
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Self::parse(req.query_string()).map_err(Into::into))
+    }
+}
+
+/// The field a deserialisation error is about: the path when serde_path_to_error
+/// has one, otherwise the name in serde's "unknown/missing field `x`" message.
+fn field_name(path: &str, message: &str) -> Option<String> {
+    if !path.is_empty() && path != "." {
+        return Some(path.to_owned());
+    }
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Params {
+        incidents: Option<u32>,
+        include: Option<String>,
+    }
+
+    #[test]
+    fn query_type_errors_name_the_parameter() {
+        let err = Query::<Params>::parse("incidents=lots").unwrap_err();
+        assert!(
+            matches!(&err, ApiError::InvalidParameter { parameter, .. } if parameter == "incidents"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_named() {
+        let err = Query::<Params>::parse("incidnets=3").unwrap_err();
+        assert!(
+            matches!(&err, ApiError::InvalidParameter { parameter, .. } if parameter == "incidnets"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn valid_query_parses() {
+        let Query(p) = Query::<Params>::parse("incidents=3&include=standards").unwrap();
+        assert_eq!(p.incidents, Some(3));
+        assert_eq!(p.include.as_deref(), Some("standards"));
+    }
+}

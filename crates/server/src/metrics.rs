@@ -1,0 +1,352 @@
+//! Prometheus metrics, written in the text exposition format by hand.
+//!
+//! Why not the `prometheus-client` crate: we export three small families whose
+//! label values come from closed sets (route templates, PagerDuty endpoint
+//! templates, status codes, cache section names), and the cache counters are
+//! a snapshot read from `CardService::stats()` at scrape time, which a
+//! registry of live counters fits badly. About a hundred lines with sorted
+//! maps give stable output and no extra dependency.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{Error, web};
+use serde_json::Value;
+
+/// Latency buckets in seconds: from a warm-cache hit to a slow upstream.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Label for requests that matched no route (keeps cardinality bounded).
+const UNMATCHED: &str = "unmatched";
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        for (count, bound) in self.counts.iter_mut().zip(BUCKETS) {
+            if secs <= bound {
+                *count += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// (method, route template, status) -> count
+    requests: BTreeMap<(String, String, u16), u64>,
+    /// (method, route template) -> latency
+    request_latency: BTreeMap<(String, String), Histogram>,
+    /// (method, endpoint template, status or "error") -> count
+    upstream: BTreeMap<(String, String, String), u64>,
+    /// (method, endpoint template) -> latency
+    upstream_latency: BTreeMap<(String, String), Histogram>,
+}
+
+/// Request and upstream-call counters. Shared through `web::Data`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    // A std Mutex, not tokio's: it is held only to bump a map entry, never
+    // across an `.await`.
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps inconsistent
+        // (each update is one insert), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let mut inner = self.lock();
+        *inner
+            .requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        inner
+            .request_latency
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default()
+            .observe(elapsed);
+    }
+
+    /// Record one HTTP attempt to PagerDuty (`status` None = transport error
+    /// or timeout).
+    pub fn observe_upstream(
+        &self,
+        method: &str,
+        endpoint: &str,
+        status: Option<u16>,
+        elapsed: Duration,
+    ) {
+        let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        let mut inner = self.lock();
+        *inner
+            .upstream
+            .entry((method.to_owned(), endpoint.to_owned(), status))
+            .or_default() += 1;
+        inner
+            .upstream_latency
+            .entry((method.to_owned(), endpoint.to_owned()))
+            .or_default()
+            .observe(elapsed);
+    }
+
+    /// Render all families. `cache_stats` is the serialised
+    /// `CardService::stats()`: `{section: {counter: n}}`.
+    pub fn render(&self, cache_stats: Option<&Value>) -> String {
+        let inner = self.lock();
+        let mut out = String::new();
+
+        family(
+            &mut out,
+            "dutycard_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route template and status.",
+        );
+        for ((method, route, status), n) in &inner.requests {
+            let _ = writeln!(
+                out,
+                "dutycard_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(method),
+                escape(route)
+            );
+        }
+        family(
+            &mut out,
+            "dutycard_http_request_duration_seconds",
+            "histogram",
+            "Time to answer HTTP requests, by route template.",
+        );
+        for ((method, route), h) in &inner.request_latency {
+            let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
+            histogram(
+                &mut out,
+                "dutycard_http_request_duration_seconds",
+                &labels,
+                h,
+            );
+        }
+        family(
+            &mut out,
+            "dutycard_upstream_requests_total",
+            "counter",
+            "HTTP attempts to PagerDuty, by endpoint template and status (\"error\" = no response).",
+        );
+        for ((method, endpoint, status), n) in &inner.upstream {
+            let _ = writeln!(
+                out,
+                "dutycard_upstream_requests_total{{method=\"{}\",endpoint=\"{}\",status=\"{}\"}} {n}",
+                escape(method),
+                escape(endpoint),
+                escape(status)
+            );
+        }
+        family(
+            &mut out,
+            "dutycard_upstream_request_duration_seconds",
+            "histogram",
+            "Time of HTTP attempts to PagerDuty, by endpoint template.",
+        );
+        for ((method, endpoint), h) in &inner.upstream_latency {
+            let labels = format!(
+                "method=\"{}\",endpoint=\"{}\"",
+                escape(method),
+                escape(endpoint)
+            );
+            histogram(
+                &mut out,
+                "dutycard_upstream_request_duration_seconds",
+                &labels,
+                h,
+            );
+        }
+        drop(inner);
+        if let Some(stats) = cache_stats {
+            render_cache_stats(&mut out, stats);
+        }
+        out
+    }
+}
+
+impl pagerduty::CallObserver for Metrics {
+    fn on_call(&self, record: &pagerduty::CallRecord) {
+        self.observe_upstream(
+            record.method,
+            record.endpoint,
+            record.status,
+            record.elapsed,
+        );
+    }
+}
+
+/// `{section: {counter: n, ...}, ...}` becomes one counter family per counter
+/// name, labelled by section. Non-numeric values are skipped.
+fn render_cache_stats(out: &mut String, stats: &Value) {
+    let Some(sections) = stats.as_object() else {
+        return;
+    };
+    let mut by_counter: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (section, counters) in sections {
+        match counters {
+            Value::Object(counters) => {
+                for (counter, value) in counters {
+                    if let Some(n) = value.as_u64() {
+                        by_counter
+                            .entry(counter.clone())
+                            .or_default()
+                            .insert(section.clone(), n);
+                    }
+                }
+            }
+            // A flat counter at the top level (e.g. a total).
+            other => {
+                if let Some(n) = other.as_u64() {
+                    by_counter
+                        .entry(section.clone())
+                        .or_default()
+                        .insert("all".into(), n);
+                }
+            }
+        }
+    }
+    for (counter, sections) in by_counter {
+        let name = format!("dutycard_cache_{}_total", sanitize(&counter));
+        family(
+            out,
+            &name,
+            "counter",
+            &format!("Card cache `{counter}` counter, by section."),
+        );
+        for (section, n) in sections {
+            let _ = writeln!(out, "{name}{{section=\"{}\"}} {n}", escape(&section));
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    for (bound, count) in BUCKETS.iter().zip(h.counts) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Middleware: count every answered request by route template and status.
+pub async fn track_requests(
+    metrics: web::Data<Metrics>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    // Never clone the HttpRequest before `next.call`: routing needs it unique.
+    let result = next.call(req).await;
+    let (route, status) = match &result {
+        Ok(res) => (
+            res.request()
+                .match_pattern()
+                .unwrap_or_else(|| UNMATCHED.to_owned()),
+            res.status().as_u16(),
+        ),
+        // Errors raised by middleware (not handlers) carry no request.
+        Err(e) => (
+            UNMATCHED.to_owned(),
+            e.as_response_error().status_code().as_u16(),
+        ),
+    };
+    let elapsed = start.elapsed();
+    metrics.observe_request(&method, &route, status, elapsed);
+    tracing::info!(
+        http.route = %route,
+        http.status_code = status,
+        latency_ms = elapsed.as_millis() as u64,
+        "request finished"
+    );
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_counters_histograms_and_cache_stats() {
+        let m = Metrics::new();
+        m.observe_request(
+            "GET",
+            "/v1/cards/{service_id}",
+            200,
+            Duration::from_millis(3),
+        );
+        m.observe_request(
+            "GET",
+            "/v1/cards/{service_id}",
+            200,
+            Duration::from_millis(300),
+        );
+        m.observe_upstream("GET", "/services/{id}", None, Duration::from_millis(1));
+        let text = m.render(Some(&json!({"incidents": {"hits": 4, "misses": 1}})));
+        assert!(text.contains(
+            "dutycard_http_requests_total{method=\"GET\",route=\"/v1/cards/{service_id}\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "dutycard_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/cards/{service_id}\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "dutycard_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/cards/{service_id}\"} 2"
+        ));
+        assert!(text.contains(
+            "dutycard_upstream_requests_total{method=\"GET\",endpoint=\"/services/{id}\",status=\"error\"} 1"
+        ));
+        assert!(text.contains("dutycard_cache_hits_total{section=\"incidents\"} 4"));
+        assert!(text.contains("# TYPE dutycard_cache_misses_total counter"));
+    }
+}

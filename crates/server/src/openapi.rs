@@ -1,0 +1,81 @@
+//! The OpenAPI document: paths come from the `#[utoipa::path]` handlers
+//! registered in `routes::configure`, so the spec and the router cannot drift.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, LicenseBuilder, OpenApi as OpenApiDoc};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+/// Name of the bearer-token security scheme used by `/v1` operations.
+pub const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    modifiers(&Meta),
+    tags(
+        (name = "cards", description = "Aggregated PagerDuty service cards"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct Meta;
+
+impl Modify for Meta {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        // Pinned, not taken from Cargo: a crate version bump must not dirty
+        // the committed spec.
+        openapi.info = InfoBuilder::new()
+            .title("dutycard")
+            .version("v1")
+            .description(Some(
+                "PagerDuty service cards for developer portals: on-call, escalation policy, \
+                 open incidents, recent changes, standards and metrics of a service in one call.",
+            ))
+            .license(Some(
+                LicenseBuilder::new()
+                    .name("Apache-2.0")
+                    .identifier(Some("Apache-2.0"))
+                    .build(),
+            ))
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A static token from `[[server.auth.tokens]]` (when server.auth.mode = \"static\").",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The base document (info, tags, security schemes) without paths.
+pub fn base() -> OpenApiDoc {
+    ApiDoc::openapi()
+}
+
+/// The full spec, as served at `/openapi.json`.
+pub fn spec() -> OpenApiDoc {
+    actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(base())
+        .configure(crate::routes::configure(
+            crate::routes::RouteOptions::default(),
+        ))
+        .split_for_parts()
+        .1
+}
+
+/// The spec as committed in `openapi/openapi.json` (pretty JSON + newline).
+pub fn spec_json() -> String {
+    let mut text = spec()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}

@@ -1,0 +1,56 @@
+use actix_web::{HttpResponse, ResponseError, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::deadline;
+use crate::readiness::ReadyReport;
+use crate::state::AppState;
+
+/// Liveness answer.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process is up and serving HTTP.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// Liveness probe.
+///
+/// Answers 200 as long as the process serves HTTP. It checks nothing else, so
+/// an orchestrator restarts the process only when it is truly stuck.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health))
+)]
+#[get("/healthz")]
+pub async fn get_healthz() -> web::Json<Health> {
+    web::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness probe.
+///
+/// Ready when the configuration loaded and PagerDuty accepted our credentials
+/// (`GET /abilities`, checked at most every 30 s, failures re-checked after
+/// 5 s). Reports the credential's health (kind, OAuth expiry, last error).
+/// Answers 503 with the same body when not ready.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve cards", body = ReadyReport),
+        (status = 503, description = "Not ready: PagerDuty rejected the credentials or was never reached", body = ReadyReport),
+    )
+)]
+#[get("/readyz")]
+pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
+    let report = deadline::within(state.request_deadline, async {
+        Ok(state.readiness.check().await)
+    })
+    .await;
+    match report {
+        Ok(report) if report.ready => HttpResponse::Ok().json(report),
+        Ok(report) => HttpResponse::ServiceUnavailable().json(report),
+        Err(e) => e.error_response(),
+    }
+}

@@ -1,0 +1,174 @@
+//! Building and running the HTTP server (zero2prod's `Application`).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::{RequestHead, Server, ServerHandle};
+use actix_web::http::header;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::Authenticator;
+use crate::config::{AuthMode, Settings};
+use crate::error;
+use crate::extract::BodyLimit;
+use crate::metrics::{self, Metrics};
+use crate::readiness::Readiness;
+use crate::routes::{self, RouteOptions};
+use crate::state::AppState;
+use crate::telemetry::{self, RequestSpan};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the PagerDuty client: {0}")]
+    Client(String),
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Build everything from validated settings and bind the listener, so the
+    /// real port is known even when `server.port` is 0.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let server_settings = &settings.server;
+        if server_settings.auth.mode == Some(AuthMode::None) {
+            tracing::warn!(
+                "server.auth.mode = \"none\": the API accepts requests without credentials"
+            );
+        }
+        let metrics = Arc::new(Metrics::new());
+        let client = settings
+            .pagerduty
+            .client(metrics.clone())
+            .map_err(|e| StartupError::Client(e.to_string()))?;
+        let state = web::Data::new(AppState {
+            metrics: metrics.clone(),
+            request_deadline: server_settings.request_deadline(),
+            readiness: Readiness::new(client.clone()),
+        });
+        let metrics = web::Data::from(metrics);
+        let auth = web::Data::new(Authenticator::from_settings(&server_settings.auth));
+        let body_limit = server_settings.body_limit_bytes;
+        let origins = server_settings.cors_allowed_origins.clone();
+        let options = RouteOptions {
+            metrics_require_auth: server_settings.auth.metrics_require_auth,
+        };
+
+        let address = format!("{}:{}", server_settings.host, server_settings.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+
+        let server = HttpServer::new(move || {
+            let (json, query, path, payload) = error::extractor_configs(body_limit);
+            let (app, api) = App::new()
+                .into_utoipa_app()
+                .openapi(crate::openapi::base())
+                .app_data(state.clone())
+                .app_data(metrics.clone())
+                .app_data(auth.clone())
+                .app_data(json)
+                .app_data(query)
+                .app_data(path)
+                .app_data(payload)
+                .app_data(BodyLimit(body_limit))
+                .configure(routes::configure(options))
+                .split_for_parts();
+            // Layers, innermost first: CORS, metrics and
+            // the access log, the request span, the request id.
+            let known = web::Data::new(error::KnownRoutes::from_spec(&api));
+            app.app_data(known)
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+                .service(web::redirect("/docs", "/docs/"))
+                .default_service(web::to(error::route_not_found))
+                .wrap(cors(&origins))
+                .wrap(from_fn(metrics::track_requests))
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn(telemetry::request_id))
+        })
+        .workers(server_settings.workers)
+        .shutdown_timeout(server_settings.shutdown_timeout_secs)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?
+        .run();
+
+        Ok(Application { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server (gracefully or not).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serve until SIGINT/SIGTERM or `handle().stop(..)`; in-flight requests
+    /// get `server.shutdown_timeout_secs` to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Configured origins plus same-origin requests (the bundled API explorer
+/// at `/docs` sends an `Origin` header on POST).
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_origin_fn(is_same_origin)
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            telemetry::X_REQUEST_ID.clone(),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            telemetry::X_REQUEST_ID.clone(),
+        ])
+        .max_age(Some(3600));
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+fn is_same_origin(origin: &header::HeaderValue, head: &RequestHead) -> bool {
+    let (Ok(origin), Some(host)) = (
+        origin.to_str(),
+        head.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    ) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}

@@ -1,0 +1,22 @@
+//! What handlers share, built once per process and cloned into each worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+
+/// Shared application state (behind `web::Data`).
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    /// `server.request_deadline_ms`: see [`crate::deadline::within`].
+    pub request_deadline: Duration,
+    pub readiness: Readiness,
+}
+
+impl AppState {
+    /// The `/metrics` body.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(None)
+    }
+}

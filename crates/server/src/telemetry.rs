@@ -1,0 +1,123 @@
+//! Logging: a `RUST_LOG`-style filter, JSON or pretty lines, one span per
+//! request carrying its `X-Request-Id`.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::config::LogFormat;
+
+/// Header carrying the request id, taken from the caller or generated.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Install the global subscriber. `RUST_LOG` sets the filter (default
+/// `info`). Returns an error if a subscriber is already installed (tests).
+pub fn init(format: LogFormat) -> Result<(), tracing_subscriber::util::TryInitError> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+    }
+}
+
+/// The id of the current request (in request extensions).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Takes `X-Request-Id` from the request when it is a sane token (at most 128
+/// visible ASCII characters), generates a UUID otherwise, and echoes it in the
+/// response. Must wrap `TracingLogger` so the span can record it.
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    // The id was checked above (or is a UUID), so it is a valid header value.
+    let value = HeaderValue::from_str(&id).ok();
+    // Never clone the HttpRequest before `next.call`: routing needs it unique.
+    match next.call(req).await {
+        Ok(mut res) => {
+            if let Some(value) = value {
+                res.headers_mut().insert(X_REQUEST_ID.clone(), value);
+            }
+            Ok(res)
+        }
+        Err(mut e) => {
+            e.add_response_mapper(move |mut res| {
+                if let Some(value) = value.clone() {
+                    res.headers_mut().insert(X_REQUEST_ID.clone(), value);
+                }
+                res
+            });
+            Err(e)
+        }
+    }
+}
+
+fn is_valid_request_id(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Root span of each request. Unlike `tracing_actix_web::root_span!` it logs
+/// the path without the query string: `?integration_key=` is a secret.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "http_request",
+            http.method = %request.method(),
+            http.target = %request.path(),
+            request_id = %id,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_bounded_visible_ascii() {
+        assert!(is_valid_request_id("abc-123_x.y"));
+        assert!(!is_valid_request_id(""));
+        assert!(!is_valid_request_id("has space"));
+        assert!(!is_valid_request_id(&"x".repeat(129)));
+        assert!(!is_valid_request_id("nul\u{0}"));
+    }
+}

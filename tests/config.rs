@@ -1,0 +1,278 @@
+//! Configuration loading and validation through `Settings::load`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use dutycard_server::config::{AuthMode, ConfigError, ConfigSources, LogFormat, Settings};
+use secrecy::ExposeSecret;
+
+use crate::helpers::{load, settings};
+
+fn keys(err: &ConfigError) -> BTreeSet<String> {
+    err.keys().into_iter().map(str::to_owned).collect()
+}
+
+#[test]
+fn defaults_alone_name_the_missing_auth_mode_and_credentials() {
+    let err = Settings::load(&ConfigSources::isolated("", HashMap::new())).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from(["server.auth.mode".into(), "pagerduty.api_token".into()]),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("must be set explicitly"), "{text}");
+}
+
+#[test]
+fn every_invalid_value_is_reported_with_its_key() {
+    let err = load(
+        r#"
+        [server]
+        workers = 0
+        cors_allowed_origins = ["https://portal.example/path"]
+        [pagerduty]
+        api_base_url = "ftp://example.com"
+        events_base_url = "not a url"
+        max_attempts = 0
+        [pagerduty.oauth]
+        client_id = "id"
+        [cache]
+        incidents_ttl_secs = 0
+        batch_max_size = 500
+        [trigger]
+        client_name = ""
+        "#,
+        &[],
+    )
+    .unwrap_err();
+    let expected: BTreeSet<String> = [
+        "server.workers",
+        "server.cors_allowed_origins[0]",
+        "pagerduty.api_base_url",
+        "pagerduty.events_base_url",
+        "pagerduty.max_attempts",
+        "pagerduty.oauth",
+        "cache.incidents_ttl_secs",
+        "cache.batch_max_size",
+        "trigger.client_name",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(keys(&err), expected, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("TTL of zero"), "{text}");
+    assert!(text.contains("both an API token and OAuth"), "{text}");
+}
+
+#[test]
+fn type_errors_and_unknown_values_name_the_key() {
+    let err = load("[pagerduty]\nregion = \"mars\"", &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Load(_)));
+    assert!(err.to_string().contains("pagerduty.region"), "{err}");
+
+    let err = load("", &[("DUTYCARD_SERVER__PORT", "eighty")]).unwrap_err();
+    assert!(err.to_string().contains("server.port"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_not_ignored() {
+    let err = load("[server]\nprot = 9000", &[]).unwrap_err();
+    assert!(err.to_string().contains("prot"), "{err}");
+}
+
+#[test]
+fn environment_overrides_files_and_defaults() {
+    let s = settings(
+        "",
+        &[
+            ("DUTYCARD_SERVER__PORT", "9123"),
+            ("DUTYCARD_SERVER__LOG_FORMAT", "json"),
+            ("DUTYCARD_SERVER__AUTH__MODE", "none"),
+            (
+                "DUTYCARD_SERVER__CORS_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example:8443",
+            ),
+            ("DUTYCARD_PAGERDUTY__API_BASE_URL", "http://127.0.0.1:7100"),
+            ("DUTYCARD_PAGERDUTY__API_TOKEN", "from-env"),
+            ("DUTYCARD_CACHE__ONCALL_TTL_SECS", "15"),
+        ],
+    );
+    assert_eq!(s.server.port, 9123);
+    assert_eq!(s.server.log_format, LogFormat::Json);
+    assert_eq!(s.server.auth.mode, Some(AuthMode::None));
+    assert_eq!(
+        s.server.cors_allowed_origins,
+        vec!["https://a.example", "https://b.example:8443"]
+    );
+    assert_eq!(
+        s.pagerduty.api_base_url.as_deref(),
+        Some("http://127.0.0.1:7100")
+    );
+    assert_eq!(
+        s.pagerduty.api_token.as_ref().unwrap().expose_secret(),
+        "from-env"
+    );
+    assert_eq!(s.cache.oncall_ttl_secs, 15);
+    // Untouched keys keep the documented defaults.
+    assert_eq!(s.cache.incidents_ttl_secs, 20);
+    assert_eq!(s.server.request_deadline_ms, 10_000);
+}
+
+#[test]
+fn default_toml_documents_every_key_it_sets() {
+    // Every `key = value` line of default.toml is preceded by a comment.
+    let text = dutycard_server::config::DEFAULT_TOML;
+    let mut previous = "";
+    for line in text.lines().map(str::trim) {
+        if !line.is_empty() && !line.starts_with('#') && !line.starts_with('[') {
+            assert!(
+                previous.starts_with('#'),
+                "undocumented key in config/default.toml: {line}"
+            );
+        }
+        previous = line;
+    }
+}
+
+fn temp_file(name: &str, content: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "dutycard-test-{}-{}-{name}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn secrets_come_from_files_and_are_never_printed() {
+    let token_file = temp_file("token", "file-secret-token-123\n");
+    let tokens_file = temp_file(
+        "tokens.toml",
+        "[[tokens]]\nname = \"portal\"\ntoken = \"portal-secret-token-0123456789\"\n",
+    );
+    let extra = format!(
+        "[server.auth]\nmode = \"static\"\ntokens_file = {:?}\n[pagerduty]\napi_token_file = {:?}\n",
+        tokens_file.display().to_string(),
+        token_file.display().to_string()
+    );
+    // BASE_TOML sets api_token; a file as well is a conflict, so start clean.
+    let s = Settings::load(&ConfigSources::isolated(
+        format!("[server]\nport = 0\n{extra}"),
+        HashMap::new(),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.pagerduty.api_token.as_ref().unwrap().expose_secret(),
+        "file-secret-token-123"
+    );
+    assert_eq!(s.server.auth.tokens[0].name, "portal");
+
+    let printed = format!("{}\n{s:?}", s.to_redacted_toml());
+    for secret in ["file-secret-token-123", "portal-secret-token-0123456789"] {
+        assert!(!printed.contains(secret), "secret leaked:\n{printed}");
+    }
+    assert!(printed.contains("[redacted]"), "{printed}");
+
+    let _ = std::fs::remove_file(token_file);
+    let _ = std::fs::remove_file(tokens_file);
+}
+
+#[test]
+fn token_and_token_file_together_are_a_conflict() {
+    let file = temp_file("token2", "x");
+    let err = load(
+        &format!(
+            "[pagerduty]\napi_token_file = {:?}",
+            file.display().to_string()
+        ),
+        &[],
+    )
+    .unwrap_err();
+    assert!(keys(&err).contains("pagerduty.api_token_file"), "{err}");
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn unreadable_secret_files_are_named() {
+    let err = Settings::load(&ConfigSources::isolated(
+        "[server.auth]\nmode = \"none\"\n[pagerduty]\napi_token_file = \"/nonexistent/dutycard/token\"",
+        HashMap::new(),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from(["pagerduty.api_token_file".into()]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cannot read"), "{err}");
+}
+
+#[test]
+fn static_auth_needs_long_uniquely_named_tokens() {
+    let err = load(
+        r#"
+        [server.auth]
+        mode = "static"
+        [[server.auth.tokens]]
+        name = "a"
+        token = "short"
+        [[server.auth.tokens]]
+        name = "a"
+        token = "long-enough-token-0123456789"
+        "#,
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from([
+            "server.auth.tokens[0].token".into(),
+            "server.auth.tokens[1].name".into()
+        ]),
+        "{err}"
+    );
+    let err = load("[server.auth]\nmode = \"static\"", &[]).unwrap_err();
+    assert_eq!(keys(&err), BTreeSet::from(["server.auth.tokens".into()]));
+}
+
+#[test]
+fn oauth_needs_id_secret_subdomain_and_scopes() {
+    let err = Settings::load(&ConfigSources::isolated(
+        "[server.auth]\nmode = \"none\"\n[pagerduty.oauth]\nsubdomain = \"bad domain\"",
+        HashMap::new(),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from([
+            "pagerduty.oauth.client_id".into(),
+            "pagerduty.oauth.client_secret".into(),
+            "pagerduty.oauth.subdomain".into(),
+            "pagerduty.oauth.scopes".into(),
+        ]),
+        "{err}"
+    );
+    let ok = Settings::load(&ConfigSources::isolated(
+        "[server.auth]\nmode = \"none\"\n[pagerduty.oauth]\nclient_id = \"id\"\nclient_secret = \"s\"\nsubdomain = \"acme\"\nscopes = \"services.read,incidents.read\"",
+        HashMap::new(),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ok.pagerduty.oauth.unwrap().scopes,
+        vec!["services.read", "incidents.read"]
+    );
+}
+
+#[test]
+fn metrics_auth_needs_static_mode() {
+    let err = load("[server.auth]\nmetrics_require_auth = true", &[]).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from(["server.auth.metrics_require_auth".into()])
+    );
+}

@@ -1,0 +1,46 @@
+//! Errors outside the card routes: unknown routes, wrong methods, request ids.
+
+use crate::helpers::{TestApp, error_of, settings};
+
+#[tokio::test]
+async fn unknown_routes_get_a_json_404() {
+    let app = TestApp::spawn(settings("", &[])).await;
+    let response = app.get("/nope").await;
+    assert_eq!(response.status(), 404);
+    let (code, _) = error_of(response).await;
+    assert_eq!(code, "route_not_found");
+}
+
+#[tokio::test]
+async fn a_known_path_with_another_method_gets_a_json_405_with_allow() {
+    let app = TestApp::spawn(settings("", &[])).await;
+    let response = app.http.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    let (code, _) = error_of(response).await;
+    assert_eq!(code, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = TestApp::spawn(settings("", &[])).await;
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+
+    // Error answers carry it too; an unusable id is replaced by a UUID.
+    let response = app
+        .http
+        .get(app.url("/nope"))
+        .header("x-request-id", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(generated.len(), 36, "{generated}");
+}

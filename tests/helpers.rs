@@ -1,0 +1,105 @@
+//! Spawning the app on port 0 (zero2prod's `spawn_app`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use dutycard_server::config::{ConfigError, ConfigSources, Settings};
+use dutycard_server::startup::Application;
+
+/// The smallest valid configuration: auth off, one worker, port 0, a
+/// placeholder token. Tests add their own TOML after it.
+pub const BASE_TOML: &str = r#"
+[server]
+port = 0
+workers = 1
+log_format = "pretty"
+[server.auth]
+mode = "none"
+[pagerduty]
+api_token = "test-token"
+max_attempts = 1
+"#;
+
+/// Load settings from `BASE_TOML` + `extra` TOML + `env`, never reading the
+/// process environment.
+pub fn load(extra: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::load(&ConfigSources {
+        file: None,
+        toml: vec![BASE_TOML.to_owned(), extra.to_owned()],
+        env: Some(env),
+    })
+}
+
+/// Like [`load`] but panics with the problems when invalid.
+pub fn settings(extra: &str, env: &[(&str, &str)]) -> Settings {
+    load(extra, env).unwrap_or_else(|e| panic!("test settings are invalid: {e}"))
+}
+
+/// A running app and an HTTP client for it.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub async fn spawn(settings: Settings) -> TestApp {
+        let app = Application::build(settings).await.expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("reqwest client"),
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics body")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Best effort: stop the workers when the test's runtime still runs.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { handle.stop(false).await });
+        }
+    }
+}
+
+/// Read a JSON error body and return (code, details).
+pub async fn error_of(response: reqwest::Response) -> (String, serde_json::Value) {
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    let error = &body["error"];
+    assert!(error["message"].is_string(), "no message in {body}");
+    (
+        error["code"].as_str().expect("error.code").to_owned(),
+        error["details"].clone(),
+    )
+}

@@ -1,0 +1,69 @@
+//! The committed spec matches the code, and the code documents itself.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, settings};
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json")
+}
+
+/// Regenerate with `UPDATE_OPENAPI=1 cargo test -p dutycard-tests openapi`.
+#[test]
+fn committed_spec_matches_the_code() {
+    let generated = dutycard_server::openapi::spec_json();
+    let path = committed_path();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).expect("write openapi/openapi.json");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p dutycard-tests openapi` and commit it"
+    );
+}
+
+#[test]
+fn every_operation_and_response_has_a_description() {
+    let spec: Value = serde_json::from_str(&dutycard_server::openapi::spec_json()).unwrap();
+    let paths = spec["paths"].as_object().expect("paths");
+    assert!(!paths.is_empty());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            for field in ["summary", "description"] {
+                assert!(
+                    op[field].as_str().is_some_and(|s| !s.trim().is_empty()),
+                    "{name} has no {field}"
+                );
+            }
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|s| !s.trim().is_empty()),
+                    "{name} response {status} has no description"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_served_spec_is_the_generated_one_and_docs_are_local() {
+    let app = TestApp::spawn(settings("", &[])).await;
+    let served: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let generated: Value = serde_json::from_str(&dutycard_server::openapi::spec_json()).unwrap();
+    assert_eq!(served, generated);
+
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("https://"), "docs page loads remote assets");
+    let bundle = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(bundle.status(), 200);
+}
