@@ -1,0 +1,14 @@
+//! Integration tests of the PagerDuty simulator, over HTTP on port 0.
+
+mod auth;
+mod common;
+mod events;
+mod faults;
+mod generation;
+mod incidents;
+mod oauth;
+mod oncalls;
+mod other_routes;
+mod rate_limit;
+mod services;
+mod stats;
