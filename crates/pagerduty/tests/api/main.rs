@@ -10,3 +10,4 @@ mod oauth;
 mod pagination;
 mod resources;
 mod retries;
+mod telemetry;
