@@ -86,7 +86,8 @@ pub enum Error {
     /// The OAuth token endpoint refused or could not be reached.
     #[error("PagerDuty OAuth: {0}")]
     OAuth(#[from] OAuthError),
-    /// The client was built with a bad setting.
+    /// The client was built with a bad setting, or a call got a bad argument
+    /// (an empty id, a page `limit` over 100).
     #[error("invalid PagerDuty client setting `{field}`: {message}")]
     Config {
         /// The builder setting, e.g. `api_base_url`.

@@ -23,6 +23,7 @@ impl Client {
         service_id: &str,
         q: &ListChangeEvents,
     ) -> Result<Page<ChangeEvent>> {
+        super::require("service_id", service_id)?;
         self.get_page(
             "/services/{id}/change_events",
             &["services", service_id, "change_events"],

@@ -12,6 +12,7 @@ use crate::query::ListEscalationPolicies;
 impl Client {
     /// `GET /escalation_policies/{id}`. Scope: `escalation_policies.read`.
     pub async fn get_escalation_policy(&self, id: &str) -> Result<EscalationPolicy> {
+        super::require("escalation_policy_id", id)?;
         self.get_one(
             "/escalation_policies/{id}",
             &["escalation_policies", id],

@@ -21,6 +21,18 @@ use crate::error::{Error, Result};
 use crate::page::{MAX_LIMIT, MAX_OFFSET_PLUS_LIMIT, Page, check_page};
 use crate::query::Paged;
 
+/// Rejects an empty id before it turns into a different endpoint
+/// (`/services/` lists services).
+pub(crate) fn require(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::Config {
+            field: field.to_string(),
+            message: "must not be empty".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Decodes `{key: T}` and names the JSON path on failure.
 pub(crate) fn decode_key<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T> {
     let mut top: Value = serde_json::from_slice(bytes).map_err(|e| Error::Decode {

@@ -14,6 +14,7 @@ impl Client {
     ///
     /// Scope: `services.read`. A missing service is [`crate::Error::NotFound`].
     pub async fn get_service(&self, id: &str, include: &[ServiceInclude]) -> Result<Service> {
+        super::require("service_id", id)?;
         let mut q = Pairs::new();
         push_all(&mut q, "include[]", include);
         q.push(("time_zone".into(), "UTC".into()));
@@ -45,6 +46,7 @@ impl Client {
     /// `integrations[].integration_key` equals `key`, searching every result
     /// page, and `None` when no service matches. The key is never logged.
     pub async fn find_service_by_integration_key(&self, key: &str) -> Result<Option<Service>> {
+        super::require("integration_key", key)?;
         let q = ListServices {
             query: Some(key.to_string()),
             include: vec![ServiceInclude::Integrations],

@@ -12,6 +12,7 @@ const MAX_IDS: usize = 100;
 impl Client {
     /// `GET /standards/scores/technical_services/{id}`. Scope: `standards.read`.
     pub async fn service_standards(&self, service_id: &str) -> Result<ServiceStandards> {
+        super::require("service_id", service_id)?;
         let bytes = self
             .get_raw(
                 "/standards/scores/technical_services/{id}",

@@ -7,6 +7,7 @@ use crate::models::User;
 impl Client {
     /// `GET /users/{id}`. Scope: `users.read`.
     pub async fn get_user(&self, id: &str) -> Result<User> {
+        super::require("user_id", id)?;
         self.get_one("/users/{id}", &["users", id], &[], "user")
             .await
     }

@@ -171,3 +171,43 @@ fn debug_never_shows_secrets() {
     let shown = format!("{integration:?}");
     assert!(!shown.contains("0a1b2c3d4e5f"), "{shown}");
 }
+
+#[tokio::test]
+async fn empty_ids_are_rejected_before_sending() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let c = crate::helpers::token_client(&server);
+    let field = |r: pagerduty::Error| match r {
+        Error::Config { field, .. } => field,
+        other => panic!("expected Config, got {other:?}"),
+    };
+    assert_eq!(
+        field(c.get_service("", &[]).await.unwrap_err()),
+        "service_id"
+    );
+    assert_eq!(field(c.get_user(" ").await.unwrap_err()), "user_id");
+    assert_eq!(
+        field(c.get_escalation_policy("").await.unwrap_err()),
+        "escalation_policy_id"
+    );
+    assert_eq!(
+        field(c.find_service_by_integration_key("").await.unwrap_err()),
+        "integration_key"
+    );
+    assert_eq!(
+        field(c.service_standards("").await.unwrap_err()),
+        "service_id"
+    );
+    assert_eq!(
+        field(
+            c.list_service_change_events("", &Default::default())
+                .await
+                .unwrap_err()
+        ),
+        "service_id"
+    );
+}
