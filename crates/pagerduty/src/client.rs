@@ -5,7 +5,7 @@
 //!
 //! Every call goes through one loop, bounded by [`RetryPolicy`]:
 //!
-//! * **429**: wait `ratelimit-reset` seconds (capped at
+//! * **429**: wait `ratelimit-reset` seconds (or a numeric `Retry-After`; capped at
 //!   [`RetryPolicy::max_delay`], plus up to [`RetryPolicy::base_delay`] of
 //!   jitter), then retry. Without the header, back off exponentially.
 //! * **5xx, 408, connection errors and timeouts** on idempotent requests
@@ -596,13 +596,17 @@ impl Inner {
             let outcome = async {
                 let resp = rb.send().await?;
                 let status = resp.status().as_u16();
-                let reset = resp
-                    .headers()
-                    .get("ratelimit-reset")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
+                // PagerDuty documents `ratelimit-reset` (seconds); accept a
+                // numeric `Retry-After` as a fallback from proxies.
+                let seconds = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
+                };
+                let reset = seconds("ratelimit-reset").or_else(|| seconds("retry-after"));
                 let bytes = resp.bytes().await?;
                 Ok::<_, reqwest::Error>((status, reset, bytes.to_vec()))
             }

@@ -24,6 +24,44 @@
 //! # }
 //! ```
 //!
+//! Scoped OAuth and the Events API:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pagerduty::{Client, Credentials, Event, EventPayload, OAuthCredentials, RetryPolicy, Severity};
+//!
+//! # async fn demo(secret: pagerduty::SecretString) -> pagerduty::Result<()> {
+//! let pd = Client::builder(Credentials::OAuth(OAuthCredentials {
+//!     client_id: "my-app-client-id".into(),
+//!     client_secret: secret,
+//!     subdomain: "acme".into(),
+//!     scopes: vec!["services.read".into(), "incidents.read".into(), "oncalls.read".into()],
+//! }))
+//! .request_timeout(Duration::from_secs(5))
+//! .retry_policy(RetryPolicy { max_attempts: 4, ..Default::default() })
+//! .rate_limit_per_minute(Some(900))
+//! .build()?;
+//! let ack = pd
+//!     .events()
+//!     .enqueue(&Event::trigger(
+//!         "R0123456789abcdef0123456789abcde",
+//!         EventPayload {
+//!             summary: "Checkout latency p99 above 2s".into(),
+//!             source: "payments-api".into(),
+//!             severity: Severity::Error,
+//!             timestamp: None,
+//!             component: None,
+//!             group: None,
+//!             class: None,
+//!             custom_details: None,
+//!         },
+//!     ))
+//!     .await?;
+//! println!("dedup key {:?}", ack.dedup_key);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //!
 //! * [`client`]: [`Client`], [`ClientBuilder`], [`Region`], [`RetryPolicy`]

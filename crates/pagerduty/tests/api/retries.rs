@@ -346,3 +346,24 @@ async fn client_rate_limiter_queues_bursts() {
     })
     .await
 }
+
+#[tokio::test]
+async fn retry_after_is_a_fallback_for_ratelimit_reset() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "4"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = token_builder(&server)
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(4)));
+        assert_eq!(err.body().unwrap().raw, None, "no body is fine");
+    })
+    .await
+}
