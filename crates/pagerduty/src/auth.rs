@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
-use crate::client::Region;
+use crate::client::{CallObserver, CallRecord, Region};
 use crate::error::{Error, OAuthError, Result};
 
 /// How the client authenticates to the REST API.
@@ -158,14 +158,18 @@ impl Auth {
         matches!(self, Auth::OAuth(_))
     }
 
-    pub(crate) async fn value(&self, http: &reqwest::Client) -> Result<AuthValue> {
+    pub(crate) async fn value(
+        &self,
+        http: &reqwest::Client,
+        observer: Option<&dyn CallObserver>,
+    ) -> Result<AuthValue> {
         match self {
             Auth::ApiToken { token, .. } => Ok(AuthValue {
                 header: sensitive(&format!("Token token={}", token.expose_secret()))?,
                 generation: None,
             }),
             Auth::OAuth(m) => {
-                let t = m.token(http).await?;
+                let t = m.token(http, observer).await?;
                 Ok(AuthValue {
                     header: sensitive(&format!("Bearer {}", t.token.expose_secret()))?,
                     generation: Some(t.generation),
@@ -198,7 +202,11 @@ impl Auth {
         }
     }
 
-    pub(crate) async fn health(&self, http: &reqwest::Client) -> TokenHealth {
+    pub(crate) async fn health(
+        &self,
+        http: &reqwest::Client,
+        observer: Option<&dyn CallObserver>,
+    ) -> TokenHealth {
         match self {
             Auth::ApiToken { last_error, .. } => {
                 let last_error = lock(last_error).clone();
@@ -211,7 +219,7 @@ impl Auth {
                 }
             }
             Auth::OAuth(m) => {
-                let r = m.token(http).await;
+                let r = m.token(http, observer).await;
                 let last_error = lock(&m.last_error).clone();
                 match r {
                     Ok(t) => TokenHealth {
@@ -247,6 +255,9 @@ fn sensitive(v: &str) -> Result<reqwest::header::HeaderValue> {
     Ok(h)
 }
 
+/// The `endpoint` reported for token requests (spans and [`CallRecord`]s).
+pub const TOKEN_ENDPOINT: &str = "/oauth/token";
+
 pub(crate) struct OAuthManager {
     creds: OAuthCredentials,
     scope: String,
@@ -257,7 +268,11 @@ pub(crate) struct OAuthManager {
 }
 
 impl OAuthManager {
-    async fn token(&self, http: &reqwest::Client) -> Result<CachedToken> {
+    async fn token(
+        &self,
+        http: &reqwest::Client,
+        observer: Option<&dyn CallObserver>,
+    ) -> Result<CachedToken> {
         // Holding the async mutex across the fetch is the point: every caller
         // that arrives during a renewal waits for it and reuses its token.
         let mut cache = self.cache.lock().await;
@@ -266,7 +281,7 @@ impl OAuthManager {
         {
             return Ok(t.clone());
         }
-        match self.fetch(http).await {
+        match self.fetch(http, observer).await {
             Ok(t) => {
                 *lock(&self.last_error) = None;
                 *cache = Some(t.clone());
@@ -295,13 +310,30 @@ impl OAuthManager {
         }
     }
 
-    async fn fetch(&self, http: &reqwest::Client) -> Result<CachedToken, OAuthError> {
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        observer: Option<&dyn CallObserver>,
+    ) -> Result<CachedToken, OAuthError> {
         let started = Instant::now();
         let span = tracing::debug_span!(
             "pagerduty.oauth_token",
+            method = "POST",
+            endpoint = TOKEN_ENDPOINT,
             status = tracing::field::Empty,
             elapsed_ms = tracing::field::Empty
         );
+        let observe = |status: Option<u16>| {
+            if let Some(o) = observer {
+                o.on_call(&CallRecord {
+                    method: "POST",
+                    endpoint: TOKEN_ENDPOINT,
+                    status,
+                    attempt: 1,
+                    elapsed: started.elapsed(),
+                });
+            }
+        };
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.creds.client_id.as_str()),
@@ -315,12 +347,16 @@ impl OAuthManager {
             .send()
             .instrument(span.clone())
             .await
-            .map_err(|e| OAuthError::Unreachable(transport_message(e)))?;
+            .map_err(|e| {
+                observe(None);
+                OAuthError::Unreachable(transport_message(e))
+            })?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| OAuthError::Unreachable(transport_message(e)))?;
+        let bytes = resp.bytes().await.map_err(|e| {
+            observe(None);
+            OAuthError::Unreachable(transport_message(e))
+        })?;
+        observe(Some(status));
         span.record("status", status);
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
         if (200..300).contains(&status) {

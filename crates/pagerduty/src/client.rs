@@ -170,7 +170,8 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(0..=ms))
 }
 
-/// Sees every HTTP attempt the client makes (for metrics).
+/// Sees every HTTP attempt the client makes (for metrics): REST and Events
+/// attempts, and OAuth token requests (endpoint `/oauth/token`).
 pub trait CallObserver: Send + Sync + 'static {
     /// Called once per attempt, after the response body was read or the attempt failed.
     fn on_call(&self, record: &CallRecord);
@@ -475,7 +476,10 @@ impl Client {
     /// token endpoint); with an API token it reports whether the last REST
     /// answer was a 401.
     pub async fn token_health(&self) -> TokenHealth {
-        self.inner.auth.health(&self.inner.http).await
+        self.inner
+            .auth
+            .health(&self.inner.http, self.inner.observer.as_deref())
+            .await
     }
 }
 
@@ -548,7 +552,8 @@ impl Inner {
             let mut rb = self.http.request(call.method.clone(), url.clone());
             match call.host {
                 Host::Api => {
-                    match self.auth.value(&self.http).await {
+                    let wait = policy.backoff(attempt);
+                    match self.auth.value(&self.http, self.observer.as_deref()).await {
                         Ok(v) => {
                             auth_generation = v.generation;
                             rb = rb.header(AUTHORIZATION, v.header);
@@ -556,9 +561,8 @@ impl Inner {
                         Err(Error::OAuth(OAuthError::Unreachable(msg)))
                             if call.idempotent
                                 && attempt - u32::from(renewed) < policy.max_attempts
-                                && self.fits(started, policy.backoff(attempt)) =>
+                                && self.fits(started, wait) =>
                         {
-                            let wait = policy.backoff(attempt);
                             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %msg, "OAuth token endpoint unreachable; retrying");
                             tokio::time::sleep(wait).await;
                             continue;

@@ -49,7 +49,11 @@ async fn fifty_concurrent_calls_fetch_one_token() {
             .mount(&server)
             .await;
         mount_abilities_for(&server, "pdus+_0XBPWQQ_tokenA", 50).await;
-        let client = oauth_builder(&server).build().unwrap();
+        let recorder = crate::helpers::Recorder::new();
+        let client = oauth_builder(&server)
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
         let calls = (0..50).map(|_| {
             let c = client.clone();
             tokio::spawn(async move { c.list_abilities().await })
@@ -57,6 +61,15 @@ async fn fifty_concurrent_calls_fetch_one_token() {
         for r in futures::future::join_all(calls).await {
             assert_eq!(r.unwrap().unwrap(), vec!["teams"]);
         }
+        let records = recorder.records();
+        let token_calls: Vec<_> = records
+            .iter()
+            .filter(|r| r.endpoint == "/oauth/token")
+            .collect();
+        assert_eq!(token_calls.len(), 1);
+        assert_eq!(token_calls[0].method, "POST");
+        assert_eq!(token_calls[0].status, Some(200));
+        assert_eq!(records.len(), 51);
     })
     .await
 }
