@@ -103,3 +103,56 @@ pub async fn error_of(response: reqwest::Response) -> (String, serde_json::Value
         error["details"].clone(),
     )
 }
+
+/// A running simulator and an app pointed at it.
+pub struct SimApp {
+    pub app: TestApp,
+    pub sim: sim::SimHandle,
+}
+
+/// Start the simulator with `sim_config`, then the app with `extra` TOML and
+/// the simulator's URLs and token.
+pub async fn spawn_with_sim(sim_config: sim::SimConfig, extra: &str) -> SimApp {
+    spawn_with_sim_token(sim_config, extra, None).await
+}
+
+/// Like [`spawn_with_sim`], sending `token` instead of the simulator's.
+pub async fn spawn_with_sim_token(
+    sim_config: sim::SimConfig,
+    extra: &str,
+    token: Option<&str>,
+) -> SimApp {
+    let sim = sim::Sim::start(sim::SimConfig {
+        port: 0,
+        workers: 1,
+        ..sim_config
+    })
+    .await
+    .expect("simulator starts");
+    let (base, events, oauth, token) = (
+        sim.base_url(),
+        sim.events_base_url(),
+        sim.oauth_token_url(),
+        token.map_or_else(|| sim.api_token(), str::to_owned),
+    );
+    let app = TestApp::spawn(settings(
+        extra,
+        &[
+            ("DUTYCARD_PAGERDUTY__API_BASE_URL", base.as_str()),
+            ("DUTYCARD_PAGERDUTY__EVENTS_BASE_URL", events.as_str()),
+            ("DUTYCARD_PAGERDUTY__OAUTH_TOKEN_URL", oauth.as_str()),
+            ("DUTYCARD_PAGERDUTY__API_TOKEN", token.as_str()),
+        ],
+    ))
+    .await;
+    SimApp { app, sim }
+}
+
+/// A small seeded account: fast to generate, deterministic.
+pub fn small_sim() -> sim::SimConfig {
+    sim::SimConfig {
+        seed: 7,
+        services: 12,
+        ..sim::SimConfig::default()
+    }
+}

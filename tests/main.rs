@@ -1,9 +1,11 @@
 //! End-to-end tests. One binary; each area is a module.
 
 mod auth;
+mod cards;
 mod config;
 mod errors;
 mod health;
 mod helpers;
 mod metrics;
 mod openapi;
+mod upstream;

@@ -53,6 +53,22 @@ fn every_operation_and_response_has_a_description() {
     }
 }
 
+#[test]
+fn every_schema_reference_resolves() {
+    let text = dutycard_server::openapi::spec_json();
+    let spec: Value = serde_json::from_str(&text).unwrap();
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    let prefix = "\"$ref\": \"#/components/schemas/";
+    for (i, _) in text.match_indices(prefix) {
+        let rest = &text[i + prefix.len()..];
+        let name = &rest[..rest.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
+    for name in ["ServiceCard", "ErrorBody", "BatchResponse", "ReadyReport"] {
+        assert!(schemas.contains_key(name), "{name} missing");
+    }
+}
+
 #[tokio::test]
 async fn the_served_spec_is_the_generated_one_and_docs_are_local() {
     let app = TestApp::spawn(settings("", &[])).await;

@@ -34,6 +34,20 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Run the server against an embedded PagerDuty simulator (auth off).
+    Demo {
+        /// Port of the dutycard server.
+        #[arg(long, default_value_t = 7007)]
+        port: u16,
+        /// Seed of the simulated account (same seed, same account).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Number of simulated services.
+        #[arg(long, default_value_t = 50)]
+        services: usize,
+    },
+    /// Run only the PagerDuty simulator (same flags as `dutycard-sim`).
+    Sim(sim::cli::SimArgs),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -43,6 +57,18 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config, log_format } => serve(config, log_format).await,
         Command::CheckConfig { config } => check_config(config),
+        Command::Demo {
+            port,
+            seed,
+            services,
+        } => demo(port, seed, services).await,
+        Command::Sim(args) => match sim::cli::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dutycard sim: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Openapi => {
             print!("{}", crate::openapi::spec_json());
             ExitCode::SUCCESS
@@ -76,6 +102,118 @@ async fn serve(config: Option<PathBuf>, log_format: Option<LogFormat>) -> ExitCo
     // A second init (never in the binary) only means logs already flow.
     let _ = telemetry::init(log_format.unwrap_or(settings.server.log_format));
     serve_settings(settings).await
+}
+
+async fn demo(port: u16, seed: u64, services: usize) -> ExitCode {
+    let _ = telemetry::init(LogFormat::Pretty);
+    let sim = match sim::Sim::start(sim::SimConfig {
+        seed,
+        services,
+        port: 0,
+        ..sim::SimConfig::default()
+    })
+    .await
+    {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("dutycard demo: cannot start the simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = Settings::demo_base().and_then(|mut s| {
+        s.server.port = port;
+        s.pagerduty.api_base_url = Some(sim.base_url());
+        s.pagerduty.events_base_url = Some(sim.events_base_url());
+        s.pagerduty.oauth_token_url = Some(sim.oauth_token_url());
+        s.pagerduty.api_token = Some(sim.api_token().into());
+        s.finish()
+    });
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("dutycard demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let host = settings.server.host.clone();
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("dutycard demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = format!("http://{host}:{}", app.port());
+    print!("{}", demo_banner(&base, &sim, seed));
+    let result = app.run_until_stopped().await;
+    sim.shutdown().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dutycard demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What to open: the API explorer and a few cards of real simulated services.
+fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64) -> String {
+    use std::fmt::Write as _;
+    let account = sim.account();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\ndutycard demo: {} simulated PagerDuty services (seed {seed}), auth off\n",
+        account.services.len()
+    );
+    let _ = writeln!(out, "  API explorer   {base}/docs/");
+    let _ = writeln!(out, "  OpenAPI        {base}/openapi.json");
+    let _ = writeln!(out, "  readiness      {base}/readyz");
+    let _ = writeln!(out, "  metrics        {base}/metrics");
+    let _ = writeln!(out, "\n  cards:");
+    for service in account.services.iter().take(3) {
+        let _ = writeln!(
+            out,
+            "    {base}/v1/cards/{}   ({})",
+            service.id, service.name
+        );
+    }
+    if let Some(service) = account.services.get(3) {
+        let _ = writeln!(
+            out,
+            "    {base}/v1/cards/{}?include=standards,metrics&incidents=10",
+            service.id
+        );
+    }
+    if let Some((service, key)) = account.services.iter().find_map(|s| {
+        s.integrations
+            .iter()
+            .find_map(|i| i.integration_key.as_deref())
+            .map(|k| (s, k))
+    }) {
+        // A simulated key: printing it is harmless (real keys are secrets).
+        let _ = writeln!(
+            out,
+            "    {base}/v1/cards?integration_key={key}   ({})",
+            service.name
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n  batch:  curl -s -X POST {base}/v1/cards/batch -H 'content-type: application/json' -d '{{\"service_ids\":[\"{}\"]}}'",
+        account
+            .services
+            .first()
+            .map(|s| s.id.as_str())
+            .unwrap_or("PABC123")
+    );
+    let _ = writeln!(
+        out,
+        "\n  simulated PagerDuty at {} (admin: {}/__sim/stats)\n  Ctrl-C stops both.\n",
+        sim.base_url(),
+        sim.base_url()
+    );
+    out
 }
 
 async fn serve_settings(settings: Settings) -> ExitCode {

@@ -561,6 +561,12 @@ impl Settings {
                 "must be at most 1000: it delays every cache miss",
             ));
         }
+        if let Err(message) = c.cards_config().validate() {
+            // The cards crate's own check; ours above normally catches first.
+            if problems.iter().all(|p| !p.key.starts_with("cache.")) {
+                problems.push(problem("cache", message));
+            }
+        }
         if !(1..=100).contains(&c.batch_max_size) {
             problems.push(problem(
                 "cache.batch_max_size",
@@ -651,6 +657,29 @@ impl PagerDutySettings {
             builder = builder.oauth_token_url(url);
         }
         builder.build()
+    }
+}
+
+impl CacheSettings {
+    /// The cards crate's settings; keys not exposed here keep its defaults.
+    pub fn cards_config(&self) -> cards::CardsConfig {
+        let secs = Duration::from_secs;
+        cards::CardsConfig {
+            service_ttl: secs(self.service_ttl_secs),
+            escalation_policy_ttl: secs(self.escalation_policy_ttl_secs),
+            oncall_ttl: secs(self.oncall_ttl_secs),
+            incidents_ttl: secs(self.incidents_ttl_secs),
+            change_events_ttl: secs(self.change_events_ttl_secs),
+            standards_ttl: secs(self.standards_ttl_secs),
+            metrics_ttl: secs(self.metrics_ttl_secs),
+            integration_key_ttl: secs(self.integration_key_ttl_secs),
+            integration_key_miss_ttl: secs(self.integration_key_miss_ttl_secs),
+            max_stale: secs(self.max_stale_secs),
+            max_entries: self.max_entries,
+            batch_window: Duration::from_millis(self.batch_window_ms),
+            batch_max_size: self.batch_max_size,
+            ..cards::CardsConfig::default()
+        }
     }
 }
 

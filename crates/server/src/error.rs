@@ -56,13 +56,37 @@ pub enum ApiError {
     /// Our own request deadline (`server.request_deadline_ms`) passed.
     #[error("the request did not complete within {deadline_ms} ms")]
     DeadlineExceeded { deadline_ms: u64 },
+    /// The service has no Events API v2 integration to trigger through.
+    #[error("service {service_id} has no Events API v2 integration")]
+    NoEventsIntegration { service_id: String },
     #[error("internal error")]
     Internal(String),
 }
 
+impl From<cards::CardError> for ApiError {
+    fn from(e: cards::CardError) -> Self {
+        use cards::CardError as E;
+        match e {
+            E::NotFound { what } => ApiError::NotFound { what },
+            E::Unauthorized(message) => ApiError::UpstreamUnauthorized(message),
+            E::Forbidden {
+                message,
+                missing_scopes,
+            } => ApiError::UpstreamForbidden {
+                message,
+                missing_scopes,
+            },
+            E::RateLimited { retry_after } => ApiError::UpstreamRateLimited { retry_after },
+            E::Timeout => ApiError::UpstreamTimeout,
+            E::Unavailable(message) => ApiError::UpstreamUnavailable(message),
+            E::NoEventsIntegration { service_id } => ApiError::NoEventsIntegration { service_id },
+        }
+    }
+}
+
 /// The body of every error answer.
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
-#[schema(example = json!({"error": {"code": "service_not_found", "message": "service PXXXXXX not found", "details": {}}}))]
+#[schema(example = json!({"error": {"code": "not_found", "message": "service PXXXXXX not found", "details": {}}}))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
@@ -97,6 +121,7 @@ impl ApiError {
             ApiError::UpstreamTimeout => "upstream_timeout",
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::DeadlineExceeded { .. } => "deadline_exceeded",
+            ApiError::NoEventsIntegration { .. } => "no_events_integration",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -116,6 +141,7 @@ impl ApiError {
                 retry_after: Some(d),
             } => json!({ "retry_after_secs": retry_after_secs(*d) }),
             ApiError::DeadlineExceeded { deadline_ms } => json!({ "deadline_ms": deadline_ms }),
+            ApiError::NoEventsIntegration { service_id } => json!({ "service_id": service_id }),
             _ => json!({}),
         };
         match value {
@@ -164,6 +190,7 @@ impl ResponseError for ApiError {
             ApiError::UpstreamTimeout | ApiError::DeadlineExceeded { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
+            ApiError::NoEventsIntegration { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -181,6 +208,9 @@ impl ResponseError for ApiError {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"dutycard\""));
             }
             _ => {}
+        }
+        if self.status_code().is_server_error() {
+            tracing::warn!(code = self.code(), error = %self, "answering with an error");
         }
         builder.json(self.body())
     }

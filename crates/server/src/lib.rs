@@ -17,6 +17,7 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod extract;
+pub mod http_cache;
 pub mod metrics;
 pub mod openapi;
 pub mod readiness;

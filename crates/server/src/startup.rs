@@ -60,6 +60,7 @@ impl Application {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
             readiness: Readiness::new(client.clone()),
+            cards: cards::CardService::new(client, settings.cache.cards_config()),
         });
         let metrics = web::Data::from(metrics);
         let auth = web::Data::new(Authenticator::from_settings(&server_settings.auth));

@@ -12,11 +12,13 @@ pub struct AppState {
     /// `server.request_deadline_ms`: see [`crate::deadline::within`].
     pub request_deadline: Duration,
     pub readiness: Readiness,
+    pub cards: cards::CardService,
 }
 
 impl AppState {
     /// The `/metrics` body.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(None)
+        let stats = serde_json::to_value(self.cards.stats()).ok();
+        self.metrics.render(stats.as_ref())
     }
 }

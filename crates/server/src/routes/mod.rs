@@ -4,6 +4,7 @@ use actix_web::middleware::{Condition, from_fn};
 
 use crate::auth;
 
+pub mod cards;
 pub mod health;
 pub mod metrics;
 
@@ -28,6 +29,13 @@ pub fn configure(
                         from_fn(auth::require_caller),
                     ))
                     .service(metrics::get_metrics),
+            )
+            .service(
+                utoipa_actix_web::scope("/v1")
+                    .wrap(from_fn(auth::require_caller))
+                    .service(cards::batch_cards)
+                    .service(cards::get_card)
+                    .service(cards::find_card),
             );
     }
 }

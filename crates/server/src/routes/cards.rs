@@ -1,0 +1,370 @@
+//! `/v1/cards`: aggregated PagerDuty service cards.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use cards::{CardOptions, IntegrationKey, ServiceCard, ServiceRef};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::deadline;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::extract::{Json, Query};
+use crate::http_cache;
+use crate::state::AppState;
+
+/// Largest batch accepted by `POST /v1/cards/batch`.
+pub const MAX_BATCH: usize = 100;
+/// Largest `incidents` / `change_events` list size.
+pub const MAX_ITEMS: u32 = cards::MAX_ITEM_LIMIT as u32;
+
+/// Options shared by every card route.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CardParams {
+    /// Optional sections, comma-separated: `standards`, `metrics`.
+    #[param(example = "standards,metrics")]
+    pub include: Option<String>,
+    /// How many of the newest open incidents to list (0-25, default 5).
+    #[param(minimum = 0, maximum = 25)]
+    pub incidents: Option<u32>,
+    /// How many recent change events to list (0-25, default 5).
+    #[param(minimum = 0, maximum = 25)]
+    pub change_events: Option<u32>,
+}
+
+/// `GET /v1/cards?integration_key=...` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LookupParams {
+    /// An integration (routing) key of one of the service's integrations.
+    pub integration_key: String,
+    /// Optional sections, comma-separated: `standards`, `metrics`.
+    pub include: Option<String>,
+    /// How many of the newest open incidents to list (0-25, default 5).
+    #[param(minimum = 0, maximum = 25)]
+    pub incidents: Option<u32>,
+    /// How many recent change events to list (0-25, default 5).
+    #[param(minimum = 0, maximum = 25)]
+    pub change_events: Option<u32>,
+}
+
+impl CardParams {
+    /// Validated card options; errors name the parameter.
+    pub fn options(&self) -> Result<CardOptions, ApiError> {
+        let mut options = CardOptions {
+            incident_limit: limit("incidents", self.incidents)?,
+            change_event_limit: limit("change_events", self.change_events)?,
+            ..CardOptions::default()
+        };
+        for part in self.include.iter().flat_map(|s| s.split(',')) {
+            match part.trim() {
+                "standards" => options.include_standards = true,
+                "metrics" => options.include_metrics = true,
+                "" => {}
+                other => {
+                    return Err(ApiError::InvalidParameter {
+                        parameter: "include".into(),
+                        message: format!(
+                            "unknown section `{other}`: expected `standards` and/or `metrics`"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+impl LookupParams {
+    fn split(self) -> (String, CardParams) {
+        (
+            self.integration_key,
+            CardParams {
+                include: self.include,
+                incidents: self.incidents,
+                change_events: self.change_events,
+            },
+        )
+    }
+}
+
+fn limit(parameter: &str, value: Option<u32>) -> Result<Option<usize>, ApiError> {
+    match value {
+        Some(n) if n > MAX_ITEMS => Err(ApiError::InvalidParameter {
+            parameter: parameter.into(),
+            message: format!("must be between 0 and {MAX_ITEMS}, got {n}"),
+        }),
+        other => Ok(other.map(|n| n as usize)),
+    }
+}
+
+/// PagerDuty ids are short alphanumeric strings (`PABC123`).
+fn check_service_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err("must be a PagerDuty id: 1 to 64 letters and digits".into());
+    }
+    Ok(())
+}
+
+/// `POST /v1/cards/batch` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// PagerDuty service ids, 1 to 100; cards come back in this order.
+    #[schema(example = json!(["PABC123", "PDEF456"]))]
+    pub service_ids: Vec<String>,
+}
+
+/// `POST /v1/cards/batch` answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// One entry per requested id, in request order.
+    pub cards: Vec<BatchItem>,
+}
+
+/// One card of a batch, or why it could not be built.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    /// The requested service id.
+    pub service_id: String,
+    /// The status `GET /v1/cards/{service_id}` would have answered.
+    pub status: u16,
+    /// The card, when `status` is 200.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<ServiceCard>,
+    /// The error, otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// Get the card of one service.
+///
+/// One call gives what a portal shows about a PagerDuty service: the service,
+/// its escalation policy, who is on call per level, open incidents (counts and
+/// the newest), recent change events and, on request, standards and 30-day
+/// incident metrics. Each section carries `fetched_at`, `stale` and, when it
+/// failed, an `error`: a card stays useful when one upstream call fails.
+/// `ETag` / `If-None-Match` give 304; `Cache-Control: max-age` says when the
+/// first section is due for refresh.
+#[utoipa::path(
+    tag = "cards",
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id", example = "PABC123"),
+        CardParams,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The card", body = ServiceCard, headers(
+            ("ETag" = String, description = "Weak validator of the card's content"),
+            ("Cache-Control" = String, description = "`private, max-age=<seconds until the first section is due for refresh>`"),
+        )),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "Bad parameter; `details.parameter` names it", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "No such PagerDuty service", body = ErrorBody),
+        (status = 502, description = "PagerDuty rejected dutycard's credentials or failed", body = ErrorBody),
+        (status = 503, description = "PagerDuty is rate limiting and no cached copy exists; see Retry-After", body = ErrorBody),
+        (status = 504, description = "PagerDuty or the request deadline timed out", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/cards/{service_id}")]
+pub async fn get_card(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    service_id: web::Path<String>,
+    Query(params): Query<CardParams>,
+) -> Result<HttpResponse, ApiError> {
+    let service_id = service_id.into_inner();
+    check_service_id(&service_id).map_err(|message| ApiError::InvalidParameter {
+        parameter: "service_id".into(),
+        message,
+    })?;
+    let options = params.options()?;
+    let card = deadline::within(state.request_deadline, async {
+        // Boxed: a card future is large (clippy::large_futures).
+        Ok(Box::pin(state.cards.card(ServiceRef::Id(service_id), &options)).await?)
+    })
+    .await?;
+    Ok(http_cache::card_response(&req, &card))
+}
+
+/// Find a card by integration key.
+///
+/// Resolves an integration (routing) key, as Backstage entities annotate it
+/// (`pagerduty.com/integration-key`), to its service and returns that
+/// service's card. Same options, caching headers and errors as
+/// `GET /v1/cards/{service_id}`; an unknown key is a 404.
+#[utoipa::path(
+    tag = "cards",
+    params(
+        LookupParams,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The card of the key's service", body = ServiceCard, headers(
+            ("ETag" = String, description = "Weak validator of the card's content"),
+            ("Cache-Control" = String, description = "`private, max-age=<seconds until the first section is due for refresh>`"),
+        )),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "Bad or missing parameter; `details.parameter` names it", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "No service has this integration key", body = ErrorBody),
+        (status = 502, description = "PagerDuty rejected dutycard's credentials or failed", body = ErrorBody),
+        (status = 503, description = "PagerDuty is rate limiting and no cached copy exists; see Retry-After", body = ErrorBody),
+        (status = 504, description = "PagerDuty or the request deadline timed out", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/cards")]
+pub async fn find_card(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Query(params): Query<LookupParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, params) = params.split();
+    if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // The key is a secret: the message never repeats it.
+        return Err(ApiError::InvalidParameter {
+            parameter: "integration_key".into(),
+            message: "must be an integration key: 1 to 64 letters and digits".into(),
+        });
+    }
+    let options = params.options()?;
+    let service = ServiceRef::IntegrationKey(IntegrationKey::new(key));
+    let card = deadline::within(state.request_deadline, async {
+        Ok(Box::pin(state.cards.card(service, &options)).await?)
+    })
+    .await?;
+    Ok(http_cache::card_response(&req, &card))
+}
+
+/// Get the cards of many services.
+///
+/// Up to 100 service ids in one call; their upstream reads share batches.
+/// Cards come back in request order, each with the status the single-card
+/// route would answer and either the card or the error inline, so one unknown
+/// id does not fail the others.
+#[utoipa::path(
+    tag = "cards",
+    params(CardParams),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "One entry per requested id, in order", body = BatchResponse),
+        (status = 400, description = "Bad body or parameter; `details` names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 413, description = "Body larger than server.body_limit_bytes", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 504, description = "The request deadline passed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/cards/batch")]
+pub async fn batch_cards(
+    state: web::Data<AppState>,
+    Query(params): Query<CardParams>,
+    Json(body): Json<BatchRequest>,
+) -> Result<web::Json<BatchResponse>, ApiError> {
+    if body.service_ids.is_empty() || body.service_ids.len() > MAX_BATCH {
+        return Err(ApiError::InvalidBody {
+            field: Some("service_ids".into()),
+            message: format!(
+                "must hold 1 to {MAX_BATCH} service ids, got {}",
+                body.service_ids.len()
+            ),
+        });
+    }
+    for (i, id) in body.service_ids.iter().enumerate() {
+        check_service_id(id).map_err(|message| ApiError::InvalidBody {
+            field: Some(format!("service_ids[{i}]")),
+            message,
+        })?;
+    }
+    let options = params.options()?;
+    let results = deadline::within(state.request_deadline, async {
+        Ok(Box::pin(state.cards.cards(&body.service_ids, &options)).await)
+    })
+    .await?;
+    let cards = body
+        .service_ids
+        .into_iter()
+        .zip(results)
+        .map(|(service_id, result)| match result {
+            Ok(card) => BatchItem {
+                service_id,
+                status: 200,
+                card: Some(card),
+                error: None,
+            },
+            Err(e) => {
+                let error = ApiError::from(e);
+                BatchItem {
+                    service_id,
+                    status: actix_web::ResponseError::status_code(&error).as_u16(),
+                    card: None,
+                    error: Some(error.body().error),
+                }
+            }
+        })
+        .collect();
+    Ok(web::Json(BatchResponse { cards }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_includes_and_limits() {
+        let params = CardParams {
+            include: Some("metrics, standards".into()),
+            incidents: Some(0),
+            change_events: Some(25),
+        };
+        let options = params.options().unwrap();
+        assert!(options.include_metrics && options.include_standards);
+        assert_eq!(options.incident_limit, Some(0));
+        assert_eq!(options.change_event_limit, Some(25));
+    }
+
+    #[test]
+    fn bad_options_name_the_parameter() {
+        for (params, name) in [
+            (
+                CardParams {
+                    include: Some("standards,bogus".into()),
+                    ..Default::default()
+                },
+                "include",
+            ),
+            (
+                CardParams {
+                    incidents: Some(26),
+                    ..Default::default()
+                },
+                "incidents",
+            ),
+            (
+                CardParams {
+                    change_events: Some(1000),
+                    ..Default::default()
+                },
+                "change_events",
+            ),
+        ] {
+            match params.options() {
+                Err(ApiError::InvalidParameter { parameter, .. }) => assert_eq!(parameter, name),
+                other => panic!("expected an error naming {name}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn service_ids_are_checked() {
+        assert!(check_service_id("PABC123").is_ok());
+        assert!(check_service_id("").is_err());
+        assert!(check_service_id("P../x").is_err());
+        assert!(check_service_id(&"P".repeat(65)).is_err());
+    }
+}
