@@ -144,6 +144,12 @@ where
         })
     }
 
+    /// The value of `key` if it is cached and fresh (no counters, no refresh).
+    pub(crate) async fn peek_fresh(&self, key: &K) -> Option<V> {
+        let stored = self.cache.get(key).await?;
+        (stored.fetched.elapsed() < stored.ttl).then(|| stored.value.clone())
+    }
+
     /// Stores a freshly fetched value (used to warm the cache from list pages).
     pub(crate) async fn insert_fresh(&self, key: K, value: V) {
         let stored = self.stored(value);

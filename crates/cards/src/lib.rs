@@ -1,7 +1,130 @@
-//! Service cards built from PagerDuty data.
+//! Service cards built from PagerDuty data: one card per service, assembled
+//! from parallel, cached, coalesced and batched PagerDuty calls.
 //!
-//! Work in progress: see issue 4. Crate docs with the design and the budget
-//! math land with `CardService`.
+//! [`CardService`] owns what a card is ([`ServiceCard`]) and how fresh each
+//! part of it is. It knows nothing of HTTP serving; the server crate calls
+//! [`CardService::card`] and friends and maps [`CardError`] to statuses.
+//!
+//! # Layout
+//!
+//! * [`config`]: [`CardsConfig`], the TTLs and batching settings (defaults and
+//!   their reasons are documented there);
+//! * [`model`]: the card and its sections (serde + `utoipa::ToSchema`);
+//! * [`error`]: [`SectionError`] (inside a card) and [`CardError`] (no card);
+//! * [`stats`]: counters per cache for `/metrics`;
+//! * `service`: [`CardService`], the caches and their upstream loaders;
+//! * `cache`: one section cache (TTL, stale-while-revalidate, stale-if-error,
+//!   coalescing, hard age limit);
+//! * `batcher`: merges concurrent single-key loads into list calls;
+//! * `sections`: pure functions from PagerDuty objects to sections.
+//!
+//! # Sections and their upstream calls
+//!
+//! | section | cache key | upstream call | batched by |
+//! |---|---|---|---|
+//! | service, escalation policy | service id | `GET /services/{id}?include[]=escalation_policies&include[]=teams&include[]=integrations`, or `GET /services?include[]=…` pages | see below |
+//! | on-call | escalation policy id | `GET /oncalls?escalation_policy_ids[]=…&include[]=users&earliest=true` (all pages) | policy ids |
+//! | incidents | service id | `GET /incidents?service_ids[]=…&statuses[]=triggered&statuses[]=acknowledged&date_range=all&sort_by=created_at:desc` (all pages) | service ids |
+//! | change events | the account | `GET /change_events` (newest 300); per service `GET /services/{id}/change_events` while the account-wide call is forbidden | one call serves every service |
+//! | standards | service id | `GET /standards/scores/technical_services?ids=…` | service ids |
+//! | metrics | service id | `POST /analytics/metrics/incidents/services` (last 30 days) | service ids |
+//! | integration key | the key | `GET /services?query=KEY&include[]=integrations` (verified match) | coalesced only |
+//!
+//! One service read carries the service, its escalation policy (rules and
+//! targets) and its integrations, so the service and escalation policy
+//! sections share one cached object (refreshed after the shorter of their
+//! TTLs) and routing-key lookups cost nothing extra. `date_range=all` keeps
+//! open incidents older than PagerDuty's default 30-day window.
+//!
+//! Services have no id-list filter. A batch of cold services is read one by
+//! one in parallel, unless it holds at least `service_list_threshold` (10)
+//! services, or that many single reads happened since the last listing (users
+//! browsing many services one by one): then the services are read with the
+//! paged list (100 per page, at most `service_list_max_pages`), which stores
+//! every service on those pages, so the next cold services are hits. Only one
+//! listing runs at a time; batches that waited for it take their services
+//! from what it stored.
+//!
+//! The on-call section needs the escalation policy id from the service, so a
+//! card from a cold cache costs two round trips on that path (service, then
+//! on-calls); every other section runs in parallel with the service read.
+//! PagerDuty has no on-call filter by service.
+//!
+//! # Caching, coalescing, batching
+//!
+//! Every section cache is a moka cache with a maximum capacity whose expiry is
+//! the *hard* limit `max_stale`; freshness (the section TTL) is checked on read:
+//!
+//! * **Coalescing**: concurrent misses of one key run one load (moka's entry
+//!   API); errors reach every waiter and are not cached. An unknown
+//!   integration key is cached, as a value, for `integration_key_miss_ttl`.
+//! * **Batching**: a load goes through the section's batcher: keys that meet
+//!   within `batch_window` (5 ms) make one list call of at most
+//!   `batch_max_size` (50) ids; the results are split back per key, and a key
+//!   the answer does not mention gets an explicit result (no incidents,
+//!   nobody on call, not found), never a hang. Two batch loads of a section
+//!   start at least `min_batch_interval` (250 ms) apart.
+//! * **Stale-while-revalidate**: a value past its TTL but younger than
+//!   `max_stale` is returned at once with `stale: true` and starts one
+//!   background refresh per key. Refreshes use a second batcher with a longer
+//!   window (`refresh_batch_window`, 2 s): nobody waits for them, so they wait
+//!   to merge. **Stale-if-error**: when a refresh fails, the last good value
+//!   keeps being served, `stale: true` with the section's `error`, until
+//!   `max_stale`; the next retry waits for a backoff (the 429's reset time,
+//!   or the TTL capped at 10 s).
+//! * **Invalidation**: [`CardService::invalidate`] drops sections; a refresh
+//!   that started before never puts back the dropped value.
+//!
+//! # PagerDuty's budget
+//!
+//! PagerDuty allows 960 REST calls a minute per account. Upstream calls here
+//! follow *distinct services × freshness*, never views: a view of a cached
+//! section costs nothing, a stale view starts at most one refresh per key,
+//! and misses and refreshes merge into list calls.
+//!
+//! Per batched section (on-call, incidents, standards, metrics), calls per
+//! minute are bounded by `2 × 60 s / min_batch_interval + K / batch_max_size`
+//! (two batchers: misses and refreshes; `K` distinct keys loaded that minute,
+//! usually one page per call), whatever the number of views.
+//!
+//! **Cold minute, 500 distinct services viewed by many users** (defaults):
+//!
+//! * services: at most 10 single reads, then the list: 5 pages warm all 500
+//!   (an account of 2 000 services: 20 pages) → ≤ 30 calls;
+//! * incidents: ≤ 240 batch starts + 500 / 50 = 10 → ≤ 250, and far fewer
+//!   when views arrive together (20 waves of 25 views: 20 calls, see the
+//!   budget test);
+//! * on-call: the same bound, over distinct escalation policies → ≤ 250;
+//! * change events: one account-wide call (3 pages) → ≤ 3;
+//!
+//! ≤ ~530 calls in the worst arrival pattern, under 960.
+//!
+//! **Steady state, the same 500 services viewed continually**:
+//!
+//! * services (TTL 300 s): every service refreshed by a listing: 5 pages per
+//!   5 minutes (+ at most 10 single reads) → ≤ 3 calls/min;
+//! * incidents (TTL 20 s): 500 refreshes per 20 s = 25 per s, merged per 2 s
+//!   refresh window → 1 call of 50 ids per window → 30/min;
+//! * on-call (TTL 60 s): ≤ 500 policies per 60 s merged per 2 s window → ≤ 30/min;
+//! * change events (TTL 180 s): 3 pages per 3 minutes → 1/min;
+//! * standards (3600 s) and metrics (900 s), when asked: ≤ 10 calls per TTL → < 1/min;
+//!
+//! ≈ 65 calls/min, well under a quarter of the budget (240/min).
+//!
+//! Without `change_events.read`, change events are read per service
+//! (`S / change_events_ttl` calls: 500 services → ~167/min); raise
+//! `change_events_ttl` or grant the scope for large portals.
+//!
+//! **Token bucket**: the server builds the [`pagerduty::Client`] with
+//! `ClientBuilder::rate_limit_per_minute` (one bucket per account, shared by
+//! every clone of the client). Cards relies on it as the last guard: a burst
+//! beyond the bounds above queues in the bucket instead of earning 429s.
+//!
+//! # Counters
+//!
+//! [`CardService::stats`] returns per-cache hits, misses, coalesced waits,
+//! batch loads, upstream calls (one per HTTP request, pages included),
+//! stale serves, refreshes and errors.
 #![warn(missing_docs)]
 
 mod batcher;

@@ -212,6 +212,7 @@ impl CardService {
                 threshold: config.service_list_threshold,
                 max_pages: config.service_list_max_pages,
                 singles_since_list: Arc::new(AtomicUsize::new(0)),
+                listing: Arc::new(tokio::sync::Mutex::new(())),
             };
             let load: BatchLoadFn<String, Arc<Service>> = Arc::new(move |keys| {
                 let loader = loader.clone();
@@ -970,6 +971,9 @@ struct ServiceLoader {
     /// Single reads since the last listing: a steady trickle of cold services
     /// (users browsing many services one by one) also switches to the list.
     singles_since_list: Arc<AtomicUsize>,
+    /// One listing at a time: batches that meet a listing in progress wait
+    /// for it and take their services from what it stored.
+    listing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ServiceLoader {
@@ -978,9 +982,18 @@ impl ServiceLoader {
         let use_list = keys.len() >= self.threshold
             || self.singles_since_list.load(Ordering::Relaxed) >= self.threshold;
         if use_list {
-            self.singles_since_list.store(0, Ordering::Relaxed);
-            if let Err(error) = self.list(&keys, &mut results).await {
-                tracing::debug!(%error, "services listing failed; reading services one by one");
+            let _one_listing = self.listing.lock().await;
+            // A listing that ran while we waited may have stored our services.
+            for key in &keys {
+                if let Some(service) = self.store.peek_fresh(key).await {
+                    results.insert(key.clone(), Ok(service));
+                }
+            }
+            if results.len() < keys.len() {
+                self.singles_since_list.store(0, Ordering::Relaxed);
+                if let Err(error) = self.list(&keys, &mut results).await {
+                    tracing::debug!(%error, "services listing failed; reading services one by one");
+                }
             }
         }
         let rest: Vec<&String> = keys.iter().filter(|k| !results.contains_key(*k)).collect();
@@ -998,7 +1011,9 @@ impl ServiceLoader {
         results
     }
 
-    /// Reads service pages until every wanted service was seen (or the page cap).
+    /// Reads every service page (up to the page cap): the wanted services
+    /// go to `results`, all others warm the cache, so the next cold services
+    /// of the account are hits.
     async fn list(
         &self,
         keys: &[String],
@@ -1025,9 +1040,6 @@ impl ServiceLoader {
                 } else {
                     self.store.insert_fresh(service.id.clone(), service).await;
                 }
-            }
-            if results.len() >= wanted.len() {
-                return Ok(());
             }
             match next {
                 Some(next) if next <= MAX_OFFSET => offset = next,

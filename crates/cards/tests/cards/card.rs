@@ -1,0 +1,219 @@
+//! Building cards: contents, coalescing and batching.
+
+use std::time::Duration;
+
+use cards::{CardOptions, ServiceRef, TargetKind};
+
+use crate::support::{TestPd, config, epid, sid};
+
+#[tokio::test]
+async fn a_full_card_from_a_fresh_cache_has_the_expected_contents() {
+    let pd = TestPd::start(6, 3).await;
+    let cards = pd.cards(config());
+    let options = CardOptions {
+        include_standards: true,
+        include_metrics: true,
+        ..CardOptions::default()
+    };
+    // Service 5: policy 2 (staffed), 2 triggered + 1 old acknowledged incident, no change events.
+    // Service 4: policy 1, 1 triggered + 1 acknowledged, 2 change events.
+    let card = cards
+        .card(ServiceRef::Id(sid(4)), &options)
+        .await
+        .expect("card");
+
+    let service = card.service.data.as_ref().expect("service data");
+    assert_eq!(service.id, sid(4));
+    assert_eq!(service.name, "Service 4");
+    assert_eq!(service.status.as_deref(), Some("active"));
+    assert_eq!(service.teams[0].name.as_deref(), Some("Payments"));
+    assert!(!card.service.stale && card.service.error.is_none());
+    assert!(card.service.fetched_at.is_some());
+
+    let policy = card.escalation_policy.data.as_ref().expect("policy");
+    assert_eq!(policy.id, epid(1));
+    assert_eq!(policy.levels.len(), 3);
+    assert_eq!(policy.levels[0].targets[0].kind, TargetKind::Schedule);
+    assert_eq!(policy.levels[1].targets[0].kind, TargetKind::User);
+    assert_eq!(policy.levels[0].escalation_delay_in_minutes, Some(30));
+
+    let oncall = card.oncall.data.as_ref().expect("oncall");
+    assert_eq!(oncall.escalation_policy_id, epid(1));
+    let level1: Vec<_> = oncall.levels[0]
+        .users
+        .iter()
+        .map(|u| u.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        level1,
+        ["Ann", "Zed"],
+        "Ann is on level 1 twice: listed once"
+    );
+    assert!(oncall.levels[0].primary);
+    assert!(!oncall.levels[1].primary);
+    assert_eq!(
+        oncall.levels[2].users[0].id, "PUANN",
+        "same person on another level stays"
+    );
+    assert_eq!(
+        oncall.levels[0].users[0].email.as_deref(),
+        Some("ann@example.com")
+    );
+    assert!(oncall.levels[0].users[0].schedule.is_some());
+
+    let incidents = card.incidents.data.as_ref().expect("incidents");
+    assert_eq!((incidents.triggered, incidents.acknowledged), (1, 1));
+    assert_eq!(incidents.newest.len(), 2);
+    assert_eq!(incidents.newest[0].status, "triggered");
+    assert_eq!(
+        incidents.newest[1].created_at.to_rfc3339(),
+        "2026-01-15T00:00:00+00:00",
+        "open incidents older than 30 days are included"
+    );
+    assert_eq!(
+        incidents.newest[0].assignees[0].name.as_deref(),
+        Some("Ann")
+    );
+
+    let changes = card.change_events.data.as_ref().expect("change events");
+    assert_eq!(changes.items.len(), 2);
+    assert_eq!(
+        changes.items[0].summary.as_deref(),
+        Some("Deploy 1 of service 4")
+    );
+    assert_eq!(changes.items[0].links[0].href, "https://ci.example/build/1");
+
+    let standards = card
+        .standards
+        .as_ref()
+        .unwrap()
+        .data
+        .as_ref()
+        .expect("standards");
+    assert_eq!((standards.passing, standards.total), (Some(1), Some(2)));
+    let metrics = card
+        .metrics
+        .as_ref()
+        .unwrap()
+        .data
+        .as_ref()
+        .expect("metrics");
+    assert_eq!(metrics.total_incident_count, Some(7));
+    assert!(card.max_age_secs() > 0);
+
+    // One call per section, nothing else.
+    assert_eq!(pd.calls("GET", &format!("/services/{}", sid(4))).await, 1);
+    assert_eq!(pd.calls("GET", "/oncalls").await, 1);
+    assert_eq!(pd.calls("GET", "/incidents").await, 1);
+    assert_eq!(pd.calls("GET", "/change_events").await, 1);
+    assert_eq!(
+        pd.calls("GET", "/standards/scores/technical_services")
+            .await,
+        1
+    );
+    assert_eq!(
+        pd.calls("POST", "/analytics/metrics/incidents/services")
+            .await,
+        1
+    );
+    assert_eq!(pd.total_calls().await, 6);
+    assert_eq!(cards.stats().upstream_calls(), 6);
+
+    // A second card is served from the caches.
+    let again = cards.card(ServiceRef::Id(sid(4)), &options).await.unwrap();
+    assert_eq!(again.incidents.data, card.incidents.data);
+    assert_eq!(pd.total_calls().await, 6);
+    assert!(cards.stats().incidents.hits >= 1);
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_requests_for_one_cold_card_make_one_call_per_section() {
+    let pd = TestPd::start(3, 2).await;
+    pd.set_delay(Duration::from_millis(100));
+    let cards = pd.cards(config());
+    let options = CardOptions::default();
+    let results =
+        futures::future::join_all((0..100).map(|_| cards.card(ServiceRef::Id(sid(1)), &options)))
+            .await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(pd.calls("GET", &format!("/services/{}", sid(1))).await, 1);
+    assert_eq!(pd.calls("GET", "/oncalls").await, 1);
+    assert_eq!(pd.calls("GET", "/incidents").await, 1);
+    assert_eq!(pd.calls("GET", "/change_events").await, 1);
+    assert_eq!(pd.total_calls().await, 4);
+    let stats = cards.stats();
+    assert_eq!(stats.incidents.misses, 1);
+    assert_eq!(stats.incidents.coalesced, 99);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_cold_cards_batch_incidents_and_oncalls() {
+    for batch in [50usize, 10] {
+        let pd = TestPd::start(50, 50).await;
+        let cards = pd.cards(cards::CardsConfig {
+            batch_max_size: batch,
+            batch_window: Duration::from_millis(200),
+            ..config()
+        });
+        let ids: Vec<String> = (0..50).map(sid).collect();
+        let results = cards.cards(&ids, &CardOptions::default()).await;
+        for (i, card) in results.iter().enumerate() {
+            let card = card.as_ref().expect("card");
+            assert_eq!(card.service.data.as_ref().unwrap().id, sid(i), "same order");
+            // Results are split back per service.
+            let incidents = card.incidents.data.as_ref().unwrap();
+            assert_eq!(incidents.triggered as usize, i % 3);
+            assert_eq!(
+                card.oncall.data.as_ref().unwrap().escalation_policy_id,
+                epid(i)
+            );
+        }
+        let expected = 50usize.div_ceil(batch);
+        // One list call per batch (a call may read more than one page: count first pages).
+        let first_pages = |path: &'static str| {
+            let server = &pd.server;
+            async move {
+                server
+                    .received_requests()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r.url.path() == path)
+                    .filter(|r| r.url.query_pairs().any(|(k, v)| k == "offset" && v == "0"))
+                    .count()
+            }
+        };
+        assert_eq!(first_pages("/incidents").await, expected, "batch {batch}");
+        assert_eq!(first_pages("/oncalls").await, expected, "batch {batch}");
+        assert_eq!(cards.stats().oncall.batched_calls, expected as u64);
+        // 50 cold services are read with the services list (one page), not 50 reads.
+        let singles = pd
+            .server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path().starts_with("/services/"))
+            .count();
+        assert_eq!(singles, 0, "batch {batch}");
+        assert!(
+            pd.calls("GET", "/services").await <= expected,
+            "batch {batch}"
+        );
+        assert_eq!(pd.calls("GET", "/change_events").await, 1);
+        assert_eq!(cards.stats().incidents.batched_calls, expected as u64);
+    }
+}
+
+#[tokio::test]
+async fn unknown_service_is_not_found_but_other_cards_in_the_batch_are_fine() {
+    let pd = TestPd::start(3, 2).await;
+    let cards = pd.cards(config());
+    let ids = vec![sid(0), "PNOPE00".to_string(), sid(2)];
+    let results = cards.cards(&ids, &CardOptions::default()).await;
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(matches!(
+        results[1],
+        Err(cards::CardError::NotFound { ref what }) if what.contains("PNOPE00")
+    ));
+}

@@ -1,0 +1,75 @@
+//! Integration keys and routing keys.
+
+use std::time::Duration;
+
+use cards::{CardError, CardOptions, CardsConfig, IntegrationKey, ServiceRef};
+
+use crate::support::{TestPd, config, key_of, sid};
+
+#[tokio::test]
+async fn an_integration_key_gives_the_card_of_its_service() {
+    let pd = TestPd::start(4, 2).await;
+    let cards = pd.cards(config());
+    let card = cards
+        .card(
+            ServiceRef::IntegrationKey(IntegrationKey::new(key_of(3))),
+            &CardOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(card.service.data.unwrap().id, sid(3));
+    let resolved = cards.resolve_integration_key(&key_of(3)).await.unwrap();
+    assert_eq!(resolved.service_id, sid(3));
+    assert!(resolved.events_v2);
+    assert_eq!(
+        pd.calls("GET", "/services").await,
+        1,
+        "the mapping is cached"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_key_is_not_found_and_cached_briefly() {
+    let pd = TestPd::start(2, 1).await;
+    let cards = pd.cards(CardsConfig {
+        integration_key_miss_ttl: Duration::from_millis(200),
+        ..config()
+    });
+    let unknown = "u".repeat(32);
+    for _ in 0..5 {
+        let error = cards.resolve_integration_key(&unknown).await.unwrap_err();
+        assert!(matches!(error, CardError::NotFound { .. }));
+    }
+    assert_eq!(pd.calls("GET", "/services").await, 1, "the miss is cached");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cards.resolve_integration_key(&unknown).await.is_err());
+    assert_eq!(pd.calls("GET", "/services").await, 2, "only briefly");
+    let error = cards
+        .card(
+            ServiceRef::IntegrationKey(IntegrationKey::new(unknown.clone())),
+            &CardOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        !format!("{error} {error:?}").contains(&unknown),
+        "the key is never printed"
+    );
+}
+
+#[tokio::test]
+async fn the_routing_key_prefers_the_backstage_integration() {
+    let pd = TestPd::start(3, 1).await;
+    let cards = pd.cards(config());
+    let info = cards.routing_key_for_service(&sid(2)).await.unwrap();
+    assert!(info.backstage_vendor);
+    assert_eq!(info.vendor_id.as_deref(), Some("PRO19CT"));
+    assert!(!format!("{info:?}").contains(info.routing_key.expose()));
+    let info = cards.routing_key_for_service(&sid(1)).await.unwrap();
+    assert!(!info.backstage_vendor);
+    assert_eq!(info.routing_key.expose(), key_of(1));
+    assert!(matches!(
+        cards.routing_key_for_service("PNOPE00").await,
+        Err(CardError::NotFound { .. })
+    ));
+}
