@@ -43,3 +43,38 @@ async fn protected_metrics_need_a_bearer_token() {
     // Health endpoints stay open for orchestrators.
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_card_api_needs_a_bearer_token_in_static_mode() {
+    let app =
+        crate::helpers::spawn_with_sim(crate::helpers::small_sim(), &static_auth_toml(false)).await;
+    let id = app.sim.account().services[0].id.clone();
+    let path = format!("/v1/cards/{id}");
+
+    let response = app.app.get(&path).await;
+    assert_eq!(response.status(), 401);
+    let (code, _) = error_of(response).await;
+    assert_eq!(code, "unauthorized");
+
+    let response = app
+        .app
+        .http
+        .post(app.app.url("/v1/cards/batch"))
+        .json(&serde_json::json!({"service_ids": [id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let response = app
+        .app
+        .http
+        .get(app.app.url(&path))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Metrics stay open unless metrics_require_auth is set.
+    assert_eq!(app.app.get("/metrics").await.status(), 200);
+}

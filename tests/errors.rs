@@ -44,3 +44,41 @@ async fn request_ids_are_echoed_or_generated() {
     let generated = response.headers()["x-request-id"].to_str().unwrap();
     assert_eq!(generated.len(), 36, "{generated}");
 }
+
+#[tokio::test]
+async fn cors_allows_configured_origins_only() {
+    let app = TestApp::spawn(settings(
+        "[server]\ncors_allowed_origins = [\"https://portal.example\"]",
+        &[],
+    ))
+    .await;
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/v1/cards/PABC123"))
+        .header("origin", "https://portal.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://portal.example"
+    );
+
+    let foreign = app
+        .http
+        .get(app.url("/healthz"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    // No allow-origin header: the browser keeps the answer from the page.
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

@@ -6,8 +6,20 @@ use std::time::Duration;
 use dutycard_server::config::{ConfigError, ConfigSources, Settings};
 use dutycard_server::startup::Application;
 
-/// The smallest valid configuration: auth off, one worker, port 0, a
-/// placeholder token. Tests add their own TOML after it.
+/// Test basics without credentials: auth off, one worker, port 0, no retries.
+pub const BASE_NO_CREDENTIALS: &str = r#"
+[server]
+port = 0
+workers = 1
+log_format = "pretty"
+[server.auth]
+mode = "none"
+[pagerduty]
+max_attempts = 1
+"#;
+
+/// The smallest valid configuration: [`BASE_NO_CREDENTIALS`] plus a
+/// placeholder API token. Tests add their own TOML after it.
 pub const BASE_TOML: &str = r#"
 [server]
 port = 0
@@ -16,22 +28,27 @@ log_format = "pretty"
 [server.auth]
 mode = "none"
 [pagerduty]
-api_token = "test-token"
 max_attempts = 1
+api_token = "test-token"
 "#;
 
-/// Load settings from `BASE_TOML` + `extra` TOML + `env`, never reading the
-/// process environment.
-pub fn load(extra: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+/// Load settings from TOML layers (in order) and `env`.
+pub fn load_layers(layers: &[&str], env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let env: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Settings::load(&ConfigSources {
         file: None,
-        toml: vec![BASE_TOML.to_owned(), extra.to_owned()],
+        toml: layers.iter().map(|l| l.to_string()).collect(),
         env: Some(env),
     })
+}
+
+/// Load settings from `BASE_TOML` + `extra` TOML + `env`, never reading the
+/// process environment.
+pub fn load(extra: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    load_layers(&[BASE_TOML, extra], env)
 }
 
 /// Like [`load`] but panics with the problems when invalid.
@@ -72,6 +89,11 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Stop the server; `graceful` lets in-flight requests finish.
+    pub async fn stop(&self, graceful: bool) {
+        self.handle.stop(graceful).await;
     }
 
     pub async fn metrics(&self) -> String {
@@ -122,30 +144,44 @@ pub async fn spawn_with_sim_token(
     extra: &str,
     token: Option<&str>,
 ) -> SimApp {
-    let sim = sim::Sim::start(sim::SimConfig {
+    let sim = start_sim(sim_config).await;
+    let token = token.map_or_else(|| sim.api_token(), str::to_owned);
+    let mut env = sim_env(&sim);
+    env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), token));
+    let app = TestApp::spawn(settings_from(&[BASE_TOML, extra], &env)).await;
+    SimApp { app, sim }
+}
+
+/// The simulator on port 0.
+pub async fn start_sim(sim_config: sim::SimConfig) -> sim::SimHandle {
+    sim::Sim::start(sim::SimConfig {
         port: 0,
         workers: 1,
         ..sim_config
     })
     .await
-    .expect("simulator starts");
-    let (base, events, oauth, token) = (
-        sim.base_url(),
-        sim.events_base_url(),
-        sim.oauth_token_url(),
-        token.map_or_else(|| sim.api_token(), str::to_owned),
-    );
-    let app = TestApp::spawn(settings(
-        extra,
-        &[
-            ("DUTYCARD_PAGERDUTY__API_BASE_URL", base.as_str()),
-            ("DUTYCARD_PAGERDUTY__EVENTS_BASE_URL", events.as_str()),
-            ("DUTYCARD_PAGERDUTY__OAUTH_TOKEN_URL", oauth.as_str()),
-            ("DUTYCARD_PAGERDUTY__API_TOKEN", token.as_str()),
-        ],
-    ))
-    .await;
-    SimApp { app, sim }
+    .expect("simulator starts")
+}
+
+/// The environment variables pointing the app at `sim` (no credentials).
+pub fn sim_env(sim: &sim::SimHandle) -> Vec<(String, String)> {
+    vec![
+        ("DUTYCARD_PAGERDUTY__API_BASE_URL".into(), sim.base_url()),
+        (
+            "DUTYCARD_PAGERDUTY__EVENTS_BASE_URL".into(),
+            sim.events_base_url(),
+        ),
+        (
+            "DUTYCARD_PAGERDUTY__OAUTH_TOKEN_URL".into(),
+            sim.oauth_token_url(),
+        ),
+    ]
+}
+
+/// Valid settings from TOML layers and owned env pairs.
+pub fn settings_from(layers: &[&str], env: &[(String, String)]) -> Settings {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    load_layers(layers, &env).unwrap_or_else(|e| panic!("test settings are invalid: {e}"))
 }
 
 /// A small seeded account: fast to generate, deterministic.

@@ -26,3 +26,46 @@ async fn request_counters_move_by_route_and_status() {
         r#"dutycard_http_request_duration_seconds_count{method="GET",route="/healthz"}"#
     ));
 }
+
+fn sum_of(metrics: &str, family: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with('{'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn upstream_and_cache_counters_move_with_card_requests() {
+    let app = crate::helpers::spawn_with_sim(crate::helpers::small_sim(), "").await;
+    let id = app.sim.account().services[0].id.clone();
+    let before = app.app.metrics().await;
+    assert_eq!(sum_of(&before, "dutycard_upstream_requests_total"), 0);
+
+    assert_eq!(app.app.get(&format!("/v1/cards/{id}")).await.status(), 200);
+    let after_first = app.app.metrics().await;
+    let upstream = sum_of(&after_first, "dutycard_upstream_requests_total");
+    assert!(upstream > 0, "{after_first}");
+    // What we counted is what the simulator saw.
+    assert_eq!(upstream, app.sim.stats().total(), "{after_first}");
+    assert!(
+        sum_of(&after_first, "dutycard_cache_misses_total") > 0,
+        "{after_first}"
+    );
+    assert!(after_first.contains(
+        r#"dutycard_http_requests_total{method="GET",route="/v1/cards/{service_id}",status="200"} 1"#
+    ));
+
+    // A second read is served from the cache: hits move, PagerDuty is not called.
+    assert_eq!(app.app.get(&format!("/v1/cards/{id}")).await.status(), 200);
+    let after_second = app.app.metrics().await;
+    assert!(
+        sum_of(&after_second, "dutycard_cache_hits_total")
+            > sum_of(&after_first, "dutycard_cache_hits_total"),
+        "{after_second}"
+    );
+    assert_eq!(
+        sum_of(&after_second, "dutycard_upstream_requests_total"),
+        upstream
+    );
+}
