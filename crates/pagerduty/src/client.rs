@@ -716,3 +716,44 @@ fn method_str(m: &Method) -> &'static str {
         _ => "OTHER",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_equal_jitter_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+            deadline: Duration::from_secs(5),
+        };
+        for _ in 0..200 {
+            let d1 = p.backoff(1);
+            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
+            let d2 = p.backoff(2);
+            assert!(d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200));
+            let d4 = p.backoff(4); // 800 ms capped at 350
+            assert!(d4 >= Duration::from_millis(175) && d4 <= Duration::from_millis(350));
+            assert!(p.backoff(40) <= Duration::from_millis(350));
+        }
+    }
+
+    #[test]
+    fn rate_limit_wait_honours_reset_up_to_the_cap() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(10),
+            ..Default::default()
+        };
+        for _ in 0..100 {
+            let w = p.rate_limit_wait(Some(Duration::from_secs(2)), 1);
+            assert!(w >= Duration::from_secs(2) && w <= Duration::from_millis(2010));
+            assert_eq!(
+                p.rate_limit_wait(Some(Duration::from_secs(60)), 1),
+                Duration::from_secs(10)
+            );
+        }
+    }
+}

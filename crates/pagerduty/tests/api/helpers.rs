@@ -52,8 +52,46 @@ pub fn oauth_builder(server: &MockServer) -> ClientBuilder {
         .retry_policy(fast_retry())
 }
 
-/// Every test body runs under this bound.
+/// Everything the client logged (target `pagerduty`, all levels), from
+/// every test of this binary.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs one global subscriber for the whole binary, before any test
+/// touches a tracing callsite (a per-test `set_default` races with other
+/// test threads over tracing's callsite interest cache).
+pub fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("pagerduty=trace")
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+    });
+}
+
+/// The client's log output so far.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// Every test body runs under this bound (and with the log capture on).
 pub async fn bounded<F: Future>(f: F) -> F::Output {
+    init_tracing();
     tokio::time::timeout(Duration::from_secs(20), f)
         .await
         .expect("test took longer than 20 s")

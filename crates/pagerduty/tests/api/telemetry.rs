@@ -1,50 +1,21 @@
 //! Each upstream call is a tracing span with method, path template, status,
-//! attempt and elapsed time; no secret reaches the logs.
-
-use std::io;
-use std::sync::{Arc, Mutex};
+//! attempt and elapsed time; no secret reaches the logs (of this test or of
+//! any other test in the binary: the capture is global).
 
 use serde_json::json;
-use tracing_subscriber::fmt::format::FmtSpan;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::fixtures;
-use crate::helpers::{API_TOKEN, CLIENT_SECRET, ROUTING_KEY, bounded, oauth_builder, token_client};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use crate::helpers::{
+    API_TOKEN, CLIENT_SECRET, ROUTING_KEY, bounded, logs, oauth_builder, token_client,
+};
 
 const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const ACCESS: &str = "pdus+_0XBPWQQ_access-token-value";
 
 #[tokio::test]
 async fn spans_carry_call_fields_and_no_secrets() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("pagerduty=trace")
-        .with_span_events(FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
     bounded(async {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
@@ -90,7 +61,7 @@ async fn spans_carry_call_fields_and_no_secrets() {
         oauth.list_all_services(&Default::default()).await.unwrap();
     })
     .await;
-    let logs = buf.text();
+    let logs = logs();
     assert!(logs.contains("pagerduty.request"), "{logs}");
     assert!(logs.contains("endpoint=\"/services\""), "{logs}");
     assert!(logs.contains("endpoint=\"/enqueue\""), "{logs}");
