@@ -78,10 +78,10 @@ async fn fifty_concurrent_calls_fetch_one_token() {
 async fn token_is_renewed_before_expiry() {
     bounded(async {
         let server = MockServer::start().await;
-        // expires_in = 1 s: renewal is due at 0.8 s, before the token expires.
+        // expires_in = 2 s: renewal is due at 1.6 s, before the token expires.
         Mock::given(method("POST"))
             .and(path("/oauth/token"))
-            .respond_with(token("tokenA", 1))
+            .respond_with(token("tokenA", 2))
             .up_to_n_times(1)
             .expect(1)
             .mount(&server)
@@ -97,7 +97,7 @@ async fn token_is_renewed_before_expiry() {
         let client = oauth_builder(&server).build().unwrap();
         client.list_abilities().await.unwrap();
         client.list_abilities().await.unwrap(); // cached
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        tokio::time::sleep(Duration::from_millis(1700)).await;
         client.list_abilities().await.unwrap(); // renewed at 80 %
     })
     .await
