@@ -248,6 +248,8 @@ pub(crate) async fn dispatch(
         FaultAction::Pass => serve(&route, &req, &body, &state),
     };
     state.stats.record(&method, template, reply.status);
+    // Only the template: paths and queries may carry integration keys.
+    tracing::debug!(%method, route = template, status = reply.status, "sim request");
     to_response(reply)
 }
 

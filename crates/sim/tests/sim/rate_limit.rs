@@ -36,6 +36,8 @@ async fn sixth_request_in_a_minute_is_429() {
     );
     // Another token has its own budget; the Events API is not limited.
     assert_eq!(get_with(&sim, "token-b", "/abilities").await.status, 200);
+    let event = post_raw(&sim, "/v2/enqueue", "{}").await;
+    assert_eq!(event.status, 400, "events are validated, not rate limited");
     let stats = sim.stats();
     assert_eq!(stats.rate_limited(), 1);
     assert_eq!(stats.by_status("GET", "/abilities", 429), 1);
