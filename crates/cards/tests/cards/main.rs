@@ -6,4 +6,5 @@ mod card;
 mod errors;
 mod freshness;
 mod keys;
+mod sim;
 mod support;
