@@ -115,3 +115,44 @@ async fn every_request_is_answered_within_the_deadline() {
     assert_eq!(code, "deadline_exceeded");
     assert_eq!(details["deadline_ms"], 300);
 }
+
+#[tokio::test]
+async fn a_token_missing_scopes_is_a_502_naming_it() {
+    let app = spawn_with_sim_token(
+        SimConfig {
+            api_tokens: vec![SimToken::scoped("narrow-token", &["abilities.read"])],
+            ..small_sim()
+        },
+        "",
+        Some("narrow-token"),
+    )
+    .await;
+    let id = app.sim.account().services[0].id.clone();
+    let response = app.app.get(&format!("/v1/cards/{id}")).await;
+    assert_eq!(response.status(), 502);
+    let (code, details) = error_of(response).await;
+    assert_eq!(code, "upstream_forbidden");
+    assert_eq!(details["missing_scopes"], true);
+    // The credentials themselves work: the instance is ready, cards are not.
+    assert_eq!(app.app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn malformed_pagerduty_answers_are_a_502() {
+    let config = SimConfig {
+        faults: Faults {
+            global: FaultSpec {
+                malformed_next: 1000,
+                ..FaultSpec::default()
+            },
+            per_route: Vec::new(),
+        },
+        ..small_sim()
+    };
+    let app = spawn_with_sim(config, "").await;
+    let id = app.sim.account().services[0].id.clone();
+    let response = app.app.get(&format!("/v1/cards/{id}")).await;
+    assert_eq!(response.status(), 502);
+    let (code, _) = error_of(response).await;
+    assert_eq!(code, "upstream_unavailable");
+}

@@ -110,7 +110,65 @@ impl RootSpanBuilder for RequestSpan {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::test as atest;
+    use actix_web::{App, HttpResponse, middleware::from_fn, web};
+    use tracing_actix_web::TracingLogger;
+
     use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix_web::test]
+    async fn request_logs_carry_the_request_id_but_never_the_query_string() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_writer(move || writer.clone()),
+        );
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let app = atest::init_service(
+            App::new()
+                .route(
+                    "/v1/cards",
+                    web::get().to(|| async {
+                        tracing::info!("handler ran");
+                        HttpResponse::Ok().finish()
+                    }),
+                )
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn(request_id)),
+        )
+        .await;
+        let req = atest::TestRequest::get()
+            .uri("/v1/cards?integration_key=SECRETKEY0123456789abcdef012345")
+            .insert_header(("x-request-id", "req-42"))
+            .to_request();
+        let res = atest::call_service(&app, req).await;
+        assert_eq!(res.headers().get("x-request-id").unwrap(), "req-42");
+
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("handler ran"), "{logs}");
+        assert!(logs.contains("\"request_id\":\"req-42\""), "{logs}");
+        assert!(logs.contains("/v1/cards"), "{logs}");
+        assert!(!logs.contains("SECRETKEY"), "query string logged: {logs}");
+    }
 
     #[test]
     fn request_ids_are_bounded_visible_ascii() {
