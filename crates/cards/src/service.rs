@@ -93,6 +93,10 @@ struct Inner {
     standards: SectionCache<String, Arc<ServiceStandards>>,
     metrics: SectionCache<String, Arc<MetricsValue>>,
     keys: SectionCache<KeyId, Option<ResolvedKey>>,
+    /// Service ids PagerDuty answered 404 for, kept for
+    /// `integration_key_miss_ttl`: a portal asking again and again for a
+    /// deleted or mistyped service costs one call per period, not one per view.
+    missing_services: moka::future::Cache<String, ()>,
     /// Until when change events are read per service (the token lacks `change_events.read`).
     change_events_fallback_until: Mutex<Option<Instant>>,
     change_events_counters: Arc<Counters>,
@@ -507,6 +511,10 @@ impl CardService {
             SectionCache::new(store, Arc::clone(&load), load, Arc::clone(&key_counters))
         };
 
+        let missing_services = moka::future::Cache::builder()
+            .max_capacity(config.max_entries)
+            .time_to_live(config.integration_key_miss_ttl)
+            .build();
         CardService {
             inner: Arc::new(Inner {
                 client,
@@ -519,6 +527,7 @@ impl CardService {
                 standards,
                 metrics,
                 keys,
+                missing_services,
                 change_events_fallback_until: Mutex::new(None),
                 change_events_counters: change_counters,
             }),
@@ -587,7 +596,13 @@ impl CardService {
         }
         let key = id.to_owned();
         let i = &self.inner;
-        let service_fut = i.services.get(&key);
+        if i.missing_services.contains_key(&key) {
+            Counters::bump(&i.services.counters().hits);
+            return Err(CardError::NotFound {
+                what: format!("service {id}"),
+            });
+        }
+        let service_fut = self.service_lookup(&key);
         // The on-call path looks the service up too: the two lookups coalesce.
         let oncall_fut = self.oncall_section(&key);
         let incidents_fut = self.incidents_section(&key, options.incident_limit());
@@ -638,8 +653,19 @@ impl CardService {
         })
     }
 
+    /// The service section; a 404 is remembered briefly.
+    async fn service_lookup(&self, id: &String) -> Result<Lookup<Arc<Service>>, SectionError> {
+        let result = self.inner.services.get(id).await;
+        if let Err(error) = &result
+            && error.kind == SectionErrorKind::NotFound
+        {
+            self.inner.missing_services.insert(id.clone(), ()).await;
+        }
+        result
+    }
+
     async fn oncall_section(&self, service_id: &String) -> SectionResult<OncallSection> {
-        let service = match self.inner.services.get(service_id).await {
+        let service = match self.service_lookup(service_id).await {
             Ok(service) => service,
             Err(error) => return SectionResult::failed(error),
         };
@@ -790,7 +816,10 @@ impl CardService {
         let key = service_id.to_owned();
         for section in sections {
             match section {
-                Section::Service | Section::EscalationPolicy => i.services.invalidate(&key).await,
+                Section::Service | Section::EscalationPolicy => {
+                    i.missing_services.invalidate(&key).await;
+                    i.services.invalidate(&key).await;
+                }
                 Section::Oncall => {
                     if let Some(service) = i.services.peek(&key).await
                         && let Some(policy) = &service.escalation_policy
@@ -811,10 +840,15 @@ impl CardService {
 
     /// The service object (read with `include[]=escalation_policies,integrations,teams`).
     pub async fn raw_service(&self, service_id: &str) -> Result<Cached<Service>, CardError> {
+        let key = service_id.to_owned();
+        if self.inner.missing_services.contains_key(&key) {
+            Counters::bump(&self.inner.services.counters().hits);
+            return Err(CardError::NotFound {
+                what: format!("service {service_id}"),
+            });
+        }
         let lookup = self
-            .inner
-            .services
-            .get(&service_id.to_owned())
+            .service_lookup(&key)
             .await
             .map_err(|e| CardError::from_section(&e, format!("service {service_id}")))?;
         Ok(cached(lookup, |s| Service::clone(s)))

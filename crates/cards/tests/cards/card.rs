@@ -217,3 +217,52 @@ async fn unknown_service_is_not_found_but_other_cards_in_the_batch_are_fine() {
         Err(cards::CardError::NotFound { ref what }) if what.contains("PNOPE00")
     ));
 }
+
+#[tokio::test]
+async fn an_unknown_service_is_remembered_briefly() {
+    let pd = TestPd::start(2, 1).await;
+    let cards = pd.cards(cards::CardsConfig {
+        integration_key_miss_ttl: Duration::from_millis(200),
+        ..config()
+    });
+    for _ in 0..5 {
+        let result = cards
+            .card(ServiceRef::Id("PGONE00".into()), &CardOptions::default())
+            .await;
+        assert!(matches!(result, Err(cards::CardError::NotFound { .. })));
+    }
+    assert!(matches!(
+        cards.raw_service("PGONE00").await,
+        Err(cards::CardError::NotFound { .. })
+    ));
+    assert_eq!(pd.calls("GET", "/services/PGONE00").await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cards.raw_service("PGONE00").await.is_err());
+    assert_eq!(
+        pd.calls("GET", "/services/PGONE00").await,
+        2,
+        "only briefly"
+    );
+}
+
+#[tokio::test]
+async fn a_cold_card_costs_the_slowest_path_not_the_sum_of_its_calls() {
+    let pd = TestPd::start(2, 1).await;
+    let delay = Duration::from_millis(300);
+    pd.set_delay(delay);
+    let cards = pd.cards(cards::CardsConfig {
+        batch_window: Duration::from_millis(5),
+        ..config()
+    });
+    let options = CardOptions {
+        include_standards: true,
+        ..CardOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let card = cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(card.standards.unwrap().data.is_some());
+    // Five calls of 300 ms each; only service -> on-call are sequential.
+    assert_eq!(pd.total_calls().await, 5);
+    assert!(elapsed < delay * 3, "took {elapsed:?}");
+}

@@ -40,6 +40,8 @@ async fn cards_match_the_simulated_account() {
             &ids,
             &CardOptions {
                 incident_limit: Some(25),
+                include_standards: true,
+                include_metrics: true,
                 ..CardOptions::default()
             },
         )
@@ -49,6 +51,17 @@ async fn cards_match_the_simulated_account() {
         let expected = account.service(id).unwrap();
         let service = card.service.data.as_ref().unwrap();
         assert_eq!(service.name, expected.name);
+        let standards = card.standards.as_ref().unwrap();
+        let standards = standards.data.as_ref().expect("standards");
+        assert_eq!(standards.standards.len(), account.standards_for(id).len());
+        let passing = account
+            .standards_for(id)
+            .iter()
+            .filter(|(_, pass)| *pass)
+            .count();
+        assert_eq!(standards.passing, Some(passing as u32));
+        let metrics = card.metrics.as_ref().unwrap();
+        assert!(metrics.data.is_some(), "{:?}", metrics.error);
 
         let open = account.open_incidents(id);
         let incidents = card.incidents.data.as_ref().expect("incidents");
@@ -103,6 +116,11 @@ async fn cards_match_the_simulated_account() {
     assert_eq!(cards.stats().incidents.batched_calls, 1);
     assert_eq!(cards.stats().oncall.batched_calls, 1);
     assert_eq!(stats.count("GET", "/change_events"), 1);
+    assert_eq!(stats.count("GET", "/standards/scores/{resource_type}"), 1);
+    assert_eq!(
+        stats.count("POST", "/analytics/metrics/incidents/services"),
+        1
+    );
     sim.shutdown().await;
 }
 
