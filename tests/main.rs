@@ -9,3 +9,4 @@ mod helpers;
 mod metrics;
 mod openapi;
 mod upstream;
+mod sim_client;
