@@ -43,7 +43,14 @@
 //! paged list (100 per page, at most `service_list_max_pages`), which stores
 //! every service on those pages, so the next cold services are hits. Only one
 //! listing runs at a time; batches that waited for it take their services
-//! from what it stored.
+//! from what it stored. An account with more services than one listing reads
+//! (`service_list_max_pages × 100`) is read service by service: the listing
+//! pauses for `max_stale` after it was cut short (raise the cap for such
+//! accounts).
+//!
+//! A service id PagerDuty answers 404 for is remembered for
+//! `integration_key_miss_ttl` (30 s), like an unknown integration key, so a
+//! portal asking for a deleted service costs one call per period.
 //!
 //! The on-call section needs the escalation policy id from the service, so a
 //! card from a cold cache costs two round trips on that path (service, then

@@ -403,6 +403,11 @@ pub struct ChangeEventSummary {
 }
 
 /// Recent change events of a service, newest first.
+///
+/// With `change_events.read` these come from the account's newest 300 change
+/// events (one call serves every service): a service whose last change is
+/// older than that window shows none. Without the scope they are read per
+/// service (its newest 25, whatever their age; PagerDuty keeps 90 days).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChangeEventsSection {
     /// The newest change events.

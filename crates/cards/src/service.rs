@@ -6,7 +6,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pagerduty::{
@@ -117,7 +117,7 @@ where
 {
     let settings = |window| BatchSettings {
         window,
-        max_size: config.batch_max_size,
+        max_size: config.batch_max_size.clamp(1, 100),
         min_interval: config.min_batch_interval,
         timeout: config.load_timeout,
     };
@@ -200,7 +200,9 @@ where
 impl CardService {
     /// Builds the caches and loaders. `client` should carry the account's
     /// token bucket (`ClientBuilder::rate_limit_per_minute`): cards relies on
-    /// it to queue bursts instead of earning 429s.
+    /// it to queue bursts instead of earning 429s. Check `config` with
+    /// [`CardsConfig::validate`] first (at startup); out-of-range batch sizes
+    /// are clamped here rather than panicking.
     pub fn new(client: Client, config: CardsConfig) -> CardService {
         let hard = |ttl| config.hard_limit(ttl);
         let service_ttl = config.service_ttl.min(config.escalation_policy_ttl);
@@ -217,6 +219,8 @@ impl CardService {
                 max_pages: config.service_list_max_pages,
                 singles_since_list: Arc::new(AtomicUsize::new(0)),
                 listing: Arc::new(tokio::sync::Mutex::new(())),
+                list_disabled_until: Arc::new(Mutex::new(None)),
+                list_retry: config.max_stale,
             };
             let load: BatchLoadFn<String, Arc<Service>> = Arc::new(move |keys| {
                 let loader = loader.clone();
@@ -1008,25 +1012,38 @@ struct ServiceLoader {
     /// One listing at a time: batches that meet a listing in progress wait
     /// for it and take their services from what it stored.
     listing: Arc<tokio::sync::Mutex<()>>,
+    /// Set when the account has more services than one listing reads:
+    /// listing then costs more than it saves, so it pauses for `list_retry`.
+    list_disabled_until: Arc<Mutex<Option<Instant>>>,
+    list_retry: Duration,
 }
 
 impl ServiceLoader {
     async fn load(&self, keys: Vec<String>) -> BatchResults<String, Arc<Service>> {
         let mut results: BatchResults<String, Arc<Service>> = HashMap::new();
-        let use_list = keys.len() >= self.threshold
-            || self.singles_since_list.load(Ordering::Relaxed) >= self.threshold;
-        if use_list {
+        // A listing may have stored some of these since their miss was queued.
+        self.take_stored(&keys, &mut results).await;
+        if self.list_allowed() && self.wants_list(keys.len() - results.len()) {
             let _one_listing = self.listing.lock().await;
-            // A listing that ran while we waited may have stored our services.
-            for key in &keys {
-                if let Some(service) = self.store.peek_fresh(key).await {
-                    results.insert(key.clone(), Ok(service));
-                }
-            }
-            if results.len() < keys.len() {
+            self.take_stored(&keys, &mut results).await;
+            if self.wants_list(keys.len() - results.len()) {
                 self.singles_since_list.store(0, Ordering::Relaxed);
-                if let Err(error) = self.list(&keys, &mut results).await {
-                    tracing::debug!(%error, "services listing failed; reading services one by one");
+                match self.list(&keys, &mut results).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            max_pages = self.max_pages,
+                            "the account has more services than one listing reads: reading services one by one"
+                        );
+                        *self
+                            .list_disabled_until
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) =
+                            Some(Instant::now() + self.list_retry);
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, "services listing failed; reading services one by one");
+                    }
                 }
             }
         }
@@ -1045,14 +1062,40 @@ impl ServiceLoader {
         results
     }
 
+    /// Moves the fresh stored services among `keys` into `results`.
+    async fn take_stored(&self, keys: &[String], results: &mut BatchResults<String, Arc<Service>>) {
+        for key in keys {
+            if !results.contains_key(key)
+                && let Some(service) = self.store.peek_fresh(key).await
+            {
+                results.insert(key.clone(), Ok(service));
+            }
+        }
+    }
+
+    /// Many cold services at once, or many single reads since the last listing.
+    fn wants_list(&self, cold: usize) -> bool {
+        cold > 0
+            && (cold >= self.threshold
+                || self.singles_since_list.load(Ordering::Relaxed) >= self.threshold)
+    }
+
+    /// False for a while after a listing could not read the whole account.
+    fn list_allowed(&self) -> bool {
+        self.list_disabled_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|until| Instant::now() >= until)
+    }
+
     /// Reads every service page (up to the page cap): the wanted services
     /// go to `results`, all others warm the cache, so the next cold services
-    /// of the account are hits.
+    /// of the account are hits. True when the cap cut the listing short.
     async fn list(
         &self,
         keys: &[String],
         results: &mut BatchResults<String, Arc<Service>>,
-    ) -> Result<(), pagerduty::Error> {
+    ) -> Result<bool, pagerduty::Error> {
         let wanted: HashSet<&String> = keys.iter().collect();
         let mut offset = 0;
         for _ in 0..self.max_pages {
@@ -1077,9 +1120,10 @@ impl ServiceLoader {
             }
             match next {
                 Some(next) if next <= MAX_OFFSET => offset = next,
-                _ => return Ok(()),
+                Some(_) => return Ok(true),
+                None => return Ok(false),
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -266,3 +266,46 @@ async fn a_cold_card_costs_the_slowest_path_not_the_sum_of_its_calls() {
     assert_eq!(pd.total_calls().await, 5);
     assert!(elapsed < delay * 3, "took {elapsed:?}");
 }
+
+#[tokio::test]
+async fn an_account_larger_than_one_listing_is_read_service_by_service() {
+    let pd = TestPd::start(150, 10).await;
+    let cards = pd.cards(cards::CardsConfig {
+        service_list_max_pages: 1,
+        ..config()
+    });
+    let options = CardOptions::default();
+    // 20 cold services beyond the first page: the listing reads its one page
+    // (capped), then the 20 are read one by one.
+    let first: Vec<String> = (100..120).map(sid).collect();
+    assert!(
+        cards
+            .cards(&first, &options)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert_eq!(pd.calls("GET", "/services").await, 1);
+    // The listing could not cover the account: the next wave reads singles only.
+    let second: Vec<String> = (120..140).map(sid).collect();
+    assert!(
+        cards
+            .cards(&second, &options)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert_eq!(pd.calls("GET", "/services").await, 1);
+    let singles = pd
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().starts_with("/services/"))
+        .count();
+    assert_eq!(singles, 40);
+    // Services of the first page were warmed by the listing.
+    cards.card(ServiceRef::Id(sid(5)), &options).await.unwrap();
+    assert_eq!(pd.calls("GET", &format!("/services/{}", sid(5))).await, 0);
+}
