@@ -606,9 +606,10 @@ impl CardService {
                 what: format!("service {id}"),
             });
         }
-        let service_fut = self.service_lookup(&key);
-        // The on-call path looks the service up too: the two lookups coalesce.
-        let oncall_fut = self.oncall_section(&key);
+        // One service lookup per card, shared with the on-call path (which
+        // needs the escalation policy id), so counters see one lookup.
+        let service_fut = futures::FutureExt::shared(Box::pin(self.service_lookup(&key)));
+        let oncall_fut = self.oncall_section(service_fut.clone());
         let incidents_fut = self.incidents_section(&key, options.incident_limit());
         let changes_fut = self.change_events_section(&key, options.change_event_limit());
         let standards_fut = async {
@@ -668,8 +669,11 @@ impl CardService {
         result
     }
 
-    async fn oncall_section(&self, service_id: &String) -> SectionResult<OncallSection> {
-        let service = match self.service_lookup(service_id).await {
+    async fn oncall_section(
+        &self,
+        service: impl Future<Output = Result<Lookup<Arc<Service>>, SectionError>>,
+    ) -> SectionResult<OncallSection> {
+        let service = match service.await {
             Ok(service) => service,
             Err(error) => return SectionResult::failed(error),
         };

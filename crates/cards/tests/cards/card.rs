@@ -117,13 +117,25 @@ async fn a_full_card_from_a_fresh_cache_has_the_expected_contents() {
         1
     );
     assert_eq!(pd.total_calls().await, 6);
-    assert_eq!(cards.stats().upstream_calls(), 6);
+    let stats = cards.stats();
+    assert_eq!(stats.upstream_calls(), 6);
+    assert_eq!(
+        (stats.service.misses, stats.service.coalesced),
+        (1, 0),
+        "one lookup per card"
+    );
+    assert_eq!((stats.incidents.misses, stats.incidents.hits), (1, 0));
+    assert_eq!(stats.incidents.batched_calls, 1);
+    assert_eq!(stats.incidents.upstream_calls, 1);
 
     // A second card is served from the caches.
     let again = cards.card(ServiceRef::Id(sid(4)), &options).await.unwrap();
     assert_eq!(again.incidents.data, card.incidents.data);
     assert_eq!(pd.total_calls().await, 6);
-    assert!(cards.stats().incidents.hits >= 1);
+    let stats = cards.stats();
+    assert_eq!(stats.incidents.hits, 1);
+    assert_eq!(stats.service.hits, 1);
+    assert_eq!(stats.oncall.hits, 1);
 }
 
 #[tokio::test]
