@@ -321,3 +321,24 @@ async fn an_account_larger_than_one_listing_is_read_service_by_service() {
     cards.card(ServiceRef::Id(sid(5)), &options).await.unwrap();
     assert_eq!(pd.calls("GET", &format!("/services/{}", sid(5))).await, 0);
 }
+
+#[tokio::test]
+async fn an_empty_first_level_makes_the_next_staffed_level_primary() {
+    // Service 0 uses policy 0: nobody at level 1, Bob at level 2, nobody at level 3.
+    let pd = TestPd::start(2, 2).await;
+    let cards = pd.cards(config());
+    let card = cards
+        .card(ServiceRef::Id(sid(0)), &CardOptions::default())
+        .await
+        .unwrap();
+    let oncall = card.oncall.data.expect("oncall");
+    assert_eq!(
+        oncall.levels.len(),
+        3,
+        "every level of the policy is listed"
+    );
+    assert!(oncall.levels[0].users.is_empty() && !oncall.levels[0].primary);
+    assert!(oncall.levels[1].primary);
+    assert_eq!(oncall.levels[1].users[0].name.as_deref(), Some("Bob"));
+    assert!(oncall.levels[2].users.is_empty() && !oncall.levels[2].primary);
+}
