@@ -151,6 +151,20 @@ async fn a_trigger_shows_up_in_the_next_card_after_invalidation() {
     let triggered = before.incidents.data.as_ref().unwrap().triggered;
 
     let routing = cards.routing_key_for_service(&service.id).await.unwrap();
+    let resolved = cards
+        .resolve_integration_key(routing.routing_key.expose())
+        .await
+        .expect("the simulator finds the key");
+    assert_eq!(resolved.service_id, service.id);
+    assert!(resolved.events_v2);
+    let by_key = cards
+        .card(
+            ServiceRef::IntegrationKey(routing.routing_key.expose().into()),
+            &options,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_key.service.data.unwrap().id, service.id);
     let payload = EventPayload {
         summary: "Disk full on db-1".into(),
         source: "db-1".into(),
