@@ -168,7 +168,12 @@ async fn fifty_concurrent_cold_cards_batch_incidents_and_oncalls() {
             ..config()
         });
         let ids: Vec<String> = (0..50).map(sid).collect();
-        let results = cards.cards(&ids, &CardOptions::default()).await;
+        let options = CardOptions {
+            include_standards: true,
+            include_metrics: true,
+            ..CardOptions::default()
+        };
+        let results = cards.cards(&ids, &options).await;
         for (i, card) in results.iter().enumerate() {
             let card = card.as_ref().expect("card");
             assert_eq!(card.service.data.as_ref().unwrap().id, sid(i), "same order");
@@ -214,6 +219,21 @@ async fn fifty_concurrent_cold_cards_batch_incidents_and_oncalls() {
         );
         assert_eq!(pd.calls("GET", "/change_events").await, 1);
         assert_eq!(cards.stats().incidents.batched_calls, expected as u64);
+        assert_eq!(
+            pd.calls("GET", "/standards/scores/technical_services")
+                .await,
+            expected
+        );
+        assert_eq!(
+            pd.calls("POST", "/analytics/metrics/incidents/services")
+                .await,
+            expected
+        );
+        assert!(results.iter().all(|c| {
+            let c = c.as_ref().unwrap();
+            c.standards.as_ref().unwrap().data.is_some()
+                && c.metrics.as_ref().unwrap().data.is_some()
+        }));
     }
 }
 
@@ -341,4 +361,42 @@ async fn an_empty_first_level_makes_the_next_staffed_level_primary() {
     assert!(oncall.levels[1].primary);
     assert_eq!(oncall.levels[1].users[0].name.as_deref(), Some("Bob"));
     assert!(oncall.levels[2].users.is_empty() && !oncall.levels[2].primary);
+}
+
+#[tokio::test]
+async fn raw_objects_come_from_the_same_caches_as_the_cards() {
+    let pd = TestPd::start(4, 2).await;
+    let cards = pd.cards(config());
+    let options = CardOptions {
+        include_standards: true,
+        include_metrics: true,
+        ..CardOptions::default()
+    };
+    let card = cards.card(ServiceRef::Id(sid(2)), &options).await.unwrap();
+    let calls = pd.total_calls().await;
+
+    let service = cards.raw_service(&sid(2)).await.unwrap();
+    assert_eq!(service.value.id, sid(2));
+    assert_eq!(Some(service.fetched_at), card.service.fetched_at);
+    assert!(!service.stale);
+    assert!(
+        service.value.extra.contains_key("type"),
+        "untrimmed PagerDuty object"
+    );
+    let incidents = cards.raw_open_incidents(&sid(2)).await.unwrap().value;
+    assert_eq!(incidents.len(), 3);
+    let changes = cards.raw_change_events(&sid(2)).await.unwrap().value;
+    assert_eq!(changes.len(), 2);
+    assert!(changes[0].timestamp >= changes[1].timestamp, "newest first");
+    let oncalls = cards.raw_oncalls(&epid(0)).await.unwrap().value;
+    assert_eq!(oncalls.len(), 1);
+    let standards = cards.raw_standards(&sid(2)).await.unwrap().value;
+    assert_eq!(standards.resource_id, sid(2));
+    let metrics = cards.raw_metrics(&sid(2)).await.unwrap().value;
+    assert_eq!(metrics[0].total_incident_count, Some(7));
+    assert_eq!(
+        pd.total_calls().await,
+        calls,
+        "no extra upstream calls when warm"
+    );
 }
