@@ -327,6 +327,37 @@ pub struct AccountView {
     pub standards: Vec<StandardDef>,
     /// Account abilities (`GET /abilities`).
     pub abilities: Vec<String>,
+    /// Lookup tables, rebuilt by [`AccountView::reindex`].
+    index: Index,
+}
+
+/// Id → position tables so lookups stay fast for large accounts.
+#[derive(Clone, Default, PartialEq)]
+struct Index {
+    services: BTreeMap<String, usize>,
+    users: BTreeMap<String, usize>,
+    teams: BTreeMap<String, usize>,
+    schedules: BTreeMap<String, usize>,
+    escalation_policies: BTreeMap<String, usize>,
+    incidents: BTreeMap<String, usize>,
+    service_by_key: BTreeMap<String, usize>,
+    incidents_by_service: BTreeMap<String, Vec<usize>>,
+    services_by_policy: BTreeMap<String, Vec<usize>>,
+}
+
+impl std::fmt::Debug for Index {
+    // The tables hold integration keys: keep them out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Index { .. }")
+    }
+}
+
+fn positions<T>(items: &[T], id: impl Fn(&T) -> &str) -> BTreeMap<String, usize> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (id(x).to_owned(), i))
+        .collect()
 }
 
 const ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -789,8 +820,10 @@ impl AccountView {
             .iter()
             .map(|s| (*s).to_owned())
             .collect(),
+            index: Index::default(),
         };
         account.services = svcs;
+        account.reindex();
 
         // Incidents.
         let mut incidents = Vec::new();
@@ -958,7 +991,64 @@ impl AccountView {
         account
             .services
             .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        account.reindex();
         account
+    }
+
+    /// Rebuilds the lookup tables; call after changing the public vectors.
+    pub fn reindex(&mut self) {
+        let mut index = Index {
+            services: positions(&self.services, |s| &s.id),
+            users: positions(&self.users, |u| &u.id),
+            teams: positions(&self.teams, |t| &t.id),
+            schedules: positions(&self.schedules, |s| &s.id),
+            escalation_policies: positions(&self.escalation_policies, |e| &e.id),
+            incidents: positions(&self.incidents, |i| &i.id),
+            ..Index::default()
+        };
+        for (pos, svc) in self.services.iter().enumerate() {
+            for key in svc
+                .integrations
+                .iter()
+                .filter_map(|i| i.integration_key.as_ref())
+            {
+                index.service_by_key.insert(key.clone(), pos);
+            }
+            index
+                .services_by_policy
+                .entry(svc.escalation_policy_id.clone())
+                .or_default()
+                .push(pos);
+        }
+        for (pos, inc) in self.incidents.iter().enumerate() {
+            index
+                .incidents_by_service
+                .entry(inc.service_id.clone())
+                .or_default()
+                .push(pos);
+        }
+        self.index = index;
+    }
+
+    /// Appends an incident and indexes it.
+    pub fn push_incident(&mut self, incident: Incident) {
+        let pos = self.incidents.len();
+        self.index.incidents.insert(incident.id.clone(), pos);
+        self.index
+            .incidents_by_service
+            .entry(incident.service_id.clone())
+            .or_default()
+            .push(pos);
+        self.incidents.push(incident);
+    }
+
+    /// Incidents of one service, by incident number.
+    pub fn incidents_of(&self, service_id: &str) -> Vec<&Incident> {
+        self.index
+            .incidents_by_service
+            .get(service_id)
+            .map(|ps| ps.iter().map(|&p| &self.incidents[p]).collect())
+            .unwrap_or_default()
     }
 
     /// The user on call at the lowest covered level of `ep_id` at `at`.
@@ -970,7 +1060,7 @@ impl AccountView {
 
     /// Service by id.
     pub fn service(&self, id: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.id == id)
+        self.index.services.get(id).map(|&p| &self.services[p])
     }
 
     /// Service by exact name.
@@ -980,51 +1070,54 @@ impl AccountView {
 
     /// Service owning the integration key.
     pub fn service_by_integration_key(&self, key: &str) -> Option<&Service> {
-        self.services.iter().find(|s| {
-            s.integrations
-                .iter()
-                .any(|i| i.integration_key.as_deref() == Some(key))
-        })
+        self.index
+            .service_by_key
+            .get(key)
+            .map(|&p| &self.services[p])
     }
 
     /// Escalation policy by id.
     pub fn escalation_policy(&self, id: &str) -> Option<&EscalationPolicy> {
-        self.escalation_policies.iter().find(|e| e.id == id)
+        self.index
+            .escalation_policies
+            .get(id)
+            .map(|&p| &self.escalation_policies[p])
     }
 
     /// User by id.
     pub fn user(&self, id: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.id == id)
+        self.index.users.get(id).map(|&p| &self.users[p])
     }
 
     /// Team by id.
     pub fn team(&self, id: &str) -> Option<&Team> {
-        self.teams.iter().find(|t| t.id == id)
+        self.index.teams.get(id).map(|&p| &self.teams[p])
     }
 
     /// Schedule by id.
     pub fn schedule(&self, id: &str) -> Option<&Schedule> {
-        self.schedules.iter().find(|s| s.id == id)
+        self.index.schedules.get(id).map(|&p| &self.schedules[p])
     }
 
     /// Incident by id.
     pub fn incident(&self, id: &str) -> Option<&Incident> {
-        self.incidents.iter().find(|i| i.id == id)
+        self.index.incidents.get(id).map(|&p| &self.incidents[p])
     }
 
     /// Services using the escalation policy.
     pub fn services_of_policy(&self, ep_id: &str) -> Vec<&Service> {
-        self.services
-            .iter()
-            .filter(|s| s.escalation_policy_id == ep_id)
-            .collect()
+        self.index
+            .services_by_policy
+            .get(ep_id)
+            .map(|ps| ps.iter().map(|&p| &self.services[p]).collect())
+            .unwrap_or_default()
     }
 
     /// Open (triggered or acknowledged) incidents of a service, oldest first.
     pub fn open_incidents(&self, service_id: &str) -> Vec<&Incident> {
-        self.incidents
-            .iter()
-            .filter(|i| i.service_id == service_id && i.is_open())
+        self.incidents_of(service_id)
+            .into_iter()
+            .filter(|i| i.is_open())
             .collect()
     }
 
@@ -1050,9 +1143,8 @@ impl AccountView {
 
     /// Newest incident creation time of a service.
     pub fn last_incident_timestamp(&self, service_id: &str) -> Option<DateTime<Utc>> {
-        self.incidents
+        self.incidents_of(service_id)
             .iter()
-            .filter(|i| i.service_id == service_id)
             .map(|i| i.created_at)
             .max()
     }

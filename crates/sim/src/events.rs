@@ -235,7 +235,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
         oncall.sort_by_key(|o| o.escalation_level);
         let assignee = oncall.first().map(|o| o.user_id.clone());
         let id = new_id(state, &account);
-        account.incidents.push(Incident {
+        account.push_incident(Incident {
             id,
             incident_number: number,
             title: summary,

@@ -93,3 +93,31 @@ fn account_is_realistic() {
     let ids: BTreeSet<_> = a.incidents.iter().map(|i| i.incident_number).collect();
     assert_eq!(ids.len(), a.incidents.len(), "unique incident numbers");
 }
+
+#[test]
+fn debug_output_keeps_integration_keys_out() {
+    let a = AccountView::generate(42, 20, fixed_now());
+    let debug = format!("{a:?}");
+    for s in &a.services {
+        for key in s
+            .integrations
+            .iter()
+            .filter_map(|i| i.integration_key.as_ref())
+        {
+            assert!(!debug.contains(key.as_str()));
+        }
+    }
+    let config = format!(
+        "{:?}",
+        sim::SimConfig {
+            api_tokens: vec![sim::SimToken::full("tok-secret-1")],
+            oauth_clients: vec![sim::SimOAuthClient {
+                client_id: "app".into(),
+                client_secret: "cs-secret-2".into(),
+                allowed_scopes: None,
+            }],
+            ..sim::SimConfig::default()
+        }
+    );
+    assert!(!config.contains("tok-secret-1") && !config.contains("cs-secret-2"));
+}
