@@ -30,6 +30,7 @@ use futures::future::BoxFuture;
 use moka::Expiry;
 use moka::ops::compute::Op;
 
+use crate::clock::Clock;
 use crate::error::{SectionError, SectionErrorKind};
 use crate::stats::Counters;
 
@@ -98,6 +99,7 @@ fn remaining<V>(value: &Stored<V>, now: Instant) -> Duration {
 pub(crate) struct Store<K, V> {
     cache: moka::future::Cache<K, Arc<Stored<V>>>,
     lifetimes: LifetimesFn<V>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<K, V> Clone for Store<K, V> {
@@ -105,6 +107,7 @@ impl<K, V> Clone for Store<K, V> {
         Store {
             cache: self.cache.clone(),
             lifetimes: Arc::clone(&self.lifetimes),
+            clock: Arc::clone(&self.clock),
         }
     }
 }
@@ -114,20 +117,30 @@ where
     K: Eq + Hash + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// A store of at most `max_entries` values.
-    pub(crate) fn new(max_entries: u64, lifetimes: LifetimesFn<V>) -> Self {
+    /// A store of at most `max_entries` values; `clock` decides freshness.
+    pub(crate) fn new(max_entries: u64, lifetimes: LifetimesFn<V>, clock: Arc<dyn Clock>) -> Self {
         Store {
             cache: moka::future::Cache::builder()
                 .max_capacity(max_entries)
                 .expire_after(HardExpiry)
                 .build(),
             lifetimes,
+            clock,
         }
     }
 
     /// A store whose values are fresh for `ttl` and served stale until `hard_limit`.
-    pub(crate) fn with_ttl(max_entries: u64, ttl: Duration, hard_limit: Duration) -> Self {
-        Self::new(max_entries, Arc::new(move |_| (ttl, hard_limit)))
+    pub(crate) fn with_ttl(
+        max_entries: u64,
+        ttl: Duration,
+        hard_limit: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(max_entries, Arc::new(move |_| (ttl, hard_limit)), clock)
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     fn stored(&self, value: V) -> Arc<Stored<V>> {
@@ -135,7 +148,7 @@ where
         Arc::new(Stored {
             value,
             fetched_at: Utc::now(),
-            fetched: Instant::now(),
+            fetched: self.now(),
             ttl,
             hard_limit: hard_limit.max(ttl),
             error: None,
@@ -147,7 +160,8 @@ where
     /// The value of `key` if it is cached and fresh (no counters, no refresh).
     pub(crate) async fn peek_fresh(&self, key: &K) -> Option<V> {
         let stored = self.cache.get(key).await?;
-        (stored.fetched.elapsed() < stored.ttl).then(|| stored.value.clone())
+        let age = self.now().saturating_duration_since(stored.fetched);
+        (age < stored.ttl).then(|| stored.value.clone())
     }
 
     /// Stores a freshly fetched value (used to warm the cache from list pages).
@@ -193,15 +207,16 @@ where
     /// The value for `key`: fresh, stale (refreshing in the background) or loaded now.
     pub(crate) async fn get(&self, key: &K) -> Result<Lookup<V>, SectionError> {
         if let Some(stored) = self.store.cache.get(key).await {
-            let age = stored.fetched.elapsed();
+            let now = self.store.now();
+            let age = now.saturating_duration_since(stored.fetched);
             if age < stored.ttl {
                 Counters::bump(&self.counters.hits);
-                return Ok(lookup(&stored, false));
+                return Ok(lookup(&stored, false, now));
             }
             if age < stored.hard_limit {
                 Counters::bump(&self.counters.stale_served);
-                self.maybe_refresh(key, &stored);
-                return Ok(lookup(&stored, true));
+                self.maybe_refresh(key, &stored, now);
+                return Ok(lookup(&stored, true, now));
             }
             // Past the hard limit but not yet evicted by moka: drop it.
             self.store.cache.invalidate(key).await;
@@ -232,8 +247,9 @@ where
         match result {
             Ok(entry) => {
                 let stored = entry.into_value();
-                let stale = stored.fetched.elapsed() >= stored.ttl;
-                Ok(lookup(&stored, stale))
+                let now = self.store.now();
+                let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
+                Ok(lookup(&stored, stale, now))
             }
             Err(error) => {
                 if ran {
@@ -254,9 +270,9 @@ where
         self.store.cache.invalidate(key).await;
     }
 
-    fn maybe_refresh(&self, key: &K, stored: &Arc<Stored<V>>) {
+    fn maybe_refresh(&self, key: &K, stored: &Arc<Stored<V>>, now: Instant) {
         if let (Some(error), Some(at)) = (&stored.error, stored.error_at)
-            && at.elapsed() < retry_backoff(error, stored.ttl)
+            && now.saturating_duration_since(at) < retry_backoff(error, stored.ttl)
         {
             return;
         }
@@ -286,7 +302,7 @@ where
                         ttl: origin.ttl,
                         hard_limit: origin.hard_limit,
                         error: Some(error),
-                        error_at: Some(Instant::now()),
+                        error_at: Some(store.now()),
                         refreshing: AtomicBool::new(false),
                     })
                 }
@@ -315,19 +331,22 @@ fn retry_backoff(error: &SectionError, ttl: Duration) -> Duration {
     }
 }
 
-fn lookup<V: Clone>(stored: &Stored<V>, stale: bool) -> Lookup<V> {
+fn lookup<V: Clone>(stored: &Stored<V>, stale: bool, now: Instant) -> Lookup<V> {
     Lookup {
         value: stored.value.clone(),
         fetched_at: stored.fetched_at,
         stale,
         error: if stale { stored.error.clone() } else { None },
-        max_age: stored.ttl.saturating_sub(stored.fetched.elapsed()),
+        max_age: stored
+            .ttl
+            .saturating_sub(now.saturating_duration_since(stored.fetched)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
     use std::sync::atomic::AtomicU32;
 
     /// A cache whose loader returns the call number, or fails while `fail` is set.
@@ -350,7 +369,12 @@ mod tests {
                 })
             })
         };
-        let store = Store::with_ttl(100, Duration::from_millis(ttl_ms), Duration::from_secs(60));
+        let store = Store::with_ttl(
+            100,
+            Duration::from_millis(ttl_ms),
+            Duration::from_secs(60),
+            Arc::new(SystemClock),
+        );
         let cache = SectionCache::new(store, load.clone(), load, Arc::default());
         (cache, calls, fail)
     }
@@ -454,7 +478,12 @@ mod tests {
                 Box::pin(async move { Ok(n) })
             })
         };
-        let store = Store::with_ttl(10, Duration::from_millis(20), Duration::from_millis(40));
+        let store = Store::with_ttl(
+            10,
+            Duration::from_millis(20),
+            Duration::from_millis(40),
+            Arc::new(SystemClock),
+        );
         let cache = SectionCache::new(store, load.clone(), load, Arc::default());
         cache.get(&1).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;

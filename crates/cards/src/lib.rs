@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //!
+//! * [`clock`]: the clock that decides freshness (system, or manual for tests);
 //! * [`config`]: [`CardsConfig`], the TTLs and batching settings (defaults and
 //!   their reasons are documented there);
 //! * [`model`]: the card and its sections (serde + `utoipa::ToSchema`);
@@ -136,6 +137,7 @@
 
 mod batcher;
 mod cache;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod model;

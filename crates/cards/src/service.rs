@@ -17,6 +17,7 @@ use pagerduty::{
 
 use crate::batcher::{BatchLoadFn, BatchResults, BatchSettings, Batcher, MissingFn};
 use crate::cache::{LoadFn, Lookup, SectionCache, Store};
+use crate::clock::{Clock, SystemClock};
 use crate::config::CardsConfig;
 use crate::error::{CardError, SectionError, SectionErrorKind};
 use crate::model::{
@@ -198,18 +199,30 @@ where
 }
 
 impl CardService {
-    /// Builds the caches and loaders. `client` should carry the account's
+    /// Builds the caches and loaders (freshness on the system clock). `client` should carry the account's
     /// token bucket (`ClientBuilder::rate_limit_per_minute`): cards relies on
     /// it to queue bursts instead of earning 429s. Check `config` with
     /// [`CardsConfig::validate`] first (at startup); out-of-range batch sizes
     /// are clamped here rather than panicking.
     pub fn new(client: Client, config: CardsConfig) -> CardService {
+        Self::with_clock(client, config, Arc::new(SystemClock))
+    }
+
+    /// Like [`CardService::new`], with the clock that decides freshness
+    /// (a [`ManualClock`](crate::clock::ManualClock) lets tests and
+    /// simulations expire sections at will).
+    pub fn with_clock(client: Client, config: CardsConfig, clock: Arc<dyn Clock>) -> CardService {
         let hard = |ttl| config.hard_limit(ttl);
         let service_ttl = config.service_ttl.min(config.escalation_policy_ttl);
 
         // Services: batched single reads, or the paged list for many at once.
         let service_counters = Arc::new(Counters::default());
-        let service_store = Store::with_ttl(config.max_entries, service_ttl, hard(service_ttl));
+        let service_store = Store::with_ttl(
+            config.max_entries,
+            service_ttl,
+            hard(service_ttl),
+            Arc::clone(&clock),
+        );
         let services = {
             let loader = ServiceLoader {
                 client: client.clone(),
@@ -267,6 +280,7 @@ impl CardService {
                     config.max_entries,
                     config.oncall_ttl,
                     hard(config.oncall_ttl),
+                    Arc::clone(&clock),
                 ),
                 load,
                 Arc::new(|_| Ok(Arc::new(Vec::new()))),
@@ -316,6 +330,7 @@ impl CardService {
                     config.max_entries,
                     config.incidents_ttl,
                     hard(config.incidents_ttl),
+                    Arc::clone(&clock),
                 ),
                 load,
                 Arc::new(|_| Ok(Arc::new(Vec::new()))),
@@ -346,7 +361,13 @@ impl CardService {
                 })
             });
             SectionCache::new(
-                Store::with_ttl(1, config.change_events_ttl, hard(config.change_events_ttl)),
+                // One key; a capacity of 1 would let moka's admission policy drop it.
+                Store::with_ttl(
+                    16,
+                    config.change_events_ttl,
+                    hard(config.change_events_ttl),
+                    Arc::clone(&clock),
+                ),
                 Arc::clone(&load),
                 load,
                 Arc::clone(&change_counters),
@@ -388,6 +409,7 @@ impl CardService {
                     config.max_entries,
                     config.change_events_ttl,
                     hard(config.change_events_ttl),
+                    Arc::clone(&clock),
                 ),
                 load,
                 Arc::new(|_| Ok(Arc::new(Vec::new()))),
@@ -422,6 +444,7 @@ impl CardService {
                     config.max_entries,
                     config.standards_ttl,
                     hard(config.standards_ttl),
+                    Arc::clone(&clock),
                 ),
                 load,
                 Arc::new(|id| {
@@ -475,6 +498,7 @@ impl CardService {
                     config.max_entries,
                     config.metrics_ttl,
                     hard(config.metrics_ttl),
+                    Arc::clone(&clock),
                 ),
                 load,
                 Arc::new(|id| {
@@ -497,6 +521,7 @@ impl CardService {
                     Some(_) => (found_ttl, found_hard),
                     None => (miss_ttl, miss_ttl),
                 }),
+                Arc::clone(&clock),
             );
             let client = client.clone();
             let counters = Arc::clone(&key_counters);

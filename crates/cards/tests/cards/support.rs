@@ -353,6 +353,15 @@ impl TestPd {
 
     /// A client without retries (tests count exact calls) and a card service.
     pub fn cards(&self, config: CardsConfig) -> CardService {
+        self.cards_with_clock(config, Arc::new(cards::clock::SystemClock))
+    }
+
+    /// Like [`TestPd::cards`], with the clock that decides freshness.
+    pub fn cards_with_clock(
+        &self,
+        config: CardsConfig,
+        clock: Arc<dyn cards::clock::Clock>,
+    ) -> CardService {
         let client = Client::builder(Credentials::ApiToken(SecretString::from("test-token")))
             .api_base_url(self.server.uri())
             .retry_policy(RetryPolicy {
@@ -362,7 +371,7 @@ impl TestPd {
             .request_timeout(Duration::from_secs(5))
             .build()
             .expect("client");
-        CardService::new(client, config)
+        CardService::with_clock(client, config, clock)
     }
 
     /// Requests received so far for `method path` (exact path, any query).
