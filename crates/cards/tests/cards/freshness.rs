@@ -1,6 +1,9 @@
 //! Stale-while-revalidate, stale-if-error and invalidation.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use cards::clock::ManualClock;
 
 use cards::{CardOptions, CardsConfig, Section, SectionErrorKind, ServiceRef};
 use serde_json::json;
@@ -9,23 +12,28 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::support::{TestPd, config, eventually, incident, sid};
 
-fn short_incidents_ttl() -> CardsConfig {
-    CardsConfig {
-        incidents_ttl: Duration::from_millis(150),
+const INCIDENTS_TTL: Duration = Duration::from_secs(20);
+
+/// Incidents expire when the test advances the clock past their TTL.
+fn expiring() -> (CardsConfig, Arc<ManualClock>) {
+    let config = CardsConfig {
+        incidents_ttl: INCIDENTS_TTL,
         ..config()
-    }
+    };
+    (config, Arc::new(ManualClock::new()))
 }
 
 #[tokio::test]
 async fn an_expired_section_is_served_stale_at_once_and_refreshed_once() {
     let pd = TestPd::start(3, 2).await;
-    let cards = pd.cards(short_incidents_ttl());
+    let (settings, clock) = expiring();
+    let cards = pd.cards_with_clock(settings, clock.clone());
     let options = CardOptions::default();
     let first = cards.card(ServiceRef::Id(sid(2)), &options).await.unwrap();
     assert!(!first.incidents.stale);
     assert_eq!(pd.calls("GET", "/incidents").await, 1);
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    clock.advance(INCIDENTS_TTL);
     // Upstream is now slow: a stale answer must not wait for it.
     pd.set_delay(Duration::from_millis(700));
     let started = Instant::now();
@@ -61,7 +69,8 @@ async fn an_expired_section_is_served_stale_at_once_and_refreshed_once() {
 #[tokio::test]
 async fn an_upstream_failure_after_a_good_value_serves_it_stale_with_the_error() {
     let pd = TestPd::start(3, 2).await;
-    let cards = pd.cards(short_incidents_ttl());
+    let (settings, clock) = expiring();
+    let cards = pd.cards_with_clock(settings, clock.clone());
     let options = CardOptions::default();
     let first = cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
     Mock::given(method("GET"))
@@ -71,7 +80,7 @@ async fn an_upstream_failure_after_a_good_value_serves_it_stale_with_the_error()
         )
         .mount(&pd.server)
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    clock.advance(INCIDENTS_TTL);
     let card = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             let card = cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
@@ -101,6 +110,17 @@ async fn an_upstream_failure_after_a_good_value_serves_it_stale_with_the_error()
         cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
     }
     assert_eq!(pd.calls("GET", "/incidents").await, calls);
+    // After the backoff (the TTL, capped at 10 s) the next view retries once.
+    clock.advance(Duration::from_secs(10));
+    for _ in 0..5 {
+        cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+    }
+    let pd = &pd;
+    eventually("one retry after the backoff", || async move {
+        pd.calls("GET", "/incidents").await == calls + 1
+    })
+    .await;
+    assert_eq!(cards.stats().incidents.refreshes, 2);
 }
 
 #[tokio::test]
