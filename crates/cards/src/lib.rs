@@ -82,6 +82,9 @@
 //!   or the TTL capped at 10 s).
 //! * **Invalidation**: [`CardService::invalidate`] drops sections; a refresh
 //!   that started before never puts back the dropped value.
+//! * **Clock**: freshness is decided with a [`clock::Clock`] (the system clock
+//!   by default; [`CardService::with_clock`] takes a
+//!   [`clock::ManualClock`] so tests expire sections without sleeping).
 //!
 //! # PagerDuty's budget
 //!
