@@ -1,6 +1,7 @@
 //! End-to-end tests. One binary; each area is a module.
 
 mod auth;
+mod backstage;
 mod cards;
 mod config;
 mod errors;

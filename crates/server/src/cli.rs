@@ -27,12 +27,20 @@ pub enum Command {
         /// Log line format (overrides server.log_format).
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// A Backstage app-config.yaml whose `pagerDuty:` block supplies the
+        /// PagerDuty credentials and hosts (sets backstage.app_config_file).
+        #[arg(long, value_name = "FILE")]
+        backstage_config: Option<PathBuf>,
     },
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig {
         /// TOML file overriding config/default.toml (env DUTYCARD_* overrides both).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// A Backstage app-config.yaml whose `pagerDuty:` block supplies the
+        /// PagerDuty credentials and hosts (sets backstage.app_config_file).
+        #[arg(long, value_name = "FILE")]
+        backstage_config: Option<PathBuf>,
     },
     /// Run the server against an embedded PagerDuty simulator (auth off).
     Demo {
@@ -55,8 +63,15 @@ pub enum Command {
 /// Run a parsed command line; the exit code says how it went.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { config, log_format } => serve(config, log_format).await,
-        Command::CheckConfig { config } => check_config(config),
+        Command::Serve {
+            config,
+            log_format,
+            backstage_config,
+        } => serve(config, backstage_config, log_format).await,
+        Command::CheckConfig {
+            config,
+            backstage_config,
+        } => check_config(config, backstage_config),
         Command::Demo {
             port,
             seed,
@@ -76,15 +91,21 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
-    Settings::load(&ConfigSources::from_file(config)).map_err(|e| {
+fn load(config: Option<PathBuf>, backstage_config: Option<PathBuf>) -> Result<Settings, ExitCode> {
+    let mut sources = ConfigSources::from_file(config);
+    if let Some(path) = backstage_config {
+        sources
+            .toml
+            .push(crate::backstage::app_config::settings_layer(&path));
+    }
+    Settings::load(&sources).map_err(|e| {
         eprintln!("dutycard: {e}");
         ExitCode::from(2)
     })
 }
 
-fn check_config(config: Option<PathBuf>) -> ExitCode {
-    match load(config) {
+fn check_config(config: Option<PathBuf>, backstage_config: Option<PathBuf>) -> ExitCode {
+    match load(config, backstage_config) {
         Ok(settings) => {
             println!("# configuration is valid; effective values (secrets redacted):");
             print!("{}", settings.to_redacted_toml());
@@ -94,8 +115,12 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-async fn serve(config: Option<PathBuf>, log_format: Option<LogFormat>) -> ExitCode {
-    let settings = match load(config) {
+async fn serve(
+    config: Option<PathBuf>,
+    backstage_config: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+) -> ExitCode {
+    let settings = match load(config, backstage_config) {
         Ok(settings) => settings,
         Err(code) => return code,
     };

@@ -112,6 +112,7 @@ pub struct Settings {
     pub pagerduty: PagerDutySettings,
     pub cache: CacheSettings,
     pub trigger: TriggerSettings,
+    pub backstage: crate::backstage::BackstageSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -208,6 +209,9 @@ pub struct PagerDutySettings {
     pub retry_deadline_ms: u64,
     /// 0 = no client-side limit.
     pub rate_limit_per_minute: u32,
+    /// Several accounts (`[pagerduty.accounts.<id>]`); see [`crate::accounts`].
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub accounts: std::collections::BTreeMap<String, crate::accounts::AccountSettings>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -286,7 +290,8 @@ impl Settings {
     /// Merge the embedded defaults with `sources`, read `*_file` secrets and
     /// validate everything.
     pub fn load(sources: &ConfigSources) -> Result<Settings, ConfigError> {
-        let settings = Self::merge(DEFAULT_TOML, sources)?;
+        let mut settings = Self::merge(DEFAULT_TOML, sources)?;
+        crate::backstage::app_config::apply_configured(&mut settings, sources)?;
         settings.finish()
     }
 
@@ -360,6 +365,7 @@ impl Settings {
                 oauth.client_secret = Some(secret);
             }
         }
+        crate::accounts::read_secret_files(&mut self.pagerduty.accounts, problems);
         let auth = &mut self.server.auth;
         if let Some(path) = &auth.tokens_file {
             match std::fs::read_to_string(path) {
@@ -387,6 +393,7 @@ impl Settings {
         self.validate_pagerduty(problems);
         self.validate_cache(problems);
         self.validate_trigger(problems);
+        self.backstage.validate(problems);
     }
 
     fn validate_server(&self, problems: &mut Vec<Problem>) {
@@ -481,6 +488,7 @@ impl Settings {
             problems.push(problem("pagerduty.api_token", "must not be empty"));
         }
         match (&pd.oauth, has_token) {
+            _ if !pd.accounts.is_empty() => crate::accounts::validate(pd, problems),
             (None, false) => problems.push(problem(
                 "pagerduty.api_token",
                 "no PagerDuty credentials: set pagerduty.api_token, pagerduty.api_token_file or the [pagerduty.oauth] section",
@@ -723,14 +731,18 @@ fn validate_oauth(oauth: &OAuthSettings, problems: &mut Vec<Problem>) {
     }
 }
 
-fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+pub(crate) fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem {
         key: key.into(),
         message: message.into(),
     }
 }
 
-fn read_secret_file(key: &str, path: &Path, problems: &mut Vec<Problem>) -> Option<SecretString> {
+pub(crate) fn read_secret_file(
+    key: &str,
+    path: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<SecretString> {
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => {
             problems.push(problem(key, format!("{} is empty", path.display())));
@@ -744,7 +756,7 @@ fn read_secret_file(key: &str, path: &Path, problems: &mut Vec<Problem>) -> Opti
     }
 }
 
-fn check_http_url(value: &str) -> Result<(), String> {
+pub(crate) fn check_http_url(value: &str) -> Result<(), String> {
     let url = url::Url::parse(value).map_err(|e| format!("is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("must use http or https, not `{}`", url.scheme()));

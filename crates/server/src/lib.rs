@@ -11,7 +11,9 @@
 //! - [`auth`], [`deadline`], [`metrics`], [`telemetry`]: the middleware layers.
 //! - [`openapi`]: the spec generated from the handlers, served at `/openapi.json`.
 
+pub mod accounts;
 pub mod auth;
+pub mod backstage;
 pub mod cli;
 pub mod config;
 pub mod deadline;

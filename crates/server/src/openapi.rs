@@ -15,6 +15,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "cards", description = "Aggregated PagerDuty service cards"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "backstage", description = "Drop-in routes of PagerDuty's Backstage backend plugin (under `backstage.prefix`, default `/api/pagerduty`): same paths, envelopes and `{\"errors\": [...]}` bodies"),
     )
 )]
 struct ApiDoc;
@@ -66,6 +67,9 @@ pub fn spec() -> OpenApiDoc {
         .openapi(base())
         .configure(crate::routes::configure(
             crate::routes::RouteOptions::default(),
+        ))
+        .configure(crate::backstage::configure(
+            crate::backstage::BackstageRoutes::default(),
         ))
         .split_for_parts()
         .1

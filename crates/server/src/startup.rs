@@ -52,16 +52,24 @@ impl Application {
             );
         }
         let metrics = Arc::new(Metrics::new());
-        let client = settings
-            .pagerduty
-            .client(metrics.clone())
-            .map_err(|e| StartupError::Client(e.to_string()))?;
+        let accounts = Arc::new(
+            crate::accounts::Accounts::from_settings(&settings, metrics.clone())
+                .map_err(|e| StartupError::Client(e.to_string()))?,
+        );
+        let client = accounts.default_account().client.clone();
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
             readiness: Readiness::new(client.clone()),
-            cards: cards::CardService::new(client, settings.cache.cards_config()),
+            cards: accounts.default_account().cards.clone(),
+            accounts: Arc::clone(&accounts),
         });
+        let backstage = web::Data::new(crate::backstage::BackstageState::new(
+            accounts,
+            &settings.backstage,
+            server_settings.request_deadline(),
+        ));
+        let backstage_routes = settings.backstage.routes();
         let metrics = web::Data::from(metrics);
         let auth = web::Data::new(Authenticator::from_settings(&server_settings.auth));
         let body_limit = server_settings.body_limit_bytes;
@@ -96,7 +104,9 @@ impl Application {
                 .app_data(path)
                 .app_data(payload)
                 .app_data(BodyLimit(body_limit))
+                .app_data(backstage.clone())
                 .configure(routes::configure(options))
+                .configure(crate::backstage::configure(backstage_routes.clone()))
                 .split_for_parts();
             // Layers, innermost first: CORS, metrics and
             // the access log, the request span, the request id.

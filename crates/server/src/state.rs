@@ -13,6 +13,8 @@ pub struct AppState {
     pub request_deadline: Duration,
     pub readiness: Readiness,
     pub cards: cards::CardService,
+    /// Every PagerDuty account (`cards` is the default one's card service).
+    pub accounts: Arc<crate::accounts::Accounts>,
 }
 
 impl AppState {

@@ -1,0 +1,791 @@
+//! The Backstage handlers: parse like Express does, read the cached
+//! sections or lists, answer in the Node backend's envelopes.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use pagerduty::{Oncall, User};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::BackstageState;
+use super::error::{BackstageError, ErrorsBody, Op};
+use crate::accounts::Account;
+
+/// Change events returned per service (the Node backend asks PagerDuty for 5).
+const CHANGE_EVENTS: usize = 5;
+/// Largest `limit` of the filtered services route (PagerDuty's page size).
+const MAX_LIMIT: u32 = 100;
+/// Most escalation policies one on-call request may name.
+const MAX_POLICIES: usize = 20;
+
+type Result<T> = std::result::Result<T, BackstageError>;
+
+/// The decoded query string (`a[]=1`, `a%5B%5D=1` and `a=1` all decode to
+/// their plain key and value; repeated keys are kept).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(req: &HttpRequest) -> Result<Params> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+            .map(Params)
+            .map_err(|e| BackstageError::bad_request(format!("invalid query string: {e}")))
+    }
+
+    /// The first non-empty value of `name`.
+    fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// Every value of the given keys, comma-separated values split.
+    fn all(&self, names: &[&str]) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| names.contains(&k.as_str()))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The account `?account=` names (the default when absent or empty).
+    fn account<'a>(&self, state: &'a BackstageState) -> Result<&'a std::sync::Arc<Account>> {
+        Ok(state.accounts.get(self.first("account"))?)
+    }
+}
+
+/// Runs `work` within the request deadline.
+async fn within<T>(
+    state: &BackstageState,
+    op: Op,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(state.request_deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(BackstageError::deadline(op, state.request_deadline)),
+    }
+}
+
+/// PagerDuty ids are short alphanumeric strings.
+fn check_service_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(BackstageError::bad_request(
+            "':serviceId' must be a PagerDuty id (1 to 64 letters and digits)",
+        ));
+    }
+    Ok(())
+}
+
+fn json_of<T: Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|_| BackstageError::internal("serialising a PagerDuty object"))
+}
+
+/// `value` (an object) with `"account": id` added.
+fn with_account<T: Serialize>(value: &T, account: &str) -> Result<Value> {
+    let mut value = json_of(value)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("account".into(), Value::String(account.to_owned()));
+    }
+    Ok(value)
+}
+
+/// `{"service": {…}}`: the PagerDuty service object.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceEnvelope {
+    /// The PagerDuty service, untrimmed (integrations, escalation policy, teams included).
+    #[schema(value_type = Object)]
+    pub service: Value,
+}
+
+/// `{"services": [{…, "account"}]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServicesEnvelope {
+    /// Every service of every account, each with its `account` id.
+    #[schema(value_type = Vec<Object>)]
+    pub services: Vec<Value>,
+}
+
+/// `{"incidents": […]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncidentsEnvelope {
+    /// Every open (triggered or acknowledged) incident of the service, any age, newest first.
+    #[schema(value_type = Vec<Object>)]
+    pub incidents: Vec<Value>,
+}
+
+/// `{"change_events": […]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChangeEventsEnvelope {
+    /// The service's 5 most recent change events, newest first.
+    #[schema(value_type = Vec<Object>)]
+    pub change_events: Vec<Value>,
+}
+
+/// `{"standards": {…}}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StandardsEnvelope {
+    /// PagerDuty's scores object: `resource_id`, `resource_type`, `score`, `standards`.
+    #[schema(value_type = Object)]
+    pub standards: Value,
+}
+
+/// `{"metrics": […]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetricsEnvelope {
+    /// PagerDuty's incident analytics rows for the service, last 30 days.
+    #[schema(value_type = Vec<Object>)]
+    pub metrics: Vec<Value>,
+}
+
+/// `{"users": […]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsersEnvelope {
+    /// Who is on call at the lowest non-empty level of each policy, by name, without duplicates.
+    #[schema(value_type = Vec<Object>)]
+    pub users: Vec<Value>,
+}
+
+/// One option of Backstage's escalation-policy picker.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PolicyOption {
+    /// The policy name; `(account) name` when several accounts are configured.
+    pub label: String,
+    /// The policy id.
+    pub value: String,
+}
+
+/// One configured account.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountEntry {
+    pub id: String,
+    #[serde(rename = "isDefault")]
+    pub is_default: bool,
+}
+
+/// `{"accounts": […]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountsEnvelope {
+    /// Empty when only `[pagerduty]` is configured (like the Node backend's legacy config).
+    pub accounts: Vec<AccountEntry>,
+}
+
+/// `GET /health`: the plugin is up.
+///
+/// Always `{"status":"ok"}`, without caller auth (like the Node backend),
+/// so Backstage's health checks need no token.
+#[utoipa::path(
+    tag = "backstage",
+    responses((status = 200, description = "Always `{\"status\":\"ok\"}`", body = Object, example = json!({"status": "ok"})))
+)]
+#[get("/health")]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /services/{service_id}`: one PagerDuty service.
+///
+/// The untrimmed PagerDuty object with its integrations, escalation policy
+/// and teams, from the card cache (no upstream call when the card is warm).
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id", example = "PABC123"),
+        ("account" = Option<String>, Query, description = "Account id (default account when absent)"),
+    ),
+    responses(
+        (status = 200, description = "The service", body = ServiceEnvelope),
+        (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 404, description = "No such service", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit and no cached copy; see Retry-After", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "PagerDuty or the request deadline timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services/{service_id}")]
+pub async fn get_service(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+    service_id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    let service = within(&state, Op::GetService, async {
+        account
+            .cards
+            .raw_service(&id)
+            .await
+            .map_err(|e| BackstageError::from_card(Op::GetService, &e))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ServiceEnvelope {
+        service: json_of(&service.value)?,
+    }))
+}
+
+/// `GET /services`: by integration key, filtered, or all.
+///
+/// * `?integration_key=K`: `{"service": …}`, the service owning that
+///   integration key (verified against its integrations; 404 otherwise);
+/// * `?team_id=T&query=Q&limit=N` (any of them): a bare array of one page
+///   of services (N ≤ 100, default 100), each with `account`;
+/// * no parameter: `{"services": […]}`, every service of every account
+///   (or of `?account=`), each with `account`.
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("integration_key" = Option<String>, Query, description = "An integration key of the service"),
+        ("team_id" = Option<String>, Query, description = "Only services of this team"),
+        ("query" = Option<String>, Query, description = "Name filter"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 100)"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "`{\"service\"}` by key, a bare array when filtered, `{\"services\"}` otherwise", body = Object),
+        (status = 400, description = "Bad parameter or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 404, description = "No service has this integration key", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services")]
+pub async fn list_services(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    if params.has("integration_key") {
+        let account = params.account(&state)?;
+        let key = params
+            .first("integration_key")
+            .ok_or_else(|| BackstageError::bad_request("'integration_key' must not be empty"))?
+            .to_owned();
+        let service = within(&state, Op::GetService, async {
+            let resolved = account
+                .cards
+                .resolve_integration_key(&key)
+                .await
+                .map_err(|e| BackstageError::from_card(Op::GetService, &e))?;
+            account
+                .cards
+                .raw_service(&resolved.service_id)
+                .await
+                .map_err(|e| BackstageError::from_card(Op::GetService, &e))
+        })
+        .await?;
+        return Ok(HttpResponse::Ok().json(ServiceEnvelope {
+            service: json_of(&service.value)?,
+        }));
+    }
+    if params.has("team_id") || params.has("query") || params.has("limit") {
+        let account = params.account(&state)?;
+        let limit = match params.first("limit") {
+            None => MAX_LIMIT,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(BackstageError::bad_request(format!(
+                        "'limit' must be a number between 1 and {MAX_LIMIT}, got `{text}`"
+                    )));
+                }
+            },
+        };
+        let team = params.first("team_id").map(str::to_owned);
+        let query = params.first("query").map(str::to_owned);
+        let services = within(&state, Op::GetServices, async {
+            state
+                .lists
+                .filtered_services(account, team, query, limit)
+                .await
+                .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
+        })
+        .await?;
+        let body = services
+            .iter()
+            .map(|s| with_account(s, &account.id))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(HttpResponse::Ok().json(body));
+    }
+    let accounts: Vec<&std::sync::Arc<Account>> = if params.has("account") {
+        vec![params.account(&state)?]
+    } else {
+        state.accounts.iter().collect()
+    };
+    let lists = within(&state, Op::GetServices, async {
+        futures::future::try_join_all(accounts.iter().map(|account| async {
+            state
+                .lists
+                .all_services(account)
+                .await
+                .map(|services| (account.id.as_str(), services))
+                .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
+        }))
+        .await
+    })
+    .await?;
+    let mut services = Vec::new();
+    for (account, list) in lists {
+        for service in list.iter() {
+            services.push(with_account(service, account)?);
+        }
+    }
+    Ok(HttpResponse::Ok().json(ServicesEnvelope { services }))
+}
+
+/// `GET /services/{service_id}/incidents`: every open incident.
+///
+/// Triggered and acknowledged incidents of any age (the Node backend
+/// missed those older than 30 days), newest first, from the card cache.
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "The open incidents", body = IncidentsEnvelope),
+        (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services/{service_id}/incidents")]
+pub async fn service_incidents(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+    service_id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    let incidents = within(&state, Op::Incidents, async {
+        account
+            .cards
+            .raw_open_incidents(&id)
+            .await
+            .map_err(|e| BackstageError::from_card(Op::Incidents, &e))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(IncidentsEnvelope {
+        incidents: incidents.value.iter().map(json_of).collect::<Result<_>>()?,
+    }))
+}
+
+/// `GET /services/{service_id}/change-events`: recent change events.
+///
+/// The service's 5 most recent change events (deploys, config changes),
+/// newest first, from the card cache.
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "The newest change events", body = ChangeEventsEnvelope),
+        (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 404, description = "No such service", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services/{service_id}/change-events")]
+pub async fn service_change_events(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+    service_id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    let events = within(&state, Op::ChangeEvents, async {
+        account
+            .cards
+            .raw_change_events(&id)
+            .await
+            .map_err(|e| BackstageError::from_card(Op::ChangeEvents, &e))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ChangeEventsEnvelope {
+        change_events: events
+            .value
+            .iter()
+            .take(CHANGE_EVENTS)
+            .map(json_of)
+            .collect::<Result<_>>()?,
+    }))
+}
+
+/// `GET /services/{service_id}/standards`: the service's standards scores.
+///
+/// PagerDuty's 400 and 404 are real errors here (the Node backend answered
+/// 200 with PagerDuty's error object inside `standards`).
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "The scores", body = StandardsEnvelope),
+        (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access (e.g. no standards.read scope)", body = ErrorsBody),
+        (status = 404, description = "No such service", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services/{service_id}/standards")]
+pub async fn service_standards(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+    service_id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    let standards = within(&state, Op::Standards, async {
+        account
+            .cards
+            .raw_standards(&id)
+            .await
+            .map_err(|e| BackstageError::from_card(Op::Standards, &e))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(StandardsEnvelope {
+        standards: json_of(&standards.value)?,
+    }))
+}
+
+/// `GET /services/{service_id}/metrics`: incident analytics, last 30 days.
+///
+/// PagerDuty's 401, 403 and 404 are real errors here (the Node backend
+/// answered `200 {}`).
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "The metrics rows (empty without incidents)", body = MetricsEnvelope),
+        (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access (e.g. no analytics.read scope)", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services/{service_id}/metrics")]
+pub async fn service_metrics(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+    service_id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    let metrics = within(&state, Op::Metrics, async {
+        account
+            .cards
+            .raw_metrics(&id)
+            .await
+            .map_err(|e| BackstageError::from_card(Op::Metrics, &e))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(MetricsEnvelope {
+        metrics: metrics.value.iter().map(json_of).collect::<Result<_>>()?,
+    }))
+}
+
+/// The Node backend's level rule for one policy: only the lowest level
+/// that has someone on call.
+fn lowest_level(oncalls: &[Oncall]) -> impl Iterator<Item = &User> {
+    let lowest = oncalls.iter().map(|o| o.escalation_level).min();
+    oncalls
+        .iter()
+        .filter(move |o| Some(o.escalation_level) == lowest)
+        .map(|o| &o.user)
+}
+
+/// Users of several policies' lowest levels, sorted by name, each once.
+fn merge_oncall_users<'a>(per_policy: impl IntoIterator<Item = &'a [Oncall]>) -> Vec<&'a User> {
+    let mut users: Vec<&User> = per_policy.into_iter().flat_map(lowest_level).collect();
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut seen = HashSet::new();
+    users.retain(|u| seen.insert(u.id.clone()));
+    users
+}
+
+/// `GET /oncall-users?escalation_policy_ids[]=…`: who is on call.
+///
+/// Accepts `escalation_policy_ids[]` (literal or percent-encoded brackets)
+/// and `escalation_policy_ids`, repeated or comma-separated. Per policy the
+/// users of the lowest level with someone on call (a level-1 gap does not
+/// hide everyone); all of them sorted by name, each user once.
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("escalation_policy_ids[]" = Vec<String>, Query, description = "Escalation policy ids (also `escalation_policy_ids`)"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "The on-call users (full PagerDuty user objects)", body = UsersEnvelope),
+        (status = 400, description = "No policy id, or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/oncall-users")]
+pub async fn oncall_users(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let mut ids = params.all(&["escalation_policy_ids[]", "escalation_policy_ids"]);
+    let mut seen = HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    if ids.is_empty() {
+        return Err(BackstageError::bad_request(
+            "'escalation_policy_ids[]' is required",
+        ));
+    }
+    if ids.len() > MAX_POLICIES {
+        return Err(BackstageError::bad_request(format!(
+            "at most {MAX_POLICIES} 'escalation_policy_ids[]' per request"
+        )));
+    }
+    let per_policy = within(&state, Op::Oncalls, async {
+        futures::future::try_join_all(ids.iter().map(|id| async {
+            account
+                .cards
+                .raw_oncalls(id)
+                .await
+                .map(|c| c.value)
+                .map_err(|e| BackstageError::from_card(Op::Oncalls, &e))
+        }))
+        .await
+    })
+    .await?;
+    let users = merge_oncall_users(per_policy.iter().map(Vec::as_slice))
+        .into_iter()
+        .map(json_of)
+        .collect::<Result<_>>()?;
+    Ok(HttpResponse::Ok().json(UsersEnvelope { users }))
+}
+
+/// `GET /escalation_policies`: every policy of every account, for pickers.
+///
+/// A bare array of `{label, value}` sorted by account, then name. With
+/// several accounts every label reads `(account) name`.
+#[utoipa::path(
+    tag = "backstage",
+    responses(
+        (status = 200, description = "The policies", body = Vec<PolicyOption>),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/escalation_policies")]
+pub async fn list_escalation_policies(state: web::Data<BackstageState>) -> Result<HttpResponse> {
+    let accounts: Vec<&std::sync::Arc<Account>> = state.accounts.iter().collect();
+    let prefixed = accounts.len() > 1;
+    let lists = within(&state, Op::EscalationPolicies, async {
+        futures::future::try_join_all(accounts.iter().map(|account| async {
+            state
+                .lists
+                .escalation_policies(account)
+                .await
+                .map(|list| (account.id.as_str(), list))
+                .map_err(|e| BackstageError::from_pagerduty(Op::EscalationPolicies, &e))
+        }))
+        .await
+    })
+    .await?;
+    let mut options = Vec::new();
+    for (account, list) in lists {
+        let mut policies: Vec<_> = list.iter().collect();
+        policies.sort_by_key(|p| policy_name(p).to_lowercase());
+        for policy in policies {
+            let name = policy_name(policy);
+            options.push(PolicyOption {
+                label: if prefixed {
+                    format!("({account}) {name}")
+                } else {
+                    name.to_owned()
+                },
+                value: policy.id.clone(),
+            });
+        }
+    }
+    Ok(HttpResponse::Ok().json(options))
+}
+
+fn policy_name(policy: &pagerduty::EscalationPolicy) -> &str {
+    policy
+        .name
+        .as_deref()
+        .or(policy.summary.as_deref())
+        .unwrap_or(policy.id.as_str())
+}
+
+/// `GET /teams`: the teams of `?account=` (or of every account).
+///
+/// A bare array of PagerDuty teams, each with `account`, sorted by name.
+#[utoipa::path(
+    tag = "backstage",
+    params(("account" = Option<String>, Query, description = "Account id (every account when absent)")),
+    responses(
+        (status = 200, description = "The teams", body = Vec<Object>),
+        (status = 400, description = "Unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/teams")]
+pub async fn list_teams(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let accounts: Vec<&std::sync::Arc<Account>> = if params.first("account").is_some() {
+        vec![params.account(&state)?]
+    } else {
+        state.accounts.iter().collect()
+    };
+    let lists = within(&state, Op::Teams, async {
+        futures::future::try_join_all(accounts.iter().map(|account| async {
+            state
+                .lists
+                .teams(account)
+                .await
+                .map(|list| (account.id.as_str(), list))
+                .map_err(|e| BackstageError::from_pagerduty(Op::Teams, &e))
+        }))
+        .await
+    })
+    .await?;
+    let mut teams: Vec<(&str, &str, &pagerduty::Team)> = lists
+        .iter()
+        .flat_map(|(account, list)| {
+            list.iter().map(move |t| {
+                let name = t.name.as_deref().or(t.summary.as_deref()).unwrap_or("");
+                (name, *account, t)
+            })
+        })
+        .collect();
+    teams.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+    let body = teams
+        .into_iter()
+        .map(|(_, account, team)| with_account(team, account))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /accounts`: the configured accounts.
+///
+/// `{"accounts": []}` when only `[pagerduty]` is configured (as the Node
+/// backend answers for its legacy config); otherwise every account with
+/// `isDefault` (a single account is the default).
+#[utoipa::path(
+    tag = "backstage",
+    responses(
+        (status = 200, description = "The accounts", body = AccountsEnvelope),
+        (status = 401, description = "Missing caller token", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/accounts")]
+pub async fn list_accounts(state: web::Data<BackstageState>) -> HttpResponse {
+    let accounts = if state.accounts.is_legacy() {
+        Vec::new()
+    } else {
+        state
+            .accounts
+            .iter()
+            .map(|a| AccountEntry {
+                id: a.id.clone(),
+                is_default: a.is_default,
+            })
+            .collect()
+    };
+    HttpResponse::Ok().json(AccountsEnvelope { accounts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oncall(level: u32, id: &str, name: &str) -> Oncall {
+        serde_json::from_value(json!({
+            "escalation_policy": {"id": "PEP", "type": "escalation_policy_reference"},
+            "escalation_level": level,
+            "user": {"id": id, "name": name, "type": "user"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn lowest_non_empty_level_sorted_and_deduplicated() {
+        // Level 1 is empty here: level 2 is shown, not level 3.
+        let a = vec![
+            oncall(3, "P3", "Zed"),
+            oncall(2, "P2", "Bob"),
+            oncall(2, "P1", "Alice"),
+            oncall(2, "P2", "Bob"),
+        ];
+        let b = vec![oncall(1, "P1", "Alice"), oncall(2, "P9", "Nope")];
+        let users = merge_oncall_users([a.as_slice(), b.as_slice()]);
+        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["P1", "P2"]);
+        assert!(merge_oncall_users([[].as_slice()]).is_empty());
+    }
+}

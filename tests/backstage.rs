@@ -1,0 +1,884 @@
+//! The drop-in Backstage routes (`/api/pagerduty/*`): the exact URLs PagerDuty's
+//! Backstage frontend builds, replayed against the app and the simulator, with
+//! envelopes, fields and statuses compared to the Node backend's captured
+//! answers (`tests/fixtures/backstage/anchor-shapes.json`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use dutycard_server::config::{ConfigSources, Settings};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    BASE_NO_CREDENTIALS, SimApp, TestApp, load_layers, settings_from, small_sim, spawn_with_sim,
+    spawn_with_sim_token, start_sim,
+};
+
+const P: &str = "/api/pagerduty";
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/backstage")
+}
+
+fn anchor(route: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures().join("anchor-shapes.json")).expect("fixture");
+    let all: Value = serde_json::from_str(&text).expect("fixture JSON");
+    all["routes"][route].clone()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Fields the simulator does not generate (so no PagerDuty object of ours can
+/// carry them); everything else the Node backend returned must be there.
+const NOT_SIMULATED: &[&str] = &[
+    // incidents
+    "basic_alert_grouping",
+    "first_trigger_log_entry",
+    "incidents_responders",
+    "resolve_reason",
+    "responder_requests",
+    // metrics (the simulator computes the card's counters and timings only)
+    "mean_assignment_count",
+    "mean_engaged_seconds",
+    "mean_engaged_user_count",
+    "total_business_hour_interruptions",
+    "total_engaged_seconds",
+    "total_incident_handoff_count",
+    "total_incidents_auto_resolved",
+    "total_incidents_manual_escalated",
+    "total_incidents_reassigned",
+    "total_incidents_timeout_escalated",
+    "total_major_incidents",
+    "total_notifications",
+    "total_off_hour_interruptions",
+    "total_sleep_hour_interruptions",
+    "total_snoozed_seconds",
+    // users
+    "billed",
+    "coordinated_incidents",
+];
+
+/// Same status and envelope as the Node backend's capture of `route`, and
+/// every field it returned (where the upstream object has it).
+fn assert_shape(route: &str, status: u16, body: &Value) {
+    let a = anchor(route);
+    assert_eq!(
+        status,
+        a["status"].as_u64().unwrap() as u16,
+        "{route}: status"
+    );
+    let envelope = a["envelope"].as_str().unwrap();
+    let inner = if envelope == "array" {
+        assert!(
+            body.is_array(),
+            "{route}: expected a bare array, got {body}"
+        );
+        body.clone()
+    } else {
+        assert_eq!(
+            keys(body),
+            BTreeSet::from([envelope.to_owned()]),
+            "{route}: envelope"
+        );
+        body[envelope].clone()
+    };
+    assert_eq!(
+        inner.is_array(),
+        a["list"].as_bool().unwrap(),
+        "{route}: list or object"
+    );
+    let item = match &inner {
+        Value::Array(items) => match items.first() {
+            Some(item) => item.clone(),
+            None => return,
+        },
+        other => other.clone(),
+    };
+    let ours = keys(&item);
+    let missing: Vec<&str> = a["item_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|k| !ours.contains(*k) && !NOT_SIMULATED.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{route}: fields missing vs the Node backend: {missing:?}\nours: {ours:?}"
+    );
+}
+
+async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
+    let res = app.get(path).await;
+    let status = res.status().as_u16();
+    let body = res.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn error_message(body: &Value) -> String {
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors[] in {body}"));
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(keys(body), BTreeSet::from(["errors".to_owned()]), "{body}");
+    errors[0].as_str().expect("string message").to_owned()
+}
+
+/// The upstream object, straight from the simulator.
+async fn upstream(sim: &sim::SimHandle, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", sim.base_url()))
+        .header("Authorization", format!("Token token={}", sim.api_token()))
+        .send()
+        .await
+        .expect("sim answers")
+        .json()
+        .await
+        .expect("sim JSON")
+}
+
+/// A service with an escalation policy, an Events v2 key and open incidents if any.
+fn pick_service(sim: &sim::SimHandle) -> (String, String, String) {
+    let account = sim.account();
+    let mut services: Vec<_> = account
+        .services
+        .iter()
+        .filter(|s| s.integrations.iter().any(|i| i.integration_key.is_some()))
+        .collect();
+    services.sort_by_key(|s| std::cmp::Reverse(account.open_incidents(&s.id).len()));
+    let service = services.first().expect("a service with an integration key");
+    let key = service
+        .integrations
+        .iter()
+        .find_map(|i| i.integration_key.clone())
+        .unwrap();
+    (
+        service.id.clone(),
+        key,
+        service.escalation_policy_id.clone(),
+    )
+}
+
+#[tokio::test]
+async fn card_routes_answer_the_frontends_exact_urls_like_the_node_backend() {
+    let SimApp { app, sim } = spawn_with_sim(small_sim(), "").await;
+    let (id, key, policy) = pick_service(&sim);
+
+    let (status, body) = get_json(&app, &format!("{P}/health")).await;
+    assert_eq!((status, body.clone()), (200, json!({"status": "ok"})));
+
+    // getServiceById: the untrimmed PagerDuty object.
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}")).await;
+    assert_shape("service", status, &body);
+    let service = &body["service"];
+    assert_eq!(service["id"], id.as_str());
+    for field in ["name", "html_url", "status"] {
+        assert!(service[field].is_string(), "service.{field}: {service}");
+    }
+    for field in ["id", "name", "html_url"] {
+        assert!(
+            service["escalation_policy"][field].is_string(),
+            "escalation_policy.{field}"
+        );
+    }
+    assert_eq!(service["escalation_policy"]["id"], policy.as_str());
+    let direct = upstream(
+        &sim,
+        &format!(
+            "/services/{id}?include[]=integrations&include[]=escalation_policies&include[]=teams"
+        ),
+    )
+    .await;
+    let missing: Vec<String> = keys(&direct["service"])
+        .difference(&keys(service))
+        .cloned()
+        .collect();
+    assert!(missing.is_empty(), "trimmed: {missing:?}");
+    assert!(
+        service["integrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["integration_key"] == key.as_str())
+    );
+
+    // getServiceByPagerDutyEntity with an integration key.
+    let (status, body) = get_json(&app, &format!("{P}/services?integration_key={key}")).await;
+    assert_shape("service_by_key", status, &body);
+    assert_eq!(body["service"]["id"], id.as_str());
+
+    // Incidents: every open one.
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}/incidents")).await;
+    assert_shape("incidents", status, &body);
+    let open = sim.account().open_incidents(&id).len();
+    assert_eq!(body["incidents"].as_array().unwrap().len(), open);
+    for incident in body["incidents"].as_array().unwrap() {
+        for field in ["id", "title", "status", "urgency", "created_at", "html_url"] {
+            assert!(incident[field].is_string(), "incident.{field}: {incident}");
+        }
+        assert!(incident["assignments"].is_array());
+    }
+
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}/change-events")).await;
+    assert_shape("change_events", status, &body);
+    let events = body["change_events"].as_array().unwrap();
+    assert!(events.len() <= 5);
+    for event in events {
+        for field in ["id", "summary", "timestamp"] {
+            assert!(event[field].is_string(), "change_event.{field}: {event}");
+        }
+    }
+
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}/standards")).await;
+    assert_shape("standards", status, &body);
+    let standards = &body["standards"];
+    assert_eq!(standards["resource_id"], id.as_str());
+    assert!(standards["score"]["total"].is_u64() && standards["score"]["passing"].is_u64());
+    for standard in standards["standards"].as_array().unwrap() {
+        assert!(standard["name"].is_string() && standard["pass"].is_boolean());
+    }
+
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}/metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(keys(&body), BTreeSet::from(["metrics".to_owned()]));
+    if !body["metrics"].as_array().unwrap().is_empty() {
+        assert_shape("metrics", status, &body);
+        let row = &body["metrics"][0];
+        for field in ["total_high_urgency_incidents", "total_incident_count"] {
+            assert!(row[field].is_number(), "metrics[0].{field}: {row}");
+        }
+        // Read by the card too; the simulator does not compute it.
+        assert!(row.get("total_interruptions").is_some(), "{row}");
+    }
+
+    // getOnCallByPolicyId builds `?escalation_policy_ids[]=ID` by string
+    // concatenation: literal brackets. Percent-encoded and bare names too.
+    let now = sim.now();
+    let oncalls = sim.account().current_oncalls(&policy, now);
+    let lowest = oncalls.iter().map(|o| o.escalation_level).min();
+    let expected: BTreeSet<String> = oncalls
+        .iter()
+        .filter(|o| Some(o.escalation_level) == lowest)
+        .map(|o| o.user_id.clone())
+        .collect();
+    assert!(!expected.is_empty(), "someone is on call for {policy}");
+    let mut answers = Vec::new();
+    for query in [
+        format!("escalation_policy_ids[]={policy}"),
+        format!("escalation_policy_ids%5B%5D={policy}"),
+        format!("escalation_policy_ids={policy}"),
+    ] {
+        let (status, body) = get_json(&app, &format!("{P}/oncall-users?{query}")).await;
+        assert_shape("oncall_users", status, &body);
+        let users = body["users"].as_array().unwrap();
+        let ids: Vec<String> = users
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            ids.iter().cloned().collect::<BTreeSet<_>>(),
+            expected,
+            "{query}: lowest level's users"
+        );
+        assert_eq!(ids.len(), expected.len(), "{query}: deduplicated");
+        let names: Vec<&str> = users.iter().map(|u| u["name"].as_str().unwrap()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "sorted by name");
+        for user in users {
+            for field in ["name", "email", "avatar_url", "html_url"] {
+                assert!(user[field].is_string(), "user.{field}: {user}");
+            }
+        }
+        answers.push(body);
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]));
+
+    let (status, body) = get_json(&app, &format!("{P}/oncall-users")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error_message(&body),
+        "Bad Request: 'escalation_policy_ids[]' is required"
+    );
+}
+
+#[tokio::test]
+async fn card_routes_add_no_upstream_call_when_the_card_is_warm() {
+    let SimApp { app, sim } = spawn_with_sim(small_sim(), "").await;
+    let (id, _, _) = pick_service(&sim);
+    let card = app
+        .get(&format!("/v1/cards/{id}?include=standards,metrics"))
+        .await;
+    assert_eq!(card.status(), 200);
+    sim.reset_stats();
+    for path in [
+        format!("{P}/services/{id}"),
+        format!("{P}/services/{id}/incidents"),
+        format!("{P}/services/{id}/standards"),
+        format!("{P}/services/{id}/metrics"),
+        format!("{P}/services/{id}/change-events"),
+    ] {
+        assert_eq!(app.get(&path).await.status(), 200, "{path}");
+    }
+    assert_eq!(sim.stats().total, 0, "{:?}", sim.stats());
+}
+
+#[tokio::test]
+async fn list_routes_match_the_node_backend_and_are_cached() {
+    let SimApp { app, sim } = spawn_with_sim(small_sim(), "").await;
+    let account = sim.account();
+
+    let (status, body) = get_json(&app, &format!("{P}/escalation_policies")).await;
+    assert_shape("escalation_policies", status, &body);
+    let options = body.as_array().unwrap();
+    assert_eq!(options.len(), account.escalation_policies.len());
+    let labels: Vec<&str> = options
+        .iter()
+        .map(|o| o["label"].as_str().unwrap())
+        .collect();
+    let mut sorted = labels.clone();
+    sorted.sort_by_key(|l| l.to_lowercase());
+    assert_eq!(labels, sorted);
+    assert!(
+        labels.iter().all(|l| !l.starts_with('(')),
+        "one account: no prefix"
+    );
+
+    let (status, body) = get_json(&app, &format!("{P}/teams")).await;
+    assert_shape("teams", status, &body);
+    assert_eq!(body.as_array().unwrap().len(), account.teams.len());
+    assert!(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["account"] == "default")
+    );
+
+    let (status, body) = get_json(&app, &format!("{P}/services")).await;
+    assert_shape("services_all", status, &body);
+    assert_eq!(
+        body["services"].as_array().unwrap().len(),
+        account.services.len()
+    );
+
+    let team = account
+        .services
+        .iter()
+        .find_map(|s| s.team_ids.first().cloned())
+        .expect("a service with a team");
+    let (status, body) = get_json(&app, &format!("{P}/services?team_id={team}&limit=10")).await;
+    assert_shape("services_filtered", status, &body);
+    let filtered = body.as_array().unwrap();
+    assert!(!filtered.is_empty() && filtered.len() <= 10);
+    for service in filtered {
+        assert_eq!(service["account"], "default");
+        assert!(
+            service["teams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["id"] == team.as_str()),
+            "{service}"
+        );
+    }
+    let (status, body) = get_json(&app, &format!("{P}/services?query=zzzz-no-such-service")).await;
+    assert_eq!((status, body), (200, json!([])));
+    let (status, body) = get_json(&app, &format!("{P}/services?limit=0")).await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body).contains("'limit'"));
+
+    let (status, body) = get_json(&app, &format!("{P}/accounts")).await;
+    assert_shape("accounts", status, &body);
+    assert_eq!(
+        body,
+        json!({"accounts": []}),
+        "legacy config, like the Node backend"
+    );
+
+    // The lists are cached: repeating them costs PagerDuty nothing.
+    sim.reset_stats();
+    for path in [
+        "escalation_policies",
+        "teams",
+        "services",
+        "services?query=zzzz-no-such-service",
+    ] {
+        assert_eq!(app.get(&format!("{P}/{path}")).await.status(), 200);
+    }
+    assert_eq!(sim.stats().total, 0, "{:?}", sim.stats());
+}
+
+#[tokio::test]
+async fn errors_use_the_errors_envelope_and_pass_401_403_404_through() {
+    let SimApp { app, sim } = spawn_with_sim(small_sim(), "").await;
+    let (id, _, _) = pick_service(&sim);
+
+    let (status, body) = get_json(&app, &format!("{P}/services/PNOSUCH")).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        error_message(&body),
+        "Failed to get service. The requested resource was not found."
+    );
+    let (status, body) = get_json(
+        &app,
+        &format!("{P}/services?integration_key=0000000000000000000000000000dead"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        error_message(&body),
+        "Failed to get service. The requested resource was not found."
+    );
+    let (status, body) = get_json(&app, &format!("{P}/services/not-an-id!")).await;
+    assert_eq!(status, 400);
+    assert!(error_message(&body).starts_with("Bad Request: "));
+
+    // Where the Node backend answered 200 {} on a 429, the caller sees the 429.
+    sim.set_faults(sim::Faults {
+        per_route: vec![(
+            "/services/{id}".into(),
+            sim::FaultSpec {
+                fail_next: 1,
+                fail_status: 429,
+                rate_limit_reset_secs: 3,
+                ..sim::FaultSpec::default()
+            },
+        )],
+        ..sim::Faults::default()
+    });
+    let res = app.get(&format!("{P}/services/{id}")).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        error_message(&body),
+        "Failed to get service. Too many requests have been made, the rate limit has been reached."
+    );
+    sim.clear_faults();
+
+    // Unknown account: 400 naming the valid ids (the Node backend hung).
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}?account=nope")).await;
+    assert_eq!(status, 400);
+    let message = error_message(&body);
+    assert!(
+        message.contains("nope") && message.contains("default"),
+        "{message}"
+    );
+
+    // PagerDuty refuses dutycard's token: 401 passes through (the frontend
+    // shows "Missing or invalid PagerDuty Token"), metrics included (the
+    // Node backend answered 200 {} there).
+    let SimApp { app, sim } = spawn_with_sim_token(
+        sim::SimConfig {
+            api_tokens: vec![sim::SimToken::full("the-right-token")],
+            ..small_sim()
+        },
+        "",
+        Some("a-wrong-token"),
+    )
+    .await;
+    let (id, _, _) = pick_service(&sim);
+    for (path, prefix) in [
+        (format!("{P}/services/{id}"), "Failed to get service."),
+        (
+            format!("{P}/services/{id}/metrics"),
+            "Failed to get service metrics for service.",
+        ),
+        (
+            format!("{P}/escalation_policies"),
+            "Failed to list escalation policies.",
+        ),
+    ] {
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(status, 401, "{path}");
+        assert_eq!(
+            error_message(&body),
+            format!(
+                "{prefix} Caller did not supply credentials or did not provide the correct credentials."
+            )
+        );
+    }
+
+    // A token without standards.read: 403 (the frontend looks for "Forbidden").
+    let sim = start_sim(sim::SimConfig {
+        api_tokens: vec![sim::SimToken::scoped(
+            "scoped-token",
+            &["services.read", "incidents.read"],
+        )],
+        ..small_sim()
+    })
+    .await;
+    let mut env = crate::helpers::sim_env(&sim);
+    env.push((
+        "DUTYCARD_PAGERDUTY__API_TOKEN".into(),
+        "scoped-token".into(),
+    ));
+    let app = TestApp::spawn(settings_from(&[crate::helpers::BASE_TOML], &env)).await;
+    let (id, _, _) = pick_service(&sim);
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}/standards")).await;
+    assert_eq!(status, 403);
+    assert!(
+        error_message(&body)
+            .starts_with("Failed to get service standards for service. Caller is not authorized")
+    );
+}
+
+#[tokio::test]
+async fn every_request_gets_an_answer_within_the_deadline() {
+    let SimApp { app, sim } = spawn_with_sim(
+        small_sim(),
+        "[server]\nrequest_deadline_ms = 300\n[pagerduty]\nrequest_timeout_ms = 5000\nretry_deadline_ms = 5000\n",
+    )
+    .await;
+    let (id, _, _) = pick_service(&sim);
+    sim.set_faults(sim::Faults {
+        global: sim::FaultSpec {
+            latency_ms: 3000,
+            ..sim::FaultSpec::default()
+        },
+        ..sim::Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let (status, body) = get_json(&app, &format!("{P}/services/{id}/incidents")).await;
+    assert_eq!(status, 504);
+    assert!(error_message(&body).contains("300 ms"));
+    let (status, _) = get_json(&app, &format!("{P}/escalation_policies")).await;
+    assert_eq!(status, 504);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    sim.clear_faults();
+}
+
+#[tokio::test]
+async fn caller_auth_guards_every_route_but_health() {
+    let SimApp { app, .. } = spawn_with_sim(
+        small_sim(),
+        "[server.auth]\nmode = \"static\"\n[[server.auth.tokens]]\nname = \"backstage\"\ntoken = \"0123456789abcdef-backstage\"\n",
+    )
+    .await;
+    assert_eq!(app.get(&format!("{P}/health")).await.status(), 200);
+    let res = app.get(&format!("{P}/escalation_policies")).await;
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert!(!error_message(&body).is_empty());
+    let res = app
+        .http
+        .get(app.url(&format!("{P}/escalation_policies")))
+        .bearer_auth("0123456789abcdef-backstage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// `[pagerduty.accounts.<id>]` tables for simulators.
+fn accounts_toml(accounts: &[(&str, &sim::SimHandle, bool)]) -> String {
+    let mut toml = String::new();
+    for (id, sim, is_default) in accounts {
+        toml.push_str(&format!(
+            "[pagerduty.accounts.{id}]\napi_token = \"{}\"\napi_base_url = \"{}\"\nevents_base_url = \"{}\"\noauth_token_url = \"{}\"\nis_default = {is_default}\n",
+            sim.api_token(),
+            sim.base_url(),
+            sim.events_base_url(),
+            sim.oauth_token_url()
+        ));
+    }
+    toml
+}
+
+#[tokio::test]
+async fn two_accounts_route_by_the_account_parameter() {
+    let acme = start_sim(small_sim()).await;
+    let corp = start_sim(sim::SimConfig {
+        seed: 99,
+        services: 8,
+        ..sim::SimConfig::default()
+    })
+    .await;
+    let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
+    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (acme_id, _, _) = pick_service(&acme);
+    let (corp_id, corp_key, _) = pick_service(&corp);
+
+    let (_, body) = get_json(&app, &format!("{P}/accounts")).await;
+    assert_eq!(
+        body,
+        json!({"accounts": [{"id": "acme", "isDefault": true}, {"id": "eu-corp", "isDefault": false}]})
+    );
+
+    // No account: the default one.
+    let (status, body) = get_json(&app, &format!("{P}/services/{acme_id}")).await;
+    assert_eq!(
+        (status, body["service"]["id"].clone()),
+        (200, json!(acme_id))
+    );
+    let (status, _) = get_json(&app, &format!("{P}/services/{corp_id}")).await;
+    assert_eq!(
+        status, 404,
+        "eu-corp's service is not in the default account"
+    );
+    for path in [
+        format!("{P}/services/{corp_id}?account=eu-corp"),
+        format!("{P}/services?integration_key={corp_key}&account=eu-corp"),
+    ] {
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(
+            (status, body["service"]["id"].clone()),
+            (200, json!(corp_id)),
+            "{path}"
+        );
+    }
+    let (status, body) = get_json(
+        &app,
+        &format!("{P}/services/{corp_id}/incidents?account=eu-corp"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["incidents"].as_array().unwrap().len(),
+        corp.account().open_incidents(&corp_id).len()
+    );
+
+    let (status, body) = get_json(&app, &format!("{P}/services/{corp_id}?account=acme-typo")).await;
+    assert_eq!(status, 400);
+    let message = error_message(&body);
+    assert!(message.contains("acme, eu-corp"), "{message}");
+
+    // Lists span both accounts; labels name the account.
+    let (_, body) = get_json(&app, &format!("{P}/escalation_policies")).await;
+    let labels: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["label"].as_str().unwrap())
+        .collect();
+    let (a, c) = (
+        acme.account().escalation_policies.len(),
+        corp.account().escalation_policies.len(),
+    );
+    assert_eq!(labels.len(), a + c);
+    assert!(
+        labels[..a].iter().all(|l| l.starts_with("(acme) ")),
+        "{labels:?}"
+    );
+    assert!(
+        labels[a..].iter().all(|l| l.starts_with("(eu-corp) ")),
+        "{labels:?}"
+    );
+
+    let (_, body) = get_json(&app, &format!("{P}/services")).await;
+    let services = body["services"].as_array().unwrap();
+    assert_eq!(
+        services.len(),
+        acme.account().services.len() + corp.account().services.len()
+    );
+    let corp_services = services
+        .iter()
+        .filter(|s| s["account"] == "eu-corp")
+        .count();
+    assert_eq!(corp_services, corp.account().services.len());
+
+    let (_, body) = get_json(&app, &format!("{P}/teams?account=eu-corp")).await;
+    let teams = body.as_array().unwrap();
+    assert_eq!(teams.len(), corp.account().teams.len());
+    assert!(teams.iter().all(|t| t["account"] == "eu-corp"));
+
+    // Each account's pagination and caches are its own.
+    acme.reset_stats();
+    corp.reset_stats();
+    let (status, _) = get_json(&app, &format!("{P}/escalation_policies")).await;
+    assert_eq!(status, 200);
+    assert_eq!(acme.stats().total + corp.stats().total, 0, "cached lists");
+}
+
+#[tokio::test]
+async fn a_one_item_account_list_works_and_is_the_default() {
+    let acme = start_sim(small_sim()).await;
+    let toml = accounts_toml(&[("acme", &acme, false)]);
+    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (id, _, policy) = pick_service(&acme);
+    let (_, body) = get_json(&app, &format!("{P}/accounts")).await;
+    assert_eq!(
+        body,
+        json!({"accounts": [{"id": "acme", "isDefault": true}]})
+    );
+    for path in [
+        format!("{P}/services/{id}"),
+        format!("{P}/services/{id}?account=acme"),
+        format!("{P}/oncall-users?escalation_policy_ids[]={policy}&account=acme"),
+        format!("{P}/escalation_policies"),
+    ] {
+        assert_eq!(app.get(&path).await.status(), 200, "{path}");
+    }
+    let (_, body) = get_json(&app, &format!("{P}/escalation_policies")).await;
+    assert!(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .all(|o| !o["label"].as_str().unwrap().starts_with('(')),
+        "a single account's labels carry no prefix"
+    );
+}
+
+#[test]
+fn account_settings_are_validated_naming_the_key() {
+    let two_without_default = r#"
+[pagerduty.accounts.a]
+api_token = "t1"
+[pagerduty.accounts.b]
+api_token = "t2"
+"#;
+    let err = load_layers(&[BASE_NO_CREDENTIALS, two_without_default], &[]).unwrap_err();
+    assert!(err.keys().contains(&"pagerduty.accounts"), "{err}");
+
+    let two_defaults = two_without_default
+        .replace("\"t1\"", "\"t1\"\nis_default = true")
+        .replace("\"t2\"", "\"t2\"\nis_default = true");
+    let err = load_layers(&[BASE_NO_CREDENTIALS, &two_defaults], &[]).unwrap_err();
+    assert!(err.to_string().contains("exactly one"), "{err}");
+
+    let mixed = "[pagerduty]\napi_token = \"top\"\n[pagerduty.accounts.a]\napi_token = \"t1\"\n";
+    let err = load_layers(&[BASE_NO_CREDENTIALS, mixed], &[]).unwrap_err();
+    assert!(err.keys().contains(&"pagerduty.api_token"), "{err}");
+
+    let no_credentials = "[pagerduty.accounts.a]\nregion = \"eu\"\n";
+    let err = load_layers(&[BASE_NO_CREDENTIALS, no_credentials], &[]).unwrap_err();
+    assert!(
+        err.keys().contains(&"pagerduty.accounts.a.api_token"),
+        "{err}"
+    );
+
+    let bad_url = "[pagerduty.accounts.a]\napi_token = \"t\"\napi_base_url = \"ftp://x\"\n";
+    let err = load_layers(&[BASE_NO_CREDENTIALS, bad_url], &[]).unwrap_err();
+    assert!(
+        err.keys().contains(&"pagerduty.accounts.a.api_base_url"),
+        "{err}"
+    );
+
+    let ok = load_layers(
+        &[
+            BASE_NO_CREDENTIALS,
+            "[pagerduty.accounts.a]\napi_token = \"secret-a\"\nregion = \"eu\"\n",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        ok.pagerduty.accounts["a"].region,
+        Some(pagerduty::Region::Eu)
+    );
+    assert!(!ok.to_redacted_toml().contains("secret-a"));
+
+    let err = load_layers(
+        &[BASE_NO_CREDENTIALS, "[backstage]\nprefix = \"/v1\"\n"],
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.keys().contains(&"backstage.prefix"), "{err}");
+}
+
+/// Settings from the defaults, test basics and a Backstage app-config,
+/// with `env` for its `${VAR}`s (never the process environment).
+fn with_app_config(
+    path: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Result<Settings, dutycard_server::config::ConfigError> {
+    Settings::load(&ConfigSources {
+        file: None,
+        toml: vec![
+            BASE_NO_CREDENTIALS.to_owned(),
+            dutycard_server::backstage::app_config::settings_layer(path),
+        ],
+        env: Some(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
+        ),
+    })
+}
+
+#[tokio::test]
+async fn a_backstage_app_config_starts_the_server() {
+    let sim = start_sim(small_sim()).await;
+    let token = sim.api_token();
+    let base = sim.base_url();
+    let events = sim.events_base_url();
+    let settings = with_app_config(
+        &fixtures().join("app-config.yaml"),
+        &[
+            ("PAGERDUTY_TOKEN", &token),
+            ("PAGERDUTY_API_URL", &base),
+            ("PAGERDUTY_EVENTS_URL", &events),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        settings.pagerduty.api_base_url.as_deref(),
+        Some(base.as_str())
+    );
+    assert_eq!(
+        settings.pagerduty.events_base_url.as_deref(),
+        Some(events.as_str())
+    );
+    assert!(settings.pagerduty.accounts.is_empty());
+    let app = TestApp::spawn(settings).await;
+    let (id, key, _) = pick_service(&sim);
+    let (status, body) = get_json(&app, &format!("{P}/services?integration_key={key}")).await;
+    assert_eq!((status, body["service"]["id"].clone()), (200, json!(id)));
+
+    // A missing variable is an error naming the key, not an empty token.
+    let err = with_app_config(&fixtures().join("app-config.yaml"), &[]).unwrap_err();
+    assert!(err.keys().contains(&"pagerDuty.apiToken"), "{err}");
+}
+
+#[tokio::test]
+async fn a_multi_account_app_config_with_oauth_starts_the_server() {
+    let acme = start_sim(small_sim()).await;
+    let (client_id, client_secret) = acme.oauth_client();
+    let corp = start_sim(sim::SimConfig {
+        seed: 99,
+        services: 8,
+        ..sim::SimConfig::default()
+    })
+    .await;
+    let settings = with_app_config(
+        &fixtures().join("app-config.accounts.yaml"),
+        &[
+            ("ACME_CLIENT_ID", &client_id),
+            ("ACME_CLIENT_SECRET", &client_secret),
+            ("ACME_API_URL", &acme.base_url()),
+            ("ACME_IDENTITY_URL", &acme.oauth_token_url()),
+            ("CORP_TOKEN", &corp.api_token()),
+            ("CORP_API_URL", &corp.base_url()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&String> = settings.pagerduty.accounts.keys().collect();
+    assert_eq!(ids, ["acme", "corp"]);
+    assert_eq!(
+        settings.pagerduty.accounts["acme"].region,
+        Some(pagerduty::Region::Eu)
+    );
+    let app = TestApp::spawn(settings).await;
+    let (_, body) = get_json(&app, &format!("{P}/accounts")).await;
+    assert_eq!(
+        body,
+        json!({"accounts": [{"id": "acme", "isDefault": false}, {"id": "corp", "isDefault": true}]})
+    );
+    let (acme_id, _, _) = pick_service(&acme);
+    let (corp_id, _, _) = pick_service(&corp);
+    assert_eq!(
+        app.get(&format!("{P}/services/{corp_id}")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.get(&format!("{P}/services/{acme_id}?account=acme"))
+            .await
+            .status(),
+        200,
+        "OAuth account"
+    );
+}
