@@ -1,6 +1,7 @@
 //! End-to-end tests. One binary; each area is a module.
 
 mod auth;
+mod auth_jwt;
 mod backstage;
 mod cards;
 mod config;
@@ -11,3 +12,4 @@ mod metrics;
 mod openapi;
 mod upstream;
 mod sim_client;
+mod trigger;

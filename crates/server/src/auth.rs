@@ -43,6 +43,8 @@ impl FromRequest for Caller {
 pub struct Authenticator {
     mode: AuthMode,
     tokens: Vec<(String, SecretString)>,
+    /// `mode = "jwt"`: the JWKS-backed verifier (see [`Authenticator::with_jwt`]).
+    jwt: Option<std::sync::Arc<crate::jwt::JwtVerifier>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -67,7 +69,27 @@ impl Authenticator {
                 .iter()
                 .map(|t| (t.name.clone(), t.token.clone()))
                 .collect(),
+            jwt: None,
         }
+    }
+
+    /// Use `verifier` for `mode = "jwt"`.
+    pub fn with_jwt(mut self, verifier: std::sync::Arc<crate::jwt::JwtVerifier>) -> Self {
+        self.jwt = Some(verifier);
+        self
+    }
+
+    /// Identify the caller in any mode (JWT verification may fetch keys).
+    pub async fn identify(&self, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+        if self.mode != AuthMode::Jwt {
+            return self.authenticate(header);
+        }
+        let token = bearer(header).ok_or(ApiError::Unauthorized)?;
+        let verifier = self.jwt.as_ref().ok_or(ApiError::Unauthorized)?;
+        verifier.verify(token).await.map_err(|e| {
+            tracing::info!(reason = %e, "JWT refused");
+            ApiError::Unauthorized
+        })
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -81,14 +103,11 @@ impl Authenticator {
                 name: "anonymous".into(),
             });
         }
-        let presented = header
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        if self.mode == AuthMode::Jwt {
+            // JWTs are checked by the async `identify`.
+            return Err(ApiError::Unauthorized);
+        }
+        let presented = bearer(header).ok_or(ApiError::Unauthorized)?;
         // Compare against every token without stopping at the first match, so
         // timing reveals neither which token matched nor how much of it.
         let mut matched = None;
@@ -107,6 +126,17 @@ impl Authenticator {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(header: Option<&HeaderValue>) -> Option<&str> {
+    header
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+}
+
 /// Middleware: reject unauthenticated requests with a JSON 401, else put the
 /// [`Caller`] in the request extensions.
 pub async fn require_caller(
@@ -114,9 +144,10 @@ pub async fn require_caller(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    match auth.authenticate(req.headers().get(AUTHORIZATION)) {
+    match auth.identify(req.headers().get(AUTHORIZATION)).await {
         Ok(caller) => {
-            tracing::debug!(caller = %caller.name, "authenticated");
+            // The request span (telemetry::RequestSpan) has a `caller` field.
+            tracing::Span::current().record("caller", caller.name.as_str());
             req.extensions_mut().insert(caller);
             Ok(next.call(req).await?.map_into_left_body())
         }
@@ -144,6 +175,7 @@ mod tests {
             ],
             tokens_file: None,
             metrics_require_auth: false,
+            jwt: None,
         })
     }
 

@@ -156,6 +156,45 @@ pub struct AuthSettings {
     pub tokens_file: Option<PathBuf>,
     #[serde(default)]
     pub metrics_require_auth: bool,
+    /// `mode = "jwt"`: where the signing keys are and what the tokens must say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSettings>,
+}
+
+/// `[server.auth.jwt]`: verify callers' JWTs against a JWKS (e.g. Backstage's
+/// `/api/auth/.well-known/jwks.json`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// URL of the JSON Web Key Set holding the issuer's public keys.
+    pub jwks_url: String,
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Accepted `aud` values (one is enough); a token without `aud` is refused.
+    #[serde(deserialize_with = "string_or_list")]
+    pub audience: Vec<String>,
+    /// Clock skew tolerated on `exp` / `nbf`, in seconds.
+    #[serde(default = "default_jwt_leeway_secs")]
+    pub leeway_secs: u64,
+    /// How long fetched keys are trusted before they are fetched again.
+    #[serde(default = "default_jwks_cache_secs")]
+    pub jwks_cache_secs: u64,
+    /// Least time between two fetches triggered by an unknown `kid`, so
+    /// forged tokens cannot make us hammer the JWKS endpoint.
+    #[serde(default = "default_jwks_min_refresh_secs")]
+    pub jwks_min_refresh_secs: u64,
+}
+
+fn default_jwt_leeway_secs() -> u64 {
+    30
+}
+
+fn default_jwks_cache_secs() -> u64 {
+    3600
+}
+
+fn default_jwks_min_refresh_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -165,6 +204,9 @@ pub enum AuthMode {
     None,
     /// `Authorization: Bearer <token>` against configured static tokens.
     Static,
+    /// `Authorization: Bearer <JWT>` verified against a JWKS
+    /// (`[server.auth.jwt]`); the `sub` claim identifies the caller.
+    Jwt,
 }
 
 /// A named API token for `mode = "static"`.
@@ -444,7 +486,14 @@ impl Settings {
                 "server.auth.metrics_require_auth",
                 "needs server.auth.mode = \"static\"",
             )),
+            Some(AuthMode::Jwt) if auth.jwt.is_none() => problems.push(problem(
+                "server.auth.jwt",
+                "mode \"jwt\" needs a [server.auth.jwt] section (jwks_url, issuer, audience)",
+            )),
             _ => {}
+        }
+        if let Some(jwt) = &auth.jwt {
+            validate_jwt(jwt, problems);
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, token) in auth.tokens.iter().enumerate() {
@@ -727,6 +776,42 @@ fn validate_oauth(oauth: &OAuthSettings, problems: &mut Vec<Problem>) {
         problems.push(problem(
             "pagerduty.oauth.scopes",
             "must list the scopes to request, e.g. [\"services.read\", \"incidents.read\"]",
+        ));
+    }
+}
+
+fn validate_jwt(jwt: &JwtSettings, problems: &mut Vec<Problem>) {
+    if let Err(why) = check_http_url(&jwt.jwks_url) {
+        problems.push(problem(
+            "server.auth.jwt.jwks_url",
+            format!("`{}` {why}", jwt.jwks_url),
+        ));
+    }
+    if jwt.issuer.trim().is_empty() {
+        problems.push(problem("server.auth.jwt.issuer", "must not be empty"));
+    }
+    if jwt.audience.iter().all(|a| a.trim().is_empty()) {
+        problems.push(problem(
+            "server.auth.jwt.audience",
+            "must name at least one accepted audience, e.g. \"backstage\"",
+        ));
+    }
+    if jwt.leeway_secs > 600 {
+        problems.push(problem(
+            "server.auth.jwt.leeway_secs",
+            "must be at most 600",
+        ));
+    }
+    if !(1..=7 * 24 * 3600).contains(&jwt.jwks_cache_secs) {
+        problems.push(problem(
+            "server.auth.jwt.jwks_cache_secs",
+            "must be between 1 and 604800 (one week)",
+        ));
+    }
+    if jwt.jwks_min_refresh_secs > 3600 {
+        problems.push(problem(
+            "server.auth.jwt.jwks_min_refresh_secs",
+            "must be at most 3600",
         ));
     }
 }

@@ -20,6 +20,7 @@ pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod http_cache;
+pub mod jwt;
 pub mod metrics;
 pub mod openapi;
 pub mod readiness;
@@ -27,6 +28,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod trigger;
 
 pub use config::{ConfigSources, Settings};
 pub use startup::Application;

@@ -33,6 +33,8 @@ pub enum StartupError {
     },
     #[error("cannot build the PagerDuty client: {0}")]
     Client(String),
+    #[error("cannot set up JWT authentication: {0}")]
+    Jwt(String),
 }
 
 /// A bound, not yet running server.
@@ -63,6 +65,9 @@ impl Application {
             readiness: Readiness::new(client.clone()),
             cards: accounts.default_account().cards.clone(),
             accounts: Arc::clone(&accounts),
+            trigger: Arc::new(crate::trigger::TriggerService::new(
+                crate::trigger::TriggerConfig::from(&settings.trigger),
+            )),
         });
         let backstage = web::Data::new(crate::backstage::BackstageState::new(
             accounts,
@@ -71,7 +76,13 @@ impl Application {
         ));
         let backstage_routes = settings.backstage.routes();
         let metrics = web::Data::from(metrics);
-        let auth = web::Data::new(Authenticator::from_settings(&server_settings.auth));
+        let mut authenticator = Authenticator::from_settings(&server_settings.auth);
+        if let Some(jwt) = &server_settings.auth.jwt {
+            let verifier =
+                crate::jwt::JwtVerifier::new(jwt).map_err(|e| StartupError::Jwt(e.to_string()))?;
+            authenticator = authenticator.with_jwt(Arc::new(verifier));
+        }
+        let auth = web::Data::new(authenticator);
         let body_limit = server_settings.body_limit_bytes;
         let origins = server_settings.cors_allowed_origins.clone();
         let options = RouteOptions {

@@ -15,6 +15,8 @@ pub struct AppState {
     pub cards: cards::CardService,
     /// Every PagerDuty account (`cards` is the default one's card service).
     pub accounts: Arc<crate::accounts::Accounts>,
+    /// The create-incident proxy (`/v1/incidents`); pass it an account's cards.
+    pub trigger: Arc<crate::trigger::TriggerService>,
 }
 
 impl AppState {

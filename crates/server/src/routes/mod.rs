@@ -6,6 +6,7 @@ use crate::auth;
 
 pub mod cards;
 pub mod health;
+pub mod incidents;
 pub mod metrics;
 
 /// What changes the route tree (not the handlers' state).
@@ -35,7 +36,10 @@ pub fn configure(
                     .wrap(from_fn(auth::require_caller))
                     .service(cards::batch_cards)
                     .service(cards::get_card)
-                    .service(cards::find_card),
+                    .service(cards::find_card)
+                    .service(incidents::trigger_incident)
+                    .service(incidents::acknowledge_incident)
+                    .service(incidents::resolve_incident),
             );
     }
 }

@@ -1,0 +1,195 @@
+//! `/v1/incidents`: create, acknowledge and resolve incidents through
+//! PagerDuty's Events API v2, server-side (see [`crate::trigger`]).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
+use pagerduty::EventAction;
+
+use crate::auth::Caller;
+use crate::error::ErrorBody;
+use crate::extract::Json;
+use crate::state::AppState;
+use crate::trigger::{FollowUpRequest, Outcome, TriggerAccepted, TriggerRequest};
+
+/// Header naming a request for idempotent retries.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Set (`true`) on an answer replayed from an earlier request.
+pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+
+/// Trigger an incident.
+///
+/// Sends an Events API v2 `trigger` event from the server: with a
+/// `service_id`, dutycard finds the service's integration key itself
+/// (preferring the Backstage integration), so no key reaches the browser.
+/// The caller's identity is added as `custom_details.triggered_by`.
+///
+/// Safe to retry: send an `Idempotency-Key` header (or a `dedup_key`) and a
+/// repeat within `trigger.idempotency_window_secs` returns the first answer
+/// (`Idempotent-Replayed: true`) without a second event. A failure answers
+/// 502/503/504 saying the incident was NOT created, with the `dedup_key` to
+/// retry with.
+#[utoipa::path(
+    tag = "incidents",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Client-chosen request id (e.g. a UUID); repeats return the first answer"),
+    ),
+    request_body = TriggerRequest,
+    responses(
+        (status = 202, description = "PagerDuty accepted the event", body = TriggerAccepted, headers(
+            ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer of an earlier request"),
+        )),
+        (status = 400, description = "A field breaks an Events API rule (`details.field` names it), or PagerDuty rejected the event (`details.errors`)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 403, description = "The integration key belongs to no known service (trigger.allow = \"known\")", body = ErrorBody),
+        (status = 404, description = "No such PagerDuty service", body = ErrorBody),
+        (status = 409, description = "The same Idempotency-Key is still in progress", body = ErrorBody),
+        (status = 413, description = "Body larger than server.body_limit_bytes", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused for another request, or the service has no Events API v2 integration", body = ErrorBody),
+        (status = 429, description = "Too many triggers by this caller or for this routing key; see Retry-After", body = ErrorBody),
+        (status = 502, description = "PagerDuty's answer was unusable; NOT created, retry with `details.dedup_key`", body = ErrorBody),
+        (status = 503, description = "PagerDuty unavailable or throttling until the deadline; NOT created, retry with `details.dedup_key`", body = ErrorBody),
+        (status = 504, description = "PagerDuty did not answer in time; NOT confirmed, retry with `details.dedup_key`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/incidents")]
+pub async fn trigger_incident(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Json(body): Json<TriggerRequest>,
+) -> HttpResponse {
+    let key = idempotency_key(&req);
+    let outcome = state
+        .trigger
+        .trigger(&state.cards, &caller, body, key.as_deref())
+        .await;
+    respond(outcome)
+}
+
+/// Acknowledge an incident by dedup_key.
+///
+/// Sends an Events API v2 `acknowledge` event for the alert with this
+/// `dedup_key` on the given service (or integration key). Same
+/// authentication, key resolution, idempotency, limits and delivery rules as
+/// the trigger.
+#[utoipa::path(
+    tag = "incidents",
+    params(
+        ("dedup_key" = String, Path, description = "The dedup_key the trigger answered with"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Client-chosen request id; repeats return the first answer"),
+    ),
+    request_body = FollowUpRequest,
+    responses(
+        (status = 202, description = "PagerDuty accepted the event", body = TriggerAccepted),
+        (status = 400, description = "Bad field (`details.field`) or PagerDuty rejected the event", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 403, description = "The integration key belongs to no known service", body = ErrorBody),
+        (status = 404, description = "No such PagerDuty service", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        (status = 502, description = "PagerDuty's answer was unusable; retry", body = ErrorBody),
+        (status = 503, description = "PagerDuty unavailable until the deadline; retry", body = ErrorBody),
+        (status = 504, description = "PagerDuty did not answer in time; retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/incidents/{dedup_key}/acknowledge")]
+pub async fn acknowledge_incident(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    dedup_key: web::Path<String>,
+    Json(body): Json<FollowUpRequest>,
+) -> HttpResponse {
+    follow_up(
+        req,
+        state,
+        caller,
+        EventAction::Acknowledge,
+        dedup_key,
+        body,
+    )
+    .await
+}
+
+/// Resolve an incident by dedup_key.
+///
+/// Sends an Events API v2 `resolve` event for the alert with this
+/// `dedup_key`. Same rules as acknowledge. Afterwards a trigger with the same
+/// `dedup_key` opens a new incident (it is not answered from the
+/// idempotency store).
+#[utoipa::path(
+    tag = "incidents",
+    params(
+        ("dedup_key" = String, Path, description = "The dedup_key the trigger answered with"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Client-chosen request id; repeats return the first answer"),
+    ),
+    request_body = FollowUpRequest,
+    responses(
+        (status = 202, description = "PagerDuty accepted the event", body = TriggerAccepted),
+        (status = 400, description = "Bad field (`details.field`) or PagerDuty rejected the event", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 403, description = "The integration key belongs to no known service", body = ErrorBody),
+        (status = 404, description = "No such PagerDuty service", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        (status = 502, description = "PagerDuty's answer was unusable; retry", body = ErrorBody),
+        (status = 503, description = "PagerDuty unavailable until the deadline; retry", body = ErrorBody),
+        (status = 504, description = "PagerDuty did not answer in time; retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/incidents/{dedup_key}/resolve")]
+pub async fn resolve_incident(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    dedup_key: web::Path<String>,
+    Json(body): Json<FollowUpRequest>,
+) -> HttpResponse {
+    follow_up(req, state, caller, EventAction::Resolve, dedup_key, body).await
+}
+
+async fn follow_up(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    action: EventAction,
+    dedup_key: web::Path<String>,
+    body: FollowUpRequest,
+) -> HttpResponse {
+    let key = idempotency_key(&req);
+    let outcome = state
+        .trigger
+        .follow_up(
+            &state.cards,
+            &caller,
+            action,
+            dedup_key.into_inner(),
+            body,
+            key.as_deref(),
+        )
+        .await;
+    respond(outcome)
+}
+
+/// The header's value; a non-UTF-8 value is passed on as empty (and refused).
+fn idempotency_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+}
+
+fn respond(outcome: Outcome) -> HttpResponse {
+    let mut response = match &outcome.result {
+        Ok(accepted) => HttpResponse::build(StatusCode::ACCEPTED).json(accepted),
+        Err(e) => e.error_response(),
+    };
+    if outcome.replayed {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    response
+}

@@ -1,0 +1,227 @@
+//! The idempotency store: the first answer to a request, by key, for a window.
+//!
+//! A key is claimed *before* the event is sent (an in-flight entry), so a
+//! concurrent duplicate waits for the first request's answer instead of
+//! sending a second event. Only final answers are kept for the window
+//! (accepted, or rejected by PagerDuty as invalid); a failure (nothing was
+//! created) releases the key so a retry sends again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// What a caller of [`IdempotencyStore::begin`] must do.
+pub enum Begin<T> {
+    /// Nobody holds the key: do the work, then [`Claim::finish`].
+    Leader(Claim<T>),
+    /// The same request is in flight: wait on the receiver for its answer
+    /// (`None` until then; the sender is dropped if the leader gives up).
+    Follower(watch::Receiver<Option<T>>),
+    /// The answer of an earlier request with this key.
+    Done(T),
+    /// The key was used for a different request within the window.
+    Mismatch,
+}
+
+struct Entry<T> {
+    fingerprint: u64,
+    /// Set when the answer is final; `None` while in flight.
+    done_at: Option<Instant>,
+    rx: watch::Receiver<Option<T>>,
+}
+
+struct Inner<T> {
+    window: Duration,
+    entries: Mutex<HashMap<String, Entry<T>>>,
+}
+
+/// In-memory, per-process store (one replica's clicks; PagerDuty's own
+/// dedup_key covers retries that reach another replica).
+pub struct IdempotencyStore<T> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T> Clone for IdempotencyStore<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The right (and duty) to answer for a key. Dropping it without
+/// [`Claim::finish`] releases the key and wakes followers with no answer.
+pub struct Claim<T> {
+    store: Arc<Inner<T>>,
+    key: String,
+    tx: Option<watch::Sender<Option<T>>>,
+}
+
+impl<T: Clone> IdempotencyStore<T> {
+    /// Answers are kept for `window`.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                window,
+                entries: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Claim `key` for a request with `fingerprint` (a hash of its content),
+    /// or learn its answer.
+    pub fn begin(&self, key: &str, fingerprint: u64) -> Begin<T> {
+        self.begin_at(key, fingerprint, Instant::now())
+    }
+
+    fn begin_at(&self, key: &str, fingerprint: u64, now: Instant) -> Begin<T> {
+        let mut entries = self.inner.lock();
+        let window = self.inner.window;
+        if entries.len() > 1024 {
+            entries.retain(|_, e| e.done_at.is_none_or(|at| now.duration_since(at) < window));
+        }
+        if let Some(entry) = entries.get(key) {
+            let live = entry
+                .done_at
+                .is_none_or(|at| now.duration_since(at) < window);
+            if live {
+                if entry.fingerprint != fingerprint {
+                    return Begin::Mismatch;
+                }
+                return match entry.rx.borrow().clone() {
+                    Some(answer) => Begin::Done(answer),
+                    None => Begin::Follower(entry.rx.clone()),
+                };
+            }
+        }
+        let (tx, rx) = watch::channel(None);
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                fingerprint,
+                done_at: None,
+                rx,
+            },
+        );
+        Begin::Leader(Claim {
+            store: self.inner.clone(),
+            key: key.to_owned(),
+            tx: Some(tx),
+        })
+    }
+
+    /// Drop the answer stored for `key` (e.g. a resolve ends the incident a
+    /// stored trigger answer describes, so a new trigger must be sent).
+    pub fn forget(&self, key: &str) {
+        let mut entries = self.inner.lock();
+        if entries.get(key).is_some_and(|e| e.done_at.is_some()) {
+            entries.remove(key);
+        }
+    }
+
+    /// Entries held (in flight or answered, expired ones included until purged).
+    pub fn len(&self) -> usize {
+        self.inner.lock().len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Inner<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<T>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: Clone> Claim<T> {
+    /// Publish the answer to waiting followers; keep it for the window when
+    /// `keep`, else release the key.
+    pub fn finish(mut self, answer: T, keep: bool) {
+        let Some(tx) = self.tx.take() else { return };
+        {
+            let mut entries = self.store.lock();
+            if keep {
+                if let Some(entry) = entries.get_mut(&self.key) {
+                    entry.done_at = Some(Instant::now());
+                }
+            } else {
+                entries.remove(&self.key);
+            }
+        }
+        // Followers hold receivers; a send error only means none is waiting.
+        let _ = tx.send(Some(answer));
+    }
+}
+
+impl<T> Drop for Claim<T> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            self.store.lock().remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_request_waits_then_replays_the_first_answer() {
+        let store = IdempotencyStore::<u32>::new(Duration::from_secs(60));
+        let Begin::Leader(claim) = store.begin("k", 1) else {
+            panic!("first request leads")
+        };
+        let Begin::Follower(rx) = store.begin("k", 1) else {
+            panic!("concurrent duplicate follows")
+        };
+        claim.finish(7, true);
+        assert_eq!(*rx.borrow(), Some(7));
+        assert!(matches!(store.begin("k", 1), Begin::Done(7)));
+        assert!(matches!(store.begin("k", 2), Begin::Mismatch));
+    }
+
+    #[test]
+    fn failures_and_abandoned_claims_release_the_key() {
+        let store = IdempotencyStore::<u32>::new(Duration::from_secs(60));
+        let Begin::Leader(claim) = store.begin("k", 1) else {
+            panic!()
+        };
+        claim.finish(503, false);
+        let Begin::Leader(claim) = store.begin("k", 1) else {
+            panic!("a failed request does not block a retry")
+        };
+        let Begin::Follower(rx) = store.begin("k", 1) else {
+            panic!()
+        };
+        drop(claim);
+        assert!(rx.has_changed().is_err(), "followers see the sender gone");
+        assert!(matches!(store.begin("k", 1), Begin::Leader(_)));
+    }
+
+    #[test]
+    fn answers_expire_after_the_window() {
+        let store = IdempotencyStore::<u32>::new(Duration::from_secs(60));
+        let Begin::Leader(claim) = store.begin("k", 1) else {
+            panic!()
+        };
+        claim.finish(1, true);
+        let later = Instant::now() + Duration::from_secs(61);
+        assert!(matches!(store.begin_at("k", 1, later), Begin::Leader(_)));
+    }
+
+    #[test]
+    fn forget_drops_a_stored_answer() {
+        let store = IdempotencyStore::<u32>::new(Duration::from_secs(60));
+        let Begin::Leader(claim) = store.begin("k", 1) else {
+            panic!()
+        };
+        claim.finish(1, true);
+        store.forget("k");
+        assert!(matches!(store.begin("k", 1), Begin::Leader(_)));
+    }
+}
