@@ -120,7 +120,7 @@ impl Sim {
         Ok(SimHandle {
             state,
             handle,
-            join,
+            join: Some(join),
             shutdown_tx,
             base_url,
             api_token,
@@ -133,7 +133,7 @@ impl Sim {
 pub struct SimHandle {
     state: web::Data<State>,
     handle: actix_web::dev::ServerHandle,
-    join: tokio::task::JoinHandle<std::io::Result<()>>,
+    join: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     base_url: String,
     api_token: String,
@@ -211,10 +211,22 @@ impl SimHandle {
         self.state.read_account().clone()
     }
 
-    /// Stops serving: held requests are released, connections closed.
-    pub async fn shutdown(self) {
+    /// Stops serving and waits for it: held requests are released,
+    /// connections closed. Dropping the handle also stops the simulator,
+    /// without waiting.
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
         self.handle.stop(false).await;
-        let _ = self.join.await;
+        if let Some(join) = self.join.take() {
+            let _ = join.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        // `stop` sends the command at once; the returned future only waits.
+        drop(self.handle.stop(false));
     }
 }

@@ -58,3 +58,18 @@ async fn counts_per_route_and_status_and_resets() {
     assert_eq!(summary["counts"]["services"], 30);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn dropping_the_handle_stops_the_simulator() {
+    let sim = start(config()).await;
+    let addr = sim.base_url().trim_start_matches("http://").to_owned();
+    assert_eq!(get(&sim, "/abilities").await.status, 200);
+    drop(sim);
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the port closes after drop");
+}
