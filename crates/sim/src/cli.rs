@@ -86,3 +86,61 @@ pub async fn run(args: SimArgs) -> std::io::Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    #[test]
+    fn defaults_and_flags_map_to_the_config() {
+        let defaults = Cli::parse_from(["dutycard-sim"]).args.to_config();
+        assert_eq!(
+            (defaults.port, defaults.seed, defaults.services),
+            (7100, 42, 50)
+        );
+        assert!(defaults.api_tokens.is_empty());
+        assert_eq!(defaults.rate_limit_per_minute, None);
+
+        let cli = Cli::parse_from([
+            "dutycard-sim",
+            "--port",
+            "0",
+            "--seed",
+            "7",
+            "--services",
+            "200",
+            "--latency-ms",
+            "20",
+            "--jitter-ms",
+            "5",
+            "--rate-limit",
+            "960",
+            "--api-token",
+            "abc",
+        ]);
+        let c = cli.args.to_config();
+        assert_eq!((c.port, c.seed, c.services), (0, 7, 200));
+        assert_eq!(c.faults.global.latency_ms, 20);
+        assert_eq!(c.faults.global.jitter_ms, 5);
+        assert_eq!(c.rate_limit_per_minute, Some(960));
+        assert_eq!(c.api_tokens.len(), 1);
+        assert_eq!(c.api_tokens[0].token, "abc");
+        assert!(c.api_tokens[0].scopes.is_none());
+    }
+
+    #[test]
+    fn bad_numbers_are_rejected_naming_the_flag() {
+        let err = Cli::try_parse_from(["dutycard-sim", "--services", "many"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--services"), "{err}");
+    }
+}
