@@ -110,18 +110,18 @@ pub(crate) fn token(state: &State, body: &[u8]) -> Reply {
         )
     };
     let ttl = state.oauth_ttl_secs;
-    state
-        .issued
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            token.clone(),
-            IssuedToken {
-                client_id: client.client_id.clone(),
-                scopes: granted.clone(),
-                expires_at: Instant::now() + Duration::from_secs(ttl),
-            },
-        );
+    let mut issued = state.issued.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    issued.retain(|_, t| t.expires_at > now);
+    issued.insert(
+        token.clone(),
+        IssuedToken {
+            client_id: client.client_id.clone(),
+            scopes: granted.clone(),
+            expires_at: now + Duration::from_secs(ttl),
+        },
+    );
+    drop(issued);
     let mut scope_out = vec![accounts[0].to_owned()];
     scope_out.extend(granted);
     Reply::json(
