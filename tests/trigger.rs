@@ -532,3 +532,82 @@ async fn no_routing_key_or_token_appears_in_logs() {
         );
     }
 }
+
+fn account_toml(id: &str, sim: &sim::SimHandle, is_default: bool) -> String {
+    format!(
+        "[pagerduty.accounts.{id}]\napi_token = \"{}\"\napi_base_url = \"{}\"\nevents_base_url = \"{}\"\nis_default = {is_default}\n",
+        sim.api_token(),
+        sim.base_url(),
+        sim.events_base_url(),
+    )
+}
+
+#[tokio::test]
+async fn account_selects_the_pagerduty_account_to_trigger_through() {
+    let main = crate::helpers::start_sim(small_sim()).await;
+    let other = crate::helpers::start_sim(sim::SimConfig {
+        seed: 99,
+        ..small_sim()
+    })
+    .await;
+    let toml = format!(
+        "{}{}",
+        account_toml("main", &main, true),
+        account_toml("other", &other, false)
+    );
+    let settings =
+        crate::helpers::settings_from(&[crate::helpers::BASE_NO_CREDENTIALS, &toml], &[]);
+    let app = TestApp::spawn(settings).await;
+    let (other_service, _) = triggerable_service(&other);
+
+    let body = json!({"service_id": other_service, "summary": "on the other account"});
+    let response = post(&app, "/v1/incidents?account=other", &body, &[]).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(other.stats().count("POST", ENQUEUE), 1);
+    assert_eq!(main.stats().count("POST", ENQUEUE), 0);
+    let dedup: Value = response.json().await.unwrap();
+    let dedup = dedup["dedup_key"].as_str().unwrap();
+    let path = format!("/v1/incidents/{dedup}/resolve?account=other");
+    let response = post(&app, &path, &json!({"service_id": other_service}), &[]).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(other.stats().count("POST", ENQUEUE), 2);
+
+    let response = post(&app, "/v1/incidents?account=nope", &body, &[]).await;
+    assert_eq!(response.status(), 400);
+    let (code, details) = error_of(response).await;
+    assert_eq!(code, "invalid_parameter");
+    assert_eq!(details["parameter"], "account");
+}
+
+#[tokio::test]
+async fn pagerduty_silent_past_the_deadline_answers_504_not_confirmed() {
+    let toml = "[trigger]\ndeadline_ms = 500\n";
+    let app = spawn_with_sim(small_sim(), toml).await;
+    let (service_id, _) = triggerable_service(&app.sim);
+    // Resolve the routing key first, so only the enqueue is held.
+    let warm = trigger(
+        &app.app,
+        &json!({"service_id": service_id, "summary": "warm"}),
+        &[],
+    )
+    .await;
+    assert_eq!(warm.status(), 202);
+    app.sim.set_faults(Faults {
+        per_route: vec![(
+            ENQUEUE.into(),
+            FaultSpec {
+                timeout_next: 1,
+                ..FaultSpec::default()
+            },
+        )],
+        ..Faults::default()
+    });
+    let body = json!({"service_id": service_id, "summary": "no answer"});
+    let response = trigger(&app.app, &body, &[]).await;
+    assert_eq!(response.status(), 504);
+    let (code, details) = error_of(response).await;
+    assert_eq!(code, "upstream_timeout");
+    assert_eq!(details["created"], Value::Null, "unknown, not false");
+    assert_eq!(details["retry_safe"], true);
+    assert!(details["dedup_key"].is_string());
+}

@@ -476,7 +476,7 @@ impl Settings {
         match auth.mode {
             None => problems.push(problem(
                 "server.auth.mode",
-                "must be set explicitly: \"static\" (bearer tokens) or \"none\" (no authentication)",
+                "must be set explicitly: \"static\" (bearer tokens), \"jwt\" (JWTs checked against a JWKS) or \"none\" (no authentication)",
             )),
             Some(AuthMode::Static) if auth.tokens.is_empty() => problems.push(problem(
                 "server.auth.tokens",

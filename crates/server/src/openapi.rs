@@ -48,7 +48,7 @@ impl Modify for Meta {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A static token from `[[server.auth.tokens]]` (when server.auth.mode = \"static\").",
+                        "A static token from `[[server.auth.tokens]]` (server.auth.mode = \"static\"), or a JWT verified against `server.auth.jwt.jwks_url` (server.auth.mode = \"jwt\").",
                     ))
                     .build(),
             ),

@@ -168,11 +168,13 @@ fn cors(origins: &[String]) -> Cors {
             header::CONTENT_TYPE,
             header::IF_NONE_MATCH,
             telemetry::X_REQUEST_ID.clone(),
+            header::HeaderName::from_static("idempotency-key"),
         ])
         .expose_headers([
             header::ETAG,
             header::RETRY_AFTER,
             telemetry::X_REQUEST_ID.clone(),
+            header::HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(Some(3600));
     for origin in origins {

@@ -1,15 +1,45 @@
 //! `/v1/incidents`: create, acknowledge and resolve incidents through
 //! PagerDuty's Events API v2, server-side (see [`crate::trigger`]).
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use pagerduty::EventAction;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
+use crate::accounts::Account;
 use crate::auth::Caller;
-use crate::error::ErrorBody;
-use crate::extract::Json;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Query};
 use crate::state::AppState;
-use crate::trigger::{FollowUpRequest, Outcome, TriggerAccepted, TriggerRequest};
+use crate::trigger::{FollowUpRequest, Outcome, TriggerAccepted, TriggerError, TriggerRequest};
+
+/// Which PagerDuty account to send through.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AccountParams {
+    /// Account id (`[pagerduty.accounts.<id>]`); the default account when absent.
+    pub account: Option<String>,
+}
+
+impl AccountParams {
+    fn account(&self, state: &AppState) -> Result<Arc<Account>, TriggerError> {
+        state
+            .accounts
+            .get(self.account.as_deref())
+            .cloned()
+            .map_err(|e| {
+                ApiError::InvalidParameter {
+                    parameter: "account".into(),
+                    message: e.to_string(),
+                }
+                .into()
+            })
+    }
+}
 
 /// Header naming a request for idempotent retries.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -31,6 +61,7 @@ pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 #[utoipa::path(
     tag = "incidents",
     params(
+        AccountParams,
         ("Idempotency-Key" = Option<String>, Header, description = "Client-chosen request id (e.g. a UUID); repeats return the first answer"),
     ),
     request_body = TriggerRequest,
@@ -58,12 +89,17 @@ pub async fn trigger_incident(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
+    Query(params): Query<AccountParams>,
     Json(body): Json<TriggerRequest>,
 ) -> HttpResponse {
+    let account = match params.account(&state) {
+        Ok(account) => account,
+        Err(e) => return e.error_response(),
+    };
     let key = idempotency_key(&req);
     let outcome = state
         .trigger
-        .trigger(&state.cards, &caller, body, key.as_deref())
+        .trigger(&account, &caller, body, key.as_deref())
         .await;
     respond(outcome)
 }
@@ -78,6 +114,7 @@ pub async fn trigger_incident(
     tag = "incidents",
     params(
         ("dedup_key" = String, Path, description = "The dedup_key the trigger answered with"),
+        AccountParams,
         ("Idempotency-Key" = Option<String>, Header, description = "Client-chosen request id; repeats return the first answer"),
     ),
     request_body = FollowUpRequest,
@@ -100,17 +137,11 @@ pub async fn acknowledge_incident(
     state: web::Data<AppState>,
     caller: Caller,
     dedup_key: web::Path<String>,
+    Query(params): Query<AccountParams>,
     Json(body): Json<FollowUpRequest>,
 ) -> HttpResponse {
-    follow_up(
-        req,
-        state,
-        caller,
-        EventAction::Acknowledge,
-        dedup_key,
-        body,
-    )
-    .await
+    let target = (params, dedup_key.into_inner(), body);
+    follow_up(req, state, caller, EventAction::Acknowledge, target).await
 }
 
 /// Resolve an incident by dedup_key.
@@ -123,6 +154,7 @@ pub async fn acknowledge_incident(
     tag = "incidents",
     params(
         ("dedup_key" = String, Path, description = "The dedup_key the trigger answered with"),
+        AccountParams,
         ("Idempotency-Key" = Option<String>, Header, description = "Client-chosen request id; repeats return the first answer"),
     ),
     request_body = FollowUpRequest,
@@ -145,9 +177,11 @@ pub async fn resolve_incident(
     state: web::Data<AppState>,
     caller: Caller,
     dedup_key: web::Path<String>,
+    Query(params): Query<AccountParams>,
     Json(body): Json<FollowUpRequest>,
 ) -> HttpResponse {
-    follow_up(req, state, caller, EventAction::Resolve, dedup_key, body).await
+    let target = (params, dedup_key.into_inner(), body);
+    follow_up(req, state, caller, EventAction::Resolve, target).await
 }
 
 async fn follow_up(
@@ -155,20 +189,16 @@ async fn follow_up(
     state: web::Data<AppState>,
     caller: Caller,
     action: EventAction,
-    dedup_key: web::Path<String>,
-    body: FollowUpRequest,
+    (params, dedup_key, body): (AccountParams, String, FollowUpRequest),
 ) -> HttpResponse {
+    let account = match params.account(&state) {
+        Ok(account) => account,
+        Err(e) => return e.error_response(),
+    };
     let key = idempotency_key(&req);
     let outcome = state
         .trigger
-        .follow_up(
-            &state.cards,
-            &caller,
-            action,
-            dedup_key.into_inner(),
-            body,
-            key.as_deref(),
-        )
+        .follow_up(&account, &caller, action, dedup_key, body, key.as_deref())
         .await;
     respond(outcome)
 }

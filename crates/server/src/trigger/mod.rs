@@ -27,8 +27,9 @@
 //! log line of the outcome; the routing key never appears in logs or errors,
 //! only [`pagerduty::RoutingKey::fingerprint`].
 //!
-//! The service is account-agnostic: each call takes the [`CardService`] (and
-//! so the PagerDuty client) of the account to use.
+//! The service is account-agnostic: each call takes the [`Account`] (its id,
+//! card service and PagerDuty client) to use; idempotency keys are scoped by
+//! account.
 
 pub mod error;
 pub mod idempotency;
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::accounts::Account;
 use crate::auth::Caller;
 use crate::config::{Severity as ConfigSeverity, TriggerAllow, TriggerSettings};
 pub use error::{DeliveryFailure, TriggerError};
@@ -245,10 +247,10 @@ impl TriggerService {
         &self.config
     }
 
-    /// Trigger an incident through `cards`' account.
+    /// Trigger an incident through `account`.
     pub async fn trigger(
         self: &Arc<Self>,
-        cards: &CardService,
+        account: &Account,
         caller: &Caller,
         request: TriggerRequest,
         idempotency_key: Option<&str>,
@@ -256,17 +258,17 @@ impl TriggerService {
         let started = Instant::now();
         match self.prepare_trigger(caller, request, idempotency_key) {
             Ok(prepared) => {
-                self.run(cards, caller, prepared, idempotency_key, started)
+                self.run(account, caller, prepared, idempotency_key, started)
                     .await
             }
             Err(e) => fresh(Err(e)),
         }
     }
 
-    /// Acknowledge or resolve the alert with `dedup_key`.
+    /// Acknowledge or resolve the alert with `dedup_key` through `account`.
     pub async fn follow_up(
         self: &Arc<Self>,
-        cards: &CardService,
+        account: &Account,
         caller: &Caller,
         action: EventAction,
         dedup_key: String,
@@ -276,7 +278,7 @@ impl TriggerService {
         let started = Instant::now();
         match self.prepare_follow_up(action, dedup_key, request, idempotency_key) {
             Ok(prepared) => {
-                self.run(cards, caller, prepared, idempotency_key, started)
+                self.run(account, caller, prepared, idempotency_key, started)
                     .await
             }
             Err(e) => fresh(Err(e)),
@@ -385,13 +387,14 @@ impl TriggerService {
 
     async fn run(
         self: &Arc<Self>,
-        cards: &CardService,
+        account: &Account,
         caller: &Caller,
         mut prepared: Prepared,
         idempotency_key: Option<&str>,
         started: Instant,
     ) -> Outcome {
         let action = prepared.action;
+        let cards = &account.cards;
         if let Err(retry_after) = self.limits.check_caller(&caller.name) {
             tracing::warn!(caller = %caller.name, action = ?action, "trigger rate limit (caller)");
             return fresh(Err(TriggerError::RateLimited {
@@ -420,7 +423,7 @@ impl TriggerService {
         prepared.event.routing_key = routing_key;
 
         let store_key = match (idempotency_key, &prepared.caller_dedup_key) {
-            (Some(k), _) => Some(format!("idem\0{}\0{k}", caller.name)),
+            (Some(k), _) => Some(format!("idem\0{}\0{}\0{k}", account.id, caller.name)),
             (None, Some(d)) => Some(dedup_store_key(key_hash, action, d)),
             (None, None) => None,
         };
