@@ -96,6 +96,7 @@ impl RootSpanBuilder for RequestSpan {
             http.method = %request.method(),
             http.target = %request.path(),
             request_id = %id,
+            caller = tracing::field::Empty,
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             exception.message = tracing::field::Empty,
