@@ -152,6 +152,26 @@ async fn a_valid_jwt_is_accepted_and_its_subject_is_the_caller() {
     assert_eq!(bodies[0]["payload"]["class"], "manual trigger");
     assert_eq!(bodies[0]["payload"]["severity"], "error");
     assert_eq!(jwks_fetches(&t.jwks).await, 1, "keys are cached");
+
+    // Attribution cannot be spoofed; the caller's other details are kept.
+    let response = t
+        .app
+        .http
+        .post(t.app.url("/v1/incidents"))
+        .bearer_auth(&valid)
+        .json(&json!({
+            "integration_key": ROUTING_KEY,
+            "summary": "spoof",
+            "custom_details": {"triggered_by": "mallory", "ticket": "OPS-1"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let bodies = enqueued_bodies(&t.events).await;
+    let details = &bodies[3]["payload"]["custom_details"];
+    assert_eq!(details["triggered_by"], SUBJECT);
+    assert_eq!(details["ticket"], "OPS-1");
 }
 
 #[tokio::test]

@@ -611,3 +611,28 @@ async fn pagerduty_silent_past_the_deadline_answers_504_not_confirmed() {
     assert_eq!(details["retry_safe"], true);
     assert!(details["dedup_key"].is_string());
 }
+
+#[tokio::test]
+async fn after_a_resolve_the_same_dedup_key_opens_a_new_incident() {
+    let app = spawn_with_sim(small_sim(), "").await;
+    let (service_id, _) = triggerable_service(&app.sim);
+    let body = json!({"service_id": service_id, "summary": "flapping", "dedup_key": "flap-1"});
+    assert_eq!(trigger(&app.app, &body, &[]).await.status(), 202);
+    let target = json!({"service_id": service_id});
+    let response = post(&app.app, "/v1/incidents/flap-1/resolve", &target, &[]).await;
+    assert_eq!(response.status(), 202);
+
+    // Not a replay of the first answer: the event is sent and reopens.
+    let response = trigger(&app.app, &body, &[]).await;
+    assert_eq!(response.status(), 202);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    assert_eq!(enqueued(&app), 3);
+    let account = app.sim.account();
+    let states: Vec<_> = account
+        .incidents
+        .iter()
+        .filter(|i| i.incident_key == "flap-1")
+        .map(|i| i.status.as_str())
+        .collect();
+    assert_eq!(states, ["resolved", "triggered"]);
+}
