@@ -388,9 +388,12 @@ async fn pagerduty_429_then_202_answers_202() {
 
 #[tokio::test]
 async fn pagerduty_down_past_the_deadline_answers_503_not_created() {
-    let toml = "[trigger]\ndeadline_ms = 800\n";
+    let toml = "[trigger]\ndeadline_ms = 1500\n";
     let app = spawn_with_sim(small_sim(), toml).await;
     let (service_id, _) = triggerable_service(&app.sim);
+    // Warm the service cache so the whole budget goes to delivery.
+    let card = app.app.get(&format!("/v1/cards/{service_id}")).await;
+    assert_eq!(card.status(), 200);
     app.sim.set_faults(Faults {
         per_route: vec![(
             ENQUEUE.into(),
