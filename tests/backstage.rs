@@ -554,7 +554,7 @@ async fn every_request_gets_an_answer_within_the_deadline() {
 
 #[tokio::test]
 async fn caller_auth_guards_every_route_but_health() {
-    let SimApp { app, .. } = spawn_with_sim(
+    let SimApp { app, sim: _sim } = spawn_with_sim(
         small_sim(),
         "[server.auth]\nmode = \"static\"\n[[server.auth.tokens]]\nname = \"backstage\"\ntoken = \"0123456789abcdef-backstage\"\n",
     )
@@ -571,7 +571,8 @@ async fn caller_auth_guards_every_route_but_health() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    let status = res.status().as_u16();
+    assert_eq!(status, 200, "{}", res.text().await.unwrap_or_default());
 }
 
 /// `[pagerduty.accounts.<id>]` tables for simulators.
@@ -880,5 +881,159 @@ async fn a_multi_account_app_config_with_oauth_starts_the_server() {
             .status(),
         200,
         "OAuth account"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_under_the_prefix_answer_in_the_errors_envelope() {
+    let SimApp { app, sim: _sim } = spawn_with_sim(small_sim(), "").await;
+    let (status, body) = get_json(&app, &format!("{P}/no-such-route")).await;
+    assert_eq!(status, 404);
+    assert!(error_message(&body).contains("no-such-route"));
+    let res = app
+        .http
+        .post(app.url(&format!("{P}/teams")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    let body: Value = res.json().await.unwrap();
+    assert!(error_message(&body).contains("POST"));
+}
+
+#[test]
+fn check_config_reads_a_backstage_app_config() {
+    use clap::Parser as _;
+    let run = |app_config: &str| {
+        let cli = dutycard_server::cli::Cli::parse_from([
+            "dutycard".to_owned(),
+            "check-config".to_owned(),
+            "--config".to_owned(),
+            fixtures().join("dutycard.toml").display().to_string(),
+            "--backstage-config".to_owned(),
+            fixtures().join(app_config).display().to_string(),
+        ]);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(dutycard_server::cli::run(cli))
+    };
+    assert_eq!(
+        run("app-config.literal.yaml"),
+        std::process::ExitCode::SUCCESS
+    );
+    assert_eq!(
+        run("no-such-app-config.yaml"),
+        std::process::ExitCode::from(2)
+    );
+}
+
+async fn post_json(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url(path))
+        .json(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_server_side_trigger_route_uses_the_cards_body_and_the_trigger_machinery() {
+    let SimApp { app, sim } = spawn_with_sim(small_sim(), "").await;
+    let (id, _) = crate::trigger::triggerable_service(&sim);
+    let description = "Checkout is failing (backstage e2e)";
+    let (status, body) = post_json(
+        &app,
+        &format!("{P}/services/{id}/incidents"),
+        &json!({"description": description, "userName": "guest"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "success");
+    let dedup_key = body["dedup_key"].as_str().expect("dedup_key").to_owned();
+    let account = sim.account();
+    let incident = account
+        .incidents
+        .iter()
+        .find(|i| i.incident_key == dedup_key)
+        .expect("the incident PagerDuty opened");
+    assert_eq!(incident.service_id, id);
+    assert_eq!(incident.title, description);
+    assert_eq!(
+        incident.urgency, "high",
+        "severity error, as the card sends"
+    );
+
+    // The next incidents read shows it (the trigger invalidates the section).
+    let (_, body) = get_json(&app, &format!("{P}/services/{id}/incidents")).await;
+    assert!(
+        body["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["title"] == description)
+    );
+
+    // Errors in the errors envelope: a missing description, an unknown field,
+    // an unknown service, an unknown account.
+    for (path, body, expected) in [
+        (
+            format!("{P}/services/{id}/incidents"),
+            json!({"description": " "}),
+            400,
+        ),
+        (
+            format!("{P}/services/{id}/incidents"),
+            json!({"summary": "x"}),
+            400,
+        ),
+        (
+            format!("{P}/services/PNOSUCH/incidents"),
+            json!({"description": "x"}),
+            404,
+        ),
+        (
+            format!("{P}/services/{id}/incidents?account=nope"),
+            json!({"description": "x"}),
+            400,
+        ),
+    ] {
+        let (status, answer) = post_json(&app, &path, &body).await;
+        assert_eq!(status, expected, "{path} {body}: {answer}");
+        assert!(!error_message(&answer).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_trigger_goes_to_the_accounts_own_events_host() {
+    let acme = start_sim(small_sim()).await;
+    let corp = start_sim(sim::SimConfig {
+        seed: 99,
+        services: 8,
+        ..sim::SimConfig::default()
+    })
+    .await;
+    let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
+    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (corp_id, _) = crate::trigger::triggerable_service(&corp);
+    let (status, body) = post_json(
+        &app,
+        &format!("{P}/services/{corp_id}/incidents?account=eu-corp"),
+        &json!({"description": "EU checkout down", "userName": "guest"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(corp.stats().count("POST", crate::trigger::ENQUEUE), 1);
+    assert_eq!(acme.stats().count("POST", crate::trigger::ENQUEUE), 0);
+    let dedup_key = body["dedup_key"].as_str().unwrap();
+    assert!(
+        corp.account()
+            .incidents
+            .iter()
+            .any(|i| i.incident_key == dedup_key && i.service_id == corp_id)
     );
 }

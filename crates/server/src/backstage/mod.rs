@@ -191,6 +191,7 @@ pub fn configure(
                         .service(routes::list_services)
                         .service(routes::get_service)
                         .service(routes::service_incidents)
+                        .service(routes::trigger_incident)
                         .service(routes::service_change_events)
                         .service(routes::service_standards)
                         .service(routes::service_metrics)
