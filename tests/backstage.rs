@@ -112,8 +112,16 @@ fn assert_shape(route: &str, status: u16, body: &Value) {
     );
 }
 
+/// A GET as the frontend's `PagerDutyClient` sends it (its headers included).
 async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
-    let res = app.get(path).await;
+    let res = app
+        .http
+        .get(app.url(path))
+        .header("Accept", "application/vnd.pagerduty+json;version=2")
+        .header("Content-Type", "application/json")
+        .send()
+        .await
+        .expect("request sent");
     let status = res.status().as_u16();
     let body = res.json::<Value>().await.unwrap_or(Value::Null);
     (status, body)
@@ -779,6 +787,36 @@ api_token = "t2"
     )
     .unwrap_err();
     assert!(err.keys().contains(&"backstage.prefix"), "{err}");
+}
+
+#[test]
+fn account_secrets_can_come_from_the_environment() {
+    let toml = "[pagerduty.accounts.acme]\nis_default = true\n[pagerduty.accounts.corp]\napi_base_url = \"https://api.eu.pagerduty.com\"\n";
+    let settings = load_layers(
+        &[BASE_NO_CREDENTIALS, toml],
+        &[
+            (
+                "DUTYCARD_PAGERDUTY__ACCOUNTS__ACME__API_TOKEN",
+                "token-from-env-a",
+            ),
+            (
+                "DUTYCARD_PAGERDUTY__ACCOUNTS__CORP__API_TOKEN",
+                "token-from-env-c",
+            ),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    use secrecy::ExposeSecret as _;
+    let token = |id: &str| {
+        settings.pagerduty.accounts[id]
+            .api_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+    };
+    assert_eq!(token("acme").as_deref(), Some("token-from-env-a"));
+    assert_eq!(token("corp").as_deref(), Some("token-from-env-c"));
+    let shown = settings.to_redacted_toml();
+    assert!(!shown.contains("token-from-env"), "{shown}");
 }
 
 /// Settings from the defaults, test basics and a Backstage app-config,
