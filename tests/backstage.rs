@@ -1075,3 +1075,42 @@ async fn the_trigger_goes_to_the_accounts_own_events_host() {
             .any(|i| i.incident_key == dedup_key && i.service_id == corp_id)
     );
 }
+
+#[tokio::test]
+async fn each_accounts_pages_are_read_independently() {
+    // 120 and 104 escalation policies: two pages each. The Node backend
+    // shared one offset between the accounts' loops and lost pages.
+    let big = start_sim(sim::SimConfig {
+        seed: 3,
+        services: 150,
+        ..sim::SimConfig::default()
+    })
+    .await;
+    let other = start_sim(sim::SimConfig {
+        seed: 4,
+        services: 130,
+        ..sim::SimConfig::default()
+    })
+    .await;
+    let toml = accounts_toml(&[("big", &big, true), ("other", &other, false)]);
+    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (status, body) = get_json(&app, &format!("{P}/escalation_policies")).await;
+    assert_eq!(status, 200);
+    let values: BTreeSet<String> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: BTreeSet<String> = big
+        .account()
+        .escalation_policies
+        .iter()
+        .chain(other.account().escalation_policies.iter())
+        .map(|p| p.id.clone())
+        .collect();
+    assert!(expected.len() > 200, "{}", expected.len());
+    assert_eq!(values, expected);
+    assert_eq!(big.stats().count("GET", "/escalation_policies"), 2);
+    assert_eq!(other.stats().count("GET", "/escalation_policies"), 2);
+}

@@ -13,6 +13,9 @@ use pagerduty::{
 
 use crate::accounts::Account;
 
+/// PagerDuty's largest page: the fewest round trips per list.
+const PAGE: u32 = 100;
+
 /// Keys of the filtered `GET /services` page: account, team, query, limit.
 type FilterKey = (String, Option<String>, Option<String>, u32);
 
@@ -54,7 +57,10 @@ impl ListCache {
         self.policies
             .try_get_with(account.id.clone(), async move {
                 client
-                    .list_all_escalation_policies(&ListEscalationPolicies::default())
+                    .list_all_escalation_policies(&ListEscalationPolicies {
+                        limit: Some(PAGE),
+                        ..ListEscalationPolicies::default()
+                    })
                     .await
                     .map(Arc::new)
             })
@@ -67,7 +73,10 @@ impl ListCache {
         self.teams
             .try_get_with(account.id.clone(), async move {
                 client
-                    .list_all_teams(&ListTeams::default())
+                    .list_all_teams(&ListTeams {
+                        limit: Some(PAGE),
+                        ..ListTeams::default()
+                    })
                     .await
                     .map(Arc::new)
             })
@@ -89,7 +98,7 @@ impl ListCache {
                             ServiceInclude::EscalationPolicies,
                             ServiceInclude::Teams,
                         ],
-                        limit: Some(100),
+                        limit: Some(PAGE),
                         ..ListServices::default()
                     })
                     .await
