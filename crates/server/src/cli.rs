@@ -232,6 +232,15 @@ fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64) -> String {
             .map(|s| s.id.as_str())
             .unwrap_or("PABC123")
     );
+    if let Some(service) = account.services.first() {
+        // The drop-in routes of PagerDuty's Backstage backend (default prefix).
+        let _ = writeln!(
+            out,
+            "\n  backstage:  {base}/api/pagerduty/services/{id}   {base}/api/pagerduty/services/{id}/incidents\n              {base}/api/pagerduty/oncall-users?escalation_policy_ids[]={policy}",
+            id = service.id,
+            policy = service.escalation_policy_id
+        );
+    }
     let _ = writeln!(
         out,
         "\n  simulated PagerDuty at {} (admin: {}/__sim/stats)\n  Ctrl-C stops both.\n",

@@ -19,6 +19,10 @@
 //! (`api.eu.pagerduty.com`) without a region selects the EU region, so the
 //! Events host follows.
 //!
+//! Other keys of the block (`enableUnauthenticatedAccess`,
+//! `customFieldsSyncLogs`...) are ignored: callers authenticate with
+//! `server.auth`, and the database-backed routes are not served.
+//!
 //! String values may use Backstage's substitutions: `${VAR}` (and `$${` for
 //! a literal `${`), `{$env: VAR}` and `{$file: path}` (relative to the
 //! app-config's folder). Variables come from the [`ConfigSources`] env map
