@@ -1114,3 +1114,29 @@ async fn each_accounts_pages_are_read_independently() {
     assert_eq!(big.stats().count("GET", "/escalation_policies"), 2);
     assert_eq!(other.stats().count("GET", "/escalation_policies"), 2);
 }
+
+#[tokio::test]
+async fn integration_keys_can_be_kept_out_of_the_answers() {
+    let SimApp { app, sim } =
+        spawn_with_sim(small_sim(), "[backstage]\nredact_integration_keys = true\n").await;
+    let (id, key, _) = pick_service(&sim);
+    let mut answers = Vec::new();
+    for path in [
+        format!("{P}/services/{id}"),
+        format!("{P}/services?integration_key={key}"),
+        format!("{P}/services"),
+        format!("{P}/services?query=a"),
+    ] {
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(status, 200, "{path}");
+        answers.push(body);
+    }
+    let text = serde_json::to_string(&answers).unwrap();
+    assert!(!text.contains("integration_key"), "{text}");
+    assert!(!text.contains(&key));
+    assert!(
+        answers[0]["service"]["integrations"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty())
+    );
+}

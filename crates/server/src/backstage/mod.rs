@@ -74,6 +74,9 @@ pub struct BackstageSettings {
     pub prefix: String,
     /// How long the lists (escalation policies, teams, services) are cached.
     pub list_ttl_secs: u64,
+    /// Remove `integration_key` from the services returned.
+    #[serde(default)]
+    pub redact_integration_keys: bool,
     /// A Backstage `app-config.yaml` whose `pagerDuty:` block supplies the
     /// PagerDuty credentials and hosts (see [`app_config`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +89,7 @@ impl Default for BackstageSettings {
             enabled: true,
             prefix: DEFAULT_PREFIX.to_owned(),
             list_ttl_secs: 60,
+            redact_integration_keys: false,
             app_config_file: None,
         }
     }
@@ -156,6 +160,8 @@ pub struct BackstageState {
     pub lists: lists::ListCache,
     /// `server.request_deadline_ms`.
     pub request_deadline: Duration,
+    /// `backstage.redact_integration_keys`.
+    pub redact_integration_keys: bool,
 }
 
 impl BackstageState {
@@ -168,6 +174,7 @@ impl BackstageState {
             lists: lists::ListCache::new(Duration::from_secs(settings.list_ttl_secs)),
             accounts,
             request_deadline,
+            redact_integration_keys: settings.redact_integration_keys,
         }
     }
 }

@@ -91,6 +91,34 @@ fn json_of<T: Serialize>(value: &T) -> Result<Value> {
         .map_err(|_| BackstageError::internal("serialising a PagerDuty object"))
 }
 
+/// A service as JSON, without integration keys when so configured.
+fn service_json(state: &BackstageState, service: &pagerduty::Service) -> Result<Value> {
+    let mut value = json_of(service)?;
+    if state.redact_integration_keys
+        && let Some(integrations) = value.get_mut("integrations").and_then(Value::as_array_mut)
+    {
+        for integration in integrations {
+            if let Some(map) = integration.as_object_mut() {
+                map.remove("integration_key");
+            }
+        }
+    }
+    Ok(value)
+}
+
+/// A service as JSON with `"account": id` added.
+fn service_with_account(
+    state: &BackstageState,
+    service: &pagerduty::Service,
+    account: &str,
+) -> Result<Value> {
+    let mut value = service_json(state, service)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("account".into(), Value::String(account.to_owned()));
+    }
+    Ok(value)
+}
+
 /// `value` (an object) with `"account": id` added.
 fn with_account<T: Serialize>(value: &T, account: &str) -> Result<Value> {
     let mut value = json_of(value)?;
@@ -234,7 +262,7 @@ pub async fn get_service(
     })
     .await?;
     Ok(HttpResponse::Ok().json(ServiceEnvelope {
-        service: json_of(&service.value)?,
+        service: service_json(&state, &service.value)?,
     }))
 }
 
@@ -293,7 +321,7 @@ pub async fn list_services(
         })
         .await?;
         return Ok(HttpResponse::Ok().json(ServiceEnvelope {
-            service: json_of(&service.value)?,
+            service: service_json(&state, &service.value)?,
         }));
     }
     if params.has("team_id") || params.has("query") || params.has("limit") {
@@ -321,7 +349,7 @@ pub async fn list_services(
         .await?;
         let body = services
             .iter()
-            .map(|s| with_account(s, &account.id))
+            .map(|s| service_with_account(&state, s, &account.id))
             .collect::<Result<Vec<_>>>()?;
         return Ok(HttpResponse::Ok().json(body));
     }
@@ -345,7 +373,7 @@ pub async fn list_services(
     let mut services = Vec::new();
     for (account, list) in lists {
         for service in list.iter() {
-            services.push(with_account(service, account)?);
+            services.push(service_with_account(&state, service, account)?);
         }
     }
     Ok(HttpResponse::Ok().json(ServicesEnvelope { services }))
