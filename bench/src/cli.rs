@@ -19,6 +19,9 @@ pub struct Cli {
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file (the table still goes to stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
     /// Evaluate issue 8's budgets; exit 1 when one is missed.
     #[arg(long)]
     pub check: bool,
@@ -137,14 +140,21 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     };
     let report = bench.run(&cli.scenarios).await;
-    if cli.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("dutycard-bench: serializing the report: {e}");
-                return ExitCode::FAILURE;
-            }
+    let json = match serde_json::to_string_pretty(&report) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dutycard-bench: serializing the report: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    if let Some(path) = &cli.json_out
+        && let Err(e) = std::fs::write(path, &json)
+    {
+        eprintln!("dutycard-bench: --json-out {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    if cli.json {
+        println!("{json}");
     } else {
         print!("{}", render_table(&report));
     }

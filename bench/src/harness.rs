@@ -77,6 +77,9 @@ pub struct ServerOptions {
     /// Raise the trigger route's own per-caller and per-routing-key limits
     /// (the `trigger` scenario measures latency, not our limiter).
     pub trigger_limits_off: bool,
+    /// `pagerduty.rate_limit_per_minute` (client-side token bucket); `None`
+    /// keeps the default (900).
+    pub client_rate_limit_per_minute: Option<u32>,
 }
 
 impl Default for ServerOptions {
@@ -85,6 +88,7 @@ impl Default for ServerOptions {
             workers: 2,
             log_level: "info".to_owned(),
             trigger_limits_off: false,
+            client_rate_limit_per_minute: None,
         }
     }
 }
@@ -102,6 +106,9 @@ pub fn server_config_toml(port: u16, sim: &SimHandle, opts: &ServerOptions) -> S
     let _ = writeln!(s, "api_base_url = {:?}", sim.base_url());
     let _ = writeln!(s, "events_base_url = {:?}", sim.events_base_url());
     let _ = writeln!(s, "api_token = {:?}", sim.api_token());
+    if let Some(n) = opts.client_rate_limit_per_minute {
+        let _ = writeln!(s, "rate_limit_per_minute = {n}");
+    }
     if opts.trigger_limits_off {
         let _ = writeln!(s, "\n[trigger]");
         let _ = writeln!(s, "allow = \"any\"");

@@ -153,8 +153,12 @@ where
                 t
             });
             loop {
-                if let Some(t) = ticker.as_mut() {
-                    t.tick().await;
+                if let Some(t) = ticker.as_mut()
+                    && tokio::time::timeout_at(deadline.into(), t.tick())
+                        .await
+                        .is_err()
+                {
+                    break;
                 }
                 if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
                     break;

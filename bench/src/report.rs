@@ -237,16 +237,16 @@ pub fn render_table(report: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| scenario | variant | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | upstream calls | upstream / 1k views | 429s | server peak RSS MiB | server CPU s |"
+        "| scenario | variant | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | upstream calls | upstream / 1k views | 429s | server peak RSS MiB | server CPU s | bench CPU s |"
     );
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in &report.rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.variant,
             r.rps,
@@ -261,6 +261,7 @@ pub fn render_table(report: &Report) -> String {
             r.upstream_429,
             opt(r.server_peak_rss_mib, 1),
             opt(r.server_cpu_s, 2),
+            opt(r.bench_cpu_s, 2),
         );
     }
     let _ = writeln!(s);

@@ -81,11 +81,10 @@ pub struct Options {
     pub pagerduty_limit_per_minute: u32,
     /// Degraded: share of 5xx.
     pub degraded_error_rate: f64,
-    /// Degraded: a burst of this many 429s...
-    pub burst_429: u32,
-    /// ...every this many seconds...
+    /// Degraded: every this many seconds PagerDuty rate-limits us...
     pub burst_every_secs: f64,
-    /// ...each with `ratelimit-reset` of this many seconds.
+    /// ...for this many seconds: every call in that window is answered 429
+    /// with `ratelimit-reset` set to the window's length.
     pub burst_reset_secs: u64,
 }
 
@@ -113,7 +112,6 @@ impl Default for Options {
             sim_workers: 1,
             pagerduty_limit_per_minute: 960,
             degraded_error_rate: 0.10,
-            burst_429: 30,
             burst_every_secs: 10.0,
             burst_reset_secs: 2,
         }
@@ -392,6 +390,7 @@ impl Bench {
             workers: self.opts.server_workers,
             log_level: self.opts.server_log_level.clone(),
             trigger_limits_off: false,
+            client_rate_limit_per_minute: None,
         }
     }
 
@@ -442,9 +441,9 @@ impl Bench {
             }
         };
         if wants(Scenario::WarmCard) || wants(Scenario::Ceiling) {
-            let r = self
-                .warm_and_ceiling(wants(Scenario::WarmCard), wants(Scenario::Ceiling))
-                .await;
+            // warm-card is reported as a share of the ceiling, so it always
+            // measures the ceiling beside it, on the same server.
+            let r = self.warm_and_ceiling(wants(Scenario::WarmCard), true).await;
             record("warm-card/ceiling", r);
         }
         if wants(Scenario::Portal) {
@@ -501,9 +500,11 @@ impl Bench {
             .map(|s| s.id.clone())
             .ok_or_else(|| "the simulator generated no services".to_owned())?;
         let card_url = format!("{}/v1/cards/{hot}", server.base_url);
-        if warm {
-            self.expect_card(&card_url).await?;
-        }
+        let card_bytes = if warm {
+            Some(self.expect_card(&card_url).await?)
+        } else {
+            None
+        };
         let mut rows = Vec::new();
         for &c in &self.opts.warm_concurrency {
             let spec = LoadSpec {
@@ -545,6 +546,7 @@ impl Bench {
             if let [w, c] = pair.as_mut_slice() {
                 let share = if c.rps > 0.0 { w.rps / c.rps } else { 0.0 };
                 w.extra.insert("share_of_ceiling".to_owned(), json!(share));
+                w.extra.insert("card_bytes".to_owned(), json!(card_bytes));
             }
             rows.extend(pair);
         }
@@ -552,7 +554,7 @@ impl Bench {
     }
 
     /// GETs a card until it answers 200 with service data (≤ 20 s).
-    async fn expect_card(&self, url: &str) -> Result<(), NotRun> {
+    async fn expect_card(&self, url: &str) -> Result<usize, NotRun> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let resp = self.http.get(url).send().await;
@@ -564,7 +566,7 @@ impl Bench {
                 && let Ok(v) = serde_json::from_str::<Value>(&body)
                 && inspect_cards(&v).1 == 1
             {
-                return Ok(());
+                return Ok(body.len());
             }
             if status == Some(reqwest::StatusCode::NOT_FOUND) && body.contains("route_not_found") {
                 return Err(NotRun::Unavailable(format!(
@@ -796,24 +798,30 @@ impl Bench {
     /// `trigger`: `POST /v1/incidents` at `trigger_concurrency`; the added
     /// latency is ours over the simulator's fixed (jitter-free) latency.
     pub async fn trigger(&self) -> Result<Vec<Row>, NotRun> {
-        let mut setup = self.sim_setup(self.opts.services.min(50), None);
-        setup.jitter_ms = 0;
-        let server_opts = ServerOptions {
-            trigger_limits_off: true,
-            ..self.server_options()
-        };
-        let (sim, server) = self.start(&setup, &server_opts).await?;
-        let result = self.trigger_on(&sim, &server).await;
-        server.stop();
-        sim.shutdown().await;
-        result
+        let mut rows = Vec::new();
+        // As configured by default, then without the client-side token
+        // bucket (`pagerduty.rate_limit_per_minute = 0`), which the client
+        // also applies to Events API calls.
+        for (variant, limit) in [("default config", None), ("client limiter off", Some(0))] {
+            let mut setup = self.sim_setup(self.opts.services.min(50), None);
+            setup.jitter_ms = 0;
+            let server_opts = ServerOptions {
+                trigger_limits_off: true,
+                client_rate_limit_per_minute: limit,
+                ..self.server_options()
+            };
+            let (sim, server) = self.start(&setup, &server_opts).await?;
+            let result = self.trigger_on(&sim, &server).await;
+            server.stop();
+            sim.shutdown().await;
+            let mut row = result?;
+            row.variant = format!("{}, {variant}", row.variant);
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
-    async fn trigger_on(
-        &self,
-        sim: &SimHandle,
-        server: &ServerProcess,
-    ) -> Result<Vec<Row>, NotRun> {
+    async fn trigger_on(&self, sim: &SimHandle, server: &ServerProcess) -> Result<Row, NotRun> {
         let url = Arc::new(format!("{}/v1/incidents", server.base_url));
         let account = sim.account();
         let ids: Vec<String> = account
@@ -907,7 +915,7 @@ impl Bench {
                 json!(row.upstream_calls as f64 / result.requests as f64),
             );
         }
-        Ok(vec![row])
+        Ok(row)
     }
 
     /// `degraded`: the portal workload at the lower rate while PagerDuty
@@ -940,30 +948,42 @@ impl Bench {
                 )));
             }
         }
-        let faulty = |burst: u32| Faults {
+        // A 429 window: every call is answered 429 with `ratelimit-reset`
+        // until the window closes. A client that honours the reset makes
+        // about one call per in-flight request per window; one that does not
+        // collects a 429 for every retry (the `429s` column).
+        let faults = |limited: bool| Faults {
             global: FaultSpec {
                 error_rate: self.opts.degraded_error_rate,
-                fail_next: burst,
+                fail_next: if limited { 1_000_000 } else { 0 },
                 fail_status: 429,
                 rate_limit_reset_secs: self.opts.burst_reset_secs,
                 ..setup.latency_spec()
             },
             per_route: Vec::new(),
         };
-        sim.set_faults(faulty(self.opts.burst_429));
+        sim.set_faults(faults(false));
         let done = AtomicBool::new(false);
         let bursts = async {
-            let mut n = 1u64;
-            let every = Duration::from_secs_f64(self.opts.burst_every_secs.max(0.1));
+            let every = Duration::from_secs_f64(self.opts.burst_every_secs.max(0.5));
+            let window = Duration::from_secs(self.opts.burst_reset_secs.max(1)).min(every / 2);
             let start = Instant::now();
+            let mut windows = 0u64;
+            let mut limited = false;
             while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                if start.elapsed() >= every.mul_f64(n as f64) {
-                    sim.set_faults(faulty(self.opts.burst_429));
-                    n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let into = start.elapsed().as_secs_f64() % every.as_secs_f64();
+                // Windows open half-way through each period (the first one
+                // after the load has reached its rate).
+                let want = into >= every.as_secs_f64() / 2.0
+                    && into < every.as_secs_f64() / 2.0 + window.as_secs_f64();
+                if want != limited {
+                    sim.set_faults(faults(want));
+                    limited = want;
+                    windows += u64::from(want);
                 }
             }
-            n
+            windows
         };
         let run = async {
             let r = self
@@ -982,12 +1002,18 @@ impl Bench {
         sim.clear_faults();
         let mut row = row?;
         row.variant = format!(
-            "{:.0}% 5xx + {}x429 every {}s",
+            "{:.0}% 5xx, 429 for {}s every {}s",
             self.opts.degraded_error_rate * 100.0,
-            self.opts.burst_429,
+            self.opts.burst_reset_secs,
             self.opts.burst_every_secs
         );
-        row.extra.insert("bursts_429".to_owned(), json!(n_bursts));
+        row.extra.insert("windows_429".to_owned(), json!(n_bursts));
+        if n_bursts > 0 {
+            row.extra.insert(
+                "upstream_429_per_window".to_owned(),
+                json!(row.upstream_429 as f64 / n_bursts as f64),
+            );
+        }
         row.extra.remove("upstream_per_min_steady");
         let stats = sim.stats();
         let served_5xx: u64 = stats
