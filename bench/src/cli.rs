@@ -44,6 +44,9 @@ pub struct Cli {
     /// `RUST_LOG` of the server under test.
     #[arg(long, default_value = "info")]
     pub server_log: String,
+    /// Keep the server's log files (paths printed on stderr).
+    #[arg(long)]
+    pub keep_server_logs: bool,
     /// Simulated PagerDuty latency per call (mean, ms).
     #[arg(long, default_value_t = 80)]
     pub latency_ms: u64,
@@ -95,6 +98,7 @@ impl Cli {
         o.cold_cards = self.cold_cards;
         o.max_requests = self.max_requests;
         o.seed = self.seed;
+        o.keep_server_logs = self.keep_server_logs;
         o
     }
 }

@@ -80,6 +80,10 @@ pub struct ServerOptions {
     /// `pagerduty.rate_limit_per_minute` (client-side token bucket); `None`
     /// keeps the default (900).
     pub client_rate_limit_per_minute: Option<u32>,
+    /// Keep the server's log file (its path is printed) instead of deleting it.
+    pub keep_log: bool,
+    /// `[cache]` keys to override, e.g. `("incidents_ttl_secs", 2)`.
+    pub cache: Vec<(String, u64)>,
 }
 
 impl Default for ServerOptions {
@@ -89,6 +93,8 @@ impl Default for ServerOptions {
             log_level: "info".to_owned(),
             trigger_limits_off: false,
             client_rate_limit_per_minute: None,
+            keep_log: false,
+            cache: Vec::new(),
         }
     }
 }
@@ -108,6 +114,12 @@ pub fn server_config_toml(port: u16, sim: &SimHandle, opts: &ServerOptions) -> S
     let _ = writeln!(s, "api_token = {:?}", sim.api_token());
     if let Some(n) = opts.client_rate_limit_per_minute {
         let _ = writeln!(s, "rate_limit_per_minute = {n}");
+    }
+    if !opts.cache.is_empty() {
+        let _ = writeln!(s, "\n[cache]");
+        for (key, value) in &opts.cache {
+            let _ = writeln!(s, "{key} = {value}");
+        }
     }
     if opts.trigger_limits_off {
         let _ = writeln!(s, "\n[trigger]");
@@ -135,6 +147,7 @@ pub struct ServerProcess {
     pub base_url: String,
     config_path: PathBuf,
     log_path: PathBuf,
+    keep_log: bool,
 }
 
 impl ServerProcess {
@@ -162,7 +175,15 @@ impl ServerProcess {
         let log2 = log
             .try_clone()
             .map_err(|e| format!("log file handle: {e}"))?;
-        let child = Command::new(&bin.program)
+        let mut command = Command::new(&bin.program);
+        // The server reads DUTYCARD_* variables over its config file: none
+        // of ours may leak into the measured configuration.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("DUTYCARD_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .args(&bin.prefix_args)
             .arg("serve")
             .arg("--config")
@@ -178,6 +199,7 @@ impl ServerProcess {
             base_url: format!("http://127.0.0.1:{port}"),
             config_path,
             log_path,
+            keep_log: opts.keep_log,
         };
         server.wait_healthy(http, Duration::from_secs(30)).await?;
         Ok(server)
@@ -244,7 +266,12 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.config_path);
-        if std::env::var_os("DUTYCARD_BENCH_KEEP_LOGS").is_none() {
+        if self.keep_log {
+            eprintln!(
+                "dutycard-bench: server log kept: {}",
+                self.log_path.display()
+            );
+        } else {
             let _ = std::fs::remove_file(&self.log_path);
         }
     }

@@ -207,10 +207,13 @@ pub fn evaluate_budgets(rows: &[Row]) -> Vec<Budget> {
             met: n == 0,
         });
     }
-    if let Some(d) = find(rows, "degraded", "") {
+    for d in rows.iter().filter(|r| r.scenario == "degraded") {
         if let Some(avail) = d.extra_f64("availability") {
             out.push(Budget {
-                name: "degraded: cards answered 200 with data >= 99.9%".to_owned(),
+                name: format!(
+                    "degraded ({}): cards answered 200 with data >= 99.9%",
+                    d.variant
+                ),
                 measured: format!("{:.3}%", avail * 100.0),
                 limit: "99.9%".to_owned(),
                 met: avail >= 0.999,
@@ -218,7 +221,7 @@ pub fn evaluate_budgets(rows: &[Row]) -> Vec<Budget> {
         }
         if let Some(storms) = d.extra_f64("retry_storms") {
             out.push(Budget {
-                name: "degraded: at most one upstream retry storm".to_owned(),
+                name: format!("degraded ({}): at most one upstream retry storm", d.variant),
                 measured: format!("{storms:.0}"),
                 limit: "1".to_owned(),
                 met: storms <= 1.0,
