@@ -10,6 +10,6 @@ mod health;
 mod helpers;
 mod metrics;
 mod openapi;
-mod upstream;
 mod sim_client;
 mod trigger;
+mod upstream;

@@ -336,7 +336,7 @@ async fn client_maps_simulated_errors_and_faults() {
     let pd = client_with(
         &sim,
         Credentials::ApiToken(SecretString::from("full")),
-        fast.clone(),
+        fast,
     );
     let err = pd.get_service("PNOPE00", &[]).await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
@@ -344,14 +344,14 @@ async fn client_maps_simulated_errors_and_faults() {
     let bad = client_with(
         &sim,
         Credentials::ApiToken(SecretString::from("nope")),
-        fast.clone(),
+        fast,
     );
     assert!(bad.list_abilities().await.unwrap_err().is_unauthorized());
 
     let scoped = client_with(
         &sim,
         Credentials::ApiToken(SecretString::from("services-only")),
-        fast.clone(),
+        fast,
     );
     let err = scoped
         .list_incidents(&ListIncidents::default())
