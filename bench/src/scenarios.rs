@@ -196,6 +196,15 @@ impl Phase {
         row.server_peak_rss_mib = server.peak_rss_mib();
         row.server_cpu_s = delta(server.cpu_secs(), self.server_cpu);
         row.bench_cpu_s = delta(harness::self_cpu_secs(), self.self_cpu);
+        // CPU per request is steadier than throughput on a shared machine.
+        if let Some(cpu) = row.server_cpu_s
+            && row.requests > 0
+        {
+            row.extra.insert(
+                "server_cpu_us_per_request".to_owned(),
+                json!(cpu * 1e6 / row.requests as f64),
+            );
+        }
     }
 }
 
