@@ -259,9 +259,13 @@ impl ClientBuilder {
         self.retry = policy;
         self
     }
-    /// Client-side token bucket: at most `n` REST/Events requests per minute,
+    /// Client-side token bucket: at most `n` REST API requests per minute,
     /// with bursts of up to `n/60` (at least 1). Callers over the rate wait
     /// instead of earning a 429. `None` (the default) turns it off.
+    ///
+    /// Events API enqueues and OAuth token requests never wait in this
+    /// bucket: PagerDuty's per-account limit (960/min) counts REST calls
+    /// only, and a page must not queue behind card reads.
     pub fn rate_limit_per_minute(mut self, n: Option<u32>) -> Self {
         self.rate_limit_per_minute = n;
         self
@@ -545,7 +549,11 @@ impl Inner {
         let mut renewed = false;
         loop {
             attempt += 1;
-            if let Some(l) = &self.limiter {
+            // PagerDuty's per-account rate limit applies to the REST API only;
+            // an Events enqueue (a page) never queues behind card reads.
+            if call.host == Host::Api
+                && let Some(l) = &self.limiter
+            {
                 l.until_ready().await;
             }
             let mut auth_generation = None;

@@ -367,3 +367,57 @@ async fn retry_after_is_a_fallback_for_ratelimit_reset() {
     })
     .await
 }
+
+#[tokio::test]
+async fn events_enqueue_skips_the_rest_token_bucket() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"abilities": []})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/enqueue"))
+            .respond_with(ResponseTemplate::new(202).set_body_json(json!({
+                "status": "success", "message": "Event processed", "dedup_key": "k1"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        // 1/min with a burst of 1: one REST call empties the bucket for a minute.
+        let client = token_builder(&server)
+            .rate_limit_per_minute(Some(1))
+            .build()
+            .unwrap();
+        client.list_abilities().await.unwrap();
+        // A further REST call waits for the bucket...
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), client.list_abilities())
+                .await
+                .is_err(),
+            "the REST call did not wait for the empty bucket"
+        );
+        // ...but an Events enqueue goes out at once.
+        let event = pagerduty::Event::trigger(
+            crate::helpers::ROUTING_KEY,
+            pagerduty::EventPayload {
+                summary: "Checkout down".into(),
+                source: "payments-api".into(),
+                severity: pagerduty::Severity::Critical,
+                timestamp: None,
+                component: None,
+                group: None,
+                class: None,
+                custom_details: None,
+            },
+        );
+        let resp = tokio::time::timeout(Duration::from_secs(2), client.enqueue(&event))
+            .await
+            .expect("the enqueue waited in the REST token bucket")
+            .unwrap();
+        assert_eq!(resp.dedup_key.as_deref(), Some("k1"));
+    })
+    .await
+}
