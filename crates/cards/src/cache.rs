@@ -232,12 +232,26 @@ where
                 load(key).await.map(|value| store.stored(value))
             }
         };
-        let result = self
-            .store
-            .cache
-            .entry_by_ref(key)
-            .or_try_insert_with(init)
-            .await;
+        // The load runs in its own task: a caller that stops waiting (the
+        // card's section timeout, a client that went away) does not cancel
+        // it, so it still fills the cache for the next reader.
+        let load = {
+            let cache = self.store.cache.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                cache
+                    .entry(key)
+                    .or_try_insert_with(init)
+                    .await
+                    .map(|entry| entry.into_value())
+            })
+        };
+        let result = match load.await {
+            Ok(result) => result,
+            Err(join_error) => Err(Arc::new(SectionError::unavailable(format!(
+                "the section load failed: {join_error}"
+            )))),
+        };
         let ran = ran.load(Ordering::Relaxed);
         Counters::bump(if ran {
             &self.counters.misses
@@ -245,8 +259,7 @@ where
             &self.counters.coalesced
         });
         match result {
-            Ok(entry) => {
-                let stored = entry.into_value();
+            Ok(stored) => {
                 let now = self.store.now();
                 let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
                 Ok(lookup(&stored, stale, now))

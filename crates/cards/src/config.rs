@@ -48,6 +48,14 @@ use std::time::Duration;
 ///   read per service for this long before the account-wide call is retried.
 /// * `load_timeout` (`30 s`): the longest a caller waits for a batch result;
 ///   the client's own deadline (20 s by default) normally ends a call first.
+/// * `section_timeout` (`8 s`): the longest a card waits for its sections,
+///   counted from the start of the card (the on-call section waits for the
+///   service first, so both share it). A section still loading then reports a
+///   `timeout` error inside the card (the load goes on in the background and
+///   fills the cache); a timed-out service section fails only that card
+///   ([`CardError::Timeout`](crate::CardError::Timeout)). Keep it below the
+///   caller's own deadline (80 % of the server's request deadline by default:
+///   8 s of 10 s), so one slow section never blanks a whole answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CardsConfig {
     /// Freshness of the service section.
@@ -88,6 +96,8 @@ pub struct CardsConfig {
     pub change_events_fallback_ttl: Duration,
     /// Upper bound on any wait for a batched load.
     pub load_timeout: Duration,
+    /// Upper bound on the wait for a card's sections (from the start of the card).
+    pub section_timeout: Duration,
 }
 
 impl Default for CardsConfig {
@@ -112,6 +122,7 @@ impl Default for CardsConfig {
             service_list_max_pages: 20,
             change_events_fallback_ttl: Duration::from_secs(600),
             load_timeout: Duration::from_secs(30),
+            section_timeout: Duration::from_secs(8),
         }
     }
 }
@@ -131,6 +142,7 @@ impl CardsConfig {
             ("integration_key_miss_ttl", self.integration_key_miss_ttl),
             ("max_stale", self.max_stale),
             ("load_timeout", self.load_timeout),
+            ("section_timeout", self.section_timeout),
         ];
         for (field, value) in nonzero {
             if value.is_zero() {

@@ -21,8 +21,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::CardsConfig;
 use crate::error::{CardError, SectionError, SectionErrorKind};
 use crate::model::{
-    Cached, CardOptions, ChangeEventsSection, EscalationPolicySection, IncidentsSection,
-    OncallSection, ResolvedKey, RoutingKeyInfo, Section, SectionResult, ServiceCard, ServiceRef,
+    Cached, CardOptions, EscalationPolicySection, OncallSection, ResolvedKey, RoutingKeyInfo,
+    Section, SectionResult, ServiceCard, ServiceRef,
 };
 use crate::sections;
 use crate::stats::{CardStats, Counters};
@@ -234,6 +234,7 @@ impl CardService {
                 listing: Arc::new(tokio::sync::Mutex::new(())),
                 list_disabled_until: Arc::new(Mutex::new(None)),
                 list_retry: config.max_stale,
+                single_wait: config.section_timeout / 2,
             };
             let load: BatchLoadFn<String, Arc<Service>> = Arc::new(move |keys| {
                 let loader = loader.clone();
@@ -631,26 +632,45 @@ impl CardService {
                 what: format!("service {id}"),
             });
         }
+        // Every section wait ends at the card's deadline; a section still
+        // loading then reports a timeout (its load goes on and fills the cache).
+        let deadline = tokio::time::Instant::now() + i.config.section_timeout;
         // One service lookup per card, shared with the on-call path (which
         // needs the escalation policy id), so counters see one lookup.
-        let service_fut = futures::FutureExt::shared(Box::pin(self.service_lookup(&key)));
-        let oncall_fut = self.oncall_section(service_fut.clone());
-        let incidents_fut = self.incidents_section(&key, options.incident_limit());
-        let changes_fut = self.change_events_section(&key, options.change_event_limit());
+        let service_fut = futures::FutureExt::shared(Box::pin(within(
+            deadline,
+            "service",
+            self.service_lookup(&key),
+        )));
+        let oncall_fut = self.oncall_section(service_fut.clone(), deadline);
+        let incidents_fut = async {
+            section(
+                within(deadline, "incidents", i.incidents.get(&key)).await,
+                |incidents| sections::incidents_section(incidents, options.incident_limit()),
+            )
+        };
+        let changes_fut = async {
+            section(
+                within(deadline, "change events", self.change_events_of(&key)).await,
+                |events| sections::change_events_section(events, options.change_event_limit()),
+            )
+        };
         let standards_fut = async {
             if options.include_standards {
-                Some(section(i.standards.get(&key).await, |s| {
-                    sections::standards_section(s)
-                }))
+                Some(section(
+                    within(deadline, "standards", i.standards.get(&key)).await,
+                    |s| sections::standards_section(s),
+                ))
             } else {
                 None
             }
         };
         let metrics_fut = async {
             if options.include_metrics {
-                Some(section(i.metrics.get(&key).await, |m| {
-                    sections::metrics_section(&m.rows, m.since, m.until)
-                }))
+                Some(section(
+                    within(deadline, "metrics", i.metrics.get(&key)).await,
+                    |m| sections::metrics_section(&m.rows, m.since, m.until),
+                ))
             } else {
                 None
             }
@@ -697,6 +717,7 @@ impl CardService {
     async fn oncall_section(
         &self,
         service: impl Future<Output = Result<Lookup<Arc<Service>>, SectionError>>,
+        deadline: tokio::time::Instant,
     ) -> SectionResult<OncallSection> {
         let service = match service.await {
             Ok(service) => service,
@@ -708,29 +729,10 @@ impl CardService {
             ));
         };
         let levels = policy.escalation_rules.len();
-        section(self.inner.oncalls.get(&policy.id).await, |oncalls| {
-            sections::oncall_section(&policy.id, levels, oncalls)
-        })
-    }
-
-    async fn incidents_section(
-        &self,
-        service_id: &String,
-        limit: usize,
-    ) -> SectionResult<IncidentsSection> {
-        section(self.inner.incidents.get(service_id).await, |incidents| {
-            sections::incidents_section(incidents, limit)
-        })
-    }
-
-    async fn change_events_section(
-        &self,
-        service_id: &String,
-        limit: usize,
-    ) -> SectionResult<ChangeEventsSection> {
-        section(self.change_events_of(service_id).await, |events| {
-            sections::change_events_section(events, limit)
-        })
+        section(
+            within(deadline, "on-call", self.inner.oncalls.get(&policy.id)).await,
+            |oncalls| sections::oncall_section(&policy.id, levels, oncalls),
+        )
     }
 
     /// The service's change events: from the account-wide list, or per service
@@ -962,6 +964,20 @@ impl CardService {
     }
 }
 
+/// Waits for a section until `deadline`; past it the section is a `timeout` error.
+async fn within<V>(
+    deadline: tokio::time::Instant,
+    what: &str,
+    lookup: impl Future<Output = Result<Lookup<V>, SectionError>>,
+) -> Result<Lookup<V>, SectionError> {
+    match tokio::time::timeout_at(deadline, lookup).await {
+        Ok(result) => result,
+        Err(_) => Err(SectionError::timeout(format!(
+            "the {what} section did not load in time; it is still loading and will be served from the cache"
+        ))),
+    }
+}
+
 fn cached<V, T>(lookup: Lookup<V>, f: impl FnOnce(&V) -> T) -> Cached<T> {
     Cached {
         value: f(&lookup.value),
@@ -1045,6 +1061,10 @@ struct ServiceLoader {
     /// listing then costs more than it saves, so it pauses for `list_retry`.
     list_disabled_until: Arc<Mutex<Option<Instant>>>,
     list_retry: Duration,
+    /// How long a batch waits for its single reads: a read still running
+    /// then answers `timeout` for its own service only (the other services
+    /// of the batch are delivered) and stores its service when it finishes.
+    single_wait: Duration,
 }
 
 impl ServiceLoader {
@@ -1079,15 +1099,38 @@ impl ServiceLoader {
         let rest: Vec<&String> = keys.iter().filter(|k| !results.contains_key(*k)).collect();
         self.singles_since_list
             .fetch_add(rest.len(), Ordering::Relaxed);
-        let reads = rest.into_iter().map(|id| {
-            Counters::bump(&self.counters.upstream_calls);
-            let client = self.client.clone();
-            async move {
-                let result = client.get_service(id, &SERVICE_INCLUDES).await;
-                (id.clone(), result.map(Arc::new).map_err(SectionError::from))
-            }
-        });
-        results.extend(futures::future::join_all(reads).await);
+        let reads: Vec<_> = rest
+            .into_iter()
+            .map(|id| {
+                Counters::bump(&self.counters.upstream_calls);
+                let client = self.client.clone();
+                let store = self.store.clone();
+                let key = id.clone();
+                let read = tokio::spawn(async move {
+                    let result = client.get_service(&key, &SERVICE_INCLUDES).await;
+                    let result = result.map(Arc::new).map_err(SectionError::from);
+                    if let Ok(service) = &result {
+                        // Also serves a caller that stopped waiting for this read.
+                        store.insert_fresh(key, Arc::clone(service)).await;
+                    }
+                    result
+                });
+                (id.clone(), read)
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + self.single_wait;
+        for (id, read) in reads {
+            let result = match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(join_error)) => Err(SectionError::unavailable(format!(
+                    "the service read failed: {join_error}"
+                ))),
+                Err(_) => Err(SectionError::timeout(format!(
+                    "service {id} did not load in time; it is still loading"
+                ))),
+            };
+            results.insert(id, result);
+        }
         results
     }
 

@@ -119,3 +119,90 @@ async fn a_failing_service_section_fails_the_card_with_its_kind() {
         .unwrap_err();
     assert!(matches!(error, CardError::Unauthorized(_)), "{error:?}");
 }
+
+/// A slow section reports `timeout` within `section_timeout`; the other
+/// sections are intact, and the load goes on to fill the cache.
+#[tokio::test]
+async fn a_slow_section_times_out_alone_and_still_fills_the_cache() {
+    let pd = TestPd::start(3, 2).await;
+    Mock::given(method("GET"))
+        .and(path("/incidents"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(std::time::Duration::from_millis(1500))
+                .set_body_json(json!({"incidents": [], "limit": 100, "offset": 0, "more": false})),
+        )
+        .mount(&pd.server)
+        .await;
+    let cards = pd.cards(cards::CardsConfig {
+        section_timeout: std::time::Duration::from_millis(400),
+        ..config()
+    });
+    let started = std::time::Instant::now();
+    let card = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        cards.card(ServiceRef::Id(sid(1)), &CardOptions::default()),
+    )
+    .await
+    .expect("bounded")
+    .expect("the card survives a slow section");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1200));
+    assert_eq!(
+        card.incidents.error.as_ref().map(|e| e.kind),
+        Some(SectionErrorKind::Timeout)
+    );
+    assert!(card.incidents.data.is_none());
+    assert!(card.service.data.is_some() && card.service.error.is_none());
+    assert!(card.oncall.data.is_some() && card.oncall.error.is_none());
+    assert!(card.change_events.data.is_some());
+    // The abandoned load goes on: the next read joins it (or finds its
+    // value cached) instead of calling PagerDuty again.
+    let incidents = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        cards.raw_open_incidents(&sid(1)),
+    )
+    .await
+    .expect("bounded")
+    .expect("the load finished");
+    assert!(incidents.value.is_empty());
+    assert_eq!(pd.calls("GET", "/incidents").await, 1);
+}
+
+/// One slow service read fails only its own card; the other cards of the
+/// batch (same service batch) come back within the bound.
+#[tokio::test]
+async fn a_slow_service_fails_only_its_card() {
+    let pd = TestPd::start(3, 2).await;
+    let slow = sid(1);
+    Mock::given(method("GET"))
+        .and(path(format!("/services/{slow}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(std::time::Duration::from_millis(1500))
+                .set_body_json(json!({"service": pd.account.services[1].clone()})),
+        )
+        .mount(&pd.server)
+        .await;
+    let cards = pd.cards(cards::CardsConfig {
+        section_timeout: std::time::Duration::from_millis(600),
+        ..config()
+    });
+    let ids = [sid(0), slow.clone(), sid(2)];
+    let started = std::time::Instant::now();
+    let results = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        cards.cards(&ids, &CardOptions::default()),
+    )
+    .await
+    .expect("bounded");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1400));
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(CardError::Timeout)),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(results[0].as_ref().unwrap().oncall.data.is_some());
+    assert_eq!(pd.calls("GET", &format!("/services/{slow}")).await, 1);
+}
