@@ -5,7 +5,10 @@
 //! `as_account-{region}.{subdomain} <scopes>`, cached, and renewed at 80 %
 //! of `expires_in`. The cache sits behind one async mutex: concurrent callers
 //! that find no valid token wait for the single renewal in flight and share
-//! its result. A 401 on a REST call invalidates the token it used (only if
+//! its result. After a failed fetch the manager backs off
+//! (`min(30 s, time left / 4)`, at least 1 s): until then callers get the
+//! still-valid token, or the last OAuth error at once, without contacting
+//! the token endpoint again. A 401 on a REST call invalidates the token it used (only if
 //! no other caller has renewed it already), so a burst of 401s still causes
 //! one renewal.
 
@@ -113,6 +116,34 @@ struct CachedToken {
     scope: Option<String>,
 }
 
+/// What the OAuth manager remembers between calls (behind its async mutex).
+#[derive(Default)]
+struct TokenState {
+    token: Option<CachedToken>,
+    /// After a failed fetch: no new fetch before this instant.
+    retry_not_before: Option<Instant>,
+    /// The error of the last failed fetch (cleared on success).
+    last_failure: Option<OAuthError>,
+}
+
+impl TokenState {
+    /// The cached token if it can still be used after a failed renewal: not
+    /// expired for at least 5 s, and the failure was the endpoint being down.
+    fn usable_after(&self, e: &OAuthError, now: Instant) -> Option<CachedToken> {
+        self.token
+            .as_ref()
+            .filter(|t| now + Duration::from_secs(5) < t.expires_at)
+            .filter(|_| matches!(e, OAuthError::Unreachable(_)))
+            .cloned()
+    }
+}
+
+/// Back-off after a failed token fetch.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// `expires_in` values above this are clamped (no `Instant` overflow).
+const MAX_EXPIRES_IN: Duration = Duration::from_secs(86_400);
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -147,7 +178,7 @@ impl Auth {
                 scope: creds.scope_string(region),
                 creds,
                 token_url,
-                cache: tokio::sync::Mutex::new(None),
+                cache: tokio::sync::Mutex::new(TokenState::default()),
                 last_error: StdMutex::new(None),
                 generation: AtomicU64::new(0),
             })),
@@ -262,7 +293,7 @@ pub(crate) struct OAuthManager {
     creds: OAuthCredentials,
     scope: String,
     token_url: Url,
-    cache: tokio::sync::Mutex<Option<CachedToken>>,
+    cache: tokio::sync::Mutex<TokenState>,
     last_error: StdMutex<Option<String>>,
     generation: AtomicU64,
 }
@@ -275,28 +306,47 @@ impl OAuthManager {
     ) -> Result<CachedToken> {
         // Holding the async mutex across the fetch is the point: every caller
         // that arrives during a renewal waits for it and reuses its token.
-        let mut cache = self.cache.lock().await;
-        if let Some(t) = cache.as_ref()
-            && Instant::now() < t.renew_at
+        let mut state = self.cache.lock().await;
+        let now = Instant::now();
+        if let Some(t) = state.token.as_ref()
+            && now < t.renew_at
         {
             return Ok(t.clone());
+        }
+        // A fetch failed recently: answer from memory until the back-off ends,
+        // so callers do not each wait for the token endpoint in turn.
+        if let (Some(not_before), Some(e)) = (state.retry_not_before, state.last_failure.as_ref())
+            && now < not_before
+        {
+            return match state.usable_after(e, now) {
+                Some(t) => Ok(t),
+                None => Err(Error::OAuth(e.clone())),
+            };
         }
         match self.fetch(http, observer).await {
             Ok(t) => {
                 *lock(&self.last_error) = None;
-                *cache = Some(t.clone());
+                state.token = Some(t.clone());
+                state.retry_not_before = None;
+                state.last_failure = None;
                 Ok(t)
             }
             Err(e) => {
                 *lock(&self.last_error) = Some(e.to_string());
+                let now = Instant::now();
+                let left = state
+                    .token
+                    .as_ref()
+                    .map(|t| t.expires_at.saturating_duration_since(now))
+                    .unwrap_or_default();
+                let backoff = (left / 4).clamp(RETRY_MIN, RETRY_MAX);
+                state.retry_not_before = Some(now + backoff);
+                state.last_failure = Some(e.clone());
                 // A token that is past its renewal point but not expired is
                 // still usable while the token endpoint is down.
-                if let Some(t) = cache.as_ref()
-                    && Instant::now() + Duration::from_secs(5) < t.expires_at
-                    && matches!(e, OAuthError::Unreachable(_))
-                {
-                    tracing::warn!(error = %e, "PagerDuty OAuth renewal failed; using the current token until it expires");
-                    return Ok(t.clone());
+                if let Some(t) = state.usable_after(&e, now) {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "PagerDuty OAuth renewal failed; using the current token until it expires");
+                    return Ok(t);
                 }
                 Err(Error::OAuth(e))
             }
@@ -304,9 +354,13 @@ impl OAuthManager {
     }
 
     async fn invalidate(&self, generation: u64) {
-        let mut cache = self.cache.lock().await;
-        if cache.as_ref().is_some_and(|t| t.generation == generation) {
-            *cache = None;
+        let mut state = self.cache.lock().await;
+        if state
+            .token
+            .as_ref()
+            .is_some_and(|t| t.generation == generation)
+        {
+            state.token = None;
         }
     }
 
@@ -367,7 +421,7 @@ impl OAuthManager {
                     "the token response has an empty access_token".into(),
                 ));
             }
-            let expires_in = Duration::from_secs(t.expires_in.unwrap_or(3600));
+            let expires_in = Duration::from_secs(t.expires_in.unwrap_or(3600)).min(MAX_EXPIRES_IN);
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::debug!(
                 generation,

@@ -97,7 +97,11 @@ async fn token_is_renewed_before_expiry() {
         let client = oauth_builder(&server).build().unwrap();
         client.list_abilities().await.unwrap();
         client.list_abilities().await.unwrap(); // cached
-        tokio::time::sleep(Duration::from_millis(1700)).await;
+        // The token cache runs on tokio's clock: move it past 80 % of
+        // expires_in without sleeping (wiremock serves from its own thread).
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(1700)).await;
+        tokio::time::resume();
         client.list_abilities().await.unwrap(); // renewed at 80 %
     })
     .await
@@ -312,6 +316,111 @@ async fn eu_oauth_scope_names_the_region() {
             .build()
             .unwrap();
         client.list_abilities().await.unwrap();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn failed_renewal_backs_off_and_keeps_serving_the_current_token() {
+    let server = MockServer::start().await;
+    let client = bounded(async {
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("tokenA", 3600))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(503))
+            // Once past renew_at, once more after the back-off.
+            .expect(2)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "tokenA", 1 + 20 + 1).await;
+        let client = oauth_builder(&server).build().unwrap();
+        client.list_abilities().await.unwrap();
+        client
+    })
+    .await;
+    // Past renew_at (2880 s) with 700 s left: the back-off is min(30 s, 175 s).
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(2900)).await;
+    tokio::time::resume();
+    bounded(async {
+        let calls = (0..20).map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.list_abilities().await })
+        });
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.unwrap().unwrap(), vec!["teams"]);
+        }
+        let token_hits = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path() == "/oauth/token")
+            .count();
+        assert_eq!(token_hits, 2, "one renewal attempt for 20 callers");
+        let health = client.token_health().await;
+        assert!(health.valid);
+        assert!(health.last_error.unwrap().contains("unreachable"));
+    })
+    .await;
+    // After the back-off the renewal is tried again (and fails again).
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    tokio::time::resume();
+    bounded(async { client.list_abilities().await.unwrap() }).await;
+}
+
+#[tokio::test]
+async fn failed_first_fetch_answers_the_next_caller_at_once() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(300)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = oauth_builder(&server).build().unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(
+            matches!(err, Error::OAuth(OAuthError::Unreachable(_))),
+            "{err:?}"
+        );
+        // Within the back-off, no second 300 ms trip to the token endpoint.
+        let err = tokio::time::timeout(Duration::from_millis(150), client.list_abilities())
+            .await
+            .expect("the second caller waited for the token endpoint")
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::OAuth(OAuthError::Unreachable(_))),
+            "{err:?}"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn huge_expires_in_is_clamped_to_a_day() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("forever", u64::MAX))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "forever", 1).await;
+        let client = oauth_builder(&server).build().unwrap();
+        client.list_abilities().await.unwrap();
+        let exp = client.token_health().await.expires_at.unwrap();
+        assert!(exp <= chrono::Utc::now() + chrono::Duration::hours(24));
+        assert!(exp > chrono::Utc::now() + chrono::Duration::hours(23));
     })
     .await
 }
