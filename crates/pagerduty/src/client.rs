@@ -7,7 +7,10 @@
 //!
 //! * **429**: wait `ratelimit-reset` seconds (or a numeric `Retry-After`; capped at
 //!   [`RetryPolicy::max_delay`], plus up to [`RetryPolicy::base_delay`] of
-//!   jitter), then retry. Without the header, back off exponentially.
+//!   jitter), then retry. Without the header, back off exponentially. The
+//!   limit is account-wide, so a REST 429 with a reset pauses every REST call
+//!   of the client until the reset (plus jitter); a call whose deadline ends
+//!   before that fails with [`Error::RateLimited`] without being sent.
 //! * **5xx, 408, connection errors and timeouts** on idempotent requests
 //!   (every call this crate makes: reads, the analytics query, and Events
 //!   enqueues, which PagerDuty de-duplicates by `dedup_key`): exponential
@@ -26,7 +29,7 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -39,7 +42,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, Credentials, TokenHealth};
-use crate::error::{Error, OAuthError, Result};
+use crate::error::{Error, OAuthError, PdErrorBody, Result};
 use crate::events::EventsClient;
 
 type Bytes = Vec<u8>;
@@ -335,6 +338,7 @@ impl ClientBuilder {
             request_timeout: self.request_timeout,
             retry: self.retry,
             limiter,
+            rate_limited_until: StdMutex::new(None),
             observer: self.observer,
         });
         Ok(Client {
@@ -517,6 +521,9 @@ pub(crate) struct Inner {
     request_timeout: Duration,
     retry: RetryPolicy,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// After a REST 429 with a reset: no REST call is sent before this
+    /// instant (the body of that 429 is kept for the error).
+    rate_limited_until: StdMutex<Option<(Instant, PdErrorBody)>>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
@@ -549,6 +556,23 @@ impl Inner {
         let mut renewed = false;
         loop {
             attempt += 1;
+            if call.host == Host::Api
+                && let Some((left, body)) = self.rate_limit_pause()
+            {
+                let wait = left + jitter(policy.base_delay);
+                if !self.fits(started, wait) {
+                    return Err(Error::RateLimited {
+                        retry_after: Some(left),
+                        body,
+                    });
+                }
+                tracing::debug!(
+                    endpoint = call.endpoint,
+                    wait_ms = wait.as_millis() as u64,
+                    "PagerDuty rate limit in force for the account; waiting for its reset"
+                );
+                tokio::time::sleep(wait).await;
+            }
             // PagerDuty's per-account rate limit applies to the REST API only;
             // an Events enqueue (a page) never queues behind card reads.
             if call.host == Host::Api
@@ -655,10 +679,15 @@ impl Inner {
                         Next::Fail(Error::from_status(401, &bytes, None))
                     }
                 }
-                Ok((429, reset, bytes)) => Next::Retry(
-                    policy.rate_limit_wait(reset, attempt),
-                    Error::from_status(429, &bytes, reset),
-                ),
+                Ok((429, reset, bytes)) => {
+                    let err = Error::from_status(429, &bytes, reset);
+                    if call.host == Host::Api
+                        && let Some(r) = reset
+                    {
+                        self.pause_for_rate_limit(r.min(policy.max_delay), &err);
+                    }
+                    Next::Retry(policy.rate_limit_wait(reset, attempt), err)
+                }
                 Ok((status, _, bytes)) => {
                     if call.host == Host::Api {
                         self.auth.on_authorized();
@@ -706,6 +735,34 @@ impl Inner {
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+    }
+
+    /// The time left of an account-wide 429 pause, if one is in force.
+    fn rate_limit_pause(&self) -> Option<(Duration, PdErrorBody)> {
+        let mut guard = self
+            .rate_limited_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (until, body) = guard.as_ref()?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            *guard = None;
+            return None;
+        }
+        Some((left, body.clone()))
+    }
+
+    /// Records a REST 429: no REST call before `reset` from now.
+    fn pause_for_rate_limit(&self, reset: Duration, err: &Error) {
+        let until = Instant::now() + reset;
+        let mut guard = self
+            .rate_limited_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|(u, _)| *u < until) {
+            let body = err.body().cloned().unwrap_or_default();
+            *guard = Some((until, body));
         }
     }
 

@@ -421,3 +421,112 @@ async fn events_enqueue_skips_the_rest_token_bucket() {
     })
     .await
 }
+
+/// Answers the first request with a 429 (`ratelimit-reset: 1`), every
+/// later one with 200, and notes when each request arrived.
+struct FirstRateLimited(std::sync::Mutex<Vec<Instant>>);
+
+impl wiremock::Respond for FirstRateLimited {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let mut seen = self.0.lock().unwrap();
+        seen.push(Instant::now());
+        if seen.len() == 1 {
+            rate_limited("1")
+        } else {
+            user_ok()
+        }
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_pauses_every_rest_call_until_the_reset() {
+    bounded(async {
+        let server = MockServer::start().await;
+        let arrivals = std::sync::Arc::new(FirstRateLimited(Default::default()));
+        Mock::given(method("GET"))
+            .and(path("/users/PUSER01"))
+            .respond_with(ArcResponder(arrivals.clone()))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let recorder = Recorder::new();
+        let client = token_builder(&server)
+            .retry_policy(RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_secs(3),
+                deadline: Duration::from_secs(5),
+            })
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let first = tokio::spawn({
+            let c = client.clone();
+            async move { c.get_user("PUSER01").await }
+        });
+        // Start the second call once the first has had its 429.
+        while recorder.records().is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        client.get_user("PUSER01").await.unwrap();
+        first.await.unwrap().unwrap();
+        let seen = arrivals.0.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            3,
+            "429, the first call's retry, the second call"
+        );
+        for later in &seen[1..] {
+            let gap = *later - seen[0];
+            assert!(
+                gap >= Duration::from_millis(950),
+                "a call reached PagerDuty {gap:?} after the 429, before its 1 s reset"
+            );
+        }
+    })
+    .await
+}
+
+struct ArcResponder(std::sync::Arc<FirstRateLimited>);
+
+impl wiremock::Respond for ArcResponder {
+    fn respond(&self, r: &wiremock::Request) -> ResponseTemplate {
+        self.0.respond(r)
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_pause_past_the_deadline_fails_without_sending() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/users/PUSER01"))
+            .respond_with(rate_limited("3"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = token_builder(&server)
+            .retry_policy(RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_secs(3),
+                deadline: Duration::from_secs(1),
+            })
+            .build()
+            .unwrap();
+        let err = client.get_user("PUSER01").await.unwrap_err();
+        assert!(err.is_rate_limited(), "{err:?}");
+        let started = Instant::now();
+        let err = client.get_user("PUSER01").await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(500));
+        match err {
+            Error::RateLimited { retry_after, body } => {
+                let left = retry_after.unwrap();
+                assert!(left > Duration::from_secs(2) && left <= Duration::from_secs(3));
+                assert_eq!(body.code, Some(2020));
+            }
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+}
