@@ -33,7 +33,7 @@ pub struct CardParams {
 }
 
 /// `GET /v1/cards?integration_key=...` parameters.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LookupParams {
@@ -47,6 +47,18 @@ pub struct LookupParams {
     /// How many recent change events to list (0-25, default 5).
     #[param(minimum = 0, maximum = 25)]
     pub change_events: Option<u32>,
+}
+
+/// The integration key is a secret: Debug never shows it.
+impl std::fmt::Debug for LookupParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LookupParams")
+            .field("integration_key", &"[redacted]")
+            .field("include", &self.include)
+            .field("incidents", &self.incidents)
+            .field("change_events", &self.change_events)
+            .finish()
+    }
 }
 
 impl CardParams {
