@@ -184,13 +184,44 @@ async fn a_repeated_idempotency_key_enqueues_once() {
     let (code, _) = error_of(response).await;
     assert_eq!(code, "idempotency_key_reused");
 
-    // A caller-chosen dedup_key is idempotent too (without the header).
+    // A bare dedup_key is not a stored answer: the repeat is sent, and
+    // PagerDuty merges it into the open alert (one incident).
     let with_dedup = json!({"service_id": service_id, "summary": "s", "dedup_key": "checkout-eu"});
     assert_eq!(trigger(&app.app, &with_dedup, &[]).await.status(), 202);
     let again = trigger(&app.app, &with_dedup, &[]).await;
     assert_eq!(again.status(), 202);
-    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert!(again.headers().get("idempotent-replayed").is_none());
+    assert_eq!(enqueued(&app), 3);
+    let account = app.sim.account();
+    let merged = account
+        .incidents
+        .iter()
+        .filter(|i| i.incident_key == "checkout-eu");
+    assert_eq!(merged.count(), 1);
+}
+
+#[tokio::test]
+async fn an_identical_trigger_without_keys_merges_into_the_same_alert() {
+    let app = spawn_with_sim(small_sim(), "").await;
+    let (service_id, _) = triggerable_service(&app.sim);
+    // Neither Idempotency-Key nor dedup_key (what the Backstage route sends).
+    let body = json!({"service_id": service_id, "summary": "retried by a proxy"});
+    let first: Value = trigger(&app.app, &body, &[]).await.json().await.unwrap();
+    let second: Value = trigger(&app.app, &body, &[]).await.json().await.unwrap();
+    assert_eq!(first["dedup_key"], second["dedup_key"], "{first} {second}");
     assert_eq!(enqueued(&app), 2);
+    let dedup_key = first["dedup_key"].as_str().unwrap();
+    let account = app.sim.account();
+    let same = account
+        .incidents
+        .iter()
+        .filter(|i| i.incident_key == dedup_key);
+    assert_eq!(same.count(), 1, "one incident for the repeated click");
+
+    // Another summary is another alert.
+    let other = json!({"service_id": service_id, "summary": "something else"});
+    let other: Value = trigger(&app.app, &other, &[]).await.json().await.unwrap();
+    assert_ne!(other["dedup_key"], first["dedup_key"]);
 }
 
 #[tokio::test]
@@ -638,4 +669,115 @@ async fn after_a_resolve_the_same_dedup_key_opens_a_new_incident() {
         .map(|i| i.status.as_str())
         .collect();
     assert_eq!(states, ["resolved", "triggered"]);
+
+    // The second resolve is sent too, and resolves the new incident.
+    let response = post(&app.app, "/v1/incidents/flap-1/resolve", &target, &[]).await;
+    assert_eq!(response.status(), 202);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    assert_eq!(enqueued(&app), 4);
+    let account = app.sim.account();
+    let states: Vec<_> = account
+        .incidents
+        .iter()
+        .filter(|i| i.incident_key == "flap-1")
+        .map(|i| i.status.as_str())
+        .collect();
+    assert_eq!(states, ["resolved", "resolved"]);
+}
+
+#[tokio::test]
+async fn a_resolve_outside_dutycard_does_not_hide_the_next_trigger() {
+    let app = spawn_with_sim(small_sim(), "").await;
+    let (service_id, key) = triggerable_service(&app.sim);
+    let body = json!({"service_id": service_id, "summary": "outside", "dedup_key": "outside-1"});
+    assert_eq!(trigger(&app.app, &body, &[]).await.status(), 202);
+
+    // Someone resolves it in PagerDuty directly (not through dutycard).
+    let resolve = json!({"routing_key": key, "event_action": "resolve", "dedup_key": "outside-1"});
+    let response = app
+        .app
+        .http
+        .post(format!("{}/enqueue", app.sim.events_base_url()))
+        .json(&resolve)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    // The next trigger is sent and opens a new incident.
+    let response = trigger(&app.app, &body, &[]).await;
+    assert_eq!(response.status(), 202);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    let account = app.sim.account();
+    let states: Vec<_> = account
+        .incidents
+        .iter()
+        .filter(|i| i.incident_key == "outside-1")
+        .map(|i| i.status.as_str())
+        .collect();
+    assert_eq!(states, ["resolved", "triggered"]);
+}
+
+#[tokio::test]
+async fn the_202_does_not_wait_for_the_card_refresh() {
+    let app = spawn_with_sim(small_sim(), "[trigger]\nallow = \"any\"\n").await;
+    let (service_id, key) = triggerable_service(&app.sim);
+    let card_path = format!("/v1/cards/{service_id}?incidents=25");
+    let before = app.app.get(&card_path).await;
+    assert_eq!(before.status(), 200);
+    // Finding the service of a key (for invalidation) lists /services: slow.
+    app.sim.set_faults(Faults {
+        per_route: vec![(
+            "/services".into(),
+            FaultSpec {
+                latency_ms: 3000,
+                ..FaultSpec::default()
+            },
+        )],
+        ..Faults::default()
+    });
+    let summary = "answered before the card refresh";
+    let body = json!({"integration_key": key, "summary": summary});
+    let response = tokio::time::timeout(Duration::from_millis(1500), trigger(&app.app, &body, &[]))
+        .await
+        .expect("the 202 does not wait for the slow lookup");
+    assert_eq!(response.status(), 202);
+
+    // The refresh still happens: the card shows the incident (bounded).
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let card: Value = app.app.get(&card_path).await.json().await.unwrap();
+            let newest = card["incidents"]["data"]["newest"].as_array().cloned();
+            if newest
+                .unwrap_or_default()
+                .iter()
+                .any(|i| i["title"] == summary)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the card shows the incident once the refresh ran");
+    assert!(app.sim.stats().count("GET", "/services") >= 1);
+}
+
+#[test]
+fn debug_output_never_shows_an_integration_key() {
+    let key = "abcdefabcdefabcdefabcdefabcdef12";
+    let trigger: dutycard_server::trigger::TriggerRequest =
+        serde_json::from_value(json!({"integration_key": key, "summary": "s"})).unwrap();
+    let follow_up: dutycard_server::trigger::FollowUpRequest =
+        serde_json::from_value(json!({"integration_key": key})).unwrap();
+    let lookup: dutycard_server::routes::cards::LookupParams =
+        serde_json::from_value(json!({"integration_key": key})).unwrap();
+    for shown in [
+        format!("{trigger:?}"),
+        format!("{follow_up:?}"),
+        format!("{lookup:?}"),
+    ] {
+        assert!(!shown.contains(key), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
 }

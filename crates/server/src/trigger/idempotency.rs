@@ -112,15 +112,6 @@ impl<T: Clone> IdempotencyStore<T> {
         })
     }
 
-    /// Drop the answer stored for `key` (e.g. a resolve ends the incident a
-    /// stored trigger answer describes, so a new trigger must be sent).
-    pub fn forget(&self, key: &str) {
-        let mut entries = self.inner.lock();
-        if entries.get(key).is_some_and(|e| e.done_at.is_some()) {
-            entries.remove(key);
-        }
-    }
-
     /// Entries held (in flight or answered, expired ones included until purged).
     pub fn len(&self) -> usize {
         self.inner.lock().len()
@@ -212,16 +203,5 @@ mod tests {
         claim.finish(1, true);
         let later = Instant::now() + Duration::from_secs(61);
         assert!(matches!(store.begin_at("k", 1, later), Begin::Leader(_)));
-    }
-
-    #[test]
-    fn forget_drops_a_stored_answer() {
-        let store = IdempotencyStore::<u32>::new(Duration::from_secs(60));
-        let Begin::Leader(claim) = store.begin("k", 1) else {
-            panic!()
-        };
-        claim.finish(1, true);
-        store.forget("k");
-        assert!(matches!(store.begin("k", 1), Begin::Leader(_)));
     }
 }

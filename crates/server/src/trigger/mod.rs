@@ -10,10 +10,15 @@
 //!    integration, preferring Backstage's vendor `PRO19CT`) or by
 //!    `integration_key`, which with `trigger.allow = "known"` must belong to a
 //!    service we can read;
-//! 4. idempotency: the `Idempotency-Key` header (per caller) or the
-//!    `dedup_key` (per routing key and action) claims the request before
-//!    anything is sent, so repeats and concurrent duplicates get the first
-//!    answer and PagerDuty sees one event;
+//! 4. idempotency: the `Idempotency-Key` header (per caller) claims the
+//!    request before anything is sent and keeps its answer for
+//!    `trigger.idempotency_window_secs`, so repeats and concurrent duplicates
+//!    get the first answer and PagerDuty sees one event. A bare `dedup_key`
+//!    (per routing key and action) only merges duplicates still in flight:
+//!    later repeats are sent, and PagerDuty merges triggers into an open
+//!    alert (a stored answer would hide a second resolve or a re-trigger
+//!    after an outside resolve). Without either, an identical request within
+//!    [`DERIVED_DEDUP_WINDOW`] reuses the same generated dedup_key;
 //! 5. the routing key's rate limit (`trigger.per_routing_key_per_minute`);
 //! 6. delivery with retries on 429/5xx/timeouts inside `trigger.deadline_ms`,
 //!    in a spawned task so a client that hangs up cannot cancel a half-sent
@@ -21,7 +26,9 @@
 //!    `dedup_key` to retry with (every event carries one, generated when the
 //!    caller gave none);
 //! 7. invalidation of the service's incidents section, so the next card
-//!    shows the change.
+//!    shows the change: a known service at once (in memory), the rest (a
+//!    key's service lookup with `allow = "any"`, the repeat 5 s later) in a
+//!    task of its own, after the answer.
 //!
 //! The caller's identity goes into `custom_details.triggered_by` and into the
 //! log line of the outcome; the routing key never appears in logs or errors,
@@ -55,11 +62,16 @@ use limits::{LimitScope, RateLimits};
 pub const DEFAULT_CLASS: &str = "manual trigger";
 /// The custom detail holding the caller's identity.
 pub const TRIGGERED_BY: &str = "triggered_by";
+/// How long a trigger without `dedup_key` and `Idempotency-Key` reuses the
+/// dedup_key of an identical earlier one (same account, caller, service or
+/// key, and summary): a repeated click or a proxy's retry within this window
+/// merges into the same PagerDuty alert instead of opening a second incident.
+pub const DERIVED_DEDUP_WINDOW: Duration = Duration::from_secs(30);
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 /// `POST /v1/incidents` body.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"service_id": "PABC123", "summary": "Checkout is failing for EU users"}))]
 pub struct TriggerRequest {
@@ -79,8 +91,11 @@ pub struct TriggerRequest {
     /// The affected system (default: the client URL or client name).
     #[serde(default)]
     pub source: Option<String>,
-    /// Merges events into one alert (at most 255 characters). Generated when
-    /// absent; a repeat within the idempotency window returns the first answer.
+    /// Merges events into one alert (at most 255 characters). A duplicate
+    /// still in flight gets the first answer; a later one is sent again
+    /// (PagerDuty merges it into the alert while that is open). Generated
+    /// when absent: an identical request (same caller, service, summary)
+    /// within 30 s gets the same one.
     #[serde(default)]
     pub dedup_key: Option<String>,
     /// Component of the source.
@@ -117,7 +132,7 @@ pub struct LinkInput {
 }
 
 /// `POST /v1/incidents/{dedup_key}/acknowledge|resolve` body: which service.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowUpRequest {
     /// The service the alert was triggered on. Give this or `integration_key`.
@@ -126,6 +141,43 @@ pub struct FollowUpRequest {
     /// The integration key the alert was triggered with.
     #[serde(default)]
     pub integration_key: Option<String>,
+}
+
+/// Shown in place of an integration key in Debug output.
+const REDACTED: &str = "[redacted]";
+
+fn redacted(key: &Option<String>) -> Option<&'static str> {
+    key.as_ref().map(|_| REDACTED)
+}
+
+// Debug hides `integration_key` (a secret).
+impl std::fmt::Debug for TriggerRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggerRequest")
+            .field("service_id", &self.service_id)
+            .field("integration_key", &redacted(&self.integration_key))
+            .field("summary", &self.summary)
+            .field("severity", &self.severity)
+            .field("source", &self.source)
+            .field("dedup_key", &self.dedup_key)
+            .field("component", &self.component)
+            .field("group", &self.group)
+            .field("class", &self.class)
+            .field("custom_details", &self.custom_details)
+            .field("links", &self.links)
+            .field("client_url", &self.client_url)
+            .finish()
+    }
+}
+
+// Debug hides `integration_key` (a secret).
+impl std::fmt::Debug for FollowUpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowUpRequest")
+            .field("service_id", &self.service_id)
+            .field("integration_key", &redacted(&self.integration_key))
+            .finish()
+    }
 }
 
 /// PagerDuty accepted the event (our 202).
@@ -213,6 +265,8 @@ struct Prepared {
 /// The trigger proxy. One per process, shared by all workers.
 pub struct TriggerService {
     config: TriggerConfig,
+    /// Derived dedup_keys of recent requests without one, by request hash.
+    recent: std::sync::Mutex<std::collections::HashMap<u64, (String, Instant)>>,
     store: IdempotencyStore<Answer>,
     limits: RateLimits,
 }
@@ -233,6 +287,7 @@ impl TriggerService {
     /// A proxy with `config`.
     pub fn new(config: TriggerConfig) -> Self {
         TriggerService {
+            recent: Default::default(),
             store: IdempotencyStore::new(config.idempotency_window),
             limits: RateLimits::new(
                 config.per_caller_per_minute,
@@ -257,11 +312,55 @@ impl TriggerService {
     ) -> Outcome {
         let started = Instant::now();
         match self.prepare_trigger(caller, request, idempotency_key) {
-            Ok(prepared) => {
+            Ok(mut prepared) => {
+                if prepared.caller_dedup_key.is_none() && idempotency_key.is_none() {
+                    // Nothing identifies a retry: a repeated identical
+                    // request within the window gets the same dedup_key,
+                    // so PagerDuty merges it into the same alert.
+                    let derived = self.derived_dedup_key(&account.id, caller, &prepared);
+                    prepared.event.dedup_key = Some(derived);
+                }
                 self.run(account, caller, prepared, idempotency_key, started)
                     .await
             }
             Err(e) => fresh(Err(e)),
+        }
+    }
+
+    /// The dedup_key of a trigger that has neither `dedup_key` nor
+    /// `Idempotency-Key`: the one given to the same (account, caller,
+    /// service or key, summary) within [`DERIVED_DEDUP_WINDOW`], else a new one.
+    fn derived_dedup_key(&self, account: &str, caller: &Caller, prepared: &Prepared) -> String {
+        let mut bytes = Vec::new();
+        for part in [
+            account,
+            &caller.name,
+            match &prepared.target {
+                Target::Service(id) => id.as_str(),
+                Target::Key(key) => key.as_str(),
+            },
+            prepared
+                .event
+                .payload
+                .as_ref()
+                .map_or("", |p| p.summary.as_str()),
+        ] {
+            bytes.extend_from_slice(part.as_bytes());
+            bytes.push(0);
+        }
+        let hash = hash64(&bytes);
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() > 1024 {
+            recent.retain(|_, (_, at)| now.duration_since(*at) < DERIVED_DEDUP_WINDOW);
+        }
+        match recent.get(&hash) {
+            Some((key, at)) if now.duration_since(*at) < DERIVED_DEDUP_WINDOW => key.clone(),
+            _ => {
+                let key = generated_dedup_key(caller, None);
+                recent.insert(hash, (key.clone(), now));
+                key
+            }
         }
     }
 
@@ -422,6 +521,13 @@ impl TriggerService {
         let key_hash = hash64(routing_key.expose().as_bytes());
         prepared.event.routing_key = routing_key;
 
+        // An Idempotency-Key keeps the answer for the whole window (the
+        // caller asked for exactly-once); a bare dedup_key only merges
+        // duplicates still in flight, since PagerDuty itself merges repeated
+        // triggers into an open alert, and a stored answer would hide a
+        // second resolve, or a re-trigger after the alert was resolved
+        // outside dutycard.
+        let keep_answer = idempotency_key.is_some();
         let store_key = match (idempotency_key, &prepared.caller_dedup_key) {
             (Some(k), _) => Some(format!("idem\0{}\0{}\0{k}", account.id, caller.name)),
             (None, Some(d)) => Some(dedup_store_key(key_hash, action, d)),
@@ -481,14 +587,21 @@ impl TriggerService {
                 attempts,
                 started,
             );
-            if answer.is_ok() {
-                this.after_success(&cards, &event, key_hash, service_id)
-                    .await;
-            }
             if let Some(claim) = claim {
-                // Keep final answers; release the key when nothing was created.
-                let keep = matches!(&answer, Ok(_) | Err(TriggerError::Rejected { .. }));
+                // Keep final answers under an Idempotency-Key; release the
+                // key when nothing was created or it was a bare dedup_key.
+                let keep =
+                    keep_answer && matches!(&answer, Ok(_) | Err(TriggerError::Rejected { .. }));
                 claim.finish(answer.clone(), keep);
+            }
+            if answer.is_ok() {
+                // A known service is invalidated right away (an in-memory
+                // cache removal), so the very next card shows the incident;
+                // anything that may wait on PagerDuty runs after the answer.
+                if let Some(id) = &service_id {
+                    cards.invalidate(id, &[Section::Incidents]).await;
+                }
+                tokio::spawn(async move { invalidate_after(&cards, &event, service_id).await });
             }
             answer
         });
@@ -548,44 +661,34 @@ impl TriggerService {
             },
         }
     }
+}
 
-    /// Invalidate the incidents section; settle idempotency entries a
-    /// resolve makes obsolete.
-    async fn after_success(
-        &self,
-        cards: &CardService,
-        event: &Event,
-        key_hash: u64,
-        service_id: Option<String>,
-    ) {
-        if event.event_action == EventAction::Resolve
-            && let Some(dedup) = &event.dedup_key
-        {
-            // The incident is over: a new trigger with this dedup_key must
-            // open a new one, not replay the old answer.
-            for action in [EventAction::Trigger, EventAction::Acknowledge] {
-                self.store.forget(&dedup_store_key(key_hash, action, dedup));
-            }
-        }
-        let service_id = match service_id {
-            Some(id) => Some(id),
-            // `allow = "any"`: find the service if we can, for invalidation.
-            None => cards
+/// Invalidate the service's incidents section after an accepted event, so
+/// cards show the change. Runs in a task of its own, after the answer went
+/// out: with `allow = "any"` finding the service may need a REST lookup,
+/// which must not delay the 202. A known service was invalidated once
+/// already; this only repeats it later.
+async fn invalidate_after(cards: &CardService, event: &Event, service_id: Option<String>) {
+    let service_id = match service_id {
+        Some(id) => Some(id),
+        // `allow = "any"`: find the service if we can, for invalidation.
+        None => {
+            let found = cards
                 .resolve_integration_key(event.routing_key.expose())
                 .await
                 .ok()
-                .map(|r| r.service_id),
-        };
-        if let Some(id) = service_id {
-            cards.invalidate(&id, &[Section::Incidents]).await;
-            // PagerDuty turns events into incidents asynchronously (usually
-            // within seconds): drop whatever a card read in between, again.
-            let cards = cards.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                cards.invalidate(&id, &[Section::Incidents]).await;
-            });
+                .map(|r| r.service_id);
+            if let Some(id) = &found {
+                cards.invalidate(id, &[Section::Incidents]).await;
+            }
+            found
         }
+    };
+    if let Some(id) = service_id {
+        // PagerDuty turns events into incidents asynchronously (usually
+        // within seconds): drop whatever a card read in between, again.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        cards.invalidate(&id, &[Section::Incidents]).await;
     }
 }
 
@@ -783,8 +886,27 @@ async fn deliver(
     let mut attempts = 0u32;
     let mut backoff = BASE_BACKOFF;
     loop {
-        attempts += 1;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() && attempts == 0 {
+            // The lookups used the whole budget: nothing was sent, so the
+            // incident was plainly not created (not "not confirmed").
+            let reason = format!(
+                "no time was left to send the event within the {} ms trigger deadline",
+                budget.as_millis()
+            );
+            return (
+                Err(not_delivered(
+                    DeliveryFailure::Timeout,
+                    reason,
+                    event,
+                    0,
+                    None,
+                    false,
+                )),
+                0,
+            );
+        }
+        attempts += 1;
         // What went wrong on this attempt, and how long to wait before the next.
         let (failure, reason, wait, created_unknown) =
             match tokio::time::timeout(remaining, client.enqueue(event)).await {
@@ -1029,6 +1151,50 @@ mod tests {
         let mut r = request();
         r.custom_details = Some(serde_json::json!({"blob": "x".repeat(520 * 1024)}));
         assert_eq!(field_of(r), "body");
+    }
+
+    #[test]
+    fn debug_never_shows_the_integration_key() {
+        let key = "abcdefabcdefabcdefabcdefabcdef12";
+        let mut r = request();
+        r.integration_key = Some(key.into());
+        let shown = format!("{r:?}");
+        assert!(!shown.contains(key), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let f = FollowUpRequest {
+            service_id: None,
+            integration_key: Some(key.into()),
+        };
+        let shown = format!("{f:?}");
+        assert!(!shown.contains(key), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn no_time_left_means_not_created_and_nothing_sent() {
+        // Nothing listens on port 9 of 127.0.0.1: had it sent, it would fail
+        // differently (transport) or report "unknown".
+        let client = pagerduty::Client::builder(pagerduty::Credentials::ApiToken(
+            secrecy::SecretString::from("token"),
+        ))
+        .events_base_url("http://127.0.0.1:9/v2")
+        .build()
+        .unwrap();
+        let p = service()
+            .prepare_trigger(&caller(), request(), None)
+            .unwrap();
+        let (answer, attempts) = deliver(&client, &p.event, Duration::ZERO, None).await;
+        assert_eq!(attempts, 0);
+        match answer {
+            Err(TriggerError::NotDelivered {
+                created_unknown,
+                attempts,
+                ..
+            }) => {
+                assert!(!created_unknown, "nothing was sent: plainly not created");
+                assert_eq!(attempts, 0);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
