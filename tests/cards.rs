@@ -353,3 +353,59 @@ async fn bad_batch_bodies_name_the_field() {
     assert_eq!(code, "payload_too_large");
     assert_eq!(details["limit_bytes"], 2048);
 }
+
+#[tokio::test]
+async fn a_held_service_read_is_an_inline_timeout_and_the_other_cards_come_back() {
+    let app = spawn_with_sim(
+        small_sim(),
+        "[server]\nrequest_deadline_ms = 1500\n[pagerduty]\nrequest_timeout_ms = 5000\nretry_deadline_ms = 5000\n",
+    )
+    .await;
+    let account = app.sim.account();
+    let ids: Vec<String> = account.services[..3].iter().map(|s| s.id.clone()).collect();
+    // The first service read of the three is held (no answer for 60 s).
+    app.sim.set_faults(sim::Faults {
+        per_route: vec![(
+            "/services/{id}".into(),
+            sim::FaultSpec {
+                timeout_next: 1,
+                ..sim::FaultSpec::default()
+            },
+        )],
+        ..sim::Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let response = app
+        .app
+        .http
+        .post(app.app.url("/v1/cards/batch"))
+        .json(&json!({ "service_ids": ids }))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500));
+    assert_eq!(
+        response.status(),
+        200,
+        "one slow card never blanks the batch"
+    );
+    let body: Value = response.json().await.unwrap();
+    let cards = body["cards"].as_array().unwrap();
+    let statuses: Vec<u64> = cards
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 504).count(), 1, "{body}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{body}");
+    for (item, id) in cards.iter().zip(&ids) {
+        assert_eq!(item["service_id"], id.as_str());
+        if item["status"] == 200 {
+            assert_eq!(item["card"]["service"]["data"]["id"], id.as_str());
+            assert!(item["card"]["oncall"]["data"].is_object());
+        } else {
+            assert_eq!(item["error"]["code"], "upstream_timeout");
+            assert!(item.get("card").is_none());
+        }
+    }
+    app.sim.clear_faults();
+}

@@ -52,8 +52,12 @@ use std::time::Duration;
 ///   counted from the start of the card (the on-call section waits for the
 ///   service first, so both share it). A section still loading then reports a
 ///   `timeout` error inside the card (the load goes on in the background and
-///   fills the cache); a timed-out service section fails only that card
-///   ([`CardError::Timeout`](crate::CardError::Timeout)). Keep it below the
+///   fills the cache). In [`CardService::cards`](crate::CardService::cards)
+///   a timed-out service section fails only that card
+///   ([`CardError::Timeout`](crate::CardError::Timeout)); a lone
+///   [`CardService::card`](crate::CardService::card) waits for its service
+///   under the caller's own deadline (there is nothing to answer without it).
+///   Keep it below the
 ///   caller's own deadline (80 % of the server's request deadline by default:
 ///   8 s of 10 s), so one slow section never blanks a whole answer.
 #[derive(Debug, Clone, PartialEq)]

@@ -606,7 +606,7 @@ impl CardService {
                 self.resolve_integration_key(key.expose()).await?.service_id
             }
         };
-        self.card_by_id(&id, options).await
+        self.card_by_id(&id, options, false).await
     }
 
     /// Builds many cards at once (same order as `service_ids`); their misses share batches.
@@ -615,10 +615,24 @@ impl CardService {
         service_ids: &[String],
         options: &CardOptions,
     ) -> Vec<Result<ServiceCard, CardError>> {
-        futures::future::join_all(service_ids.iter().map(|id| self.card_by_id(id, options))).await
+        futures::future::join_all(
+            service_ids
+                .iter()
+                .map(|id| self.card_by_id(id, options, true)),
+        )
+        .await
     }
 
-    async fn card_by_id(&self, id: &str, options: &CardOptions) -> Result<ServiceCard, CardError> {
+    /// `bound_service`: whether the service section's wait also ends at
+    /// `section_timeout` (failing the card with [`CardError::Timeout`]). A
+    /// lone card leaves that to its caller: without the service there is
+    /// nothing to answer anyway.
+    async fn card_by_id(
+        &self,
+        id: &str,
+        options: &CardOptions,
+        bound_service: bool,
+    ) -> Result<ServiceCard, CardError> {
         if id.is_empty() {
             return Err(CardError::NotFound {
                 what: "service (empty id)".into(),
@@ -638,27 +652,27 @@ impl CardService {
         // One service lookup per card, shared with the on-call path (which
         // needs the escalation policy id), so counters see one lookup.
         let service_fut = futures::FutureExt::shared(Box::pin(within(
-            deadline,
+            bound_service.then_some(deadline),
             "service",
             self.service_lookup(&key),
         )));
         let oncall_fut = self.oncall_section(service_fut.clone(), deadline);
         let incidents_fut = async {
             section(
-                within(deadline, "incidents", i.incidents.get(&key)).await,
+                within(Some(deadline), "incidents", i.incidents.get(&key)).await,
                 |incidents| sections::incidents_section(incidents, options.incident_limit()),
             )
         };
         let changes_fut = async {
             section(
-                within(deadline, "change events", self.change_events_of(&key)).await,
+                within(Some(deadline), "change events", self.change_events_of(&key)).await,
                 |events| sections::change_events_section(events, options.change_event_limit()),
             )
         };
         let standards_fut = async {
             if options.include_standards {
                 Some(section(
-                    within(deadline, "standards", i.standards.get(&key)).await,
+                    within(Some(deadline), "standards", i.standards.get(&key)).await,
                     |s| sections::standards_section(s),
                 ))
             } else {
@@ -668,7 +682,7 @@ impl CardService {
         let metrics_fut = async {
             if options.include_metrics {
                 Some(section(
-                    within(deadline, "metrics", i.metrics.get(&key)).await,
+                    within(Some(deadline), "metrics", i.metrics.get(&key)).await,
                     |m| sections::metrics_section(&m.rows, m.since, m.until),
                 ))
             } else {
@@ -730,7 +744,12 @@ impl CardService {
         };
         let levels = policy.escalation_rules.len();
         section(
-            within(deadline, "on-call", self.inner.oncalls.get(&policy.id)).await,
+            within(
+                Some(deadline),
+                "on-call",
+                self.inner.oncalls.get(&policy.id),
+            )
+            .await,
             |oncalls| sections::oncall_section(&policy.id, levels, oncalls),
         )
     }
@@ -966,10 +985,13 @@ impl CardService {
 
 /// Waits for a section until `deadline`; past it the section is a `timeout` error.
 async fn within<V>(
-    deadline: tokio::time::Instant,
+    deadline: Option<tokio::time::Instant>,
     what: &str,
     lookup: impl Future<Output = Result<Lookup<V>, SectionError>>,
 ) -> Result<Lookup<V>, SectionError> {
+    let Some(deadline) = deadline else {
+        return lookup.await;
+    };
     match tokio::time::timeout_at(deadline, lookup).await {
         Ok(result) => result,
         Err(_) => Err(SectionError::timeout(format!(
@@ -1118,9 +1140,22 @@ impl ServiceLoader {
                 (id.clone(), read)
             })
             .collect();
-        let deadline = tokio::time::Instant::now() + self.single_wait;
+        // A lone read has nobody else to deliver: it is waited for in full
+        // (the caller's own bound applies).
+        let wait = if reads.len() > 1 {
+            self.single_wait
+        } else {
+            Duration::MAX
+        };
+        let deadline = tokio::time::Instant::now().checked_add(wait);
         for (id, read) in reads {
-            let result = match tokio::time::timeout_at(deadline, read).await {
+            let bounded = async {
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, read).await,
+                    None => Ok(read.await),
+                }
+            };
+            let result = match bounded.await {
                 Ok(Ok(result)) => result,
                 Ok(Err(join_error)) => Err(SectionError::unavailable(format!(
                     "the service read failed: {join_error}"

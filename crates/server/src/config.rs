@@ -293,6 +293,11 @@ pub struct CacheSettings {
     pub max_entries: u64,
     pub batch_window_ms: u64,
     pub batch_max_size: usize,
+    /// Not a key: 80 % of `server.request_deadline_ms`, set when the settings
+    /// are finished, so a card's slow section times out inside the card
+    /// before the request deadline blanks the whole answer.
+    #[serde(skip)]
+    pub section_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -371,6 +376,7 @@ impl Settings {
     pub fn finish(mut self) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
         self.read_secret_files(&mut problems);
+        self.cache.section_timeout_ms = Some((self.server.request_deadline_ms * 4 / 5).max(1));
         self.validate(&mut problems);
         if problems.is_empty() {
             Ok(self)
@@ -735,6 +741,10 @@ impl CacheSettings {
             max_entries: self.max_entries,
             batch_window: Duration::from_millis(self.batch_window_ms),
             batch_max_size: self.batch_max_size,
+            section_timeout: self.section_timeout_ms.map_or(
+                cards::CardsConfig::default().section_timeout,
+                Duration::from_millis,
+            ),
             ..cards::CardsConfig::default()
         }
     }

@@ -294,6 +294,9 @@ pub async fn batch_cards(
         })?;
     }
     let options = params.options()?;
+    // Each card's wait ends at the card service's section timeout (80 % of
+    // the request deadline): a card still loading then is an inline 504 and
+    // the others are returned; the deadline here is only a backstop.
     let results = deadline::within(state.request_deadline, async {
         Ok(Box::pin(state.cards.cards(&body.service_ids, &options)).await)
     })
