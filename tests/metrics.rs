@@ -69,3 +69,29 @@ async fn upstream_and_cache_counters_move_with_card_requests() {
         upstream
     );
 }
+
+#[tokio::test]
+async fn custom_methods_share_one_other_label() {
+    let app = TestApp::spawn(settings("", &[])).await;
+    for custom in ["FOO", "BAR", "PURGE"] {
+        let method = reqwest::Method::from_bytes(custom.as_bytes()).unwrap();
+        app.http
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = app.metrics().await;
+    for custom in ["FOO", "BAR", "PURGE"] {
+        assert!(
+            !metrics.contains(&format!("method=\"{custom}\"")),
+            "{metrics}"
+        );
+    }
+    let other: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("dutycard_http_requests_total{method=\"OTHER\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(other, 3, "{metrics}");
+}

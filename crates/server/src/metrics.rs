@@ -58,6 +58,17 @@ struct Inner {
     upstream_latency: BTreeMap<(String, String), Histogram>,
 }
 
+/// The `method` label of a request: a standard HTTP method, or `OTHER`.
+fn method_label(method: &str) -> &str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("OTHER")
+}
+
 /// Request and upstream-call counters. Shared through `web::Data`.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -77,8 +88,11 @@ impl Metrics {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Record one answered request.
+    /// Record one answered request. Methods outside the standard set are
+    /// counted as `OTHER`: a client inventing methods must not create
+    /// unbounded label values.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         let mut inner = self.lock();
         *inner
             .requests
