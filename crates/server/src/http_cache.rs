@@ -1,5 +1,8 @@
 //! HTTP caching of cards: a weak `ETag`, `If-None-Match` → 304, and
-//! `Cache-Control: private, max-age` from the card's freshness.
+//! `Cache-Control: private, no-cache`: a browser or portal may keep the card
+//! but revalidates it on every view (cheap: a 304 when the ETag matches), so
+//! it never shows a card older than the server's, e.g. right after a trigger.
+//! The card's own freshness is in its body (`max_age_secs` per section).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
@@ -56,7 +59,6 @@ fn matches(req: &HttpRequest, etag: &str) -> bool {
 pub fn card_response(req: &HttpRequest, card: &ServiceCard) -> HttpResponse {
     let value = serde_json::to_value(card).unwrap_or(Value::Null);
     let etag = etag(&value);
-    let cache_control = format!("private, max-age={}", card.max_age_secs());
     let not_modified = matches(req, &etag);
     let mut response = if not_modified {
         HttpResponse::NotModified()
@@ -65,7 +67,7 @@ pub fn card_response(req: &HttpRequest, card: &ServiceCard) -> HttpResponse {
     };
     response
         .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, cache_control));
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"));
     if not_modified {
         response.finish()
     } else {

@@ -157,8 +157,9 @@ pub struct BatchItem {
 /// the newest), recent change events and, on request, standards and 30-day
 /// incident metrics. Each section carries `fetched_at`, `stale` and, when it
 /// failed, an `error`: a card stays useful when one upstream call fails.
-/// `ETag` / `If-None-Match` give 304; `Cache-Control: max-age` says when the
-/// first section is due for refresh.
+/// `ETag` / `If-None-Match` give 304; `Cache-Control: private, no-cache`
+/// makes caches revalidate every view; each section's `max_age_secs` says
+/// when it is due for refresh.
 #[utoipa::path(
     tag = "cards",
     params(
@@ -169,7 +170,7 @@ pub struct BatchItem {
     responses(
         (status = 200, description = "The card", body = ServiceCard, headers(
             ("ETag" = String, description = "Weak validator of the card's content"),
-            ("Cache-Control" = String, description = "`private, max-age=<seconds until the first section is due for refresh>`"),
+            ("Cache-Control" = String, description = "`private, no-cache`: revalidate with If-None-Match (a 304 when unchanged)"),
         )),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Bad parameter; `details.parameter` names it", body = ErrorBody),
@@ -217,7 +218,7 @@ pub async fn get_card(
     responses(
         (status = 200, description = "The card of the key's service", body = ServiceCard, headers(
             ("ETag" = String, description = "Weak validator of the card's content"),
-            ("Cache-Control" = String, description = "`private, max-age=<seconds until the first section is due for refresh>`"),
+            ("Cache-Control" = String, description = "`private, no-cache`: revalidate with If-None-Match (a 304 when unchanged)"),
         )),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Bad or missing parameter; `details.parameter` names it", body = ErrorBody),
