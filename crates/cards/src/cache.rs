@@ -164,6 +164,11 @@ where
         (age < stored.ttl).then(|| stored.value.clone())
     }
 
+    /// Drops the value of `key`.
+    pub(crate) async fn invalidate(&self, key: &K) {
+        self.cache.invalidate(key).await;
+    }
+
     /// Stores a freshly fetched value (used to warm the cache from list pages).
     pub(crate) async fn insert_fresh(&self, key: K, value: V) {
         let stored = self.stored(value);

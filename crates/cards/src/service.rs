@@ -97,7 +97,8 @@ struct Inner {
     /// Service ids PagerDuty answered 404 for, kept for
     /// `integration_key_miss_ttl`: a portal asking again and again for a
     /// deleted or mistyped service costs one call per period, not one per view.
-    missing_services: moka::future::Cache<String, ()>,
+    /// On the injected clock, like every other freshness decision.
+    missing_services: Store<String, ()>,
     /// Until when change events are read per service (the token lacks `change_events.read`).
     change_events_fallback_until: Mutex<Option<Instant>>,
     change_events_counters: Arc<Counters>,
@@ -541,10 +542,12 @@ impl CardService {
             SectionCache::new(store, Arc::clone(&load), load, Arc::clone(&key_counters))
         };
 
-        let missing_services = moka::future::Cache::builder()
-            .max_capacity(config.max_entries)
-            .time_to_live(config.integration_key_miss_ttl)
-            .build();
+        let missing_services = Store::with_ttl(
+            config.max_entries,
+            config.integration_key_miss_ttl,
+            config.integration_key_miss_ttl,
+            Arc::clone(&clock),
+        );
         CardService {
             inner: Arc::new(Inner {
                 client,
@@ -640,7 +643,7 @@ impl CardService {
         }
         let key = id.to_owned();
         let i = &self.inner;
-        if i.missing_services.contains_key(&key) {
+        if i.missing_services.peek_fresh(&key).await.is_some() {
             Counters::bump(&i.services.counters().hits);
             return Err(CardError::NotFound {
                 what: format!("service {id}"),
@@ -723,7 +726,10 @@ impl CardService {
         if let Err(error) = &result
             && error.kind == SectionErrorKind::NotFound
         {
-            self.inner.missing_services.insert(id.clone(), ()).await;
+            self.inner
+                .missing_services
+                .insert_fresh(id.clone(), ())
+                .await;
         }
         result
     }
@@ -895,7 +901,7 @@ impl CardService {
     /// The service object (read with `include[]=escalation_policies,integrations,teams`).
     pub async fn raw_service(&self, service_id: &str) -> Result<Cached<Service>, CardError> {
         let key = service_id.to_owned();
-        if self.inner.missing_services.contains_key(&key) {
+        if self.inner.missing_services.peek_fresh(&key).await.is_some() {
             Counters::bump(&self.inner.services.counters().hits);
             return Err(CardError::NotFound {
                 what: format!("service {service_id}"),

@@ -253,10 +253,14 @@ async fn unknown_service_is_not_found_but_other_cards_in_the_batch_are_fine() {
 #[tokio::test]
 async fn an_unknown_service_is_remembered_briefly() {
     let pd = TestPd::start(2, 1).await;
-    let cards = pd.cards(cards::CardsConfig {
-        integration_key_miss_ttl: Duration::from_millis(200),
-        ..config()
-    });
+    let clock = std::sync::Arc::new(cards::clock::ManualClock::new());
+    let cards = pd.cards_with_clock(
+        cards::CardsConfig {
+            integration_key_miss_ttl: Duration::from_secs(30),
+            ..config()
+        },
+        clock.clone(),
+    );
     for _ in 0..5 {
         let result = cards
             .card(ServiceRef::Id("PGONE00".into()), &CardOptions::default())
@@ -268,7 +272,7 @@ async fn an_unknown_service_is_remembered_briefly() {
         Err(cards::CardError::NotFound { .. })
     ));
     assert_eq!(pd.calls("GET", "/services/PGONE00").await, 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_secs(31));
     assert!(cards.raw_service("PGONE00").await.is_err());
     assert_eq!(
         pd.calls("GET", "/services/PGONE00").await,

@@ -31,17 +31,21 @@ async fn an_integration_key_gives_the_card_of_its_service() {
 #[tokio::test]
 async fn an_unknown_key_is_not_found_and_cached_briefly() {
     let pd = TestPd::start(2, 1).await;
-    let cards = pd.cards(CardsConfig {
-        integration_key_miss_ttl: Duration::from_millis(200),
-        ..config()
-    });
+    let clock = std::sync::Arc::new(cards::clock::ManualClock::new());
+    let cards = pd.cards_with_clock(
+        CardsConfig {
+            integration_key_miss_ttl: Duration::from_secs(30),
+            ..config()
+        },
+        clock.clone(),
+    );
     let unknown = "u".repeat(32);
     for _ in 0..5 {
         let error = cards.resolve_integration_key(&unknown).await.unwrap_err();
         assert!(matches!(error, CardError::NotFound { .. }));
     }
     assert_eq!(pd.calls("GET", "/services").await, 1, "the miss is cached");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_secs(31));
     assert!(cards.resolve_integration_key(&unknown).await.is_err());
     assert_eq!(pd.calls("GET", "/services").await, 2, "only briefly");
     let error = cards
