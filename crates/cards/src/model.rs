@@ -372,6 +372,11 @@ pub struct IncidentsSection {
     pub triggered: u32,
     /// Number of acknowledged incidents.
     pub acknowledged: u32,
+    /// True when the read stopped at its page cap (1 000 open incidents over
+    /// the services read together, during an alert storm): `triggered` and
+    /// `acknowledged` are then lower bounds.
+    #[serde(default)]
+    pub truncated: bool,
     /// The newest open incidents, newest first.
     pub newest: Vec<IncidentSummary>,
 }

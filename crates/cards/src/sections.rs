@@ -154,7 +154,11 @@ fn urgency_str(urgency: &Urgency) -> &'static str {
 }
 
 /// Counts and newest `limit` of a service's open incidents.
-pub(crate) fn incidents_section(incidents: &[Incident], limit: usize) -> IncidentsSection {
+pub(crate) fn incidents_section(
+    incidents: &[Incident],
+    truncated: bool,
+    limit: usize,
+) -> IncidentsSection {
     let open: Vec<&Incident> = incidents
         .iter()
         .filter(|i| !matches!(i.status, IncidentStatus::Resolved))
@@ -165,6 +169,7 @@ pub(crate) fn incidents_section(incidents: &[Incident], limit: usize) -> Inciden
     IncidentsSection {
         triggered: count(IncidentStatus::Triggered),
         acknowledged: count(IncidentStatus::Acknowledged),
+        truncated,
         newest: newest
             .into_iter()
             .take(limit)
@@ -341,7 +346,7 @@ mod tests {
             incident("P2", "acknowledged", "2026-11-01T00:00:00Z"),
             incident("P3", "triggered", "2026-11-20T00:00:00Z"),
         ];
-        let section = incidents_section(&incidents, 2);
+        let section = incidents_section(&incidents, false, 2);
         assert_eq!((section.triggered, section.acknowledged), (2, 1));
         let ids: Vec<_> = section.newest.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["P3", "P2"]);

@@ -40,6 +40,10 @@ const PAGE_LIMIT: u32 = 100;
 const MAX_OFFSET: u32 = 10_000 - PAGE_LIMIT;
 /// Pages of the account-wide change events list read per refresh (newest 300 events).
 const CHANGE_EVENT_PAGES: u32 = 3;
+/// Pages of open incidents read per batch (1 000 incidents): during an alert
+/// storm a batch stops there and its services' incident sections say
+/// `truncated` (their counts are then lower bounds).
+const INCIDENT_PAGES: u32 = 10;
 /// Change events kept per service in the per-service fallback (the largest card limit).
 const SERVICE_CHANGE_EVENTS: u32 = crate::model::MAX_ITEM_LIMIT as u32;
 /// The Backstage vendor id; its integration is preferred for triggers.
@@ -53,6 +57,14 @@ struct MetricsValue {
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     rows: Vec<ServiceIncidentMetrics>,
+}
+
+/// A service's open incidents, and whether the batch that read them was cut
+/// short by [`INCIDENT_PAGES`].
+#[derive(Debug, Clone, Default)]
+struct OpenIncidents {
+    items: Vec<Incident>,
+    truncated: bool,
 }
 
 /// Cache key of an integration key: `Debug` never prints the key.
@@ -88,7 +100,7 @@ struct Inner {
     config: CardsConfig,
     services: SectionCache<String, Arc<Service>>,
     oncalls: SectionCache<String, Arc<Vec<Oncall>>>,
-    incidents: SectionCache<String, Arc<Vec<Incident>>>,
+    incidents: SectionCache<String, Arc<OpenIncidents>>,
     account_change_events: SectionCache<(), Arc<Vec<ChangeEvent>>>,
     service_change_events: SectionCache<String, Arc<Vec<ChangeEvent>>>,
     standards: SectionCache<String, Arc<ServiceStandards>>,
@@ -294,12 +306,12 @@ impl CardService {
         let incidents = {
             let client = client.clone();
             let counters = Arc::clone(&incident_counters);
-            let load: BatchLoadFn<String, Arc<Vec<Incident>>> =
+            let load: BatchLoadFn<String, Arc<OpenIncidents>> =
                 Arc::new(move |keys: Vec<String>| {
                     let client = client.clone();
                     let counters = Arc::clone(&counters);
                     Box::pin(async move {
-                        let (items, _) = all_pages(&counters, u32::MAX, |offset| {
+                        let (items, truncated) = all_pages(&counters, INCIDENT_PAGES, |offset| {
                             {
                                 let q = ListIncidents {
                                     service_ids: keys.clone(),
@@ -320,9 +332,21 @@ impl CardService {
                         })
                         .await
                         .map_err(SectionError::from)?;
-                        Ok(group_by(&keys, items, |i: &Incident| {
+                        let groups = group_by(&keys, items, |i: &Incident| {
                             i.service.iter().map(|s| s.id.clone()).collect()
-                        }))
+                        });
+                        Ok(groups
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let v = v.map(|items| {
+                                    Arc::new(OpenIncidents {
+                                        items: Arc::unwrap_or_clone(items),
+                                        truncated,
+                                    })
+                                });
+                                (k, v)
+                            })
+                            .collect())
                     })
                 });
             batched(
@@ -335,7 +359,7 @@ impl CardService {
                     Arc::clone(&clock),
                 ),
                 load,
-                Arc::new(|_| Ok(Arc::new(Vec::new()))),
+                Arc::new(|_| Ok(Arc::new(OpenIncidents::default()))),
             )
         };
 
@@ -663,7 +687,13 @@ impl CardService {
         let incidents_fut = async {
             section(
                 within(Some(deadline), "incidents", i.incidents.get(&key)).await,
-                |incidents| sections::incidents_section(incidents, options.incident_limit()),
+                |open| {
+                    sections::incidents_section(
+                        &open.items,
+                        open.truncated,
+                        options.incident_limit(),
+                    )
+                },
             )
         };
         let changes_fut = async {
@@ -925,7 +955,7 @@ impl CardService {
             .get(&service_id.to_owned())
             .await
             .map_err(|e| CardError::from_section(&e, format!("incidents of {service_id}")))?;
-        Ok(cached(lookup, |v| Vec::clone(v)))
+        Ok(cached(lookup, |v| v.items.clone()))
     }
 
     /// The service's recent change events, newest first.

@@ -206,3 +206,46 @@ async fn a_slow_service_fails_only_its_card() {
     assert!(results[0].as_ref().unwrap().oncall.data.is_some());
     assert_eq!(pd.calls("GET", &format!("/services/{slow}")).await, 1);
 }
+
+/// During an alert storm the incidents read stops at its page cap (10 pages)
+/// and says the counts are lower bounds.
+#[tokio::test]
+async fn an_alert_storm_caps_the_incident_pages_and_marks_the_section_truncated() {
+    let pd = TestPd::start(3, 2).await;
+    let page: Vec<_> = (0..100)
+        .map(|n| {
+            crate::support::incident(
+                &format!("PSTORM{n:03}"),
+                &sid(1),
+                "triggered",
+                "2026-11-20T00:00:00Z",
+            )
+        })
+        .collect();
+    // Every page says there is more: only the cap ends the read.
+    Mock::given(method("GET"))
+        .and(path("/incidents"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"incidents": page, "limit": 100, "offset": 0, "more": true})),
+        )
+        .mount(&pd.server)
+        .await;
+    let cards = pd.cards(config());
+    let card = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        cards.card(ServiceRef::Id(sid(1)), &CardOptions::default()),
+    )
+    .await
+    .expect("the read is bounded")
+    .unwrap();
+    let incidents = card.incidents.data.expect("incidents");
+    assert!(incidents.truncated);
+    assert_eq!(incidents.triggered, 1000, "a lower bound");
+    assert_eq!(pd.calls("GET", "/incidents").await, 10);
+    let quiet = cards
+        .card(ServiceRef::Id(sid(2)), &CardOptions::default())
+        .await
+        .unwrap();
+    assert!(quiet.incidents.data.expect("incidents").truncated);
+}
