@@ -25,7 +25,7 @@
 //! |---|---|---|---|
 //! | service, escalation policy | service id | `GET /services/{id}?include[]=escalation_policies&include[]=teams&include[]=integrations`, or `GET /services?include[]=…` pages | see below |
 //! | on-call | escalation policy id | `GET /oncalls?escalation_policy_ids[]=…&include[]=users&earliest=true` (all pages) | policy ids |
-//! | incidents | service id | `GET /incidents?service_ids[]=…&statuses[]=triggered&statuses[]=acknowledged&date_range=all&sort_by=created_at:desc` (all pages) | service ids |
+//! | incidents | service id | `GET /incidents?service_ids[]=…&statuses[]=triggered&statuses[]=acknowledged&date_range=all&sort_by=created_at:desc` (at most 10 pages per batch; past that the section says `truncated` and its counts are lower bounds) | service ids |
 //! | change events | the account | `GET /change_events` (newest 300); per service `GET /services/{id}/change_events` while the account-wide call is forbidden | one call serves every service |
 //! | standards | service id | `GET /standards/scores/technical_services?ids=…` | service ids |
 //! | metrics | service id | `POST /analytics/metrics/incidents/services` (last 30 days) | service ids |
@@ -121,6 +121,14 @@
 //! * standards (3600 s) and metrics (900 s), when asked: ≤ 10 calls per TTL → < 1/min;
 //!
 //! ≈ 65 calls/min, well under a quarter of the budget (240/min).
+//!
+//! **Change events of quiet services**: the account-wide read keeps the
+//! account's newest 300 change events. In an account that records more than
+//! 300 change events per `change_events_ttl` window, a service whose last
+//! change is older than those 300 shows an empty change events section
+//! (not an error). This is deliberate: reading every quiet service on its own
+//! would cost one call per service per TTL (the budget of the forbidden case
+//! below); the service's own page in PagerDuty lists its full history.
 //!
 //! Without `change_events.read`, change events are read per service
 //! (`S / change_events_ttl` calls: 500 services → ~167/min); raise
