@@ -240,41 +240,39 @@ where
         // The load runs in its own task: a caller that stops waiting (the
         // card's section timeout, a client that went away) does not cancel
         // it, so it still fills the cache for the next reader.
+        // The counters are bumped there too, so an abandoned wait is counted.
         let load = {
             let cache = self.store.cache.clone();
+            let counters = Arc::clone(&self.counters);
             let key = key.clone();
             tokio::spawn(async move {
-                cache
+                let result = cache
                     .entry(key)
                     .or_try_insert_with(init)
                     .await
-                    .map(|entry| entry.into_value())
+                    .map(|entry| entry.into_value());
+                let ran = ran.load(Ordering::Relaxed);
+                Counters::bump(if ran {
+                    &counters.misses
+                } else {
+                    &counters.coalesced
+                });
+                if ran && result.is_err() {
+                    Counters::bump(&counters.errors);
+                }
+                result
             })
         };
-        let result = match load.await {
-            Ok(result) => result,
-            Err(join_error) => Err(Arc::new(SectionError::unavailable(format!(
-                "the section load failed: {join_error}"
-            )))),
-        };
-        let ran = ran.load(Ordering::Relaxed);
-        Counters::bump(if ran {
-            &self.counters.misses
-        } else {
-            &self.counters.coalesced
-        });
-        match result {
-            Ok(stored) => {
+        match load.await {
+            Ok(Ok(stored)) => {
                 let now = self.store.now();
                 let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
                 Ok(lookup(&stored, stale, now))
             }
-            Err(error) => {
-                if ran {
-                    Counters::bump(&self.counters.errors);
-                }
-                Err(SectionError::clone(&error))
-            }
+            Ok(Err(error)) => Err(SectionError::clone(&error)),
+            Err(join_error) => Err(SectionError::unavailable(format!(
+                "the section load failed: {join_error}"
+            ))),
         }
     }
 
