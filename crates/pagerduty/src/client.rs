@@ -509,6 +509,9 @@ pub(crate) struct Call<'a> {
     pub query: &'a [(String, String)],
     pub body: Option<Vec<u8>>,
     pub idempotent: bool,
+    /// One attempt only (no retry of any kind): for callers that run their
+    /// own retry loop under their own deadline.
+    pub single_attempt: bool,
 }
 
 pub(crate) struct Inner {
@@ -551,7 +554,14 @@ impl Inner {
         let url = self.url(call.host, call.segments);
         let method_str = method_str(&call.method);
         let started = Instant::now();
-        let policy = self.retry;
+        let policy = if call.single_attempt {
+            RetryPolicy {
+                max_attempts: 1,
+                ..self.retry
+            }
+        } else {
+            self.retry
+        };
         let mut attempt: u32 = 0;
         let mut renewed = false;
         loop {

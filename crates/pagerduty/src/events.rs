@@ -490,6 +490,7 @@ impl EventsClient {
         endpoint: &'static str,
         segments: &[&str],
         body: Vec<u8>,
+        single_attempt: bool,
     ) -> Result<EnqueueResponse> {
         let bytes = self
             .inner
@@ -501,6 +502,7 @@ impl EventsClient {
                 query: &[],
                 body: Some(body),
                 idempotent: true,
+                single_attempt,
             })
             .await?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
@@ -518,7 +520,22 @@ impl EventsClient {
             action = ?event.event_action,
             "enqueue PagerDuty event"
         );
-        self.post("/enqueue", &["enqueue"], body).await
+        self.post("/enqueue", &["enqueue"], body, false).await
+    }
+
+    /// Like [`EventsClient::enqueue`], but makes exactly one attempt: no
+    /// retry on 429, 5xx or timeouts (a 401 is not renewed either: the Events
+    /// API has no auth header). For callers that retry under their own
+    /// deadline and must count their attempts (the server's trigger proxy),
+    /// so that retries are not nested.
+    pub async fn enqueue_once(&self, event: &Event) -> Result<EnqueueResponse> {
+        let body = event.validate_and_encode().map_err(Error::InvalidEvent)?;
+        tracing::debug!(
+            routing_key = %event.routing_key.fingerprint(),
+            action = ?event.event_action,
+            "enqueue PagerDuty event (single attempt)"
+        );
+        self.post("/enqueue", &["enqueue"], body, true).await
     }
 
     /// Validates and sends a change event (`POST {events_base}/change/enqueue`).
@@ -528,7 +545,7 @@ impl EventsClient {
             routing_key = %event.routing_key.fingerprint(),
             "enqueue PagerDuty change event"
         );
-        self.post("/change/enqueue", &["change", "enqueue"], body)
+        self.post("/change/enqueue", &["change", "enqueue"], body, false)
             .await
     }
 }

@@ -30,6 +30,7 @@ impl Client {
                 query: &[],
                 body: Some(body),
                 idempotent: true,
+                single_attempt: false,
             })
             .await?;
         decode_key(&bytes, "data")

@@ -117,6 +117,7 @@ impl Client {
                 query,
                 body: None,
                 idempotent: true,
+                single_attempt: false,
             })
             .await
     }

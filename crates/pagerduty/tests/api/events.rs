@@ -345,3 +345,30 @@ fn routing_key_is_redacted() {
     // Serialization is how the key reaches PagerDuty, so it is kept there.
     assert!(serde_json::to_string(&event).unwrap().contains(ROUTING_KEY));
 }
+
+#[tokio::test]
+async fn enqueue_once_makes_exactly_one_attempt() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/enqueue"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/enqueue"))
+            .respond_with(accepted("k1"))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let err = token_client(&server)
+            .events()
+            .enqueue_once(&Event::trigger(ROUTING_KEY, payload()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(503), "{err:?}");
+    })
+    .await
+}

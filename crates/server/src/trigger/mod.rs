@@ -909,7 +909,7 @@ async fn deliver(
         attempts += 1;
         // What went wrong on this attempt, and how long to wait before the next.
         let (failure, reason, wait, created_unknown) =
-            match tokio::time::timeout(remaining, client.enqueue(event)).await {
+            match tokio::time::timeout(remaining, client.events().enqueue_once(event)).await {
                 Ok(Ok(response)) => {
                     let accepted = TriggerAccepted {
                         status: response.status,
