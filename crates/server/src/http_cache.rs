@@ -3,45 +3,86 @@
 //! but revalidates it on every view (cheap: a 304 when the ETag matches), so
 //! it never shows a card older than the server's, e.g. right after a trigger.
 //! The card's own freshness is in its body (`max_age_secs` per section).
+//!
+//! A warm card is the hottest route, so the card is serialized once, straight
+//! to bytes, and the ETag is hashed while serializing a borrowed projection
+//! (no JSON tree, no copy): an earlier version built a `serde_json::Value`,
+//! cloned and stripped it, and spent half the server's CPU there.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use cards::ServiceCard;
-use serde_json::Value;
+use cards::{SectionError, SectionResult, ServiceCard};
+use serde::Serialize;
 
-/// Fields that change on every request without the content changing; they
-/// are left out of the ETag, which is therefore weak.
-const VOLATILE: [&str; 3] = ["generated_at", "fetched_at", "max_age_secs"];
-
-/// The weak ETag of a card: a hash of its JSON without the volatile fields.
-pub fn etag(card: &Value) -> String {
-    let mut stable = card.clone();
-    strip(&mut stable);
-    let bytes = serde_json::to_vec(&stable).unwrap_or_default();
-    format!("W/\"{:016x}\"", fnv1a(&bytes))
+/// What a section's ETag covers: its content and state. Left out, because
+/// they change without the content changing: `fetched_at`, `max_age_secs`
+/// and the card's `generated_at`; the ETag is therefore weak.
+#[derive(Serialize)]
+struct StableSection<'a, T> {
+    data: &'a Option<T>,
+    stale: bool,
+    error: &'a Option<SectionError>,
 }
 
-fn strip(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for key in VOLATILE {
-                map.remove(key);
-            }
-            map.values_mut().for_each(strip);
+impl<'a, T> From<&'a SectionResult<T>> for StableSection<'a, T> {
+    fn from(section: &'a SectionResult<T>) -> Self {
+        StableSection {
+            data: &section.data,
+            stale: section.stale,
+            error: &section.error,
         }
-        Value::Array(items) => items.iter_mut().for_each(strip),
-        _ => {}
     }
+}
+
+#[derive(Serialize)]
+struct StableCard<'a> {
+    service: StableSection<'a, cards::ServiceSection>,
+    escalation_policy: StableSection<'a, cards::EscalationPolicySection>,
+    oncall: StableSection<'a, cards::OncallSection>,
+    incidents: StableSection<'a, cards::IncidentsSection>,
+    change_events: StableSection<'a, cards::ChangeEventsSection>,
+    standards: Option<StableSection<'a, cards::StandardsSection>>,
+    metrics: Option<StableSection<'a, cards::MetricsSection>>,
+}
+
+/// The weak ETag of a card: a hash of its content without the volatile fields.
+pub fn etag(card: &ServiceCard) -> String {
+    let stable = StableCard {
+        service: (&card.service).into(),
+        escalation_policy: (&card.escalation_policy).into(),
+        oncall: (&card.oncall).into(),
+        incidents: (&card.incidents).into(),
+        change_events: (&card.change_events).into(),
+        standards: card.standards.as_ref().map(Into::into),
+        metrics: card.metrics.as_ref().map(Into::into),
+    };
+    let mut hasher = Fnv1a::default();
+    // Writing into a hasher cannot fail, and these types always serialize.
+    let _ = serde_json::to_writer(&mut hasher, &stable);
+    format!("W/\"{:016x}\"", hasher.0)
 }
 
 /// FNV-1a, 64 bits: stable across processes and releases (std's hasher is not).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
     }
-    hash
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Does `If-None-Match` name this ETag (weak comparison, lists and `*`)?
@@ -57,21 +98,22 @@ fn matches(req: &HttpRequest, etag: &str) -> bool {
 
 /// 200 with the card, or 304 when the caller already has this version.
 pub fn card_response(req: &HttpRequest, card: &ServiceCard) -> HttpResponse {
-    let value = serde_json::to_value(card).unwrap_or(Value::Null);
-    let etag = etag(&value);
-    let not_modified = matches(req, &etag);
-    let mut response = if not_modified {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    response
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "private, no-cache"));
-    if not_modified {
-        response.finish()
-    } else {
-        response.json(value)
+    let etag = etag(card);
+    if matches(req, &etag) {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+            .finish();
+    }
+    match serde_json::to_vec(card) {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+            .insert_header(header::ContentType::json())
+            .body(body),
+        Err(e) => actix_web::ResponseError::error_response(&crate::error::ApiError::Internal(
+            format!("card could not be serialized: {e}"),
+        )),
     }
 }
 
@@ -80,14 +122,36 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn section(fetched_at: &str, max_age: u64, stale: bool) -> serde_json::Value {
+        json!({"data": null, "fetched_at": fetched_at, "stale": stale, "error": null, "max_age_secs": max_age})
+    }
+
+    fn card(generated_at: &str, fetched_at: &str, max_age: u64, stale: bool) -> ServiceCard {
+        let s = section(fetched_at, max_age, stale);
+        serde_json::from_value(json!({
+            "service": s, "escalation_policy": s, "oncall": s, "incidents": s,
+            "change_events": s, "generated_at": generated_at,
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn etag_ignores_volatile_fields_only() {
-        let a = json!({"generated_at": "1", "incidents": {"fetched_at": "x", "max_age_secs": 3, "data": {"triggered": 1}}});
-        let b = json!({"generated_at": "2", "incidents": {"fetched_at": "y", "max_age_secs": 9, "data": {"triggered": 1}}});
-        let c = json!({"generated_at": "2", "incidents": {"fetched_at": "y", "max_age_secs": 9, "data": {"triggered": 2}}});
+        let a = card("2026-11-01T00:00:00Z", "2026-11-01T00:00:00Z", 3, false);
+        let b = card("2026-11-01T00:00:09Z", "2026-11-01T00:00:05Z", 9, false);
+        let c = card("2026-11-01T00:00:09Z", "2026-11-01T00:00:05Z", 9, true);
         assert_eq!(etag(&a), etag(&b));
         assert_ne!(etag(&a), etag(&c));
         assert!(etag(&a).starts_with("W/\""));
+        let mut with_metrics = a.clone();
+        with_metrics.metrics = Some(SectionResult {
+            data: None,
+            fetched_at: None,
+            stale: false,
+            error: None,
+            max_age_secs: 0,
+        });
+        assert_ne!(etag(&a), etag(&with_metrics));
     }
 
     #[test]
