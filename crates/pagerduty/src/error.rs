@@ -5,7 +5,11 @@
 //! ([`Error::Forbidden`] with `missing_scopes`), slow down
 //! ([`Error::RateLimited`]), fix the input ([`Error::InvalidRequest`],
 //! [`Error::InvalidEvent`], [`Error::PaginationLimit`]), or wait for
-//! PagerDuty ([`Error::Upstream`], [`Error::Transport`], [`Error::Timeout`]).
+//! PagerDuty ([`Error::Upstream`], [`Error::Connect`], [`Error::Transport`],
+//! [`Error::Timeout`]). Of the network failures only [`Error::Connect`]
+//! guarantees that nothing of the request was sent; after
+//! [`Error::Transport`] or [`Error::Timeout`] the request may have reached
+//! PagerDuty.
 //!
 //! No variant ever carries a secret: the URL of a failed request is removed
 //! from transport errors (it may hold an integration key as a query value).
@@ -77,7 +81,15 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
-    /// Connection, TLS or protocol failure (after retries).
+    /// No connection to PagerDuty could be made (DNS lookup, TCP connect,
+    /// TLS handshake, or the connect timeout), after retries: **nothing of
+    /// the request was sent**, so re-sending it cannot duplicate it.
+    /// Retried like [`Error::Transport`].
+    #[error("could not connect to PagerDuty; nothing was sent: {0}")]
+    Connect(String),
+    /// The connection failed after it was established (reset or closed
+    /// while sending the request or reading the answer, protocol error),
+    /// after retries. The request **may have reached** PagerDuty.
     #[error("could not reach PagerDuty: {0}")]
     Transport(String),
     /// A request attempt exceeded its timeout (after retries).
@@ -340,6 +352,11 @@ impl Error {
         matches!(self, Error::RateLimited { .. })
     }
 
+    /// No connection could be made, so nothing was sent ([`Error::Connect`]).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Connect(_))
+    }
+
     /// A request attempt timed out (after retries).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout)
@@ -370,7 +387,10 @@ impl Error {
     }
 
     pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
+        // Checked before the timeout: a connect timeout also counts as a
+        // timeout, but what matters to a caller is that nothing was sent.
+        let connect = e.is_connect();
+        if e.is_timeout() && !connect {
             return Error::Timeout;
         }
         // The URL may carry an integration key (`/services?query=KEY`): drop it.
@@ -382,6 +402,10 @@ impl Error {
             msg.push_str(&s.to_string());
             src = s.source();
         }
-        Error::Transport(msg)
+        if connect {
+            Error::Connect(msg)
+        } else {
+            Error::Transport(msg)
+        }
     }
 }

@@ -257,9 +257,9 @@ async fn slow_answer_times_out() {
 }
 
 #[tokio::test]
-async fn connection_refused_is_a_transport_error_after_retries() {
+async fn connection_refused_is_a_connect_error_after_retries() {
     bounded(async {
-        // A port that was just free: nothing listens there.
+        // A port that was just free: bind, note the address, close the listener.
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -276,14 +276,101 @@ async fn connection_refused_is_a_transport_error_after_retries() {
             .find_service_by_integration_key("0a1b2c3d4e5f60718293a4b5c6d7e8f9")
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Transport(_)), "{err:?}");
+        // Nothing was sent: the caller can tell this from a maybe-sent failure.
+        assert!(matches!(err, Error::Connect(_)), "{err:?}");
+        assert!(err.is_connect());
+        assert!(
+            err.to_string().contains("nothing was sent"),
+            "the message says nothing was sent: {err}"
+        );
         assert!(
             !err.to_string().contains("0a1b2c3d"),
             "the integration key in the URL must not leak: {err}"
         );
+        // Retried like any transport failure.
         let records = recorder.records();
         assert_eq!(records.len(), 3);
         assert!(records.iter().all(|r| r.status.is_none()));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn events_connection_refused_is_a_connect_error() {
+    bounded(async {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client =
+            pagerduty::Client::builder(pagerduty::Credentials::ApiToken("tok".to_string().into()))
+                .events_base_url(format!("http://127.0.0.1:{port}/v2"))
+                .retry_policy(crate::helpers::fast_retry())
+                .build()
+                .unwrap();
+        let event = pagerduty::Event::trigger(
+            crate::helpers::ROUTING_KEY,
+            pagerduty::EventPayload {
+                summary: "disk full".into(),
+                source: "db-1".into(),
+                severity: pagerduty::Severity::Critical,
+                timestamp: None,
+                component: None,
+                group: None,
+                class: None,
+                custom_details: None,
+            },
+        );
+        let err = client.events().enqueue_once(&event).await.unwrap_err();
+        assert!(err.is_connect(), "{err:?}");
+        assert!(!err.to_string().contains(crate::helpers::ROUTING_KEY));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn connection_closed_after_the_request_is_a_transport_error() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+
+    bounded(async {
+        // Accepts, reads the whole request head, then closes without an
+        // answer: the request reached the server, so this is not `Connect`.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                drop(sock);
+            }
+        });
+        let client = token_builder(&MockServer::start().await)
+            .api_base_url(format!("http://{addr}"))
+            .retry_policy(RetryPolicy {
+                max_attempts: 2,
+                ..crate::helpers::fast_retry()
+            })
+            .build()
+            .unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        server.abort();
+        assert!(matches!(err, Error::Transport(_)), "{err:?}");
+        assert!(!err.is_connect());
+        assert_eq!(requests.load(Ordering::SeqCst), 2, "retried once");
     })
     .await
 }
