@@ -370,6 +370,7 @@ async fn client_maps_simulated_errors_and_faults() {
                 ..FaultSpec::default()
             },
         )],
+        rate_limit_per_minute: None,
     });
     sim.reset_stats();
     pd.list_abilities().await.unwrap();
@@ -384,6 +385,7 @@ async fn client_maps_simulated_errors_and_faults() {
             ..FaultSpec::default()
         },
         per_route: vec![],
+        rate_limit_per_minute: None,
     });
     let err = pd.list_teams(&ListTeams::default()).await.unwrap_err();
     assert!(matches!(err, pagerduty::Error::Decode { .. }), "{err:?}");
@@ -405,6 +407,7 @@ async fn client_maps_simulated_errors_and_faults() {
             ..FaultSpec::default()
         },
         per_route: vec![],
+        rate_limit_per_minute: None,
     });
     let err = once.list_abilities().await.unwrap_err();
     assert!(err.is_rate_limited(), "{err:?}");

@@ -14,6 +14,7 @@ fn failing(status: u16) -> SimConfig {
                 ..FaultSpec::default()
             },
             per_route: Vec::new(),
+            rate_limit_per_minute: None,
         },
         ..small_sim()
     }
@@ -78,6 +79,7 @@ async fn a_pagerduty_timeout_is_a_504() {
                 ..FaultSpec::default()
             },
             per_route: Vec::new(),
+            rate_limit_per_minute: None,
         },
         ..small_sim()
     };
@@ -102,10 +104,15 @@ async fn every_request_is_answered_within_the_deadline() {
                 ..FaultSpec::default()
             },
             per_route: Vec::new(),
+            rate_limit_per_minute: None,
         },
         ..small_sim()
     };
-    let app = spawn_with_sim(config, "[server]\nrequest_deadline_ms = 300").await;
+    let app = spawn_with_sim(
+        config,
+        "[server]\nrequest_deadline_ms = 300\n[trigger]\ndeadline_ms = 300",
+    )
+    .await;
     let id = app.sim.account().services[0].id.clone();
     let started = std::time::Instant::now();
     let response = app.app.get(&format!("/v1/cards/{id}")).await;
@@ -146,6 +153,7 @@ async fn malformed_pagerduty_answers_are_a_502() {
                 ..FaultSpec::default()
             },
             per_route: Vec::new(),
+            rate_limit_per_minute: None,
         },
         ..small_sim()
     };

@@ -353,6 +353,7 @@ impl SimSetup {
             faults: Faults {
                 global: self.latency_spec(),
                 per_route: Vec::new(),
+                rate_limit_per_minute: None,
             },
             rate_limit_per_minute: self.rate_limit_per_minute,
             ..SimConfig::default()

@@ -998,6 +998,7 @@ impl Bench {
                 ..setup.latency_spec()
             },
             per_route: Vec::new(),
+            rate_limit_per_minute: setup.rate_limit_per_minute,
         };
         sim.set_faults(faults(false));
         let done = AtomicBool::new(false);

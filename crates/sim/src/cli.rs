@@ -52,6 +52,7 @@ impl SimArgs {
                     ..FaultSpec::default()
                 },
                 per_route: Vec::new(),
+                rate_limit_per_minute: None,
             },
             rate_limit_per_minute: self.rate_limit,
             ..SimConfig::default()

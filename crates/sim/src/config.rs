@@ -32,7 +32,9 @@ pub struct SimConfig {
     /// Faults active from the start.
     pub faults: Faults,
     /// A real per-token (per OAuth app) limit on REST requests per minute,
-    /// e.g. `Some(960)`; `None` = unlimited.
+    /// e.g. `Some(960)`; `None` = unlimited. The start value of
+    /// [`Faults::rate_limit_per_minute`] when `faults` sets none; change it
+    /// at run time with `POST /__sim/faults` or `SimHandle::set_faults`.
     pub rate_limit_per_minute: Option<u32>,
 }
 

@@ -1,5 +1,5 @@
 //! Fault injection: latency, 5xx, timeouts, 429 and malformed JSON, globally
-//! or per route template.
+//! or per route template; and the real per-token rate limit.
 
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ pub struct Faults {
     pub global: FaultSpec,
     /// `(route template, spec)` pairs; serialized as `[["/incidents", {...}]]`.
     pub per_route: Vec<(String, FaultSpec)>,
+    /// A real per-token (per OAuth app) limit on REST requests per minute,
+    /// e.g. `Some(960)`; `None` = no limit. Must be at least 1. Changing it
+    /// starts every token's window over.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// One set of faults.
@@ -76,6 +80,12 @@ impl FaultSpec {
 impl Faults {
     /// Checks every spec; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
+        if self.rate_limit_per_minute == Some(0) {
+            return Err(
+                "rate_limit_per_minute must be at least 1 (null or absent turns the limit off)"
+                    .to_owned(),
+            );
+        }
         self.global.validate().map_err(|e| format!("global.{e}"))?;
         for (route, spec) in &self.per_route {
             if !route.starts_with('/') {
@@ -115,7 +125,9 @@ fn take(counter: &mut u32) -> bool {
 
 /// Decides the fault for one request on `route`, consuming counters.
 pub(crate) fn decide(faults: &mut Faults, route: &str, rng: &mut ChaCha8Rng) -> FaultDecision {
-    let Faults { global, per_route } = faults;
+    let Faults {
+        global, per_route, ..
+    } = faults;
     let mut specs: Vec<&mut FaultSpec> = Vec::with_capacity(2);
     if let Some((_, spec)) = per_route.iter_mut().find(|(r, _)| r == route) {
         specs.push(spec);
@@ -198,6 +210,7 @@ mod tests {
                     ..FaultSpec::default()
                 },
             )],
+            rate_limit_per_minute: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let a = decide(&mut faults, "/incidents", &mut rng).action;
@@ -228,7 +241,17 @@ mod tests {
                 ..FaultSpec::default()
             },
             per_route: vec![],
+            rate_limit_per_minute: None,
         };
         assert!(faults.validate().unwrap_err().contains("global.error_rate"));
+        let zero = Faults {
+            rate_limit_per_minute: Some(0),
+            ..Faults::default()
+        };
+        assert!(
+            zero.validate()
+                .unwrap_err()
+                .contains("rate_limit_per_minute")
+        );
     }
 }

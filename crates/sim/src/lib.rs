@@ -55,7 +55,11 @@ impl Sim {
     /// Errors: the socket cannot be bound, or `config.faults` is invalid
     /// (`InvalidInput`, naming the field).
     pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
-        config.faults.validate().map_err(|e| {
+        let mut faults = config.faults;
+        if faults.rate_limit_per_minute.is_none() {
+            faults.rate_limit_per_minute = config.rate_limit_per_minute;
+        }
+        faults.validate().map_err(|e| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("faults: {e}"))
         })?;
         let listener = std::net::TcpListener::bind((config.host.as_str(), config.port))?;
@@ -92,12 +96,11 @@ impl Sim {
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = web::Data::new(State::new(
             account,
-            config.faults,
+            faults,
             config.seed,
             config.api_tokens,
             config.oauth_clients,
             config.oauth_token_ttl_secs,
-            config.rate_limit_per_minute,
             base_url.clone(),
             clock_base,
             shutdown_rx,
@@ -190,7 +193,8 @@ impl SimHandle {
         self.state.stats.reset();
     }
 
-    /// Replaces the faults in force (counters like `fail_next` start over).
+    /// Replaces the faults in force (counters like `fail_next` start over),
+    /// including the rate limit: `rate_limit_per_minute: None` turns it off.
     pub fn set_faults(&self, faults: Faults) {
         self.state.set_faults(faults);
     }
@@ -200,7 +204,7 @@ impl SimHandle {
         self.state.get_faults()
     }
 
-    /// Removes every fault.
+    /// Removes every fault and the rate limit.
     pub fn clear_faults(&self) {
         self.state.set_faults(Faults::default());
     }

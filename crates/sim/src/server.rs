@@ -43,7 +43,6 @@ pub(crate) struct State {
     pub oauth_clients: Vec<SimOAuthClient>,
     pub oauth_ttl_secs: u64,
     pub issued: Mutex<HashMap<String, IssuedToken>>,
-    pub rate_limit: Option<u32>,
     windows: Mutex<HashMap<String, Window>>,
     pub base_url: String,
     clock_base: DateTime<Utc>,
@@ -60,7 +59,6 @@ impl State {
         api_tokens: Vec<SimToken>,
         oauth_clients: Vec<SimOAuthClient>,
         oauth_ttl_secs: u64,
-        rate_limit: Option<u32>,
         base_url: String,
         clock_base: DateTime<Utc>,
         shutdown: tokio::sync::watch::Receiver<bool>,
@@ -76,7 +74,6 @@ impl State {
             oauth_clients,
             oauth_ttl_secs,
             issued: Mutex::new(HashMap::new()),
-            rate_limit,
             windows: Mutex::new(HashMap::new()),
             base_url,
             clock_base,
@@ -98,8 +95,25 @@ impl State {
         self.account.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Replaces the faults; a changed rate limit starts every window over.
     pub fn set_faults(&self, faults: Faults) {
-        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+        let mut current = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let limit_changed = current.rate_limit_per_minute != faults.rate_limit_per_minute;
+        *current = faults;
+        if limit_changed {
+            self.windows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        }
+    }
+
+    /// The rate limit in force (`None` = off).
+    fn rate_limit(&self) -> Option<u32> {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .rate_limit_per_minute
     }
 
     pub fn get_faults(&self) -> Faults {
@@ -157,7 +171,7 @@ type RateExceeded = (u32, u64);
 
 /// Counts one request against the key's window; `None` when no limit is set.
 fn rate_check(state: &State, key: &str) -> Option<Result<RateOk, RateExceeded>> {
-    let limit = state.rate_limit?;
+    let limit = state.rate_limit()?;
     let mut windows = state.windows.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
     let w = windows.entry(key.to_owned()).or_insert(Window {
@@ -215,10 +229,11 @@ pub(crate) async fn dispatch(
         state.stats.record(&method, "<unmatched>", 404);
         return to_response(crate::http::not_found());
     };
-    let decision = {
+    let (decision, rate_limit) = {
         let mut faults = state.faults.lock().unwrap_or_else(|e| e.into_inner());
         let mut rng = state.fault_rng.lock().unwrap_or_else(|e| e.into_inner());
-        faults::decide(&mut faults, template, &mut rng)
+        let decision = faults::decide(&mut faults, template, &mut rng);
+        (decision, faults.rate_limit_per_minute)
     };
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
@@ -234,7 +249,7 @@ pub(crate) async fn dispatch(
             if is_events {
                 events::fault_reply(status)
             } else if status == 429 {
-                rate_limited(state.rate_limit.unwrap_or(960), reset_secs)
+                rate_limited(rate_limit.unwrap_or(960), reset_secs)
             } else {
                 status_error(status)
             }

@@ -12,6 +12,7 @@ fn on(route: &str, spec: FaultSpec) -> Faults {
     Faults {
         global: FaultSpec::default(),
         per_route: vec![(route.to_owned(), spec)],
+        rate_limit_per_minute: None,
     }
 }
 
@@ -54,6 +55,7 @@ async fn injected_429_carries_ratelimit_headers() {
             ..FaultSpec::default()
         },
         per_route: vec![],
+        rate_limit_per_minute: None,
     });
     let r = get(&sim, "/oncalls").await;
     assert_eq!(r.status, 429);
@@ -161,6 +163,7 @@ async fn latency_is_added() {
                 ..FaultSpec::default()
             },
             per_route: vec![],
+            rate_limit_per_minute: None,
         },
         ..config()
     })
@@ -182,6 +185,7 @@ async fn statuses_with_error_rate(seed: u64) -> Vec<u16> {
                 ..FaultSpec::default()
             },
             per_route: vec![],
+            rate_limit_per_minute: None,
         },
         ..config()
     })
