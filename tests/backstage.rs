@@ -539,7 +539,7 @@ async fn errors_use_the_errors_envelope_and_pass_401_403_404_through() {
 async fn every_request_gets_an_answer_within_the_deadline() {
     let SimApp { app, sim } = spawn_with_sim(
         small_sim(),
-        "[server]\nrequest_deadline_ms = 300\n[pagerduty]\nrequest_timeout_ms = 5000\nretry_deadline_ms = 5000\n",
+        "[server]\nrequest_deadline_ms = 300\n[pagerduty]\nrequest_timeout_ms = 5000\nretry_deadline_ms = 5000\n[trigger]\ndeadline_ms = 300\n",
     )
     .await;
     let (id, _, _) = pick_service(&sim);

@@ -354,7 +354,7 @@ async fn bad_batch_bodies_name_the_field() {
 async fn a_held_service_read_is_an_inline_timeout_and_the_other_cards_come_back() {
     let app = spawn_with_sim(
         small_sim(),
-        "[server]\nrequest_deadline_ms = 1500\n[pagerduty]\nrequest_timeout_ms = 5000\nretry_deadline_ms = 5000\n",
+        "[server]\nrequest_deadline_ms = 1500\n[pagerduty]\nrequest_timeout_ms = 5000\nretry_deadline_ms = 5000\n[trigger]\ndeadline_ms = 1500\n",
     )
     .await;
     let account = app.sim.account();

@@ -276,3 +276,45 @@ fn metrics_auth_needs_static_mode() {
         BTreeSet::from(["server.auth.metrics_require_auth".into()])
     );
 }
+
+#[test]
+fn huge_deadlines_are_validation_errors_not_overflows() {
+    let max = u64::MAX.to_string();
+    let err = load(
+        "",
+        &[
+            ("DUTYCARD_SERVER__REQUEST_DEADLINE_MS", max.as_str()),
+            ("DUTYCARD_TRIGGER__DEADLINE_MS", max.as_str()),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from([
+            "server.request_deadline_ms".into(),
+            "trigger.deadline_ms".into()
+        ]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("between 1 and 600000"), "{err}");
+}
+
+#[test]
+fn the_trigger_deadline_must_fit_in_the_request_deadline() {
+    let err = load("[server]\nrequest_deadline_ms = 2000\n", &[]).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from(["trigger.deadline_ms".into()]),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("server.request_deadline_ms") && text.contains("8000"),
+        "{text}"
+    );
+    let s = settings(
+        "[server]\nrequest_deadline_ms = 2000\n[trigger]\ndeadline_ms = 2000\n",
+        &[],
+    );
+    assert_eq!(s.cache.section_timeout_ms, Some(1600));
+}

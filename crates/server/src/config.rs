@@ -376,8 +376,11 @@ impl Settings {
     pub fn finish(mut self) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
         self.read_secret_files(&mut problems);
-        self.cache.section_timeout_ms = Some((self.server.request_deadline_ms * 4 / 5).max(1));
         self.validate(&mut problems);
+        // After validation, and saturating: an absurd deadline (u64::MAX) is
+        // a reported problem, never an overflow.
+        self.cache.section_timeout_ms =
+            Some((self.server.request_deadline_ms.min(600_000) * 4 / 5).max(1));
         if problems.is_empty() {
             Ok(self)
         } else {
@@ -648,8 +651,21 @@ impl Settings {
         {
             problems.push(problem("trigger.client_url", format!("`{url}` {why}")));
         }
+        if !(1..=600_000).contains(&t.deadline_ms) {
+            problems.push(problem(
+                "trigger.deadline_ms",
+                "must be between 1 and 600000 (10 minutes)",
+            ));
+        } else if t.deadline_ms > self.server.request_deadline_ms {
+            problems.push(problem(
+                "trigger.deadline_ms",
+                format!(
+                    "{} exceeds server.request_deadline_ms ({}): the request would be cut off before the trigger's own deadline; keep trigger.deadline_ms <= server.request_deadline_ms",
+                    t.deadline_ms, self.server.request_deadline_ms
+                ),
+            ));
+        }
         for (key, value) in [
-            ("trigger.deadline_ms", t.deadline_ms),
             ("trigger.idempotency_window_secs", t.idempotency_window_secs),
             (
                 "trigger.per_caller_per_minute",
