@@ -259,3 +259,56 @@ async fn admin_api_sets_and_reads_faults() {
     );
     sim.shutdown().await;
 }
+
+/// Wall time of one GET that must succeed.
+async fn timed_get(sim: &sim::SimHandle, path: &str) -> Duration {
+    let started = Instant::now();
+    let r = get(sim, path).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 200, "{path}: {}", r.text);
+    took
+}
+
+#[tokio::test]
+async fn latency_and_jitter_set_through_the_admin_api_add_up() {
+    let sim = start(config()).await;
+    let r = http()
+        .post(format!("{}/__sim/faults", sim.base_url()))
+        .json(&json!({
+            "global": {"latency_ms": 50},
+            "per_route": [["/abilities", {"latency_ms": 150, "jitter_ms": 100}]]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Global plus route: 200..=300 ms, plus generous slack for a busy machine.
+    let mut abilities = Vec::new();
+    for _ in 0..5 {
+        abilities.push(timed_get(&sim, "/abilities").await);
+    }
+    for took in &abilities {
+        assert!(*took >= Duration::from_millis(200), "{abilities:?}");
+        assert!(*took < Duration::from_millis(1_000), "{abilities:?}");
+    }
+    // The jitter draws are seeded, so this spread is the same on every run;
+    // without jitter the spread would be only the machine's noise.
+    let spread = *abilities.iter().max().unwrap() - *abilities.iter().min().unwrap();
+    assert!(spread >= Duration::from_millis(10), "{abilities:?}");
+
+    // Another route gets the global latency only.
+    let mut teams = Vec::new();
+    for _ in 0..3 {
+        teams.push(timed_get(&sim, "/teams").await);
+    }
+    assert!(
+        teams.iter().all(|t| *t >= Duration::from_millis(50)),
+        "{teams:?}"
+    );
+    assert!(
+        *teams.iter().min().unwrap() < Duration::from_millis(200),
+        "no route latency on /teams: {teams:?}"
+    );
+    sim.shutdown().await;
+}
