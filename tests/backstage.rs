@@ -365,6 +365,15 @@ async fn list_routes_match_the_node_backend_and_are_cached() {
             .iter()
             .all(|t| t["account"] == "default")
     );
+    let names: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(names, sorted, "teams sort by name, case insensitive");
 
     let (status, body) = get_json(&app, &format!("{P}/services")).await;
     assert_shape("services_all", status, &body);
@@ -694,6 +703,60 @@ async fn two_accounts_route_by_the_account_parameter() {
     let teams = body.as_array().unwrap();
     assert_eq!(teams.len(), corp.account().teams.len());
     assert!(teams.iter().all(|t| t["account"] == "eu-corp"));
+
+    // `?account=` filters the policies too; the labels keep the prefix.
+    let (status, body) = get_json(&app, &format!("{P}/escalation_policies?account=eu-corp")).await;
+    assert_eq!(status, 200, "{body}");
+    let options = body.as_array().unwrap();
+    let values: BTreeSet<String> = options
+        .iter()
+        .map(|o| o["value"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: BTreeSet<String> = corp
+        .account()
+        .escalation_policies
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
+    assert_eq!(values, expected);
+    assert_eq!(options.len(), expected.len());
+    assert!(
+        options
+            .iter()
+            .all(|o| o["label"].as_str().unwrap().starts_with("(eu-corp) ")),
+        "{body}"
+    );
+
+    // An empty `?account=` filters nothing, on every all-accounts list.
+    let (_, body) = get_json(&app, &format!("{P}/services?account=")).await;
+    assert_eq!(
+        body["services"].as_array().unwrap().len(),
+        acme.account().services.len() + corp.account().services.len()
+    );
+    let (_, body) = get_json(&app, &format!("{P}/teams?account=")).await;
+    assert_eq!(
+        body.as_array().unwrap().len(),
+        acme.account().teams.len() + corp.account().teams.len()
+    );
+    let (_, body) = get_json(&app, &format!("{P}/escalation_policies?account=")).await;
+    assert_eq!(body.as_array().unwrap().len(), a + c);
+
+    // An unknown account is a 400 listing the valid ids on every list route.
+    for path in [
+        "escalation_policies?account=nope",
+        "teams?account=nope",
+        "services?account=nope",
+        "services?account=nope&query=a",
+        "services?account=nope&team_id=PT1&limit=5",
+    ] {
+        let (status, body) = get_json(&app, &format!("{P}/{path}")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = error_message(&body);
+        assert!(
+            message.contains("nope") && message.contains("acme, eu-corp"),
+            "{path}: {message}"
+        );
+    }
 
     // Each account's pagination and caches are its own.
     acme.reset_stats();

@@ -41,6 +41,9 @@
 //!
 //! **Accounts**: `?account=<id>` on every route picks the account
 //! ([`crate::accounts`]); an unknown id is a 400 listing the valid ones.
+//! An absent or empty `?account=` means the default account on the routes
+//! about one service or policy, and every account on the all-accounts lists
+//! (`GET /services` without filters, `/teams`, `/escalation_policies`).
 
 pub mod app_config;
 pub mod error;

@@ -62,6 +62,16 @@ impl Params {
     fn account<'a>(&self, state: &'a BackstageState) -> Result<&'a std::sync::Arc<Account>> {
         Ok(state.accounts.get(self.first("account"))?)
     }
+
+    /// The accounts an all-accounts list covers: the one `?account=` names,
+    /// or every account when it is absent or empty (`?account=` alone
+    /// filters nothing, on every list route alike).
+    fn accounts<'a>(&self, state: &'a BackstageState) -> Result<Vec<&'a std::sync::Arc<Account>>> {
+        Ok(match self.first("account") {
+            Some(_) => vec![self.account(state)?],
+            None => state.accounts.iter().collect(),
+        })
+    }
 }
 
 /// Runs `work` within the request deadline.
@@ -273,7 +283,8 @@ pub async fn get_service(
 /// * `?team_id=T&query=Q&limit=N` (any of them): a bare array of one page
 ///   of services (N ≤ 100, default 100), each with `account`;
 /// * no parameter: `{"services": […]}`, every service of every account
-///   (or of `?account=`), each with `account`.
+///   (or of `?account=`; an empty `?account=` means every account, as on
+///   `/teams` and `/escalation_policies`), each with `account`.
 #[utoipa::path(
     tag = "backstage",
     params(
@@ -353,11 +364,7 @@ pub async fn list_services(
             .collect::<Result<Vec<_>>>()?;
         return Ok(HttpResponse::Ok().json(body));
     }
-    let accounts: Vec<&std::sync::Arc<Account>> = if params.has("account") {
-        vec![params.account(&state)?]
-    } else {
-        state.accounts.iter().collect()
-    };
+    let accounts = params.accounts(&state)?;
     let lists = within(&state, Op::GetServices, async {
         futures::future::try_join_all(accounts.iter().map(|account| async {
             state
@@ -642,14 +649,18 @@ pub async fn oncall_users(
     Ok(HttpResponse::Ok().json(UsersEnvelope { users }))
 }
 
-/// `GET /escalation_policies`: every policy of every account, for pickers.
+/// `GET /escalation_policies`: the policies of `?account=` (or of every
+/// account), for pickers.
 ///
-/// A bare array of `{label, value}` sorted by account, then name. With
-/// several accounts every label reads `(account) name`.
+/// A bare array of `{label, value}` sorted by account, then name (case
+/// insensitive). With several accounts configured every label reads
+/// `(account) name`, filtered or not.
 #[utoipa::path(
     tag = "backstage",
+    params(("account" = Option<String>, Query, description = "Account id (every account when absent or empty)")),
     responses(
         (status = 200, description = "The policies", body = Vec<PolicyOption>),
+        (status = 400, description = "Unknown account", body = ErrorsBody),
         (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
         (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
         (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
@@ -659,9 +670,13 @@ pub async fn oncall_users(
     security(("bearer" = []))
 )]
 #[get("/escalation_policies")]
-pub async fn list_escalation_policies(state: web::Data<BackstageState>) -> Result<HttpResponse> {
-    let accounts: Vec<&std::sync::Arc<Account>> = state.accounts.iter().collect();
-    let prefixed = accounts.len() > 1;
+pub async fn list_escalation_policies(
+    req: HttpRequest,
+    state: web::Data<BackstageState>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let accounts = params.accounts(&state)?;
+    let prefixed = state.accounts.len() > 1;
     let lists = within(&state, Op::EscalationPolicies, async {
         futures::future::try_join_all(accounts.iter().map(|account| async {
             state
@@ -703,10 +718,11 @@ fn policy_name(policy: &pagerduty::EscalationPolicy) -> &str {
 
 /// `GET /teams`: the teams of `?account=` (or of every account).
 ///
-/// A bare array of PagerDuty teams, each with `account`, sorted by name.
+/// A bare array of PagerDuty teams, each with `account`, sorted by name
+/// (case insensitive, like the escalation policies), then account.
 #[utoipa::path(
     tag = "backstage",
-    params(("account" = Option<String>, Query, description = "Account id (every account when absent)")),
+    params(("account" = Option<String>, Query, description = "Account id (every account when absent or empty)")),
     responses(
         (status = 200, description = "The teams", body = Vec<Object>),
         (status = 400, description = "Unknown account", body = ErrorsBody),
@@ -724,11 +740,7 @@ pub async fn list_teams(
     state: web::Data<BackstageState>,
 ) -> Result<HttpResponse> {
     let params = Params::parse(&req)?;
-    let accounts: Vec<&std::sync::Arc<Account>> = if params.first("account").is_some() {
-        vec![params.account(&state)?]
-    } else {
-        state.accounts.iter().collect()
-    };
+    let accounts = params.accounts(&state)?;
     let lists = within(&state, Op::Teams, async {
         futures::future::try_join_all(accounts.iter().map(|account| async {
             state
@@ -750,7 +762,7 @@ pub async fn list_teams(
             })
         })
         .collect();
-    teams.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+    teams.sort_by_cached_key(|(name, account, _)| (name.to_lowercase(), *account));
     let body = teams
         .into_iter()
         .map(|(_, account, team)| with_account(team, account))
