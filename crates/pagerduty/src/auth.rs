@@ -8,7 +8,11 @@
 //! its result. After a failed fetch the manager backs off
 //! (`min(30 s, time left / 4)`, at least 1 s): until then callers get the
 //! still-valid token, or the last OAuth error at once, without contacting
-//! the token endpoint again. A 401 on a REST call invalidates the token it used (only if
+//! the token endpoint again. That error says when the back-off ends: a call
+//! allowed to retry (idempotent, attempts and deadline left) waits until
+//! then and tries again, so a token endpoint that failed once (a 503 on a
+//! cold start) does not fail the call, and every caller that waited shares
+//! the one fetch made when the back-off ends. A 401 on a REST call invalidates the token it used (only if
 //! no other caller has renewed it already), so a burst of 401s still causes
 //! one renewal.
 
@@ -159,6 +163,22 @@ pub(crate) struct AuthValue {
     pub generation: Option<u64>,
 }
 
+/// No `Authorization` value: the error, and for a failed OAuth fetch the
+/// instant its back-off ends (no new fetch is made before it).
+pub(crate) struct AuthFailure {
+    pub error: Error,
+    pub retry_at: Option<Instant>,
+}
+
+impl From<Error> for AuthFailure {
+    fn from(error: Error) -> Self {
+        AuthFailure {
+            error,
+            retry_at: None,
+        }
+    }
+}
+
 pub(crate) enum Auth {
     ApiToken {
         token: SecretString,
@@ -193,7 +213,7 @@ impl Auth {
         &self,
         http: &reqwest::Client,
         observer: Option<&dyn CallObserver>,
-    ) -> Result<AuthValue> {
+    ) -> std::result::Result<AuthValue, AuthFailure> {
         match self {
             Auth::ApiToken { token, .. } => Ok(AuthValue {
                 header: sensitive(&format!("Token token={}", token.expose_secret()))?,
@@ -250,7 +270,7 @@ impl Auth {
                 }
             }
             Auth::OAuth(m) => {
-                let r = m.token(http, observer).await;
+                let r = m.token(http, observer).await.map_err(|f| f.error);
                 let last_error = lock(&m.last_error).clone();
                 match r {
                     Ok(t) => TokenHealth {
@@ -303,7 +323,7 @@ impl OAuthManager {
         &self,
         http: &reqwest::Client,
         observer: Option<&dyn CallObserver>,
-    ) -> Result<CachedToken> {
+    ) -> std::result::Result<CachedToken, AuthFailure> {
         // Holding the async mutex across the fetch is the point: every caller
         // that arrives during a renewal waits for it and reuses its token.
         let mut state = self.cache.lock().await;
@@ -320,7 +340,10 @@ impl OAuthManager {
         {
             return match state.usable_after(e, now) {
                 Some(t) => Ok(t),
-                None => Err(Error::OAuth(e.clone())),
+                None => Err(AuthFailure {
+                    error: Error::OAuth(e.clone()),
+                    retry_at: Some(not_before),
+                }),
             };
         }
         match self.fetch(http, observer).await {
@@ -348,7 +371,10 @@ impl OAuthManager {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "PagerDuty OAuth renewal failed; using the current token until it expires");
                     return Ok(t);
                 }
-                Err(Error::OAuth(e))
+                Err(AuthFailure {
+                    error: Error::OAuth(e),
+                    retry_at: Some(now + backoff),
+                })
             }
         }
     }

@@ -16,6 +16,11 @@
 //!   enqueues, which PagerDuty de-duplicates by `dedup_key`): exponential
 //!   backoff `base_delay · 2^(attempt-1)`, capped at `max_delay`, with
 //!   "equal jitter" (half fixed, half random).
+//! * **OAuth token endpoint unreachable or 5xx** (no usable token): retried
+//!   like a 5xx, but never before the token manager's back-off after the
+//!   failed fetch ends (at least 1 s; see [`crate::auth`]), so a retry
+//!   reaches the endpoint instead of getting the remembered error again; a
+//!   call whose deadline ends before that fails at once.
 //! * **401 with OAuth**: renew the token once and retry once (this retry does
 //!   not count against `max_attempts`). With an API token, 401 is final.
 //! * **Any other 4xx** (400, 402, 403, 404, ...): never retried.
@@ -41,7 +46,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
-use crate::auth::{Auth, Credentials, TokenHealth};
+use crate::auth::{Auth, AuthFailure, Credentials, TokenHealth};
 use crate::error::{Error, OAuthError, PdErrorBody, Result};
 use crate::events::EventsClient;
 
@@ -594,22 +599,34 @@ impl Inner {
             let mut rb = self.http.request(call.method.clone(), url.clone());
             match call.host {
                 Host::Api => {
-                    let wait = policy.backoff(attempt);
                     match self.auth.value(&self.http, self.observer.as_deref()).await {
                         Ok(v) => {
                             auth_generation = v.generation;
                             rb = rb.header(AUTHORIZATION, v.header);
                         }
-                        Err(Error::OAuth(OAuthError::Unreachable(msg)))
-                            if call.idempotent
-                                && attempt - u32::from(renewed) < policy.max_attempts
-                                && self.fits(started, wait) =>
+                        Err(AuthFailure {
+                            error: Error::OAuth(OAuthError::Unreachable(msg)),
+                            retry_at,
+                        }) if call.idempotent
+                            && attempt - u32::from(renewed) < policy.max_attempts =>
                         {
+                            // The token manager makes no new fetch before
+                            // `retry_at` (its back-off after a failed fetch):
+                            // wait for it, so the retry reaches the token
+                            // endpoint (shared with every caller waiting too)
+                            // instead of getting the remembered error again.
+                            let until_fetch = retry_at
+                                .map(|t| t.saturating_duration_since(Instant::now()))
+                                .unwrap_or_default();
+                            let wait = policy.backoff(attempt).max(until_fetch);
+                            if !self.fits(started, wait) {
+                                return Err(Error::OAuth(OAuthError::Unreachable(msg)));
+                            }
                             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %msg, "OAuth token endpoint unreachable; retrying");
                             tokio::time::sleep(wait).await;
                             continue;
                         }
-                        Err(e) => return Err(e),
+                        Err(f) => return Err(f.error),
                     }
                     rb = rb
                         .header(ACCEPT, HeaderValue::from_static(ACCEPT_V2))

@@ -376,23 +376,98 @@ async fn failed_renewal_backs_off_and_keeps_serving_the_current_token() {
     bounded(async { client.list_abilities().await.unwrap() }).await;
 }
 
+async fn token_posts(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/oauth/token")
+        .count()
+}
+
 #[tokio::test]
-async fn failed_first_fetch_answers_the_next_caller_at_once() {
+async fn token_endpoint_503_once_is_retried_inside_the_call() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("tokenA", 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "tokenA", 1).await;
+        let client = oauth_builder(&server).build().unwrap();
+        // The retry waits for the token manager's back-off (1 s) instead of
+        // getting the remembered 503 again.
+        assert_eq!(client.list_abilities().await.unwrap(), vec!["teams"]);
+        assert_eq!(token_posts(&server).await, 2);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn failed_fetches_are_shared_by_concurrent_retrying_callers() {
     bounded(async {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/oauth/token"))
             .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(300)))
-            .expect(1)
             .mount(&server)
             .await;
-        let client = oauth_builder(&server).build().unwrap();
+        let client = oauth_builder(&server)
+            .retry_policy(pagerduty::RetryPolicy {
+                max_attempts: 2,
+                ..crate::helpers::fast_retry()
+            })
+            .build()
+            .unwrap();
+        // Ten callers, two attempts each: one fetch per back-off window,
+        // shared by every caller waiting for it.
+        let calls = (0..10).map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.list_abilities().await })
+        });
+        for r in futures::future::join_all(calls).await {
+            let err = r.unwrap().unwrap_err();
+            assert!(
+                matches!(err, Error::OAuth(OAuthError::Unreachable(_))),
+                "{err:?}"
+            );
+        }
+        assert_eq!(token_posts(&server).await, 2, "one fetch per attempt round");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn failed_fetch_answers_a_caller_that_cannot_retry_at_once() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(300)))
+            .expect(2) // one per client
+            .mount(&server)
+            .await;
+        // No retries (or a deadline shorter than the 1 s back-off): the
+        // remembered error is the answer, without a second 300 ms trip.
+        let client = oauth_builder(&server)
+            .retry_policy(pagerduty::RetryPolicy::none())
+            .build()
+            .unwrap();
         let err = client.list_abilities().await.unwrap_err();
         assert!(
             matches!(err, Error::OAuth(OAuthError::Unreachable(_))),
             "{err:?}"
         );
-        // Within the back-off, no second 300 ms trip to the token endpoint.
         let err = tokio::time::timeout(Duration::from_millis(150), client.list_abilities())
             .await
             .expect("the second caller waited for the token endpoint")
@@ -401,6 +476,22 @@ async fn failed_first_fetch_answers_the_next_caller_at_once() {
             matches!(err, Error::OAuth(OAuthError::Unreachable(_))),
             "{err:?}"
         );
+        let short = oauth_builder(&server)
+            .retry_policy(pagerduty::RetryPolicy {
+                deadline: Duration::from_millis(500),
+                ..crate::helpers::fast_retry()
+            })
+            .build()
+            .unwrap();
+        // A second client fetches once; its retry would end after its
+        // deadline, so it stops at once instead of waiting.
+        let started = tokio::time::Instant::now();
+        let err = short.list_abilities().await.unwrap_err();
+        assert!(
+            matches!(err, Error::OAuth(OAuthError::Unreachable(_))),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(900));
     })
     .await
 }
