@@ -67,20 +67,50 @@ async fn configured_tokens_and_scopes() {
         forbidden.json(),
         json!({"error": {"message": "Token missing required scopes", "required_scopes": "incidents.read"}})
     );
+    // Real ids, so a missing scope check would answer 200.
+    let account = sim.account();
+    let (incident, policy) = (&account.incidents[0].id, &account.escalation_policies[0].id);
+    let (team, user) = (&account.teams[0].id, &account.users[0].id);
+    let (schedule, service) = (&account.schedules[0].id, &account.services[0].id);
     for (path, scope) in [
-        ("/oncalls", "oncalls.read"),
-        ("/escalation_policies", "escalation_policies.read"),
-        ("/change_events", "change_events.read"),
-        ("/teams", "teams.read"),
-        ("/abilities", "abilities.read"),
+        ("/oncalls".to_owned(), "oncalls.read"),
         (
-            "/standards/scores/technical_services?ids=P000000",
+            "/escalation_policies".to_owned(),
+            "escalation_policies.read",
+        ),
+        (
+            format!("/escalation_policies/{policy}"),
+            "escalation_policies.read",
+        ),
+        ("/change_events".to_owned(), "change_events.read"),
+        ("/teams".to_owned(), "teams.read"),
+        (format!("/teams/{team}"), "teams.read"),
+        (format!("/incidents/{incident}"), "incidents.read"),
+        (format!("/users/{user}"), "users.read"),
+        (format!("/schedules/{schedule}"), "schedules.read"),
+        ("/abilities".to_owned(), "abilities.read"),
+        (
+            format!("/standards/scores/technical_services?ids={service}"),
+            "standards.read",
+        ),
+        (
+            format!("/standards/scores/technical_services/{service}"),
             "standards.read",
         ),
     ] {
-        let r = get_with(&sim, "services-only", path).await;
+        let r = get_with(&sim, "services-only", &path).await;
         assert_eq!(r.status, 403, "{path}");
-        assert_eq!(r.json()["error"]["required_scopes"], scope, "{path}");
+        assert_eq!(
+            r.json(),
+            json!({"error": {"message": "Token missing required scopes", "required_scopes": scope}}),
+            "{path}"
+        );
+        // The same path works with every scope.
+        assert_eq!(
+            get_with(&sim, "full-token", &path).await.status,
+            200,
+            "{path}"
+        );
     }
     // The per-service change events need services.read only.
     let svc = &sim.account().services[0].id;
@@ -106,6 +136,22 @@ async fn configured_tokens_and_scopes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Without analytics.read (or analytics.write) it is a 403.
+    let r = http()
+        .post(format!(
+            "{}/analytics/metrics/incidents/services",
+            sim.base_url()
+        ))
+        .header("Authorization", "Token token=services-only")
+        .json(&json!({"filters": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!({"error": {"message": "Token missing required scopes", "required_scopes": "analytics.read"}})
+    );
     sim.shutdown().await;
 }
 
