@@ -168,7 +168,7 @@ impl Query {
         };
         let limit = num("limit")?.unwrap_or(25).clamp(1, 100);
         let offset = num("offset")?.unwrap_or(0);
-        if offset + limit > 10_000 {
+        if offset.checked_add(limit).is_none_or(|end| end > 10_000) {
             return Err(invalid(
                 "Offset plus limit must not exceed 10000; narrow the query with filters",
             ));
@@ -212,7 +212,7 @@ impl Paging {
             key: items,
             "limit": self.limit,
             "offset": self.offset,
-            "more": self.offset + self.limit < n,
+            "more": self.offset.saturating_add(self.limit) < n,
             "total": if self.total { json!(n) } else { Value::Null },
         })
     }

@@ -58,6 +58,16 @@ async fn list_paginates_like_pagerduty() {
         json!({"error": {"message": "Invalid Input Provided", "code": 2001,
             "errors": ["Offset plus limit must not exceed 10000; narrow the query with filters"]}})
     );
+    // An offset near u64::MAX is the same 400, not an overflow.
+    for path in [
+        "/services?offset=18446744073709551615",
+        "/incidents?offset=18446744073709551615&limit=100",
+        "/teams?offset=18446744073709551600",
+    ] {
+        let huge = get(&sim, path).await;
+        assert_eq!(huge.status, 400, "{path}: {}", huge.text);
+        assert_eq!(huge.json(), over.json(), "{path}");
+    }
     let ok = get(&sim, "/services?offset=9900&limit=100").await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["services"], json!([]));
