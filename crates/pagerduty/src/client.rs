@@ -37,6 +37,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use reqwest::Method;
@@ -269,7 +270,10 @@ impl ClientBuilder {
     }
     /// Client-side token bucket: at most `n` REST API requests per minute,
     /// with bursts of up to `n/60` (at least 1). Callers over the rate wait
-    /// instead of earning a 429. `None` (the default) turns it off.
+    /// instead of earning a 429, but never past the retry policy's
+    /// deadline: a call that would, fails at once with
+    /// [`Error::RateLimited`] without being sent. `None` (the default)
+    /// turns it off.
     ///
     /// Events API enqueues and OAuth token requests never wait in this
     /// bucket: PagerDuty's per-account limit (960/min) counts REST calls
@@ -593,7 +597,8 @@ impl Inner {
             if call.host == Host::Api
                 && let Some(l) = &self.limiter
             {
-                l.until_ready().await;
+                self.wait_for_token_bucket(l, started, policy.deadline, call.endpoint)
+                    .await?;
             }
             let mut auth_generation = None;
             let mut rb = self.http.request(call.method.clone(), url.clone());
@@ -763,6 +768,49 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Takes a cell of the client's own token bucket, waiting no later than
+    /// the call's deadline. When the bucket would make the call wait past
+    /// it, fails with [`Error::RateLimited`] without sending anything (a
+    /// request sent with the few milliseconds left would end in a false
+    /// [`Error::Timeout`], maybe after reaching PagerDuty).
+    async fn wait_for_token_bucket(
+        &self,
+        limiter: &DefaultDirectRateLimiter,
+        started: Instant,
+        deadline: Duration,
+        endpoint: &'static str,
+    ) -> Result<()> {
+        let Err(not_until) = limiter.check() else {
+            return Ok(());
+        };
+        let left = deadline.saturating_sub(started.elapsed());
+        let estimate = not_until.wait_time_from(limiter.clock().now());
+        let limited = |retry_after: Duration| {
+            Error::RateLimited {
+            retry_after: Some(retry_after),
+            body: PdErrorBody {
+                message: Some(
+                    "the client's own rate limit (rate_limit_per_minute) would delay the call past its deadline; it was not sent"
+                        .into(),
+                ),
+                ..Default::default()
+            },
+        }
+        };
+        if estimate >= left {
+            return Err(limited(estimate));
+        }
+        tracing::debug!(
+            endpoint,
+            wait_ms = estimate.as_millis() as u64,
+            "waiting in the client's rate limiter"
+        );
+        // Other callers may take the next cells first: still bounded.
+        tokio::time::timeout(left, limiter.until_ready())
+            .await
+            .map_err(|_| limited(estimate))
     }
 
     /// The time left of an account-wide 429 pause, if one is in force.

@@ -47,7 +47,11 @@ pub enum Error {
         /// PagerDuty's error body.
         body: PdErrorBody,
     },
-    /// 429 after the retry policy was exhausted.
+    /// 429 after the retry policy was exhausted; or, without any request
+    /// sent, a call that would have to wait for the rate limit past the
+    /// retry policy's deadline (an account-wide 429 pause in force, or the
+    /// client's own `rate_limit_per_minute` bucket; then `body.status` is
+    /// `None` and `body.message` says so).
     #[error("PagerDuty rate limit exceeded (429){}{}", retry_after.map(|d| format!(", resets in {} s", d.as_secs_f64())).unwrap_or_default(), body.suffix())]
     RateLimited {
         /// The `ratelimit-reset` PagerDuty sent, if any.

@@ -435,6 +435,50 @@ async fn client_rate_limiter_queues_bursts() {
 }
 
 #[tokio::test]
+async fn client_rate_limiter_wait_is_bounded_by_the_deadline() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/abilities"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"abilities": []})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        // 1/min: the second call would wait ~60 s for a cell, far past its
+        // 200 ms deadline.
+        let client = token_builder(&server)
+            .rate_limit_per_minute(Some(1))
+            .retry_policy(RetryPolicy {
+                deadline: Duration::from_millis(200),
+                ..crate::helpers::fast_retry()
+            })
+            .build()
+            .unwrap();
+        client.list_abilities().await.unwrap();
+        let started = Instant::now();
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_millis(150),
+            "failed fast, not after waiting: {:?}",
+            started.elapsed()
+        );
+        assert!(err.is_rate_limited(), "{err:?}");
+        let body = err.body().unwrap();
+        assert_eq!(body.status, None, "no request was sent: {body:?}");
+        assert!(
+            body.message
+                .as_deref()
+                .unwrap()
+                .contains("rate_limit_per_minute"),
+            "{err}"
+        );
+        let retry_after = err.retry_after().unwrap();
+        assert!(retry_after > Duration::from_secs(50), "{retry_after:?}");
+    })
+    .await
+}
+
+#[tokio::test]
 async fn retry_after_is_a_fallback_for_ratelimit_reset() {
     bounded(async {
         let server = MockServer::start().await;
@@ -479,13 +523,10 @@ async fn events_enqueue_skips_the_rest_token_bucket() {
             .build()
             .unwrap();
         client.list_abilities().await.unwrap();
-        // A further REST call waits for the bucket...
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), client.list_abilities())
-                .await
-                .is_err(),
-            "the REST call did not wait for the empty bucket"
-        );
+        // A further REST call is held by the bucket (it would wait a minute,
+        // past its 5 s deadline, so it fails unsent)...
+        let err = client.list_abilities().await.unwrap_err();
+        assert!(err.is_rate_limited(), "{err:?}");
         // ...but an Events enqueue goes out at once.
         let event = pagerduty::Event::trigger(
             crate::helpers::ROUTING_KEY,
