@@ -7,6 +7,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::rest::Route;
+
 /// Faults in force. `global` applies to every counted route; `per_route`
 /// entries apply to one route template (e.g. `"/incidents"`,
 /// `"/services/{id}"`, `"/v2/enqueue"`).
@@ -88,9 +90,11 @@ impl Faults {
         }
         self.global.validate().map_err(|e| format!("global.{e}"))?;
         for (route, spec) in &self.per_route {
-            if !route.starts_with('/') {
+            if !Route::is_template(route) {
+                let known: Vec<&str> = Route::TEMPLATES.iter().map(|(_, t)| *t).collect();
                 return Err(format!(
-                    "per_route: route template {route:?} must start with '/'"
+                    "per_route[{route}]: unknown route template, known: {}",
+                    known.join(", ")
                 ));
             }
             spec.validate()

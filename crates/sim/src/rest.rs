@@ -33,6 +33,36 @@ pub(crate) enum Route {
 }
 
 impl Route {
+    /// Every template [`Route::matches`] can return, with its method (what
+    /// `per_route` faults may name).
+    pub const TEMPLATES: &'static [(&'static str, &'static str)] = &[
+        ("GET", "/services"),
+        ("GET", "/services/{id}"),
+        ("GET", "/services/{id}/change_events"),
+        ("GET", "/incidents"),
+        ("GET", "/incidents/{id}"),
+        ("GET", "/oncalls"),
+        ("GET", "/escalation_policies"),
+        ("GET", "/escalation_policies/{id}"),
+        ("GET", "/change_events"),
+        ("GET", "/teams"),
+        ("GET", "/teams/{id}"),
+        ("GET", "/users/{id}"),
+        ("GET", "/schedules/{id}"),
+        ("GET", "/abilities"),
+        ("GET", "/standards/scores/{resource_type}"),
+        ("GET", "/standards/scores/{resource_type}/{id}"),
+        ("POST", "/analytics/metrics/incidents/services"),
+        ("POST", "/oauth/token"),
+        ("POST", "/v2/enqueue"),
+        ("POST", "/v2/change/enqueue"),
+    ];
+
+    /// Whether `template` is one of [`Route::TEMPLATES`].
+    pub fn is_template(template: &str) -> bool {
+        Self::TEMPLATES.iter().any(|(_, t)| *t == template)
+    }
+
     /// Matches `method` and `path` to a route and its template.
     pub fn matches(method: &str, path: &str) -> Option<(Route, &'static str)> {
         let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
@@ -721,4 +751,32 @@ fn incident_metrics(
         "aggregate_unit": unit,
         "time_zone": req["time_zone"].as_str().unwrap_or("Etc/UTC"),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_exactly_what_matches_returns() {
+        for (method, template) in Route::TEMPLATES {
+            let path = template
+                .replace("{id}", "PABC123")
+                .replace("{resource_type}", "technical_services");
+            let (_, got) = Route::matches(method, &path)
+                .unwrap_or_else(|| panic!("{method} {path} does not match"));
+            assert_eq!(got, *template);
+        }
+        // A path of every shape `matches` knows, and its template is listed.
+        for (method, path) in [
+            ("GET", "/services/P1/change_events"),
+            ("GET", "/standards/scores/technical_services/P1"),
+            ("POST", "/v2/change/enqueue"),
+        ] {
+            let (_, template) = Route::matches(method, path).unwrap();
+            assert!(Route::is_template(template), "{template}");
+        }
+        assert!(!Route::is_template("/service/{id}"));
+        assert!(!Route::is_template("/services/PABC123"));
+    }
 }

@@ -252,6 +252,30 @@ async fn admin_api_sets_and_reads_faults() {
         .unwrap();
     assert_eq!(unknown.status(), 400);
     assert!(unknown.text().await.unwrap().contains("latency"));
+    // A template the router does not know would never fire: rejected.
+    for template in ["/service/{id}", "/services/PABC123", "services", ""] {
+        let r = http()
+            .post(&admin)
+            .json(&json!({"per_route": [[template, {"fail_next": 1}]]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{template}");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains(&format!("per_route[{template}]: unknown route template")),
+            "{text}"
+        );
+        assert!(
+            text.contains("/services/{id}"),
+            "lists the known ones: {text}"
+        );
+    }
+    assert_eq!(
+        sim.faults().per_route[0].0,
+        "/v2/enqueue",
+        "rejected faults change nothing"
+    );
     assert_eq!(
         sim.stats().count("GET", "/__sim/faults"),
         0,
