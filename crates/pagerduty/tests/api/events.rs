@@ -372,3 +372,32 @@ async fn enqueue_once_makes_exactly_one_attempt() {
     })
     .await
 }
+
+#[tokio::test]
+async fn accepted_event_with_an_unexpected_body_is_still_accepted() {
+    bounded(async {
+        for (body, status) in [
+            ("", ""),
+            ("not json", ""),
+            (r#"{"status":"success"}"#, "success"),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("POST"))
+                .and(path("/v2/enqueue"))
+                .respond_with(ResponseTemplate::new(202).set_body_string(body))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let client = token_client(&server);
+            let resp = client
+                .events()
+                .enqueue_once(&Event::trigger(ROUTING_KEY, payload()))
+                .await
+                .unwrap_or_else(|e| panic!("202 {body:?} must be accepted: {e:?}"));
+            assert_eq!(resp.status, status, "body {body:?}");
+            assert_eq!(resp.message, "");
+            assert_eq!(resp.dedup_key, None);
+        }
+    })
+    .await
+}
