@@ -61,10 +61,12 @@ pub const BACKSTAGE_OAUTH_SCOPES: [&str; 12] = [
     "vendors.read",
 ];
 
+// Secrets are `SecretString`s from the moment they are read: the derived
+// `Debug` prints `[REDACTED]` for them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PagerDutyBlock {
-    api_token: Option<String>,
+    api_token: Option<SecretString>,
     oauth: Option<OAuthBlock>,
     api_base_url: Option<String>,
     events_base_url: Option<String>,
@@ -75,7 +77,7 @@ struct PagerDutyBlock {
 #[serde(rename_all = "camelCase")]
 struct OAuthBlock {
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<SecretString>,
     sub_domain: Option<String>,
     region: Option<String>,
     identity_url: Option<String>,
@@ -87,7 +89,7 @@ struct AccountBlock {
     id: String,
     #[serde(default)]
     is_default: bool,
-    api_token: Option<String>,
+    api_token: Option<SecretString>,
     oauth: Option<OAuthBlock>,
     api_base_url: Option<String>,
     events_base_url: Option<String>,
@@ -170,10 +172,15 @@ pub fn parse(
         return Err(problems);
     }
     let block: PagerDutyBlock = serde_path_to_error::deserialize(block).map_err(|e| {
-        vec![problem(
-            format!("pagerDuty.{}", e.path()),
-            e.inner().to_string(),
-        )]
+        let key = format!("pagerDuty.{}", e.path());
+        let message = if is_secret_key(&key) {
+            // serde quotes the value it rejected (``invalid type: integer
+            // `123…` ``): never for a secret.
+            "must be a string (the value is not shown: it is a secret)".to_owned()
+        } else {
+            e.inner().to_string()
+        };
+        vec![problem(key, message)]
     })?;
     let mut out = PagerDutyFromBackstage {
         single: None,
@@ -224,9 +231,15 @@ pub fn parse(
     }
 }
 
+/// `…apiToken` and `…clientSecret` hold credentials.
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    last == "apiToken" || last == "clientSecret"
+}
+
 fn account_settings(
     key: &str,
-    api_token: Option<String>,
+    api_token: Option<SecretString>,
     oauth: Option<OAuthBlock>,
     api_base_url: Option<String>,
     events_base_url: Option<String>,
@@ -248,7 +261,7 @@ fn account_settings(
         oauth_token_url = o.identity_url;
         OAuthSettings {
             client_id: o.client_id,
-            client_secret: o.client_secret.map(SecretString::from),
+            client_secret: o.client_secret,
             client_secret_file: None,
             subdomain: o.sub_domain,
             scopes: BACKSTAGE_OAUTH_SCOPES
@@ -270,7 +283,7 @@ fn account_settings(
         api_base_url: api_base_url.map(|u| u.trim_end_matches('/').to_owned()),
         events_base_url: events_base_url.map(|u| u.trim_end_matches('/').to_owned()),
         oauth_token_url,
-        api_token: api_token.map(SecretString::from),
+        api_token,
         api_token_file: None,
         oauth,
         is_default,
@@ -494,6 +507,41 @@ pagerDuty:
 
         let problems = parse("app: {}\n", &HashMap::new(), Path::new(".")).unwrap_err();
         assert_eq!(problems[0].key, "pagerDuty");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_errors_and_debug() {
+        for yaml in [
+            "pagerDuty:\n  apiToken: 12345678901234567890\n",
+            "pagerDuty:\n  oauth:\n    clientId: a\n    clientSecret: 12345678901234567890\n",
+            "pagerDuty:\n  accounts:\n    - id: a\n      apiToken: 12345678901234567890\n",
+            "pagerDuty:\n  accounts:\n    - id: a\n      oauth:\n        clientSecret: 12345678901234567890\n",
+        ] {
+            let problems = parse(yaml, &HashMap::new(), Path::new(".")).unwrap_err();
+            assert_eq!(problems.len(), 1, "{yaml}");
+            let shown = problems[0].to_string();
+            assert!(
+                problems[0].key.ends_with("apiToken") || problems[0].key.ends_with("clientSecret"),
+                "{shown}"
+            );
+            assert!(!shown.contains("12345678901234567890"), "{shown}");
+            assert!(!shown.contains("1234567"), "{shown}");
+            assert!(shown.contains("must be a string"), "{shown}");
+        }
+        // Other keys keep serde's message, value included.
+        let yaml = "pagerDuty:\n  apiBaseUrl: 42\n";
+        let problems = parse(yaml, &HashMap::new(), Path::new(".")).unwrap_err();
+        assert!(problems[0].message.contains("42"), "{}", problems[0]);
+
+        let yaml = "pagerDuty:\n  apiToken: tok-very-secret-1\n  oauth:\n    clientId: cid\n    clientSecret: cs-very-secret-2\n  accounts:\n    - id: a\n      apiToken: tok-very-secret-3\n";
+        let doc: Value = serde_norway::from_str(yaml).unwrap();
+        let block: PagerDutyBlock = serde_norway::from_value(doc["pagerDuty"].clone()).unwrap();
+        let shown = format!("{block:?}");
+        assert!(shown.contains("cid"), "{shown}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        let parsed = parse(yaml, &HashMap::new(), Path::new(".")).unwrap();
+        let shown = format!("{parsed:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
     }
 
     #[test]
