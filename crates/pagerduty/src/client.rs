@@ -5,9 +5,11 @@
 //!
 //! Every call goes through one loop, bounded by [`RetryPolicy`]:
 //!
-//! * **429**: wait `ratelimit-reset` seconds (or a numeric `Retry-After`; capped at
-//!   [`RetryPolicy::max_delay`], plus up to [`RetryPolicy::base_delay`] of
-//!   jitter), then retry. Without the header, back off exponentially. The
+//! * **429**: wait `ratelimit-reset` seconds (or a numeric `Retry-After`; at
+//!   least 1 s, as PagerDuty counts whole seconds and `0` means "later this
+//!   second"; capped at [`RetryPolicy::max_delay`] minus
+//!   [`RetryPolicy::base_delay`]), plus up to [`RetryPolicy::base_delay`] of
+//!   jitter, then retry. Without the header, back off exponentially. The
 //!   limit is account-wide, so a REST 429 with a reset pauses every REST call
 //!   of the client until the reset (plus jitter); a call whose deadline ends
 //!   before that fails with [`Error::RateLimited`] without being sent.
@@ -163,13 +165,30 @@ impl RetryPolicy {
         half + jitter(exp - half)
     }
 
+    /// How long a 429 with this reset pauses the account's REST calls: at
+    /// least [`MIN_RATE_LIMIT_RESET`] (PagerDuty counts whole seconds, so
+    /// `0` means "later this second"), at most `max_delay`.
+    fn rate_limit_pause(&self, reset: Duration) -> Duration {
+        reset.max(MIN_RATE_LIMIT_RESET).min(self.max_delay)
+    }
+
+    /// The wait before retrying a 429: the pause for the reset (above),
+    /// capped at `max_delay - base_delay`,
+    /// plus up to `base_delay` of jitter, so the jitter survives the cap
+    /// (callers capped at `max_delay` do not all retry at the same instant).
     fn rate_limit_wait(&self, reset: Option<Duration>, attempt: u32) -> Duration {
         match reset {
-            Some(r) => (r.min(self.max_delay) + jitter(self.base_delay)).min(self.max_delay),
+            Some(r) => {
+                let spread = self.base_delay.min(self.max_delay);
+                self.rate_limit_pause(r).min(self.max_delay - spread) + jitter(spread)
+            }
             None => self.backoff(attempt),
         }
     }
 }
+
+/// The shortest wait after a 429 with a `ratelimit-reset`, whatever it says.
+const MIN_RATE_LIMIT_RESET: Duration = Duration::from_secs(1);
 
 fn jitter(max: Duration) -> Duration {
     let ms = max.as_millis() as u64;
@@ -716,7 +735,7 @@ impl Inner {
                     if call.host == Host::Api
                         && let Some(r) = reset
                     {
-                        self.pause_for_rate_limit(r.min(policy.max_delay), &err);
+                        self.pause_for_rate_limit(policy.rate_limit_pause(r), &err);
                     }
                     Next::Retry(policy.rate_limit_wait(reset, attempt), err)
                 }
@@ -887,13 +906,39 @@ mod tests {
             max_delay: Duration::from_secs(10),
             ..Default::default()
         };
+        let mut capped = std::collections::HashSet::new();
         for _ in 0..100 {
             let w = p.rate_limit_wait(Some(Duration::from_secs(2)), 1);
             assert!(w >= Duration::from_secs(2) && w <= Duration::from_millis(2010));
-            assert_eq!(
-                p.rate_limit_wait(Some(Duration::from_secs(60)), 1),
-                Duration::from_secs(10)
+            // Capped, and still jittered below the cap.
+            let w = p.rate_limit_wait(Some(Duration::from_secs(60)), 1);
+            assert!(
+                w >= Duration::from_millis(9990) && w <= Duration::from_secs(10),
+                "{w:?}"
             );
+            capped.insert(w);
+            // `ratelimit-reset: 0` waits a second, not nothing.
+            let w = p.rate_limit_wait(Some(Duration::ZERO), 1);
+            assert!(w >= Duration::from_secs(1) && w <= Duration::from_millis(1010));
+        }
+        assert!(capped.len() > 1, "the jitter survives the cap");
+        assert_eq!(p.rate_limit_pause(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(
+            p.rate_limit_pause(Duration::from_secs(60)),
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn rate_limit_wait_never_exceeds_a_small_cap() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(50),
+            ..Default::default()
+        };
+        for _ in 0..100 {
+            let w = p.rate_limit_wait(Some(Duration::ZERO), 1);
+            assert!(w <= Duration::from_millis(50), "{w:?}");
         }
     }
 }
