@@ -875,13 +875,19 @@ impl AccountView {
                             .id
                             .clone()
                     });
+                // Nothing happens after `now`: a young incident's draw is
+                // clamped (created_at is at least 300 s before `now`, so
+                // created_at < acknowledged_at < resolved_at still holds).
                 let acknowledged_at = match status {
                     "acknowledged" => Some(created_at + g.secs(30, 1800)),
                     "resolved" if g.chance(0.7) => Some(created_at + g.secs(30, 1800)),
                     _ => None,
-                };
-                let resolved_at = (status == "resolved")
-                    .then(|| acknowledged_at.unwrap_or(created_at) + g.secs(300, 8 * 3600));
+                }
+                .map(|t| t.min(now - Duration::seconds(2)));
+                let resolved_at = (status == "resolved").then(|| {
+                    (acknowledged_at.unwrap_or(created_at) + g.secs(300, 8 * 3600))
+                        .min(now - Duration::seconds(1))
+                });
                 let updated_at = resolved_at.or(acknowledged_at).unwrap_or(created_at);
                 incidents.push(Incident {
                     id: g.id(),

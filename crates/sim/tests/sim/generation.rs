@@ -92,6 +92,50 @@ fn account_is_realistic() {
     assert!(a.change_events.iter().all(|c| !c.links.is_empty()));
     let ids: BTreeSet<_> = a.incidents.iter().map(|i| i.incident_number).collect();
     assert_eq!(ids.len(), a.incidents.len(), "unique incident numbers");
+    assert_times_are_past_and_ordered(&a, now);
+}
+
+/// Nothing is in the future, and the order of events holds.
+fn assert_times_are_past_and_ordered(a: &AccountView, now: chrono::DateTime<chrono::Utc>) {
+    for i in &a.incidents {
+        let times = [
+            Some(i.created_at),
+            i.acknowledged_at,
+            i.resolved_at,
+            Some(i.updated_at),
+        ];
+        assert!(times.iter().flatten().all(|t| *t <= now), "{i:?}");
+        if let Some(ack) = i.acknowledged_at {
+            assert!(i.created_at <= ack, "{i:?}");
+        }
+        if let Some(resolved) = i.resolved_at {
+            assert!(
+                i.acknowledged_at.unwrap_or(i.created_at) <= resolved,
+                "{i:?}"
+            );
+        }
+        assert!(i.updated_at >= i.created_at, "{i:?}");
+    }
+    for s in &a.services {
+        assert!(s.created_at <= now, "{}", s.id);
+        assert!(
+            s.integrations.iter().all(|i| i.created_at <= now),
+            "{}",
+            s.id
+        );
+    }
+    assert!(a.change_events.iter().all(|c| c.timestamp <= now));
+}
+
+#[test]
+fn generated_times_are_never_in_the_future() {
+    // Young incidents (created minutes before `now`) are rare; many seeds
+    // make sure some are generated.
+    let now = fixed_now();
+    for seed in 0..20 {
+        let a = AccountView::generate(seed, 100, now);
+        assert_times_are_past_and_ordered(&a, now);
+    }
 }
 
 #[test]
