@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
+use pagerduty::EventAction;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
@@ -58,18 +59,22 @@ pub enum TriggerError {
         message: String,
         errors: Vec<String>,
     },
-    /// Delivery failed within `trigger.deadline_ms`; the event was not created.
+    /// Delivery failed within `trigger.deadline_ms`: the event was not
+    /// created, or (`created_unknown`) no attempt proves it was not.
     #[error(
         "{}: {reason}. Retrying is safe with dedup_key `{dedup_key}` (PagerDuty merges events with the same dedup_key into one incident).",
-        if *.created_unknown { "PagerDuty did not confirm the event, so the incident was probably NOT created" } else { "the incident was NOT created" }
+        outcome(*.action, *.created_unknown)
     )]
     NotDelivered {
+        /// What the event was to do (trigger, acknowledge, resolve).
+        action: EventAction,
         failure: DeliveryFailure,
         reason: String,
         dedup_key: String,
         attempts: u32,
         retry_after: Option<Duration>,
-        /// True when PagerDuty may have accepted it (no or unreadable answer).
+        /// True when PagerDuty may have accepted it: some attempt got no
+        /// answer, an unreadable one, or lost its connection after sending.
         created_unknown: bool,
     },
     /// Any other API error (service lookup failures, unknown service...).
@@ -81,6 +86,22 @@ pub enum TriggerError {
         details: Map<String, Value>,
         retry_after: Option<u64>,
     },
+}
+
+/// What became of the incident, in the words of the action.
+fn outcome(action: EventAction, created_unknown: bool) -> String {
+    let done = match action {
+        EventAction::Trigger => "created",
+        EventAction::Acknowledge => "acknowledged",
+        EventAction::Resolve => "resolved",
+    };
+    if created_unknown {
+        format!(
+            "PagerDuty did not confirm the event, so it is unknown whether the incident was {done}"
+        )
+    } else {
+        format!("the incident was NOT {done}")
+    }
 }
 
 fn secs(d: Duration) -> u64 {

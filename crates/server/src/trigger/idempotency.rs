@@ -112,6 +112,19 @@ impl<T: Clone> IdempotencyStore<T> {
         })
     }
 
+    /// The kept answer for `key`, if there is one within the window for a
+    /// request with this `fingerprint` (no claim is made; in-flight, other
+    /// or expired entries give `None`).
+    pub fn answer(&self, key: &str, fingerprint: u64) -> Option<T> {
+        let entries = self.inner.lock();
+        let entry = entries.get(key)?;
+        let at = entry.done_at?;
+        if entry.fingerprint != fingerprint || at.elapsed() >= self.inner.window {
+            return None;
+        }
+        entry.rx.borrow().clone()
+    }
+
     /// Entries held (in flight or answered, expired ones included until purged).
     pub fn len(&self) -> usize {
         self.inner.lock().len()
@@ -174,6 +187,9 @@ mod tests {
         assert_eq!(*rx.borrow(), Some(7));
         assert!(matches!(store.begin("k", 1), Begin::Done(7)));
         assert!(matches!(store.begin("k", 2), Begin::Mismatch));
+        assert_eq!(store.answer("k", 1), Some(7));
+        assert_eq!(store.answer("k", 2), None, "another request");
+        assert_eq!(store.answer("other", 1), None);
     }
 
     #[test]

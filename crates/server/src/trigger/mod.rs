@@ -5,11 +5,14 @@
 //! One request goes through, in order:
 //! 1. validation of every field against the Events API v2 limits (400 naming
 //!    the field; nothing leaves before that);
-//! 2. the caller's rate limit (`trigger.per_caller_per_minute`, 429);
+//! 2. the stored answer of an earlier request with the same
+//!    `Idempotency-Key`, if any, is replayed (before any rate limit);
+//!    otherwise the caller's rate limit (`trigger.per_caller_per_minute`, 429);
 //! 3. routing-key resolution: by `service_id` (the service's Events API v2
 //!    integration, preferring Backstage's vendor `PRO19CT`) or by
 //!    `integration_key`, which with `trigger.allow = "known"` must belong to a
-//!    service we can read;
+//!    service we can read. A lookup that fails on PagerDuty's side (5xx,
+//!    429, timeout) gets the not-delivered answer of step 6 (nothing sent);
 //! 4. idempotency: the `Idempotency-Key` header (per caller) claims the
 //!    request before anything is sent and keeps its answer for
 //!    `trigger.idempotency_window_secs`, so repeats and concurrent duplicates
@@ -22,13 +25,22 @@
 //! 5. the routing key's rate limit (`trigger.per_routing_key_per_minute`);
 //! 6. delivery with retries on 429/5xx/timeouts inside `trigger.deadline_ms`,
 //!    in a spawned task so a client that hangs up cannot cancel a half-sent
-//!    trigger; a failure says the incident was NOT created and gives the
-//!    `dedup_key` to retry with (every event carries one, generated when the
-//!    caller gave none);
+//!    trigger; a failure says the incident was NOT created (acknowledged,
+//!    resolved), or that this is unknown (`created: null`) when any attempt
+//!    may have reached PagerDuty (no answer, connection lost after sending),
+//!    and gives the `dedup_key` to retry with (every event carries one,
+//!    generated when the caller gave none);
 //! 7. invalidation of the service's incidents section, so the next card
 //!    shows the change: a known service at once (in memory), the rest (a
 //!    key's service lookup with `allow = "any"`, the repeat 5 s later) in a
 //!    task of its own, after the answer.
+//!
+//! Decision (deliberate, as in the README): only the `Idempotency-Key` gives
+//! a full replay of the first answer for the window. A bare `dedup_key` is
+//! not a stored answer, because PagerDuty's alert state moves on without us:
+//! a stored 202 would swallow a re-trigger after the alert was resolved (in
+//! dutycard or outside it) or a second resolve. PagerDuty's own merging of
+//! triggers into an open alert covers plain repeats.
 //!
 //! The caller's identity goes into `custom_details.triggered_by` and into the
 //! log line of the outcome; the routing key never appears in logs or errors,
@@ -494,6 +506,25 @@ impl TriggerService {
     ) -> Outcome {
         let action = prepared.action;
         let cards = &account.cards;
+        let idem_store_key =
+            idempotency_key.map(|k| format!("idem\0{}\0{}\0{k}", account.id, caller.name));
+        // A stored answer is replayed before any limit: a client retrying
+        // its Idempotency-Key (e.g. after a lost 202) must not get a 429
+        // for an event that was already delivered.
+        if let Some(answer) = idem_store_key
+            .as_deref()
+            .and_then(|key| self.store.answer(key, prepared.fingerprint))
+        {
+            tracing::info!(
+                caller = %caller.name,
+                action = ?action,
+                "idempotent replay: answering with the first result"
+            );
+            return Outcome {
+                result: answer,
+                replayed: true,
+            };
+        }
         if let Err(retry_after) = self.limits.check_caller(&caller.name) {
             tracing::warn!(caller = %caller.name, action = ?action, "trigger rate limit (caller)");
             return fresh(Err(TriggerError::RateLimited {
@@ -505,7 +536,7 @@ impl TriggerService {
         let resolved =
             match tokio::time::timeout(remaining, self.resolve(cards, &prepared.target)).await {
                 Ok(Ok(resolved)) => resolved,
-                Ok(Err(e)) => return fresh(Err(e)),
+                Ok(Err(e)) => return fresh(Err(lookup_failure(e, &prepared.event))),
                 Err(_) => {
                     return fresh(Err(not_delivered(
                         DeliveryFailure::Timeout,
@@ -528,8 +559,8 @@ impl TriggerService {
         // second resolve, or a re-trigger after the alert was resolved
         // outside dutycard.
         let keep_answer = idempotency_key.is_some();
-        let store_key = match (idempotency_key, &prepared.caller_dedup_key) {
-            (Some(k), _) => Some(format!("idem\0{}\0{}\0{k}", account.id, caller.name)),
+        let store_key = match (idem_store_key, &prepared.caller_dedup_key) {
+            (Some(k), _) => Some(k),
             (None, Some(d)) => Some(dedup_store_key(key_hash, action, d)),
             (None, None) => None,
         };
@@ -859,6 +890,7 @@ fn not_delivered(
     created_unknown: bool,
 ) -> TriggerError {
     TriggerError::NotDelivered {
+        action: event.event_action,
         failure,
         reason,
         dedup_key: event.dedup_key.clone().unwrap_or_default(),
@@ -866,6 +898,36 @@ fn not_delivered(
         retry_after,
         created_unknown,
     }
+}
+
+/// A routing-key lookup that failed on PagerDuty's side (5xx, 429, timeout)
+/// or ours: nothing was sent, so the answer is the not-delivered one
+/// (`created: false`, `retry_safe: true`, the dedup_key to retry with).
+/// Client errors (unknown service, key not allowed...) pass through.
+fn lookup_failure(e: TriggerError, event: &Event) -> TriggerError {
+    let TriggerError::Api {
+        status,
+        code,
+        message,
+        retry_after,
+        ..
+    } = &e
+    else {
+        return e;
+    };
+    if *status < 500 && *status != 429 {
+        return e;
+    }
+    let failure = match code.as_str() {
+        "upstream_rate_limited" => DeliveryFailure::Throttled,
+        "upstream_unavailable" => DeliveryFailure::Unavailable,
+        "upstream_timeout" | "deadline_exceeded" => DeliveryFailure::Timeout,
+        _ if *status == 429 => DeliveryFailure::Throttled,
+        _ => DeliveryFailure::BadGateway,
+    };
+    let reason = format!("looking up the service's integration key failed ({code}): {message}");
+    let retry_after = retry_after.map(Duration::from_secs);
+    not_delivered(failure, reason, event, 0, retry_after, false)
 }
 
 /// First retry wait; doubles per attempt up to [`MAX_BACKOFF`].
@@ -885,6 +947,10 @@ async fn deliver(
     let deadline = tokio::time::Instant::now() + budget;
     let mut attempts = 0u32;
     let mut backoff = BASE_BACKOFF;
+    // Sticky across attempts: once an attempt may have reached PagerDuty
+    // (no answer, or a connection lost after sending), a later plain
+    // failure (503, 429) does not prove the incident was not created.
+    let mut maybe_created = false;
     loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if remaining.is_zero() && attempts == 0 {
@@ -948,11 +1014,13 @@ async fn deliver(
                     backoff,
                     false,
                 ),
+                // The connection may have failed after the event was sent
+                // (a reset while reading the answer): it may exist.
                 Ok(Err(E::Transport(message))) => (
                     DeliveryFailure::Unavailable,
-                    format!("PagerDuty could not be reached: {message}"),
+                    format!("the connection to PagerDuty failed: {message}"),
                     backoff,
-                    false,
+                    true,
                 ),
                 Ok(Err(E::Timeout)) => (
                     DeliveryFailure::Timeout,
@@ -983,7 +1051,7 @@ async fn deliver(
                             event,
                             attempts,
                             None,
-                            false,
+                            maybe_created,
                         )),
                         attempts,
                     );
@@ -1006,6 +1074,7 @@ async fn deliver(
                     );
                 }
             };
+        maybe_created |= created_unknown;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if wait >= remaining {
             let reason = format!(
@@ -1020,7 +1089,7 @@ async fn deliver(
                     event,
                     attempts,
                     retry_after,
-                    created_unknown,
+                    maybe_created,
                 )),
                 attempts,
             );
