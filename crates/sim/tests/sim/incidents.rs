@@ -58,7 +58,19 @@ async fn status_urgency_and_service_filters() {
             assert_eq!(i["status"], status);
         }
     }
-    let low = get_ok(&sim, "/incidents?urgencies[]=low&date_range=all&limit=100").await;
+    let low = get_ok(
+        &sim,
+        "/incidents?urgencies[]=low&date_range=all&limit=100&total=true",
+    )
+    .await;
+    let want = account
+        .incidents
+        .iter()
+        .filter(|i| i.urgency == "low")
+        .count();
+    assert!(want > 0, "the account has low-urgency incidents");
+    assert_eq!(low["total"], want);
+    assert_eq!(low["incidents"].as_array().unwrap().len(), want.min(100));
     for i in low["incidents"].as_array().unwrap() {
         assert_eq!(i["urgency"], "low");
     }

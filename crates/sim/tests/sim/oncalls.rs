@@ -225,11 +225,25 @@ async fn schedule_and_user_filters() {
     for o in entries(&page) {
         assert_eq!(o["schedule"]["id"], schedule.as_str());
     }
+    // At the fixed clock, so the expected count cannot cross a hand-off.
+    let at = now.format("%Y-%m-%dT%H:%M:%SZ");
     let page = get_ok(
         &sim,
-        &format!("/oncalls?user_ids[]={}&limit=100", entry.user_id),
+        &format!(
+            "/oncalls?user_ids[]={}&since={at}&until={at}&limit=100&total=true",
+            entry.user_id
+        ),
     )
     .await;
+    let want = account
+        .escalation_policies
+        .iter()
+        .flat_map(|e| account.current_oncalls(&e.id, now))
+        .filter(|o| o.user_id == entry.user_id)
+        .count();
+    assert!(want > 0);
+    assert_eq!(page["total"], want);
+    assert_eq!(entries(&page).len(), want.min(100));
     for o in entries(&page) {
         assert_eq!(o["user"]["id"], entry.user_id.as_str());
     }

@@ -111,8 +111,32 @@ async fn change_events_per_service_and_account_wide() {
         .count();
     assert_eq!(recent["total"], want);
 
-    let team = &account.teams[0].id;
-    let by_team = get_ok(&sim, &format!("/change_events?team_ids[]={team}&limit=100")).await;
+    // A team that owns a service with change events.
+    let team = account
+        .change_events
+        .iter()
+        .find_map(|c| account.service(&c.service_id)?.team_ids.first())
+        .expect("a change event on a service with a team");
+    let by_team = get_ok(
+        &sim,
+        &format!("/change_events?team_ids[]={team}&limit=100&total=true"),
+    )
+    .await;
+    let want = account
+        .change_events
+        .iter()
+        .filter(|c| {
+            account
+                .service(&c.service_id)
+                .is_some_and(|s| s.team_ids.contains(team))
+        })
+        .count();
+    assert!(want > 0);
+    assert_eq!(by_team["total"], want);
+    assert_eq!(
+        by_team["change_events"].as_array().unwrap().len(),
+        want.min(100)
+    );
     for c in by_team["change_events"].as_array().unwrap() {
         let sid = c["services"][0]["id"].as_str().unwrap();
         assert!(account.service(sid).unwrap().team_ids.contains(team));
