@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
@@ -148,13 +148,77 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// `expires_in` values above this are clamped (no `Instant` overflow).
 const MAX_EXPIRES_IN: Duration = Duration::from_secs(86_400);
 
-#[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
-    #[serde(default)]
     expires_in: Option<u64>,
-    #[serde(default)]
     scope: Option<String>,
+}
+
+impl TokenResponse {
+    /// Reads a 2xx token answer. Errors name the field or the position,
+    /// never a value: serde's own messages quote what they found, which may
+    /// be the access token.
+    fn parse(bytes: &[u8]) -> Result<Self, OAuthError> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Io => "I/O",
+                serde_json::error::Category::Syntax => "JSON syntax",
+                serde_json::error::Category::Data => "data",
+                serde_json::error::Category::Eof => "unexpected end of input",
+            };
+            OAuthError::Other(format!(
+                "unreadable token response: {what} error at line {} column {}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Some(obj) = v.as_object() else {
+            return Err(OAuthError::Other(
+                "unreadable token response: not a JSON object".into(),
+            ));
+        };
+        let access_token = match obj.get("access_token") {
+            Some(serde_json::Value::String(t)) => t.clone(),
+            None | Some(serde_json::Value::Null) => {
+                return Err(OAuthError::Other(
+                    "the token response has no `access_token`".into(),
+                ));
+            }
+            Some(_) => {
+                return Err(OAuthError::Other(
+                    "the token response's `access_token` is not a string".into(),
+                ));
+            }
+        };
+        let expires_in = match obj.get("expires_in") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n)) => Some(
+                n.as_u64()
+                    .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                    .ok_or_else(|| {
+                        OAuthError::Other(
+                            "the token response's `expires_in` is not a number of seconds".into(),
+                        )
+                    })?,
+            ),
+            Some(serde_json::Value::String(s)) => Some(s.trim().parse().map_err(|_| {
+                OAuthError::Other(
+                    "the token response's `expires_in` is not a number of seconds".into(),
+                )
+            })?),
+            Some(_) => {
+                return Err(OAuthError::Other(
+                    "the token response's `expires_in` is not a number of seconds".into(),
+                ));
+            }
+        };
+        let scope = obj.get("scope").and_then(|s| s.as_str()).map(str::to_owned);
+        Ok(TokenResponse {
+            access_token,
+            expires_in,
+            scope,
+        })
+    }
 }
 
 /// An `Authorization` value plus the token generation it came from.
@@ -440,8 +504,7 @@ impl OAuthManager {
         span.record("status", status);
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
         if (200..300).contains(&status) {
-            let t: TokenResponse = serde_json::from_slice(&bytes)
-                .map_err(|e| OAuthError::Other(format!("unreadable token response: {e}")))?;
+            let t = TokenResponse::parse(&bytes)?;
             if t.access_token.is_empty() {
                 return Err(OAuthError::Other(
                     "the token response has an empty access_token".into(),

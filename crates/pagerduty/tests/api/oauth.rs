@@ -515,3 +515,51 @@ async fn huge_expires_in_is_clamped_to_a_day() {
     })
     .await
 }
+
+#[tokio::test]
+async fn unreadable_token_response_does_not_quote_the_token() {
+    const FAKE: &str = "pdus+_0XBPWQQ_FAKE_ACCESS_TOKEN";
+    bounded(async {
+        for (body, expected) in [
+            (format!("\"{FAKE}\""), "not a JSON object"),
+            (format!("[\"{FAKE}\"]"), "not a JSON object"),
+            (
+                format!("{{\"access_token\": \"{FAKE}\" oops}}"),
+                "JSON syntax error at line 1 column",
+            ),
+            (
+                format!("{{\"access_token\": \"x\", \"expires_in\": \"{FAKE}\"}}"),
+                "`expires_in` is not a number of seconds",
+            ),
+            (
+                format!("{{\"token\": \"{FAKE}\"}}"),
+                "has no `access_token`",
+            ),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("POST"))
+                .and(path("/oauth/token"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_raw(body.clone(), "application/json"),
+                )
+                .expect(1)
+                .mount(&server)
+                .await;
+            let client = oauth_builder(&server)
+                .retry_policy(pagerduty::RetryPolicy::none())
+                .build()
+                .unwrap();
+            let err = client.list_abilities().await.unwrap_err();
+            assert!(
+                matches!(err, Error::OAuth(OAuthError::Other(_))),
+                "{body}: {err:?}"
+            );
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("FAKE"), "{body}: the token leaked: {shown}");
+            assert!(shown.contains(expected), "{body}: {shown}");
+            let health = format!("{:?}", client.token_health().await);
+            assert!(!health.contains("FAKE"), "{body}: {health}");
+        }
+    })
+    .await
+}
