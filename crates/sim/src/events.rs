@@ -21,13 +21,18 @@ fn invalid_event(errors: Vec<String>) -> Reply {
     )
 }
 
-/// The body for an injected error status on the Events API.
-pub(crate) fn fault_reply(status: u16) -> Reply {
+/// The body for an injected error status on the Events API. A 429 carries
+/// `ratelimit-limit: limit`, `ratelimit-remaining: 0` and
+/// `ratelimit-reset: reset_secs`, like an injected REST 429.
+pub(crate) fn fault_reply(status: u16, limit: u32, reset_secs: u64) -> Reply {
     match status {
         429 => Reply::json(
             429,
             &json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly.  Please retry later."}),
-        ),
+        )
+        .header("ratelimit-limit", limit)
+        .header("ratelimit-remaining", 0)
+        .header("ratelimit-reset", reset_secs),
         400 => invalid_event(vec!["Injected fault".to_owned()]),
         s if s >= 500 => Reply::json(
             s,

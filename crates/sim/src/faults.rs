@@ -41,7 +41,7 @@ pub struct FaultSpec {
     pub error_rate: f64,
     /// The next N requests get `fail_status`.
     pub fail_next: u32,
-    /// Status for `fail_next` (e.g. 500, 503, 429, 401). Default 500.
+    /// Status for `fail_next` (e.g. 500, 503, 429, 401), 200–599. Default 500.
     pub fail_status: u16,
     /// `ratelimit-reset` (seconds) sent with injected 429s. Default 1.
     pub rate_limit_reset_secs: u64,
@@ -72,8 +72,12 @@ impl FaultSpec {
         if !(0.0..=1.0).contains(&self.error_rate) || self.error_rate.is_nan() {
             return Err("error_rate must be between 0.0 and 1.0".to_owned());
         }
-        if !(100..=599).contains(&self.fail_status) {
-            return Err("fail_status must be an HTTP status between 100 and 599".to_owned());
+        // An informational (1xx) status is not a final answer.
+        if !(200..=599).contains(&self.fail_status) {
+            return Err(format!(
+                "fail_status must be an HTTP status between 200 and 599, got {}",
+                self.fail_status
+            ));
         }
         Ok(())
     }

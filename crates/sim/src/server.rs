@@ -247,7 +247,7 @@ pub(crate) async fn dispatch(
         }
         FaultAction::Fail { status, reset_secs } => {
             if is_events {
-                events::fault_reply(status)
+                events::fault_reply(status, rate_limit.unwrap_or(960), reset_secs)
             } else if status == 429 {
                 rate_limited(rate_limit.unwrap_or(960), reset_secs)
             } else {

@@ -235,6 +235,9 @@ async fn admin_api_sets_and_reads_faults() {
     let throttled = post_raw(&sim, "/v2/enqueue", "{}").await;
     assert_eq!(throttled.status, 429);
     assert_eq!(throttled.json()["status"], "throttle event");
+    assert_eq!(throttled.headers["ratelimit-limit"], "960");
+    assert_eq!(throttled.headers["ratelimit-remaining"], "0");
+    assert_eq!(throttled.headers["ratelimit-reset"], "1");
 
     let bad = http()
         .post(&admin)
@@ -244,6 +247,18 @@ async fn admin_api_sets_and_reads_faults() {
         .unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("global.error_rate"));
+    // fail_status is a final HTTP status: 200..=599.
+    for status in [100, 199, 600] {
+        let r = http()
+            .post(&admin)
+            .json(&json!({"per_route": [["/teams", {"fail_next": 1, "fail_status": status}]]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{status}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("per_route[/teams].fail_status"), "{text}");
+    }
     let unknown = http()
         .post(&admin)
         .json(&json!({"global": {"latency": 5}}))
@@ -276,6 +291,15 @@ async fn admin_api_sets_and_reads_faults() {
         "/v2/enqueue",
         "rejected faults change nothing"
     );
+    for status in [200, 599] {
+        let r = http()
+            .post(&admin)
+            .json(&json!({"global": {"fail_status": status}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{status}");
+    }
     assert_eq!(
         sim.stats().count("GET", "/__sim/faults"),
         0,
