@@ -2,8 +2,8 @@
 
 use crate::{FaultSpec, Faults, Sim, SimConfig, SimToken};
 
-/// Flags of `dutycard-sim` / `dutycard sim`.
-#[derive(Debug, Clone, clap::Args)]
+/// Flags of `dutycard-sim` / `dutycard sim`. `Debug` redacts `api_token`.
+#[derive(Clone, clap::Args)]
 pub struct SimArgs {
     /// TCP port (0 = any free port).
     #[arg(long, default_value_t = 7100)]
@@ -33,6 +33,22 @@ pub struct SimArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+}
+
+impl std::fmt::Debug for SimArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimArgs")
+            .field("port", &self.port)
+            .field("host", &self.host)
+            .field("seed", &self.seed)
+            .field("services", &self.services)
+            .field("latency_ms", &self.latency_ms)
+            .field("jitter_ms", &self.jitter_ms)
+            .field("rate_limit", &self.rate_limit)
+            .field("api_token", &self.api_token.as_ref().map(|_| "[redacted]"))
+            .field("workers", &self.workers)
+            .finish()
+    }
 }
 
 impl SimArgs {
@@ -134,6 +150,17 @@ mod tests {
         assert_eq!(c.api_tokens.len(), 1);
         assert_eq!(c.api_tokens[0].token, "abc");
         assert!(c.api_tokens[0].scopes.is_none());
+    }
+
+    #[test]
+    fn debug_redacts_the_api_token() {
+        let cli = Cli::parse_from(["dutycard-sim", "--api-token", "s3cr3t-token", "--seed", "9"]);
+        let debug = format!("{:?}", cli.args);
+        assert!(!debug.contains("s3cr3t-token"), "{debug}");
+        assert!(debug.contains("[redacted]"), "{debug}");
+        assert!(debug.contains("seed: 9"), "{debug}");
+        let none = format!("{:?}", Cli::parse_from(["dutycard-sim"]).args);
+        assert!(none.contains("api_token: None"), "{none}");
     }
 
     #[test]
