@@ -3,7 +3,8 @@
 //! OAuth access tokens are fetched from the token endpoint with
 //! `grant_type=client_credentials` and scope
 //! `as_account-{region}.{subdomain} <scopes>`, cached, and renewed at 80 %
-//! of `expires_in`. The cache sits behind one async mutex: concurrent callers
+//! of `expires_in` (but reused for at least 1 s, so a tiny `expires_in`
+//! cannot cost a token request per call). The cache sits behind one async mutex: concurrent callers
 //! that find no valid token wait for the single renewal in flight and share
 //! its result. After a failed fetch the manager backs off
 //! (`min(30 s, time left / 4)`, at least 1 s): until then callers get the
@@ -147,6 +148,10 @@ const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// `expires_in` values above this are clamped (no `Instant` overflow).
 const MAX_EXPIRES_IN: Duration = Duration::from_secs(86_400);
+/// A token is reused for at least this long, whatever its `expires_in`
+/// (`0` would otherwise mean one token request per REST call). If
+/// PagerDuty refuses it meanwhile, the 401 renewal gets a new one.
+const MIN_TOKEN_REUSE: Duration = Duration::from_secs(1);
 
 struct TokenResponse {
     access_token: String,
@@ -520,7 +525,7 @@ impl OAuthManager {
             return Ok(CachedToken {
                 token: SecretString::from(t.access_token),
                 generation,
-                renew_at: started + expires_in.mul_f64(0.8),
+                renew_at: started + expires_in.mul_f64(0.8).max(MIN_TOKEN_REUSE),
                 expires_at: started + expires_in,
                 expires_at_utc: Utc::now()
                     + chrono::Duration::from_std(expires_in).unwrap_or(chrono::Duration::zero()),

@@ -563,3 +563,29 @@ async fn unreadable_token_response_does_not_quote_the_token() {
     })
     .await
 }
+
+#[tokio::test]
+async fn zero_expires_in_still_reuses_the_token_for_a_second() {
+    bounded(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(token("tokenZ", 0))
+            .expect(2)
+            .mount(&server)
+            .await;
+        mount_abilities_for(&server, "tokenZ", 4).await;
+        let client = oauth_builder(&server).build().unwrap();
+        for _ in 0..3 {
+            client.list_abilities().await.unwrap();
+        }
+        assert_eq!(token_posts(&server).await, 1, "not one token per call");
+        // After the 1 s floor the token is renewed.
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        tokio::time::resume();
+        client.list_abilities().await.unwrap();
+        assert_eq!(token_posts(&server).await, 2);
+    })
+    .await
+}
