@@ -318,3 +318,47 @@ fn the_trigger_deadline_must_fit_in_the_request_deadline() {
     );
     assert_eq!(s.cache.section_timeout_ms, Some(1600));
 }
+
+#[test]
+fn load_errors_never_quote_the_values() {
+    for (var, value) in [
+        ("DUTYCARD_SERVER__AUTH__TOKENS", "my-secret-static-token"),
+        ("DUTYCARD_PAGERDUTY__OAUTH", "my-secret-oauth-value"),
+        ("DUTYCARD_SERVER__PORT", "my-secret-port"),
+    ] {
+        let err = load("", &[(var, value)]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::Load(_)), "{text}");
+        assert!(!text.contains("my-secret"), "{var}: {text}");
+    }
+    // A TOML file with a broken line quotes nothing of it.
+    let path = temp_file(
+        "broken.toml",
+        "[pagerduty]\napi_token = \"u+my-secret-half-quoted\n",
+    );
+    let err = Settings::load(&ConfigSources {
+        file: Some(path.clone()),
+        toml: Vec::new(),
+        env: Some(HashMap::new()),
+    })
+    .unwrap_err();
+    std::fs::remove_file(&path).ok();
+    let text = err.to_string();
+    assert!(!text.contains("my-secret"), "{text}");
+    assert!(text.contains("line 2"), "{text}");
+    // A tokens_file whose `token` has the wrong type names the key, not the value.
+    let path = temp_file(
+        "tokens.toml",
+        "[[tokens]]\nname = \"x\"\ntoken = [\"my-secret-in-a-list\"]\n",
+    );
+    let err = load(
+        &format!(
+            "[server.auth]\nmode = \"static\"\ntokens_file = {:?}\n",
+            path.display().to_string()
+        ),
+        &[],
+    )
+    .unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(!err.to_string().contains("my-secret"), "{err}");
+}

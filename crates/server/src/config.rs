@@ -369,7 +369,7 @@ impl Settings {
             .add_source(env)
             .build()
             .and_then(|c| c.try_deserialize::<Settings>())
-            .map_err(|e| ConfigError::Load(e.to_string()))
+            .map_err(|e| ConfigError::Load(redact_values(&e.to_string())))
     }
 
     /// Read `*_file` secrets into their fields, then validate.
@@ -427,7 +427,7 @@ impl Settings {
                         format!(
                             "{} is not a TOML file of [[tokens]] name/token entries: {}",
                             path.display(),
-                            e.message()
+                            redact_values(e.message())
                         ),
                     )),
                 },
@@ -842,6 +842,69 @@ fn validate_jwt(jwt: &JwtSettings, problems: &mut Vec<Problem>) {
     }
 }
 
+/// A load error without the values it quotes: serde names a bad value
+/// (`invalid type: string "..."`) and TOML parse errors quote the offending
+/// line, and either may be a secret (a token given where a list was expected,
+/// a half-quoted API token). Keys, types and positions stay, so the message
+/// still says what to fix.
+pub fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, line) in message.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        // A TOML excerpt: `12 | token = "abc` (the line number stays).
+        if let Some((number, _)) = line.split_once(" | ")
+            && !number.trim().is_empty()
+            && number.trim().chars().all(|c| c.is_ascii_digit())
+        {
+            out.push_str(number);
+            out.push_str(" | <redacted>");
+            continue;
+        }
+        redact_quoted(line, &mut out);
+    }
+    out
+}
+
+/// Copy `line`, replacing the inside of every double-quoted string (with
+/// backslash escapes, as serde's Debug-formatted values are) by `<redacted>`.
+/// An unterminated quote redacts the rest of the line. Kept: a quoted file
+/// path (`configuration file "..." not found`) and a lone quote character
+/// in backticks (`` expected `"` ``).
+fn redact_quoted(line: &str, out: &mut String) {
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let after_backtick = out.ends_with('`');
+        let after_file = out.ends_with("file ");
+        out.push(c);
+        if c != '"' || (after_backtick && chars.peek() == Some(&'`')) {
+            continue;
+        }
+        if after_file {
+            for c in chars.by_ref() {
+                out.push(c);
+                if c == '"' {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push_str("<redacted>");
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                out.push('"');
+                break;
+            }
+        }
+    }
+}
+
 pub(crate) fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem {
         key: key.into(),
@@ -916,4 +979,32 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
             .collect(),
         OneOrMany::Many(v) => v,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_values_hides_quoted_values_and_toml_excerpts() {
+        let text = redact_values(
+            "invalid type: string \"my-\\\"secret\", expected a sequence for key `server.auth.tokens`",
+        );
+        assert_eq!(
+            text,
+            "invalid type: string \"<redacted>\", expected a sequence for key `server.auth.tokens`"
+        );
+        let text = redact_values(
+            "TOML parse error at line 3, column 13\n  |\n3 | api_token = \"abc\n  |             ^\ninvalid basic string",
+        );
+        assert!(!text.contains("abc"), "{text}");
+        assert!(
+            text.contains("line 3, column 13") && text.contains("3 | <redacted>"),
+            "{text}"
+        );
+        let text = redact_values("unterminated \"secret-tail");
+        assert_eq!(text, "unterminated \"<redacted>");
+        let kept = "configuration file \"/etc/dutycard.toml\" not found; expected `\"`";
+        assert_eq!(redact_values(kept), kept);
+    }
 }

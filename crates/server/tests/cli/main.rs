@@ -74,3 +74,20 @@ fn openapi_prints_the_committed_spec() {
     .expect("openapi/openapi.json");
     assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
 }
+
+#[test]
+fn check_config_never_prints_a_mistyped_secret() {
+    let out = dutycard(
+        &["check-config"],
+        &[
+            ("DUTYCARD_SERVER__AUTH__MODE", "static"),
+            ("DUTYCARD_SERVER__AUTH__TOKENS", "my-secret-token-value"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stderr.contains("server.auth.tokens"), "{stderr}");
+    assert!(!stderr.contains("my-secret"), "{stderr}");
+    assert!(!stdout.contains("my-secret"), "{stdout}");
+}
