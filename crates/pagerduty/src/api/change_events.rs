@@ -8,6 +8,7 @@ use crate::query::ListChangeEvents;
 
 fn scrub(mut page: Page<ChangeEvent>) -> Page<ChangeEvent> {
     // The routing key of the integration that sent the event is a secret.
+    // Decoding already drops it (see `ChangeEvent::extra`); kept as a guard.
     for ev in &mut page.items {
         ev.extra.remove("routing_key");
     }

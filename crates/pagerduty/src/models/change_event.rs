@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{Extra, Link, Reference};
@@ -32,7 +32,36 @@ pub struct ChangeEvent {
     #[serde(default)]
     pub custom_details: Option<Value>,
     /// Unknown fields (type, integration, images, ...), kept as-is.
-    /// `routing_key` is removed on decode: it is a secret.
-    #[serde(flatten)]
+    /// `routing_key` is removed on decode, wherever the event is decoded
+    /// from: it is a secret (and `Debug` prints `extra`).
+    #[serde(flatten, deserialize_with = "extra_without_routing_key")]
     pub extra: Extra,
+}
+
+fn extra_without_routing_key<'de, D: Deserializer<'de>>(d: D) -> Result<Extra, D::Error> {
+    let mut extra = Extra::deserialize(d)?;
+    extra.remove("routing_key");
+    Ok(extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoded_change_event_drops_its_routing_key() {
+        let key = "R0123456789abcdef0123456789SECRET";
+        let ev: ChangeEvent = serde_json::from_value(serde_json::json!({
+            "id": "PCE1",
+            "summary": "deploy",
+            "routing_key": key,
+            "type": "change_event",
+        }))
+        .unwrap();
+        assert!(!format!("{ev:?}").contains("SECRET"), "{ev:?}");
+        assert!(!serde_json::to_string(&ev).unwrap().contains("SECRET"));
+        assert!(!ev.extra.contains_key("routing_key"));
+        assert_eq!(ev.extra["type"], "change_event", "other extras are kept");
+        assert_eq!(ev.summary.as_deref(), Some("deploy"));
+    }
 }
