@@ -14,6 +14,9 @@
 //! * The flush runs in a spawned task, so a caller that gives up (its HTTP
 //!   client went away) does not cancel the batch for the others.
 //! * Every wait is bounded by `timeout`.
+//! * A loader may answer some keys before it ends ([`Early`]): a services
+//!   listing hands each wanted service to its waiters when the page that holds
+//!   it arrives, not after the last page.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -30,9 +33,12 @@ use crate::stats::Counters;
 /// Per-key results of one batch load.
 pub(crate) type BatchResults<K, V> = HashMap<K, Result<V, SectionError>>;
 
-/// Loads many keys at once. An `Err` fails every key of the batch.
+/// Loads many keys at once. An `Err` fails every key of the batch that
+/// [`Early`] did not answer yet.
 pub(crate) type BatchLoadFn<K, V> = Arc<
-    dyn Fn(Vec<K>) -> BoxFuture<'static, Result<BatchResults<K, V>, SectionError>> + Send + Sync,
+    dyn Fn(Vec<K>, Early<K, V>) -> BoxFuture<'static, Result<BatchResults<K, V>, SectionError>>
+        + Send
+        + Sync,
 >;
 
 /// The answer for a key the loader did not mention.
@@ -48,6 +54,45 @@ pub(crate) struct BatchSettings {
 }
 
 type Waiters<V> = Vec<oneshot::Sender<Result<V, SectionError>>>;
+
+/// Answers keys of a running batch before its load ends. Cloning shares it;
+/// answering a key twice, or after the batch ended, does nothing.
+pub(crate) struct Early<K, V> {
+    waiters: Arc<Mutex<HashMap<K, Waiters<V>>>>,
+}
+
+impl<K, V> Clone for Early<K, V> {
+    fn clone(&self) -> Self {
+        Early {
+            waiters: Arc::clone(&self.waiters),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Early<K, V> {
+    fn new(waiters: HashMap<K, Waiters<V>>) -> Self {
+        Early {
+            waiters: Arc::new(Mutex::new(waiters)),
+        }
+    }
+
+    /// Sends `result` to every waiter of `key` now.
+    pub(crate) fn send(&self, key: &K, result: Result<V, SectionError>) {
+        let senders = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        for tx in senders.unwrap_or_default() {
+            let _ = tx.send(result.clone());
+        }
+    }
+
+    /// Takes the waiters of every key not answered yet.
+    fn take_rest(&self) -> HashMap<K, Waiters<V>> {
+        std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 struct State<K, V> {
     order: Vec<K>,
@@ -185,13 +230,19 @@ where
     async fn run(self: Arc<Self>, batch: Batch<K, V>) {
         Counters::bump(&self.counters.batched_calls);
         Counters::add(&self.counters.batched_keys, batch.keys.len() as u64);
-        let Batch { keys, mut waiters } = batch;
-        let outcome = (self.load)(keys.clone()).await;
+        let Batch { keys, waiters } = batch;
+        let early = Early::new(waiters);
+        let outcome = (self.load)(keys.clone(), early.clone()).await;
+        // Keys answered early have no waiters left here.
+        let mut waiters = early.take_rest();
         match outcome {
             Ok(mut results) => {
                 for key in keys {
+                    let Some(senders) = waiters.remove(&key) else {
+                        continue;
+                    };
                     let result = results.remove(&key).unwrap_or_else(|| (self.missing)(&key));
-                    for tx in waiters.remove(&key).unwrap_or_default() {
+                    for tx in senders {
                         let _ = tx.send(result.clone());
                     }
                 }
@@ -223,7 +274,7 @@ mod tests {
 
     /// A loader that doubles known keys, omits key 0 and records batch sizes.
     fn doubling(calls: Arc<Mutex<Vec<usize>>>) -> BatchLoadFn<u32, u32> {
-        Arc::new(move |keys: Vec<u32>| {
+        Arc::new(move |keys: Vec<u32>, _early| {
             calls.lock().unwrap().push(keys.len());
             Box::pin(async move {
                 Ok(keys
@@ -283,7 +334,7 @@ mod tests {
     async fn a_failed_load_fails_every_waiter() {
         let count = Arc::new(AtomicUsize::new(0));
         let c = count.clone();
-        let load: BatchLoadFn<u32, u32> = Arc::new(move |_keys| {
+        let load: BatchLoadFn<u32, u32> = Arc::new(move |_keys, _early| {
             c.fetch_add(1, Ordering::SeqCst);
             Box::pin(async { Err(SectionError::unavailable("boom")) })
         });
@@ -299,7 +350,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_hanging_load_times_out() {
-        let load: BatchLoadFn<u32, u32> = Arc::new(|_keys| Box::pin(futures::future::pending()));
+        let load: BatchLoadFn<u32, u32> =
+            Arc::new(|_keys, _early| Box::pin(futures::future::pending()));
         let batcher = Batcher::new(
             BatchSettings {
                 timeout: Duration::from_millis(50),
@@ -338,5 +390,34 @@ mod tests {
         .await;
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(*calls.lock().unwrap(), vec![1, 5]);
+    }
+
+    #[tokio::test]
+    async fn early_answers_do_not_wait_for_the_end_of_the_load() {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let load: BatchLoadFn<u32, u32> = {
+            let gate = Arc::clone(&gate);
+            Arc::new(move |keys: Vec<u32>, early: Early<u32, u32>| {
+                let gate = Arc::clone(&gate);
+                Box::pin(async move {
+                    early.send(&1, Ok(10));
+                    early.send(&1, Ok(99)); // a second answer is ignored
+                    // The load ends only after key 1's caller got its answer.
+                    gate.notified().await;
+                    Ok(keys.into_iter().map(|k| (k, Ok(k * 100))).collect())
+                })
+            })
+        };
+        let batcher = Batcher::new(settings(20, 100), Arc::default(), load, not_found());
+        let (first, second) = tokio::join!(
+            async {
+                let result = batcher.load(1).await;
+                gate.notify_one();
+                result
+            },
+            batcher.load(2)
+        );
+        assert_eq!(first, Ok(10), "answered early, before the load ended");
+        assert_eq!(second, Ok(200));
     }
 }

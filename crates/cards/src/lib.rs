@@ -26,7 +26,7 @@
 //! | service, escalation policy | service id | `GET /services/{id}?include[]=escalation_policies&include[]=teams&include[]=integrations`, or `GET /services?include[]=…` pages | see below |
 //! | on-call | escalation policy id | `GET /oncalls?escalation_policy_ids[]=…&include[]=users&earliest=true` (all pages) | policy ids |
 //! | incidents | service id | `GET /incidents?service_ids[]=…&statuses[]=triggered&statuses[]=acknowledged&date_range=all&sort_by=created_at:desc` (at most 10 pages per batch; past that the section says `truncated` and its counts are lower bounds) | service ids |
-//! | change events | the account | `GET /change_events` (newest 300); per service `GET /services/{id}/change_events` while the account-wide call is forbidden | one call serves every service |
+//! | change events | the account | `GET /change_events` (newest 300: the pages the last read needed are read at once); per service `GET /services/{id}/change_events` while the account-wide call is forbidden | one call serves every service |
 //! | standards | service id | `GET /standards/scores/technical_services?ids=…` | service ids |
 //! | metrics | service id | `POST /analytics/metrics/incidents/services` (last 30 days) | service ids |
 //! | integration key | the key | `GET /services?query=KEY&include[]=integrations` (verified match) | coalesced only |
@@ -42,9 +42,14 @@
 //! services, or that many single reads happened since the last listing (users
 //! browsing many services one by one): then the services are read with the
 //! paged list (100 per page, at most `service_list_max_pages`), which stores
-//! every service on those pages, so the next cold services are hits. Only one
-//! listing runs at a time; batches that waited for it take their services
-//! from what it stored. An account with more services than one listing reads
+//! every service on those pages, so the next cold services are hits. The
+//! listing runs in its own task and stores each page as it arrives: a waiting
+//! card gets its service as soon as the page that holds it arrives (one round
+//! trip for a service on the first page), not after the last page, and the
+//! remaining pages are read on in the background. Only one listing runs at a
+//! time; a batch that wants one while one runs follows it the same way. A
+//! service the listing does not hold is then read on its own (not found, as
+//! before). An account with more services than one listing reads
 //! (`service_list_max_pages × 100`) is read service by service: the listing
 //! pauses for `max_stale` after it was cut short (raise the cap for such
 //! accounts).

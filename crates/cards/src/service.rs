@@ -1,10 +1,10 @@
 //! [`CardService`]: the caches, their loaders, and card assembly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use pagerduty::{
     ServiceInclude, ServiceStandards,
 };
 
-use crate::batcher::{BatchLoadFn, BatchResults, BatchSettings, Batcher, MissingFn};
+use crate::batcher::{BatchLoadFn, BatchResults, BatchSettings, Batcher, Early, MissingFn};
 use crate::cache::{LoadFn, Lookup, SectionCache, Store};
 use crate::clock::{Clock, SystemClock};
 use crate::config::CardsConfig;
@@ -187,6 +187,50 @@ where
     Ok((items, true))
 }
 
+/// The account's newest change events (at most [`CHANGE_EVENT_PAGES`] pages).
+///
+/// The pages the last read found events on are read at once (one round
+/// trip, not one per page); when the last of them says there are more (the
+/// first read, or the account grew), the remaining pages are read at once
+/// after them: at most two round trips.
+async fn account_change_events(
+    client: &Client,
+    counters: &Counters,
+    pages_wanted: &AtomicU32,
+) -> Result<Vec<ChangeEvent>, pagerduty::Error> {
+    let page = |offset: u32| {
+        Counters::bump(&counters.upstream_calls);
+        let q = ListChangeEvents {
+            limit: Some(PAGE_LIMIT),
+            offset: Some(offset),
+            ..Default::default()
+        };
+        async move { client.list_change_events(&q).await }
+    };
+    let at_once = pages_wanted
+        .load(Ordering::Relaxed)
+        .clamp(1, CHANGE_EVENT_PAGES);
+    let mut pages =
+        futures::future::try_join_all((0..at_once).map(|n| page(n * PAGE_LIMIT))).await?;
+    let read = pages.len() as u32;
+    if read < CHANGE_EVENT_PAGES && pages.last().and_then(Page::next_offset).is_some() {
+        // More than last time: the remaining pages at once.
+        let rest =
+            futures::future::try_join_all((read..CHANGE_EVENT_PAGES).map(|n| page(n * PAGE_LIMIT)))
+                .await?;
+        pages.extend(rest);
+    }
+    let used = pages.iter().filter(|p| !p.items.is_empty()).count() as u32;
+    pages_wanted.store(used.max(1), Ordering::Relaxed);
+    // Pages read at once may overlap when events arrive meanwhile.
+    let mut seen = std::collections::HashSet::new();
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.items)
+        .filter(|e| e.id.as_ref().is_none_or(|id| seen.insert(id.clone())))
+        .collect())
+}
+
 /// Splits list results per key; keys without items get an empty list.
 fn group_by<T: Clone, F>(
     keys: &[String],
@@ -244,14 +288,14 @@ impl CardService {
                 threshold: config.service_list_threshold,
                 max_pages: config.service_list_max_pages,
                 singles_since_list: Arc::new(AtomicUsize::new(0)),
-                listing: Arc::new(tokio::sync::Mutex::new(())),
+                listing: Arc::new(Mutex::new(None)),
                 list_disabled_until: Arc::new(Mutex::new(None)),
                 list_retry: config.max_stale,
                 single_wait: config.section_timeout / 2,
             };
-            let load: BatchLoadFn<String, Arc<Service>> = Arc::new(move |keys| {
+            let load: BatchLoadFn<String, Arc<Service>> = Arc::new(move |keys, early| {
                 let loader = loader.clone();
-                Box::pin(async move { Ok(loader.load(keys).await) })
+                Box::pin(async move { Ok(loader.load(keys, early).await) })
             });
             let missing: MissingFn<String, Arc<Service>> =
                 Arc::new(|id| Err(SectionError::not_found(format!("service {id} not found"))));
@@ -263,30 +307,31 @@ impl CardService {
         let oncalls = {
             let client = client.clone();
             let counters = Arc::clone(&oncall_counters);
-            let load: BatchLoadFn<String, Arc<Vec<Oncall>>> = Arc::new(move |keys: Vec<String>| {
-                let client = client.clone();
-                let counters = Arc::clone(&counters);
-                Box::pin(async move {
-                    let (items, _) = all_pages(&counters, u32::MAX, |offset| {
-                        let q = ListOncalls {
-                            escalation_policy_ids: keys.clone(),
-                            include_users: true,
-                            earliest: true,
-                            time_zone: Some("UTC".into()),
-                            limit: Some(PAGE_LIMIT),
-                            offset: Some(offset),
-                            ..Default::default()
-                        };
-                        let client = client.clone();
-                        async move { client.list_oncalls(&q).await }
+            let load: BatchLoadFn<String, Arc<Vec<Oncall>>> =
+                Arc::new(move |keys: Vec<String>, _early| {
+                    let client = client.clone();
+                    let counters = Arc::clone(&counters);
+                    Box::pin(async move {
+                        let (items, _) = all_pages(&counters, u32::MAX, |offset| {
+                            let q = ListOncalls {
+                                escalation_policy_ids: keys.clone(),
+                                include_users: true,
+                                earliest: true,
+                                time_zone: Some("UTC".into()),
+                                limit: Some(PAGE_LIMIT),
+                                offset: Some(offset),
+                                ..Default::default()
+                            };
+                            let client = client.clone();
+                            async move { client.list_oncalls(&q).await }
+                        })
+                        .await
+                        .map_err(SectionError::from)?;
+                        Ok(group_by(&keys, items, |o: &Oncall| {
+                            vec![o.escalation_policy.id.clone()]
+                        }))
                     })
-                    .await
-                    .map_err(SectionError::from)?;
-                    Ok(group_by(&keys, items, |o: &Oncall| {
-                        vec![o.escalation_policy.id.clone()]
-                    }))
-                })
-            });
+                });
             batched(
                 &config,
                 &oncall_counters,
@@ -307,7 +352,7 @@ impl CardService {
             let client = client.clone();
             let counters = Arc::clone(&incident_counters);
             let load: BatchLoadFn<String, Arc<OpenIncidents>> =
-                Arc::new(move |keys: Vec<String>| {
+                Arc::new(move |keys: Vec<String>, _early| {
                     let client = client.clone();
                     let counters = Arc::clone(&counters);
                     Box::pin(async move {
@@ -368,21 +413,16 @@ impl CardService {
         let account_change_events = {
             let client = client.clone();
             let counters = Arc::clone(&change_counters);
+            // Pages read at once: as many as the last read found events on.
+            let pages_wanted = Arc::new(AtomicU32::new(1));
             let load: LoadFn<(), Arc<Vec<ChangeEvent>>> = Arc::new(move |()| {
                 let client = client.clone();
                 let counters = Arc::clone(&counters);
+                let pages_wanted = Arc::clone(&pages_wanted);
                 Box::pin(async move {
-                    let (items, _) = all_pages(&counters, CHANGE_EVENT_PAGES, |offset| {
-                        let q = ListChangeEvents {
-                            limit: Some(PAGE_LIMIT),
-                            offset: Some(offset),
-                            ..Default::default()
-                        };
-                        let client = client.clone();
-                        async move { client.list_change_events(&q).await }
-                    })
-                    .await
-                    .map_err(SectionError::from)?;
+                    let items = account_change_events(&client, &counters, &pages_wanted)
+                        .await
+                        .map_err(SectionError::from)?;
                     Ok(Arc::new(items))
                 })
             });
@@ -403,7 +443,7 @@ impl CardService {
             let client = client.clone();
             let counters = Arc::clone(&change_counters);
             let load: BatchLoadFn<String, Arc<Vec<ChangeEvent>>> =
-                Arc::new(move |keys: Vec<String>| {
+                Arc::new(move |keys: Vec<String>, _early| {
                     let client = client.clone();
                     let counters = Arc::clone(&counters);
                     Box::pin(async move {
@@ -448,7 +488,7 @@ impl CardService {
             let client = client.clone();
             let counters = Arc::clone(&standards_counters);
             let load: BatchLoadFn<String, Arc<ServiceStandards>> =
-                Arc::new(move |keys: Vec<String>| {
+                Arc::new(move |keys: Vec<String>, _early| {
                     let client = client.clone();
                     let counters = Arc::clone(&counters);
                     Box::pin(async move {
@@ -487,7 +527,7 @@ impl CardService {
             let client = client.clone();
             let counters = Arc::clone(&metrics_counters);
             let load: BatchLoadFn<String, Arc<MetricsValue>> =
-                Arc::new(move |keys: Vec<String>| {
+                Arc::new(move |keys: Vec<String>, _early| {
                     let client = client.clone();
                     let counters = Arc::clone(&counters);
                     Box::pin(async move {
@@ -1099,6 +1139,15 @@ fn resolved_key(service: &Service, key: &str) -> Option<ResolvedKey> {
     })
 }
 
+/// How far the running services listing got.
+#[derive(Debug, Clone, Copy, Default)]
+struct ListingProgress {
+    /// Pages read and stored so far.
+    pages: u32,
+    /// The listing ended (read every page, hit the cap, or failed).
+    done: bool,
+}
+
 /// Loads services: single reads in parallel, or the paged list when many
 /// services are cold at once (which also warms the cache for every service
 /// on the pages read).
@@ -1112,9 +1161,10 @@ struct ServiceLoader {
     /// Single reads since the last listing: a steady trickle of cold services
     /// (users browsing many services one by one) also switches to the list.
     singles_since_list: Arc<AtomicUsize>,
-    /// One listing at a time: batches that meet a listing in progress wait
-    /// for it and take their services from what it stored.
-    listing: Arc<tokio::sync::Mutex<()>>,
+    /// The running (or last) listing: one at a time. It runs in its own task
+    /// and stores every service of every page as the page arrives; batches
+    /// that want a listing while one runs follow it instead of starting one.
+    listing: Arc<Mutex<Option<tokio::sync::watch::Receiver<ListingProgress>>>>,
     /// Set when the account has more services than one listing reads:
     /// listing then costs more than it saves, so it pauses for `list_retry`.
     list_disabled_until: Arc<Mutex<Option<Instant>>>,
@@ -1126,38 +1176,34 @@ struct ServiceLoader {
 }
 
 impl ServiceLoader {
-    async fn load(&self, keys: Vec<String>) -> BatchResults<String, Arc<Service>> {
-        let mut results: BatchResults<String, Arc<Service>> = HashMap::new();
+    /// Answers each wanted service as soon as it is known: from the store,
+    /// from the page of a listing that holds it (the rest of the listing goes
+    /// on in its own task and warms the store), or from a single read.
+    async fn load(
+        &self,
+        keys: Vec<String>,
+        early: Early<String, Arc<Service>>,
+    ) -> BatchResults<String, Arc<Service>> {
+        let mut pending: Vec<String> = keys;
         // A listing may have stored some of these since their miss was queued.
-        self.take_stored(&keys, &mut results).await;
-        if self.list_allowed() && self.wants_list(keys.len() - results.len()) {
-            let _one_listing = self.listing.lock().await;
-            self.take_stored(&keys, &mut results).await;
-            if self.wants_list(keys.len() - results.len()) {
-                self.singles_since_list.store(0, Ordering::Relaxed);
-                match self.list(&keys, &mut results).await {
-                    Ok(true) => {
-                        tracing::info!(
-                            max_pages = self.max_pages,
-                            "the account has more services than one listing reads: reading services one by one"
-                        );
-                        *self
-                            .list_disabled_until
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner()) =
-                            Some(Instant::now() + self.list_retry);
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::debug!(%error, "services listing failed; reading services one by one");
-                    }
+        self.deliver_stored(&mut pending, &early).await;
+        if let Some(mut progress) = self.follow_or_start_listing(pending.len()) {
+            loop {
+                let done = progress.borrow_and_update().done;
+                self.deliver_stored(&mut pending, &early).await;
+                if pending.is_empty() || done {
+                    break;
+                }
+                if progress.changed().await.is_err() {
+                    // The listing task is gone (it cannot be, short of a panic).
+                    break;
                 }
             }
         }
-        let rest: Vec<&String> = keys.iter().filter(|k| !results.contains_key(*k)).collect();
+        let mut results: BatchResults<String, Arc<Service>> = HashMap::new();
         self.singles_since_list
-            .fetch_add(rest.len(), Ordering::Relaxed);
-        let reads: Vec<_> = rest
+            .fetch_add(pending.len(), Ordering::Relaxed);
+        let reads: Vec<_> = pending
             .into_iter()
             .map(|id| {
                 Counters::bump(&self.counters.upstream_calls);
@@ -1173,7 +1219,7 @@ impl ServiceLoader {
                     }
                     result
                 });
-                (id.clone(), read)
+                (id, read)
             })
             .collect();
         // A lone read has nobody else to deliver: it is waited for in full
@@ -1205,15 +1251,39 @@ impl ServiceLoader {
         results
     }
 
-    /// Moves the fresh stored services among `keys` into `results`.
-    async fn take_stored(&self, keys: &[String], results: &mut BatchResults<String, Arc<Service>>) {
-        for key in keys {
-            if !results.contains_key(key)
-                && let Some(service) = self.store.peek_fresh(key).await
-            {
-                results.insert(key.clone(), Ok(service));
+    /// Answers the fresh stored services among `pending` and drops them from it.
+    async fn deliver_stored(&self, pending: &mut Vec<String>, early: &Early<String, Arc<Service>>) {
+        let mut rest = Vec::with_capacity(pending.len());
+        for key in pending.drain(..) {
+            match self.store.peek_fresh(&key).await {
+                Some(service) => early.send(&key, Ok(service)),
+                None => rest.push(key),
             }
         }
+        *pending = rest;
+    }
+
+    /// The progress of the listing this batch waits on: the running one, or
+    /// a new one when `cold` services call for it; `None` to read one by one.
+    fn follow_or_start_listing(
+        &self,
+        cold: usize,
+    ) -> Option<tokio::sync::watch::Receiver<ListingProgress>> {
+        if !self.list_allowed() || !self.wants_list(cold) {
+            return None;
+        }
+        let mut current = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(progress) = current.as_ref()
+            && !progress.borrow().done
+        {
+            return Some(progress.clone());
+        }
+        self.singles_since_list.store(0, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::watch::channel(ListingProgress::default());
+        *current = Some(rx.clone());
+        let loader = self.clone();
+        tokio::spawn(async move { loader.run_listing(tx).await });
+        Some(rx)
     }
 
     /// Many cold services at once, or many single reads since the last listing.
@@ -1231,15 +1301,39 @@ impl ServiceLoader {
             .is_none_or(|until| Instant::now() >= until)
     }
 
-    /// Reads every service page (up to the page cap): the wanted services
-    /// go to `results`, all others warm the cache, so the next cold services
-    /// of the account are hits. True when the cap cut the listing short.
+    /// Runs one listing to its end, then marks it done.
+    async fn run_listing(&self, progress: tokio::sync::watch::Sender<ListingProgress>) {
+        match self.list(&progress).await {
+            Ok(true) => {
+                tracing::info!(
+                    max_pages = self.max_pages,
+                    "the account has more services than one listing reads: reading services one by one"
+                );
+                // A retry delay too large for the clock disables listing for good.
+                *self
+                    .list_disabled_until
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(
+                    Instant::now()
+                        .checked_add(self.list_retry)
+                        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)),
+                );
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::debug!(%error, "services listing failed; reading services one by one");
+            }
+        }
+        progress.send_modify(|p| p.done = true);
+    }
+
+    /// Reads every service page (up to the page cap) and stores every
+    /// service as its page arrives, telling the waiting batches after each
+    /// page. True when the cap cut the listing short.
     async fn list(
         &self,
-        keys: &[String],
-        results: &mut BatchResults<String, Arc<Service>>,
+        progress: &tokio::sync::watch::Sender<ListingProgress>,
     ) -> Result<bool, pagerduty::Error> {
-        let wanted: HashSet<&String> = keys.iter().collect();
         let mut offset = 0;
         for _ in 0..self.max_pages {
             Counters::bump(&self.counters.upstream_calls);
@@ -1254,13 +1348,11 @@ impl ServiceLoader {
                 .await?;
             let next = page.next_offset();
             for service in page.items {
-                let service = Arc::new(service);
-                if wanted.contains(&service.id) {
-                    results.insert(service.id.clone(), Ok(Arc::clone(&service)));
-                } else {
-                    self.store.insert_fresh(service.id.clone(), service).await;
-                }
+                self.store
+                    .insert_fresh(service.id.clone(), Arc::new(service))
+                    .await;
             }
+            progress.send_modify(|p| p.pages += 1);
             match next {
                 Some(next) if next <= MAX_OFFSET => offset = next,
                 Some(_) => return Ok(true),

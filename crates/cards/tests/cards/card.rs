@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use cards::{CardOptions, ServiceRef, TargetKind};
 
-use crate::support::{TestPd, config, epid, sid};
+use crate::support::{TestPd, config, epid, eventually, sid};
 
 #[tokio::test]
 async fn a_full_card_from_a_fresh_cache_has_the_expected_contents() {
@@ -301,6 +301,77 @@ async fn a_cold_card_costs_the_slowest_path_not_the_sum_of_its_calls() {
     // Five calls of 300 ms each; only service -> on-call are sequential.
     assert_eq!(pd.total_calls().await, 5);
     assert!(elapsed < delay * 3, "took {elapsed:?}");
+}
+
+/// Single service reads (`GET /services/{id}`) received so far.
+async fn single_reads(pd: &TestPd) -> usize {
+    pd.server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| {
+            r.url.path().starts_with("/services/") && !r.url.path().ends_with("change_events")
+        })
+        .count()
+}
+
+/// A listing answers each waiting card when the page that holds its service
+/// arrives; the other pages are read on in the background and warm the cache.
+/// Before, the cards waited for all 5 pages (5 round trips, then on-call).
+#[tokio::test]
+async fn ten_cold_cards_that_start_a_listing_cost_one_round_trip_for_their_services() {
+    let pd = TestPd::start(500, 50).await;
+    let delay = Duration::from_millis(500);
+    pd.set_delay(delay);
+    let cards = pd.cards(cards::CardsConfig {
+        batch_window: Duration::from_millis(5),
+        ..config()
+    });
+    // Ten services of the first page, on ten different policies.
+    let ids: Vec<String> = (0..10).map(|i| sid(i * 7)).collect();
+    let started = std::time::Instant::now();
+    let results = cards.cards(&ids, &CardOptions::default()).await;
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    // Service (first page) then on-call: two round trips, not six.
+    assert!(elapsed < delay * 3, "took {elapsed:?}");
+    // No extra calls: the listing goes on after the cards got their services
+    // and warms the other 490 (the budget test shows the later cards hit).
+    eventually("the listing read its 5 pages", || async {
+        pd.calls("GET", "/services").await == 5
+    })
+    .await;
+    assert_eq!(single_reads(&pd).await, 0, "no single service reads");
+}
+
+/// After 10 single reads, the next lone cold card starts a listing; it gets
+/// its service from the first page, not after the last one.
+#[tokio::test]
+async fn a_lone_card_that_starts_a_listing_does_not_wait_for_its_last_page() {
+    let pd = TestPd::start(500, 50).await;
+    let cards = pd.cards(cards::CardsConfig {
+        batch_window: Duration::from_millis(5),
+        ..config()
+    });
+    let options = CardOptions::default();
+    for i in 0..10 {
+        cards.card(ServiceRef::Id(sid(i)), &options).await.unwrap();
+    }
+    assert_eq!(single_reads(&pd).await, 10);
+    assert_eq!(pd.calls("GET", "/services").await, 0);
+    let delay = Duration::from_millis(500);
+    pd.set_delay(delay);
+    let started = std::time::Instant::now();
+    let card = cards.card(ServiceRef::Id(sid(42)), &options).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(card.service.data.unwrap().id, sid(42));
+    assert!(elapsed < delay * 3, "took {elapsed:?}");
+    assert_eq!(single_reads(&pd).await, 10, "served by the listing");
+    eventually("the listing read its 5 pages", || async {
+        pd.calls("GET", "/services").await == 5
+    })
+    .await;
 }
 
 #[tokio::test]
