@@ -27,7 +27,8 @@
 //!    in a spawned task so a client that hangs up cannot cancel a half-sent
 //!    trigger; a failure says the incident was NOT created (acknowledged,
 //!    resolved), or that this is unknown (`created: null`) when any attempt
-//!    may have reached PagerDuty (no answer, connection lost after sending),
+//!    may have reached PagerDuty (no answer, connection lost after it was
+//!    made; a failure to connect sent nothing),
 //!    and gives the `dedup_key` to retry with (every event carries one,
 //!    generated when the caller gave none);
 //! 7. invalidation of the service's incidents section, so the next card
@@ -1014,8 +1015,15 @@ async fn deliver(
                     backoff,
                     false,
                 ),
-                // The connection may have failed after the event was sent
-                // (a reset while reading the answer): it may exist.
+                // No connection was made: nothing was sent.
+                Ok(Err(E::Connect(message))) => (
+                    DeliveryFailure::Unavailable,
+                    format!("PagerDuty could not be reached: {message}"),
+                    backoff,
+                    false,
+                ),
+                // The connection failed after it was made (a reset while
+                // reading the answer): the event may have been accepted.
                 Ok(Err(E::Transport(message))) => (
                     DeliveryFailure::Unavailable,
                     format!("the connection to PagerDuty failed: {message}"),
@@ -1261,6 +1269,39 @@ mod tests {
             }) => {
                 assert!(!created_unknown, "nothing was sent: plainly not created");
                 assert_eq!(attempts, 0);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_means_not_created() {
+        // Nothing listens on port 9 of 127.0.0.1: every attempt fails to
+        // connect, so nothing was sent and the answer is a plain "not created".
+        let client = pagerduty::Client::builder(pagerduty::Credentials::ApiToken(
+            secrecy::SecretString::from("token"),
+        ))
+        .events_base_url("http://127.0.0.1:9/v2")
+        .build()
+        .unwrap();
+        let p = service()
+            .prepare_trigger(&caller(), request(), None)
+            .unwrap();
+        let (answer, attempts) = deliver(&client, &p.event, Duration::from_millis(400), None).await;
+        assert!(attempts >= 2, "retried: {attempts}");
+        match answer {
+            Err(e @ TriggerError::NotDelivered { .. }) => {
+                let TriggerError::NotDelivered {
+                    created_unknown, ..
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert!(!created_unknown, "a connect error sends nothing: {e}");
+                assert!(
+                    e.to_string().contains("the incident was NOT created"),
+                    "{e}"
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
