@@ -35,6 +35,9 @@ fn keys(v: &Value) -> BTreeSet<String> {
 /// Fields the simulator does not generate (so no PagerDuty object of ours can
 /// carry them); everything else the Node backend returned must be there.
 const NOT_SIMULATED: &[&str] = &[
+    // change events
+    "images",
+    "routing_key",
     // incidents
     "basic_alert_grouping",
     "first_trigger_log_entry",
@@ -63,8 +66,34 @@ const NOT_SIMULATED: &[&str] = &[
 ];
 
 /// Same status and envelope as the Node backend's capture of `route`, and
-/// every field it returned (where the upstream object has it).
+/// every field it returned (where the upstream object has it). A list must
+/// not be empty: an empty one would compare no field.
 fn assert_shape(route: &str, status: u16, body: &Value) {
+    let (a, inner) = assert_envelope(route, status, body);
+    let item = match &inner {
+        Value::Array(items) => match items.first() {
+            Some(item) => item.clone(),
+            None => panic!("{route}: an empty list proves no field; pick data that has some"),
+        },
+        other => other.clone(),
+    };
+    let ours = keys(&item);
+    let missing: Vec<&str> = a["item_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|k| !ours.contains(*k) && !NOT_SIMULATED.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{route}: fields missing vs the Node backend: {missing:?}\nours: {ours:?}"
+    );
+}
+
+/// Same status and envelope as the Node backend's capture of `route`
+/// (fields unchecked); returns the anchor and the envelope's content.
+fn assert_envelope(route: &str, status: u16, body: &Value) -> (Value, Value) {
     let a = anchor(route);
     assert_eq!(
         status,
@@ -91,25 +120,7 @@ fn assert_shape(route: &str, status: u16, body: &Value) {
         a["list"].as_bool().unwrap(),
         "{route}: list or object"
     );
-    let item = match &inner {
-        Value::Array(items) => match items.first() {
-            Some(item) => item.clone(),
-            None => return,
-        },
-        other => other.clone(),
-    };
-    let ours = keys(&item);
-    let missing: Vec<&str> = a["item_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .filter(|k| !ours.contains(*k) && !NOT_SIMULATED.contains(k))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{route}: fields missing vs the Node backend: {missing:?}\nours: {ours:?}"
-    );
+    (a, inner)
 }
 
 /// A GET as the frontend's `PagerDutyClient` sends it (its headers included).
@@ -231,10 +242,62 @@ async fn card_routes_answer_the_frontends_exact_urls_like_the_node_backend() {
         assert!(incident["assignments"].is_array());
     }
 
-    let (status, body) = get_json(&app, &format!("{P}/services/{id}/change-events")).await;
+    // Incidents of any age: a service with an open incident older than 30
+    // days (the simulator guarantees one: its first generated service, which
+    // is not `services[0]` once sorted by name).
+    let account = sim.account();
+    let cutoff = sim.now() - chrono::Duration::days(30);
+    let old_open = |service: &str| -> BTreeSet<String> {
+        account
+            .open_incidents(service)
+            .iter()
+            .filter(|i| i.created_at < cutoff)
+            .map(|i| i.id.clone())
+            .collect()
+    };
+    let first = &account
+        .services
+        .iter()
+        .find(|s| !old_open(&s.id).is_empty())
+        .expect("the simulator has an open incident older than 30 days")
+        .id;
+    let old = old_open(first);
+    let (status, body) = get_json(&app, &format!("{P}/services/{first}/incidents")).await;
+    assert_shape("incidents", status, &body);
+    let incidents = body["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), account.open_incidents(first).len());
+    let older: BTreeSet<String> = incidents
+        .iter()
+        .filter(|i| {
+            let created = i["created_at"].as_str().expect("created_at");
+            chrono::DateTime::parse_from_rfc3339(created).expect("RFC 3339") < cutoff
+        })
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(older, old, "open incidents older than 30 days are listed");
+
+    // Change events of a service that has some (the newest one's service).
+    let newest = account
+        .change_events
+        .iter()
+        .max_by_key(|e| e.timestamp)
+        .expect("the simulator has change events");
+    let with_changes = newest.service_id.clone();
+    let (status, body) =
+        get_json(&app, &format!("{P}/services/{with_changes}/change-events")).await;
     assert_shape("change_events", status, &body);
     let events = body["change_events"].as_array().unwrap();
-    assert!(events.len() <= 5);
+    assert!(!events.is_empty() && events.len() <= 5, "{body}");
+    assert!(
+        events.iter().any(|e| e["id"] == newest.id.as_str()),
+        "the newest change event is listed: {body}"
+    );
+    let direct = upstream(&sim, &format!("/services/{with_changes}/change_events")).await;
+    let missing: Vec<String> = keys(&direct["change_events"][0])
+        .difference(&keys(&events[0]))
+        .cloned()
+        .collect();
+    assert!(missing.is_empty(), "change event trimmed: {missing:?}");
     for event in events {
         for field in ["id", "summary", "timestamp"] {
             assert!(event[field].is_string(), "change_event.{field}: {event}");
@@ -250,18 +313,31 @@ async fn card_routes_answer_the_frontends_exact_urls_like_the_node_backend() {
         assert!(standard["name"].is_string() && standard["pass"].is_boolean());
     }
 
-    let (status, body) = get_json(&app, &format!("{P}/services/{id}/metrics")).await;
-    assert_eq!(status, 200);
-    assert_eq!(keys(&body), BTreeSet::from(["metrics".to_owned()]));
-    if !body["metrics"].as_array().unwrap().is_empty() {
-        assert_shape("metrics", status, &body);
-        let row = &body["metrics"][0];
-        for field in ["total_high_urgency_incidents", "total_incident_count"] {
-            assert!(row[field].is_number(), "metrics[0].{field}: {row}");
-        }
-        // Read by the card too; the simulator does not compute it.
-        assert!(row.get("total_interruptions").is_some(), "{row}");
+    // Metrics of a service with incidents in the last 30 days (a day of
+    // margin on both ends of the window).
+    let now = sim.now();
+    let busy = account
+        .incident_metrics(
+            &[],
+            now - chrono::Duration::days(29),
+            now - chrono::Duration::days(1),
+            None,
+        )
+        .into_iter()
+        .max_by_key(|m| m.total_incident_count)
+        .expect("a service with recent incidents");
+    let (status, body) = get_json(&app, &format!("{P}/services/{}/metrics", busy.service_id)).await;
+    assert_shape("metrics", status, &body);
+    let row = &body["metrics"][0];
+    for field in ["total_high_urgency_incidents", "total_incident_count"] {
+        assert!(row[field].is_number(), "metrics[0].{field}: {row}");
     }
+    assert!(
+        row["total_incident_count"].as_u64().unwrap() >= busy.total_incident_count,
+        "{row}"
+    );
+    // Read by the card too; the simulator does not compute it.
+    assert!(row.get("total_interruptions").is_some(), "{row}");
 
     // getOnCallByPolicyId builds `?escalation_policy_ids[]=ID` by string
     // concatenation: literal brackets. Percent-encoded and bare names too.
@@ -317,9 +393,16 @@ async fn card_routes_answer_the_frontends_exact_urls_like_the_node_backend() {
 #[tokio::test]
 async fn card_routes_add_no_upstream_call_when_the_card_is_warm() {
     let SimApp { app, sim } = spawn_with_sim(small_sim(), "").await;
-    let (id, _, _) = pick_service(&sim);
+    let (id, key, policy) = pick_service(&sim);
     let card = app
         .get(&format!("/v1/cards/{id}?include=standards,metrics"))
+        .await;
+    assert_eq!(card.status(), 200);
+    // The by-key card warms the integration-key cache.
+    let card = app
+        .get(&format!(
+            "/v1/cards?integration_key={key}&include=standards,metrics"
+        ))
         .await;
     assert_eq!(card.status(), 200);
     sim.reset_stats();
@@ -329,6 +412,8 @@ async fn card_routes_add_no_upstream_call_when_the_card_is_warm() {
         format!("{P}/services/{id}/standards"),
         format!("{P}/services/{id}/metrics"),
         format!("{P}/services/{id}/change-events"),
+        format!("{P}/oncall-users?escalation_policy_ids[]={policy}"),
+        format!("{P}/services?integration_key={key}"),
     ] {
         assert_eq!(app.get(&path).await.status(), 200, "{path}");
     }
@@ -404,12 +489,19 @@ async fn list_routes_match_the_node_backend_and_are_cached() {
     }
     let (status, body) = get_json(&app, &format!("{P}/services?query=zzzz-no-such-service")).await;
     assert_eq!((status, body), (200, json!([])));
-    let (status, body) = get_json(&app, &format!("{P}/services?limit=0")).await;
-    assert_eq!(status, 400);
-    assert!(error_message(&body).contains("'limit'"));
+    for bad in ["0", "-1", "ten"] {
+        let (status, body) = get_json(&app, &format!("{P}/services?limit={bad}")).await;
+        assert_eq!(status, 400, "limit={bad}");
+        assert!(error_message(&body).contains("'limit'"));
+    }
+    // Above PagerDuty's page size: capped like PagerDuty does, not refused.
+    let (status, body) = get_json(&app, &format!("{P}/services?limit=500")).await;
+    assert_eq!(status, 200, "{body}");
+    let page = body.as_array().expect("a bare array");
+    assert!(!page.is_empty() && page.len() <= 100, "{}", page.len());
 
     let (status, body) = get_json(&app, &format!("{P}/accounts")).await;
-    assert_shape("accounts", status, &body);
+    assert_envelope("accounts", status, &body);
     assert_eq!(
         body,
         json!({"accounts": []}),
@@ -621,7 +713,8 @@ async fn two_accounts_route_by_the_account_parameter() {
     let (acme_id, _, _) = pick_service(&acme);
     let (corp_id, corp_key, _) = pick_service(&corp);
 
-    let (_, body) = get_json(&app, &format!("{P}/accounts")).await;
+    let (status, body) = get_json(&app, &format!("{P}/accounts")).await;
+    assert_shape("accounts", status, &body);
     assert_eq!(
         body,
         json!({"accounts": [{"id": "acme", "isDefault": true}, {"id": "eu-corp", "isDefault": false}]})

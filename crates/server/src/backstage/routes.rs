@@ -281,7 +281,8 @@ pub async fn get_service(
 /// * `?integration_key=K`: `{"service": …}`, the service owning that
 ///   integration key (verified against its integrations; 404 otherwise);
 /// * `?team_id=T&query=Q&limit=N` (any of them): a bare array of one page
-///   of services (N ≤ 100, default 100), each with `account`;
+///   of services (N ≥ 1, default 100; above 100 is capped at 100 like
+///   PagerDuty does), each with `account`;
 /// * no parameter: `{"services": […]}`, every service of every account
 ///   (or of `?account=`; an empty `?account=` means every account, as on
 ///   `/teams` and `/escalation_policies`), each with `account`.
@@ -291,7 +292,7 @@ pub async fn get_service(
         ("integration_key" = Option<String>, Query, description = "An integration key of the service"),
         ("team_id" = Option<String>, Query, description = "Only services of this team"),
         ("query" = Option<String>, Query, description = "Name filter"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 100)"),
+        ("limit" = Option<u32>, Query, description = "Page size, at least 1 (default 100; larger values are capped at 100)"),
         ("account" = Option<String>, Query, description = "Account id"),
     ),
     responses(
@@ -337,13 +338,15 @@ pub async fn list_services(
     }
     if params.has("team_id") || params.has("query") || params.has("limit") {
         let account = params.account(&state)?;
+        // Above 100 is capped, as PagerDuty does (the Node backend forwards
+        // the limit and gets at most 100 back); 0 and non-numbers are 400s.
         let limit = match params.first("limit") {
             None => MAX_LIMIT,
-            Some(text) => match text.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if n >= 1 => n.min(u64::from(MAX_LIMIT)) as u32,
                 _ => {
                     return Err(BackstageError::bad_request(format!(
-                        "'limit' must be a number between 1 and {MAX_LIMIT}, got `{text}`"
+                        "'limit' must be a positive number (at most {MAX_LIMIT} are returned), got `{text}`"
                     )));
                 }
             },
