@@ -18,11 +18,15 @@
 //!   not cached.
 //!
 //! A refresh only replaces the exact entry it started from (`and_compute_with`),
-//! so it never resurrects an entry that was invalidated meanwhile.
+//! so it never resurrects an entry that was invalidated meanwhile. A miss
+//! load that is running when its key is invalidated (it may have read
+//! upstream before the change that caused the invalidation) still answers
+//! the callers waiting for it, but is not kept: the next read loads again.
 
+use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -182,6 +186,18 @@ pub(crate) struct SectionCache<K, V> {
     load: LoadFn<K, V>,
     refresh: LoadFn<K, V>,
     counters: Arc<Counters>,
+    /// Miss loads running now, with a flag `invalidate` raises: a load that
+    /// was running when its key was invalidated is not kept.
+    inflight: Arc<Mutex<HashMap<K, Arc<AtomicBool>>>>,
+}
+
+/// Why a miss load produced no entry to keep.
+enum InitError<V> {
+    /// The load failed (every waiter gets the error).
+    Failed(SectionError),
+    /// The key was invalidated while loading: the waiters get the value,
+    /// the cache does not keep it.
+    Invalidated(Arc<Stored<V>>),
 }
 
 impl<K, V> SectionCache<K, V>
@@ -201,6 +217,7 @@ where
             load,
             refresh,
             counters,
+            inflight: Arc::default(),
         }
     }
 
@@ -227,14 +244,26 @@ where
             self.store.cache.invalidate(key).await;
         }
         let ran = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicBool::new(false));
         let init = {
             let ran = Arc::clone(&ran);
+            let dropped = Arc::clone(&dropped);
+            let inflight = Arc::clone(&self.inflight);
             let load = Arc::clone(&self.load);
             let store = self.store.clone();
             let key = key.clone();
             async move {
                 ran.store(true, Ordering::Relaxed);
-                load(key).await.map(|value| store.stored(value))
+                // Registered before the upstream read starts: an invalidation
+                // from now on may postdate what the read sees.
+                lock(&inflight).insert(key.clone(), Arc::clone(&dropped));
+                match load(key).await {
+                    Ok(value) if dropped.load(Ordering::Acquire) => {
+                        Err(InitError::Invalidated(store.stored(value)))
+                    }
+                    Ok(value) => Ok(store.stored(value)),
+                    Err(error) => Err(InitError::Failed(error)),
+                }
             }
         };
         // The load runs in its own task: a caller that stops waiting (the
@@ -244,36 +273,66 @@ where
         let load = {
             let cache = self.store.cache.clone();
             let counters = Arc::clone(&self.counters);
+            let inflight = Arc::clone(&self.inflight);
             let key = key.clone();
             tokio::spawn(async move {
                 let result = cache
-                    .entry(key)
+                    .entry(key.clone())
                     .or_try_insert_with(init)
                     .await
                     .map(|entry| entry.into_value());
                 let ran = ran.load(Ordering::Relaxed);
+                if ran {
+                    {
+                        let mut inflight = lock(&inflight);
+                        if inflight.get(&key).is_some_and(|f| Arc::ptr_eq(f, &dropped)) {
+                            inflight.remove(&key);
+                        }
+                    }
+                    // Invalidated between the end of the load and its insertion:
+                    // drop what was just inserted (only that exact entry).
+                    if let Ok(stored) = &result
+                        && dropped.load(Ordering::Acquire)
+                    {
+                        let ours = Arc::clone(stored);
+                        cache
+                            .entry(key)
+                            .and_compute_with(|current| {
+                                let op = match current {
+                                    Some(entry) if Arc::ptr_eq(entry.value(), &ours) => Op::Remove,
+                                    _ => Op::Nop,
+                                };
+                                std::future::ready(op)
+                            })
+                            .await;
+                    }
+                }
                 Counters::bump(if ran {
                     &counters.misses
                 } else {
                     &counters.coalesced
                 });
-                if ran && result.is_err() {
+                if ran && matches!(&result, Err(e) if matches!(**e, InitError::Failed(_))) {
                     Counters::bump(&counters.errors);
                 }
                 result
             })
         };
-        match load.await {
-            Ok(Ok(stored)) => {
-                let now = self.store.now();
-                let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
-                Ok(lookup(&stored, stale, now))
+        let stored = match load.await {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(error)) => match &*error {
+                InitError::Failed(error) => return Err(SectionError::clone(error)),
+                InitError::Invalidated(stored) => Arc::clone(stored),
+            },
+            Err(join_error) => {
+                return Err(SectionError::unavailable(format!(
+                    "the section load failed: {join_error}"
+                )));
             }
-            Ok(Err(error)) => Err(SectionError::clone(&error)),
-            Err(join_error) => Err(SectionError::unavailable(format!(
-                "the section load failed: {join_error}"
-            ))),
-        }
+        };
+        let now = self.store.now();
+        let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
+        Ok(lookup(&stored, stale, now))
     }
 
     /// The cached value of `key` if there is one (no load, no refresh, no counters).
@@ -281,8 +340,12 @@ where
         self.store.cache.get(key).await.map(|s| s.value.clone())
     }
 
-    /// Drops the cached value of `key`.
+    /// Drops the cached value of `key`; a miss load of `key` running now
+    /// answers its waiters but is not kept.
     pub(crate) async fn invalidate(&self, key: &K) {
+        if let Some(dropped) = lock(&self.inflight).get(key) {
+            dropped.store(true, Ordering::Release);
+        }
         self.store.cache.invalidate(key).await;
     }
 
@@ -337,6 +400,10 @@ where
                 .await;
         });
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How long to wait after a failed refresh before trying again.
@@ -482,6 +549,32 @@ mod tests {
         cache.invalidate(&1).await;
         assert_eq!(cache.get(&1).await.unwrap().value, 2);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_load_running_when_its_key_is_invalidated_is_not_kept() {
+        let (cache, calls, _) = counting(10_000);
+        let cache = Arc::new(cache);
+        let first = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move { cache.get(&1).await }
+        });
+        // The load (20 ms) started; the data it reads predates this invalidation.
+        wait_for(&calls, 1).await;
+        cache.invalidate(&1).await;
+        assert_eq!(
+            first.await.unwrap().unwrap().value,
+            1,
+            "its waiter is answered"
+        );
+        assert_eq!(
+            cache.get(&1).await.unwrap().value,
+            2,
+            "the next read loads again"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.get(&1).await.unwrap().value, 2, "that one is kept");
+        assert_eq!(cache.counters().snapshot().errors, 0);
     }
 
     #[tokio::test]

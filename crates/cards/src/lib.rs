@@ -86,7 +86,11 @@
 //!   `max_stale`; the next retry waits for a backoff (the 429's reset time,
 //!   or the TTL capped at 10 s).
 //! * **Invalidation**: [`CardService::invalidate`] drops sections; a refresh
-//!   that started before never puts back the dropped value.
+//!   that started before never puts back the dropped value, and a cold load
+//!   running at that moment answers the callers waiting for it but is not
+//!   kept, so the next read loads again. (Services stored by a listing that
+//!   was already running are not covered: invalidating the service section
+//!   right after a change may keep the listing's older copy until its TTL.)
 //! * **Clock**: freshness is decided with a [`clock::Clock`] (the system clock
 //!   by default; [`CardService::with_clock`] takes a
 //!   [`clock::ManualClock`] so tests expire sections without sleeping).

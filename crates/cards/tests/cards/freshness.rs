@@ -158,6 +158,48 @@ async fn invalidation_after_a_trigger_makes_the_next_card_show_the_new_incident(
     );
 }
 
+/// A trigger while a cold card is loading: the incidents read that started
+/// before the trigger must not be kept as fresh for the whole TTL.
+#[tokio::test]
+async fn invalidation_during_a_cold_load_makes_the_next_card_show_the_new_incident() {
+    let pd = TestPd::start(3, 2).await;
+    pd.set_delay(Duration::from_millis(300));
+    let cards = pd.cards(config());
+    let options = CardOptions::default();
+    let loading = tokio::spawn({
+        let cards = cards.clone();
+        let options = options.clone();
+        async move { cards.card(ServiceRef::Id(sid(0)), &options).await }
+    });
+    // The incidents read is under way (its answer was computed on arrival).
+    eventually("the incidents read started", || async {
+        pd.calls("GET", "/incidents").await == 1
+    })
+    .await;
+    pd.account.incidents.lock().unwrap().push(incident(
+        "PNEW002",
+        &sid(0),
+        "triggered",
+        "2026-11-23T09:00:00Z",
+    ));
+    cards.invalidate(&sid(0), &[Section::Incidents]).await;
+    let first = tokio::time::timeout(Duration::from_secs(5), loading)
+        .await
+        .expect("bounded")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.incidents.data.as_ref().unwrap().triggered,
+        0,
+        "read before the trigger"
+    );
+    let after = cards.card(ServiceRef::Id(sid(0)), &options).await.unwrap();
+    let incidents = after.incidents.data.as_ref().unwrap();
+    assert_eq!(incidents.triggered, 1, "the pre-trigger read was not kept");
+    assert_eq!(incidents.newest[0].id, "PNEW002");
+    assert_eq!(pd.calls("GET", "/incidents").await, 2);
+}
+
 #[tokio::test]
 async fn invalidating_service_and_oncall_refetches_them() {
     let pd = TestPd::start(3, 2).await;
