@@ -269,7 +269,7 @@ fn oauth_needs_id_secret_subdomain_and_scopes() {
 }
 
 #[test]
-fn metrics_auth_needs_static_mode() {
+fn metrics_auth_needs_an_auth_mode() {
     let err = load("[server.auth]\nmetrics_require_auth = true", &[]).unwrap_err();
     assert_eq!(
         keys(&err),
@@ -361,4 +361,199 @@ fn load_errors_never_quote_the_values() {
     .unwrap_err();
     std::fs::remove_file(&path).ok();
     assert!(!err.to_string().contains("my-secret"), "{err}");
+}
+
+/// Every key of `Settings`, filled: a struct literal, so a new field fails
+/// to compile here until it is added (and then must be documented).
+fn every_key_filled() -> Settings {
+    use dutycard_server::accounts::AccountSettings;
+    use dutycard_server::backstage::BackstageSettings;
+    use dutycard_server::config::*;
+    use secrecy::SecretString;
+
+    let oauth = || OAuthSettings {
+        client_id: Some("id".into()),
+        client_secret: Some(SecretString::from("secret")),
+        client_secret_file: Some("/s".into()),
+        subdomain: Some("acme".into()),
+        scopes: vec!["services.read".into()],
+    };
+    Settings {
+        server: ServerSettings {
+            host: "h".into(),
+            port: 1,
+            workers: 1,
+            request_deadline_ms: 1,
+            shutdown_timeout_secs: 1,
+            body_limit_bytes: 1,
+            cors_allowed_origins: vec!["https://a".into()],
+            log_format: LogFormat::Json,
+            auth: AuthSettings {
+                mode: Some(AuthMode::Jwt),
+                tokens: vec![StaticToken {
+                    name: "n".into(),
+                    token: SecretString::from("t"),
+                }],
+                tokens_file: Some("/t".into()),
+                metrics_require_auth: true,
+                jwt: Some(JwtSettings {
+                    jwks_url: "https://j".into(),
+                    issuer: "i".into(),
+                    audience: vec!["a".into()],
+                    leeway_secs: 1,
+                    jwks_cache_secs: 1,
+                    jwks_min_refresh_secs: 1,
+                }),
+            },
+        },
+        pagerduty: PagerDutySettings {
+            region: pagerduty::Region::Us,
+            api_base_url: Some("https://a".into()),
+            events_base_url: Some("https://e".into()),
+            oauth_token_url: Some("https://o".into()),
+            api_token: Some(SecretString::from("t")),
+            api_token_file: Some("/t".into()),
+            oauth: Some(oauth()),
+            connect_timeout_ms: 1,
+            request_timeout_ms: 1,
+            max_attempts: 1,
+            retry_deadline_ms: 1,
+            rate_limit_per_minute: 1,
+            accounts: [(
+                "<id>".to_owned(),
+                AccountSettings {
+                    region: Some(pagerduty::Region::Eu),
+                    api_base_url: Some("https://a".into()),
+                    events_base_url: Some("https://e".into()),
+                    oauth_token_url: Some("https://o".into()),
+                    api_token: Some(SecretString::from("t")),
+                    api_token_file: Some("/t".into()),
+                    oauth: Some(oauth()),
+                    is_default: true,
+                },
+            )]
+            .into(),
+        },
+        cache: CacheSettings {
+            service_ttl_secs: 1,
+            escalation_policy_ttl_secs: 1,
+            oncall_ttl_secs: 1,
+            incidents_ttl_secs: 1,
+            change_events_ttl_secs: 1,
+            standards_ttl_secs: 1,
+            metrics_ttl_secs: 1,
+            integration_key_ttl_secs: 1,
+            integration_key_miss_ttl_secs: 1,
+            max_stale_secs: 1,
+            max_entries: 1,
+            batch_window_ms: 1,
+            batch_max_size: 1,
+            section_timeout_ms: Some(1),
+        },
+        trigger: TriggerSettings {
+            client_name: "c".into(),
+            client_url: Some("https://c".into()),
+            default_severity: Severity::Error,
+            allow: TriggerAllow::Known,
+            deadline_ms: 1,
+            idempotency_window_secs: 1,
+            per_caller_per_minute: 1,
+            per_routing_key_per_minute: 1,
+        },
+        backstage: BackstageSettings {
+            enabled: true,
+            prefix: "/p".into(),
+            list_ttl_secs: 1,
+            redact_integration_keys: true,
+            app_config_file: Some("/a".into()),
+        },
+    }
+}
+
+/// Dotted paths of every key in `value` (tables and lists of tables too).
+fn dotted_keys(prefix: &str, value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                out.insert(path.clone());
+                dotted_keys(&path, value, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items.iter().filter(|i| i.is_object()) {
+                dotted_keys(prefix, item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The keys config/default.toml sets or shows commented out, and its
+/// (commented or not) table headers, as dotted paths. A commented key belongs
+/// to the last header (commented or not); a key that is set belongs to the
+/// last header that is set.
+fn documented_keys(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut real_section = String::new();
+    let mut any_section = String::new();
+    for line in text.lines().map(str::trim) {
+        let commented = line.starts_with('#');
+        let bare = line.trim_start_matches('#').trim();
+        if let Some(header) = bare.strip_prefix('[') {
+            let name = header.trim_matches(|c| c == '[' || c == ']').to_owned();
+            if name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._<>".contains(c))
+            {
+                // `[a.b.c]` documents the tables `a` and `a.b` too.
+                for (i, _) in name.match_indices('.') {
+                    found.insert(name[..i].to_owned());
+                }
+                found.insert(name.clone());
+                any_section = name.clone();
+                if !commented {
+                    real_section = name;
+                }
+            }
+            continue;
+        }
+        let Some((key, _)) = bare.split_once(" = ") else {
+            continue;
+        };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        if !commented {
+            any_section = real_section.clone();
+        }
+        let section = if commented {
+            &any_section
+        } else {
+            &real_section
+        };
+        found.insert(format!("{section}.{key}"));
+    }
+    found
+}
+
+#[test]
+fn default_toml_names_every_settings_key() {
+    let value = serde_json::to_value(every_key_filled()).unwrap();
+    let mut keys = BTreeSet::new();
+    dotted_keys("", &value, &mut keys);
+    assert!(keys.contains("pagerduty.accounts.<id>.oauth.client_secret_file"));
+    let documented = documented_keys(dutycard_server::config::DEFAULT_TOML);
+    let missing: Vec<&String> = keys.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from config/default.toml (set, or shown commented out): {missing:?}"
+    );
+    // And nothing documented that is not a key (a typo in the docs).
+    let unknown: Vec<&String> = documented.difference(&keys).collect();
+    assert!(unknown.is_empty(), "not keys of Settings: {unknown:?}");
 }

@@ -493,7 +493,7 @@ impl Settings {
             )),
             Some(AuthMode::None) if auth.metrics_require_auth => problems.push(problem(
                 "server.auth.metrics_require_auth",
-                "needs server.auth.mode = \"static\"",
+                "needs caller authentication: server.auth.mode = \"static\" or \"jwt\" (mode \"none\" has no callers to check)",
             )),
             Some(AuthMode::Jwt) if auth.jwt.is_none() => problems.push(problem(
                 "server.auth.jwt",
