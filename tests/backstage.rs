@@ -1078,6 +1078,52 @@ async fn a_multi_account_app_config_with_oauth_starts_the_server() {
     );
 }
 
+/// Counts nothing: the clients below are built, never used.
+struct NoCalls;
+
+impl pagerduty::CallObserver for NoCalls {
+    fn on_call(&self, _: &pagerduty::CallRecord) {}
+}
+
+#[test]
+fn an_eu_region_in_the_app_config_selects_the_eu_hosts() {
+    const EU_API: &str = "https://api.eu.pagerduty.com";
+    const EU_EVENTS: &str = "https://events.eu.pagerduty.com/v2";
+    let env = [("EU_CLIENT_SECRET", "eu-secret"), ("US_TOKEN", "us-token")];
+    let observer: std::sync::Arc<dyn pagerduty::CallObserver> = std::sync::Arc::new(NoCalls);
+
+    // accounts[]: the EU OAuth account gets the EU hosts, the other the US ones.
+    let settings = with_app_config(&fixtures().join("app-config.eu.yaml"), &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let accounts = dutycard_server::accounts::Accounts::from_settings(&settings, observer.clone())
+        .expect("clients built");
+    let eu = accounts.get(Some("eu-oauth")).unwrap();
+    assert_eq!(
+        eu.client.region(),
+        pagerduty::Region::Eu,
+        "the OAuth scope's region"
+    );
+    assert_eq!(eu.client.api_base_url(), EU_API);
+    assert_eq!(eu.client.events_base_url(), EU_EVENTS);
+    let us = accounts.get(Some("us-token")).unwrap();
+    assert_eq!(us.client.region(), pagerduty::Region::Us);
+    assert_eq!(us.client.api_base_url(), "https://api.pagerduty.com");
+    assert_eq!(
+        us.client.events_base_url(),
+        "https://events.pagerduty.com/v2"
+    );
+
+    // The legacy single-account block too.
+    let settings = with_app_config(&fixtures().join("app-config.eu-legacy.yaml"), &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let accounts = dutycard_server::accounts::Accounts::from_settings(&settings, observer)
+        .expect("client built");
+    let account = accounts.default_account();
+    assert_eq!(account.client.region(), pagerduty::Region::Eu);
+    assert_eq!(account.client.api_base_url(), EU_API);
+    assert_eq!(account.client.events_base_url(), EU_EVENTS);
+}
+
 #[tokio::test]
 async fn unknown_paths_under_the_prefix_answer_in_the_errors_envelope() {
     let SimApp { app, sim: _sim } = spawn_with_sim(small_sim(), "").await;
