@@ -34,6 +34,11 @@ pub struct SectionError {
     /// True when a 403 said the token lacks required scopes (Scoped OAuth).
     #[serde(default)]
     pub missing_scopes: bool,
+    /// For `forbidden`: the scopes PagerDuty said the token needs (its
+    /// `error.required_scopes`), e.g. `["incidents.read"]`; omitted when
+    /// PagerDuty named none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_scopes: Vec<String>,
     /// For `rate_limited`: seconds until PagerDuty's window resets, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
@@ -60,6 +65,7 @@ impl SectionError {
             kind,
             message: message.into(),
             missing_scopes: false,
+            required_scopes: Vec::new(),
             retry_after_secs: None,
         }
     }
@@ -73,8 +79,12 @@ impl From<&pagerduty::Error> for SectionError {
         let message = error.to_string();
         match error {
             E::NotFound { .. } => SectionError::new(SectionErrorKind::NotFound, message),
-            E::Forbidden { missing_scopes, .. } => SectionError {
+            E::Forbidden {
+                missing_scopes,
+                body,
+            } => SectionError {
                 missing_scopes: *missing_scopes,
+                required_scopes: scope_list(body.required_scopes()),
                 ..SectionError::new(SectionErrorKind::Forbidden, message)
             },
             E::RateLimited { retry_after, .. } => SectionError {
@@ -88,6 +98,16 @@ impl From<&pagerduty::Error> for SectionError {
             _ => SectionError::new(SectionErrorKind::Unavailable, message),
         }
     }
+}
+
+/// Splits PagerDuty's required scopes (`"a.read b.write"` or `"a.read, b.write"`).
+fn scope_list(scopes: Option<&str>) -> Vec<String> {
+    scopes
+        .unwrap_or_default()
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl From<pagerduty::Error> for SectionError {
@@ -118,6 +138,8 @@ pub enum CardError {
         message: String,
         /// True when the token lacks required scopes.
         missing_scopes: bool,
+        /// The scopes PagerDuty said the token needs (empty when it named none).
+        required_scopes: Vec<String>,
     },
     /// Rate limited and no stale data to serve.
     #[error("PagerDuty rate limit exceeded")]
@@ -147,6 +169,7 @@ impl CardError {
             SectionErrorKind::Forbidden => CardError::Forbidden {
                 message: error.message.clone(),
                 missing_scopes: error.missing_scopes,
+                required_scopes: error.required_scopes.clone(),
             },
             SectionErrorKind::RateLimited => CardError::RateLimited {
                 retry_after: error.retry_after_secs.map(Duration::from_secs),

@@ -72,6 +72,7 @@ impl From<cards::CardError> for ApiError {
             E::Forbidden {
                 message,
                 missing_scopes,
+                ..
             } => ApiError::UpstreamForbidden {
                 message,
                 missing_scopes,

@@ -1,7 +1,7 @@
 //! Per-section errors.
 
 use cards::{CardError, CardOptions, SectionErrorKind, ServiceRef};
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -41,6 +41,80 @@ async fn one_forbidden_section_leaves_the_other_sections_intact() {
         .await
         .unwrap();
     assert_eq!(pd.calls("GET", "/incidents").await, 2);
+}
+
+fn missing_named_scopes(scopes: Value) -> ResponseTemplate {
+    ResponseTemplate::new(403).set_body_json(json!({"error": {
+        "message": "Token missing required scopes", "code": 2010,
+        "required_scopes": scopes}}))
+}
+
+#[tokio::test]
+async fn a_forbidden_section_names_the_scopes_pagerduty_requires() {
+    let pd = TestPd::start(3, 2).await;
+    Mock::given(method("GET"))
+        .and(path("/incidents"))
+        .respond_with(missing_named_scopes(json!(["incidents.read"])))
+        .mount(&pd.server)
+        .await;
+    let cards = pd.cards(config());
+    let card = cards
+        .card(ServiceRef::Id(sid(1)), &CardOptions::default())
+        .await
+        .unwrap();
+    let error = card.incidents.error.as_ref().unwrap();
+    assert_eq!(error.kind, SectionErrorKind::Forbidden);
+    assert!(error.missing_scopes);
+    assert_eq!(error.required_scopes, vec!["incidents.read".to_owned()]);
+    let json = serde_json::to_value(&card).unwrap();
+    assert_eq!(
+        json["incidents"]["error"]["required_scopes"],
+        json!(["incidents.read"])
+    );
+    // Sections PagerDuty named no scopes for do not carry the field.
+    assert!(
+        json["oncall"]
+            .get("error")
+            .is_none_or(|e| e.get("required_scopes").is_none())
+    );
+}
+
+#[tokio::test]
+async fn a_forbidden_service_fails_the_card_with_the_required_scopes() {
+    let pd = TestPd::start(3, 2).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/services/{}", sid(2))))
+        .respond_with(missing_named_scopes(json!("services.read teams.read")))
+        .mount(&pd.server)
+        .await;
+    let cards = pd.cards(config());
+    let error = cards
+        .card(ServiceRef::Id(sid(2)), &CardOptions::default())
+        .await
+        .unwrap_err();
+    match error {
+        CardError::Forbidden {
+            missing_scopes,
+            required_scopes,
+            ..
+        } => {
+            assert!(missing_scopes);
+            assert_eq!(required_scopes, vec!["services.read", "teams.read"]);
+        }
+        other => panic!("expected forbidden, got {other:?}"),
+    }
+    // Without named scopes the list is empty (and omitted from JSON).
+    let plain = cards::SectionError::from(&pagerduty::Error::Forbidden {
+        missing_scopes: false,
+        body: pagerduty::PdErrorBody::parse(br#"{"error":{"message":"Access Denied"}}"#),
+    });
+    assert!(plain.required_scopes.is_empty());
+    assert!(
+        serde_json::to_value(&plain)
+            .unwrap()
+            .get("required_scopes")
+            .is_none()
+    );
 }
 
 #[tokio::test]
