@@ -865,10 +865,12 @@ async fn a_one_item_account_list_works_and_is_the_default() {
     let toml = accounts_toml(&[("acme", &acme, false)]);
     let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
     let (id, _, policy) = pick_service(&acme);
+    // Reported as configured, like the Node backend (not marked: false),
+    // though it is the account used when a request names none.
     let (_, body) = get_json(&app, &format!("{P}/accounts")).await;
     assert_eq!(
         body,
-        json!({"accounts": [{"id": "acme", "isDefault": true}]})
+        json!({"accounts": [{"id": "acme", "isDefault": false}]})
     );
     for path in [
         format!("{P}/services/{id}"),

@@ -207,6 +207,7 @@ pub struct PolicyOption {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccountEntry {
     pub id: String,
+    /// `is_default` as configured (false for an unmarked single account).
     #[serde(rename = "isDefault")]
     pub is_default: bool,
 }
@@ -777,7 +778,9 @@ pub async fn list_teams(
 ///
 /// `{"accounts": []}` when only `[pagerduty]` is configured (as the Node
 /// backend answers for its legacy config); otherwise every account with
-/// `isDefault` (a single account is the default).
+/// `isDefault` as configured, like the Node backend: a single account not
+/// marked `is_default` is still the one used without `?account=`, but is
+/// reported `isDefault: false`.
 #[utoipa::path(
     tag = "backstage",
     responses(
@@ -796,7 +799,7 @@ pub async fn list_accounts(state: web::Data<BackstageState>) -> HttpResponse {
             .iter()
             .map(|a| AccountEntry {
                 id: a.id.clone(),
-                is_default: a.is_default,
+                is_default: a.marked_default,
             })
             .collect()
     };
