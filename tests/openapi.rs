@@ -82,4 +82,15 @@ async fn the_served_spec_is_the_generated_one_and_docs_are_local() {
     assert!(!html.contains("https://"), "docs page loads remote assets");
     let bundle = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(bundle.status(), 200);
+    // The initializer disables the online validator (validator.swagger.io)
+    // and still loads our spec.
+    let init = app.get("/docs/swagger-initializer.js").await;
+    assert_eq!(init.status(), 200);
+    let init = init.text().await.unwrap();
+    assert!(
+        init.contains(r#""validatorUrl": "none""#) || init.contains(r#""validatorUrl":"none""#),
+        "{init}"
+    );
+    assert!(init.contains("/openapi.json"), "{init}");
+    assert!(!init.contains("https://"), "{init}");
 }

@@ -123,7 +123,13 @@ impl Application {
             // the access log, the request span, the request id.
             let known = web::Data::new(error::KnownRoutes::from_spec(&api));
             app.app_data(known)
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+                // validatorUrl "none": the page never calls
+                // validator.swagger.io (or anything else outside this server).
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", api)
+                        .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+                )
                 .service(web::redirect("/docs", "/docs/"))
                 .default_service(web::to(error::route_not_found))
                 .wrap(cors(&origins))
