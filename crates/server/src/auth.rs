@@ -112,10 +112,7 @@ impl Authenticator {
         // timing reveals neither which token matched nor how much of it.
         let mut matched = None;
         for (name, token) in &self.tokens {
-            let equal: bool = presented
-                .as_bytes()
-                .ct_eq(token.expose_secret().as_bytes())
-                .into();
+            let equal = ct_eq(presented.as_bytes(), token.expose_secret().as_bytes());
             if equal && matched.is_none() {
                 matched = Some(name);
             }
@@ -124,6 +121,24 @@ impl Authenticator {
             .map(|name| Caller { name: name.clone() })
             .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// Constant-time equality whose running time depends only on the length of
+/// `presented` (the caller's input), never on the secret's length or
+/// content: every presented byte is compared with the secret's byte at the
+/// same position (cycling through the secret), and a length mismatch is a
+/// flag folded in at the end, not an early return. (`subtle`'s slice `ct_eq`
+/// returns early when the lengths differ, which times the token's length.)
+fn ct_eq(presented: &[u8], secret: &[u8]) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (i, byte) in presented.iter().enumerate() {
+        diff |= byte ^ secret[i % secret.len()];
+    }
+    let same_length = (presented.len() as u64).ct_eq(&(secret.len() as u64));
+    (diff.ct_eq(&0) & same_length).into()
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -220,6 +235,19 @@ mod tests {
     fn none_mode_lets_anyone_in_as_anonymous() {
         let auth = authenticator(AuthMode::None);
         assert_eq!(auth.authenticate(None).unwrap().name, "anonymous");
+    }
+
+    #[test]
+    fn ct_eq_needs_same_length_and_bytes() {
+        assert!(ct_eq(b"0123456789abcdef", b"0123456789abcdef"));
+        assert!(!ct_eq(b"0123456789abcdeF", b"0123456789abcdef"));
+        // A prefix, a repetition (the loop cycles through the secret) and an
+        // extension all differ.
+        assert!(!ct_eq(b"0123456789", b"0123456789abcdef"));
+        assert!(!ct_eq(b"01230123", b"0123"));
+        assert!(!ct_eq(b"0123456789abcdef!", b"0123456789abcdef"));
+        assert!(!ct_eq(b"", b"0123"));
+        assert!(!ct_eq(b"", b""));
     }
 
     #[test]
