@@ -711,7 +711,7 @@ async fn two_accounts_route_by_the_account_parameter() {
     let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
     let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
     let (acme_id, _, _) = pick_service(&acme);
-    let (corp_id, corp_key, _) = pick_service(&corp);
+    let (corp_id, corp_key, corp_policy) = pick_service(&corp);
 
     let (status, body) = get_json(&app, &format!("{P}/accounts")).await;
     assert_shape("accounts", status, &body);
@@ -752,6 +752,58 @@ async fn two_accounts_route_by_the_account_parameter() {
         body["incidents"].as_array().unwrap().len(),
         corp.account().open_incidents(&corp_id).len()
     );
+
+    // Every card route reads the named account.
+    let (status, body) = get_json(
+        &app,
+        &format!("{P}/services/{corp_id}/standards?account=eu-corp"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["standards"]["resource_id"], corp_id.as_str());
+    for route in ["change-events", "metrics"] {
+        let (status, body) = get_json(
+            &app,
+            &format!("{P}/services/{corp_id}/{route}?account=eu-corp"),
+        )
+        .await;
+        assert_eq!(status, 200, "{route}: {body}");
+    }
+    let (status, body) = get_json(
+        &app,
+        &format!("{P}/oncall-users?escalation_policy_ids[]={corp_policy}&account=eu-corp"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let corp_users: BTreeSet<String> = corp.account().users.iter().map(|u| u.id.clone()).collect();
+    let users = body["users"].as_array().unwrap();
+    assert!(!users.is_empty(), "{body}");
+    assert!(
+        users
+            .iter()
+            .all(|u| corp_users.contains(u["id"].as_str().unwrap())),
+        "{body}"
+    );
+    let corp_name = corp.account().service(&corp_id).unwrap().name.clone();
+    let (status, body) = get_json(
+        &app,
+        &format!(
+            "{P}/services?account=eu-corp&query={}",
+            corp_name
+                .bytes()
+                .map(|b| if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                })
+                .collect::<String>()
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page = body.as_array().unwrap();
+    assert!(page.iter().any(|s| s["id"] == corp_id.as_str()), "{body}");
+    assert!(page.iter().all(|s| s["account"] == "eu-corp"), "{body}");
 
     let (status, body) = get_json(&app, &format!("{P}/services/{corp_id}?account=acme-typo")).await;
     assert_eq!(status, 400);
