@@ -250,3 +250,66 @@ async fn an_unknown_kid_refetches_the_jwks_for_rotated_keys() {
     assert_eq!(trigger_with(&t.app, Some(&valid)).await.status(), 202);
     assert_eq!(jwks_fetches(&t.jwks).await, 1, "known kids need no fetch");
 }
+
+/// An app whose JWKS endpoint answers `jwks_response`, with a 500 ms request
+/// deadline.
+async fn spawn_with_jwks(jwks_response: ResponseTemplate) -> (TestApp, MockServer) {
+    let jwks = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/jwks.json"))
+        .respond_with(jwks_response)
+        .mount(&jwks)
+        .await;
+    let toml = format!(
+        r#"
+[server]
+request_deadline_ms = 500
+[server.auth]
+mode = "jwt"
+[server.auth.jwt]
+jwks_url = "{}/.well-known/jwks.json"
+issuer = "{ISSUER}"
+audience = ["{AUDIENCE}"]
+jwks_min_refresh_secs = 0
+[trigger]
+deadline_ms = 500
+allow = "any"
+"#,
+        jwks.uri()
+    );
+    (TestApp::spawn(settings(&toml, &[])).await, jwks)
+}
+
+#[tokio::test]
+async fn a_slow_identity_provider_is_a_503_within_the_request_deadline() {
+    let slow = ResponseTemplate::new(200)
+        .set_body_json(JwkSet {
+            keys: vec![jwk(&signing_key(), KID)],
+        })
+        .set_delay(std::time::Duration::from_secs(5));
+    let (app, jwks) = spawn_with_jwks(slow).await;
+    let valid = token(&signing_key(), KID, &claims());
+    let started = std::time::Instant::now();
+    let response = trigger_with(&app, Some(&valid)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 503);
+    let (code, body) = error_of(response).await;
+    assert_eq!(code, "identity_provider_unavailable", "{body}");
+    assert!(
+        elapsed < std::time::Duration::from_millis(1500),
+        "answered after {elapsed:?}, past the 500 ms deadline"
+    );
+    assert!(jwks_fetches(&jwks).await >= 1);
+}
+
+#[tokio::test]
+async fn a_failing_jwks_endpoint_is_a_503_not_a_401() {
+    let (app, _jwks) = spawn_with_jwks(ResponseTemplate::new(500)).await;
+    let valid = token(&signing_key(), KID, &claims());
+    let response = trigger_with(&app, Some(&valid)).await;
+    assert_eq!(response.status(), 503);
+    let (code, body) = error_of(response).await;
+    assert_eq!(code, "identity_provider_unavailable", "{body}");
+    // A request without a token is still the caller's problem.
+    assert_eq!(trigger_with(&app, None).await.status(), 401);
+}

@@ -86,9 +86,16 @@ impl Authenticator {
         }
         let token = bearer(header).ok_or(ApiError::Unauthorized)?;
         let verifier = self.jwt.as_ref().ok_or(ApiError::Unauthorized)?;
-        verifier.verify(token).await.map_err(|e| {
-            tracing::info!(reason = %e, "JWT refused");
-            ApiError::Unauthorized
+        verifier.verify(token).await.map_err(|e| match e {
+            // Our problem, not the caller's: no keys to check against.
+            crate::jwt::JwtError::Jwks(why) => {
+                tracing::warn!(reason = %why, "JWKS unavailable; cannot verify JWTs");
+                ApiError::IdentityProviderUnavailable(why)
+            }
+            e => {
+                tracing::info!(reason = %e, "JWT refused");
+                ApiError::Unauthorized
+            }
         })
     }
 

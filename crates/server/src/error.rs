@@ -59,6 +59,10 @@ pub enum ApiError {
     /// The service has no Events API v2 integration to trigger through.
     #[error("service {service_id} has no Events API v2 integration")]
     NoEventsIntegration { service_id: String },
+    /// `server.auth.mode = "jwt"`: the identity provider's signing keys
+    /// (JWKS) could not be fetched in time, so no token can be checked.
+    #[error("cannot verify the token: the identity provider is unavailable ({0})")]
+    IdentityProviderUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -123,6 +127,7 @@ impl ApiError {
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::DeadlineExceeded { .. } => "deadline_exceeded",
             ApiError::NoEventsIntegration { .. } => "no_events_integration",
+            ApiError::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -187,7 +192,9 @@ impl ResponseError for ApiError {
             ApiError::UpstreamUnauthorized(_)
             | ApiError::UpstreamForbidden { .. }
             | ApiError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
-            ApiError::UpstreamRateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UpstreamRateLimited { .. } | ApiError::IdentityProviderUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::UpstreamTimeout | ApiError::DeadlineExceeded { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }

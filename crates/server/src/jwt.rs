@@ -73,6 +73,8 @@ pub struct JwtVerifier {
     cache_for: Duration,
     min_refresh: Duration,
     http: reqwest::Client,
+    /// Longest a verification may take (the request deadline).
+    budget: Duration,
     cache: RwLock<KeyCache>,
     /// Serialises fetches so concurrent misses cause one request.
     fetch: tokio::sync::Mutex<Option<Instant>>,
@@ -107,11 +109,14 @@ const ACCEPTED: &[Algorithm] = &[
 ];
 
 impl JwtVerifier {
-    /// From validated settings.
-    pub fn new(settings: &JwtSettings) -> Result<Self, JwtError> {
+    /// From validated settings. `budget` (the server's request deadline)
+    /// caps a JWKS fetch, so a slow identity provider cannot hold a request
+    /// past it (authentication runs before the handler's own deadline).
+    pub fn new(settings: &JwtSettings, budget: Duration) -> Result<Self, JwtError> {
+        let budget = budget.max(Duration::from_millis(1));
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
+            .connect_timeout(budget.min(Duration::from_secs(2)))
+            .timeout(budget.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| JwtError::Jwks(format!("cannot build the HTTP client: {e}")))?;
         Ok(JwtVerifier {
@@ -127,13 +132,25 @@ impl JwtVerifier {
             cache_for: Duration::from_secs(settings.jwks_cache_secs),
             min_refresh: Duration::from_secs(settings.jwks_min_refresh_secs),
             http,
+            budget,
             cache: RwLock::new(KeyCache::default()),
             fetch: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// Verify `token`; the caller is its `sub`.
+    /// Verify `token` within the budget; the caller is its `sub`. Running
+    /// out of time (waiting for a fetch) is a [`JwtError::Jwks`].
     pub async fn verify(&self, token: &str) -> Result<Caller, JwtError> {
+        match tokio::time::timeout(self.budget, self.verify_now(token)).await {
+            Ok(result) => result,
+            Err(_) => Err(JwtError::Jwks(format!(
+                "no answer within {} ms",
+                self.budget.as_millis()
+            ))),
+        }
+    }
+
+    async fn verify_now(&self, token: &str) -> Result<Caller, JwtError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| JwtError::Malformed(e.to_string()))?;
         if !ACCEPTED.contains(&header.alg) {

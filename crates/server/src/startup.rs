@@ -78,8 +78,8 @@ impl Application {
         let metrics = web::Data::from(metrics);
         let mut authenticator = Authenticator::from_settings(&server_settings.auth);
         if let Some(jwt) = &server_settings.auth.jwt {
-            let verifier =
-                crate::jwt::JwtVerifier::new(jwt).map_err(|e| StartupError::Jwt(e.to_string()))?;
+            let verifier = crate::jwt::JwtVerifier::new(jwt, server_settings.request_deadline())
+                .map_err(|e| StartupError::Jwt(e.to_string()))?;
             authenticator = authenticator.with_jwt(Arc::new(verifier));
         }
         let auth = web::Data::new(authenticator);
