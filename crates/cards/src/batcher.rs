@@ -175,9 +175,9 @@ where
             } else if is_new_key && state.order.len() == 1 {
                 // First key of a new batch: it decides when the batch flushes.
                 let now = Instant::now();
-                let mut deadline = now + self.inner.settings.window;
+                let mut deadline = later(now, self.inner.settings.window);
                 if let Some(last) = state.last_flush {
-                    deadline = deadline.max(last + self.inner.settings.min_interval);
+                    deadline = deadline.max(later(last, self.inner.settings.min_interval));
                 }
                 schedule = Some((state.generation, deadline));
             }
@@ -211,6 +211,13 @@ where
             ))),
         }
     }
+}
+
+/// `at + delay`, or a year later when that overflows the clock (never panics).
+fn later(at: Instant, delay: Duration) -> Instant {
+    at.checked_add(delay)
+        .or_else(|| at.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(at)
 }
 
 fn take_batch<K, V>(state: &mut State<K, V>) -> Batch<K, V> {

@@ -131,9 +131,43 @@ impl Default for CardsConfig {
     }
 }
 
+/// The longest any duration setting may be (one week): longer values are
+/// surely mistakes, and they would overflow the clock when added to it.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
 impl CardsConfig {
     /// Checks the settings; the error names the offending field.
     pub fn validate(&self) -> Result<(), String> {
+        let durations = [
+            ("service_ttl", self.service_ttl),
+            ("escalation_policy_ttl", self.escalation_policy_ttl),
+            ("oncall_ttl", self.oncall_ttl),
+            ("incidents_ttl", self.incidents_ttl),
+            ("change_events_ttl", self.change_events_ttl),
+            ("standards_ttl", self.standards_ttl),
+            ("metrics_ttl", self.metrics_ttl),
+            ("integration_key_ttl", self.integration_key_ttl),
+            ("integration_key_miss_ttl", self.integration_key_miss_ttl),
+            ("max_stale", self.max_stale),
+            ("batch_window", self.batch_window),
+            ("refresh_batch_window", self.refresh_batch_window),
+            ("min_batch_interval", self.min_batch_interval),
+            (
+                "change_events_fallback_ttl",
+                self.change_events_fallback_ttl,
+            ),
+            ("load_timeout", self.load_timeout),
+            ("section_timeout", self.section_timeout),
+        ];
+        for (field, value) in durations {
+            if value > MAX_DURATION {
+                return Err(format!(
+                    "cards.{field} must be at most one week ({} s), got {} s",
+                    MAX_DURATION.as_secs(),
+                    value.as_secs()
+                ));
+            }
+        }
         let nonzero = [
             ("service_ttl", self.service_ttl),
             ("escalation_policy_ttl", self.escalation_policy_ttl),
@@ -195,5 +229,43 @@ mod tests {
             ..CardsConfig::default()
         };
         assert!(config.validate().unwrap_err().contains("batch_max_size"));
+    }
+
+    #[test]
+    fn durations_too_large_for_the_clock_are_refused_by_name() {
+        let huge = [
+            CardsConfig {
+                section_timeout: Duration::MAX,
+                ..CardsConfig::default()
+            },
+            CardsConfig {
+                max_stale: Duration::MAX,
+                ..CardsConfig::default()
+            },
+            CardsConfig {
+                min_batch_interval: Duration::MAX,
+                ..CardsConfig::default()
+            },
+            CardsConfig {
+                change_events_fallback_ttl: MAX_DURATION + Duration::from_secs(1),
+                ..CardsConfig::default()
+            },
+        ];
+        let fields = [
+            "section_timeout",
+            "max_stale",
+            "min_batch_interval",
+            "change_events_fallback_ttl",
+        ];
+        for (config, field) in huge.iter().zip(fields) {
+            let error = config.validate().unwrap_err();
+            assert!(error.contains(field), "{error}");
+            assert!(error.contains("one week"), "{error}");
+        }
+        let week = CardsConfig {
+            max_stale: MAX_DURATION,
+            ..CardsConfig::default()
+        };
+        assert_eq!(week.validate(), Ok(()));
     }
 }

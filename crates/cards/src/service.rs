@@ -715,18 +715,19 @@ impl CardService {
         }
         // Every section wait ends at the card's deadline; a section still
         // loading then reports a timeout (its load goes on and fills the cache).
-        let deadline = tokio::time::Instant::now() + i.config.section_timeout;
+        // (No deadline if the setting is too large for the clock.)
+        let deadline = tokio::time::Instant::now().checked_add(i.config.section_timeout);
         // One service lookup per card, shared with the on-call path (which
         // needs the escalation policy id), so counters see one lookup.
         let service_fut = futures::FutureExt::shared(Box::pin(within(
-            bound_service.then_some(deadline),
+            deadline.filter(|_| bound_service),
             "service",
             self.service_lookup(&key),
         )));
         let oncall_fut = self.oncall_section(service_fut.clone(), deadline);
         let incidents_fut = async {
             section(
-                within(Some(deadline), "incidents", i.incidents.get(&key)).await,
+                within(deadline, "incidents", i.incidents.get(&key)).await,
                 |open| {
                     sections::incidents_section(
                         &open.items,
@@ -738,14 +739,14 @@ impl CardService {
         };
         let changes_fut = async {
             section(
-                within(Some(deadline), "change events", self.change_events_of(&key)).await,
+                within(deadline, "change events", self.change_events_of(&key)).await,
                 |events| sections::change_events_section(events, options.change_event_limit()),
             )
         };
         let standards_fut = async {
             if options.include_standards {
                 Some(section(
-                    within(Some(deadline), "standards", i.standards.get(&key)).await,
+                    within(deadline, "standards", i.standards.get(&key)).await,
                     |s| sections::standards_section(s),
                 ))
             } else {
@@ -755,7 +756,7 @@ impl CardService {
         let metrics_fut = async {
             if options.include_metrics {
                 Some(section(
-                    within(Some(deadline), "metrics", i.metrics.get(&key)).await,
+                    within(deadline, "metrics", i.metrics.get(&key)).await,
                     |m| sections::metrics_section(&m.rows, m.since, m.until),
                 ))
             } else {
@@ -807,7 +808,7 @@ impl CardService {
     async fn oncall_section(
         &self,
         service: impl Future<Output = Result<Lookup<Arc<Service>>, SectionError>>,
-        deadline: tokio::time::Instant,
+        deadline: Option<tokio::time::Instant>,
     ) -> SectionResult<OncallSection> {
         let service = match service.await {
             Ok(service) => service,
@@ -820,12 +821,7 @@ impl CardService {
         };
         let levels = policy.escalation_rules.len();
         section(
-            within(
-                Some(deadline),
-                "on-call",
-                self.inner.oncalls.get(&policy.id),
-            )
-            .await,
+            within(deadline, "on-call", self.inner.oncalls.get(&policy.id)).await,
             |oncalls| sections::oncall_section(&policy.id, levels, oncalls),
         )
     }
@@ -882,7 +878,7 @@ impl CardService {
         *i.change_events_fallback_until
             .lock()
             .unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + i.config.change_events_fallback_ttl);
+            Some(later(Instant::now(), i.config.change_events_fallback_ttl));
     }
 
     /// Maps an integration key to its service (cached long; an unknown key is
@@ -1057,6 +1053,14 @@ impl CardService {
             .map_err(|e| CardError::from_section(&e, format!("metrics of {service_id}")))?;
         Ok(cached(lookup, |v| v.rows.clone()))
     }
+}
+
+/// `now + delay`, or a year from now when that is past what the clock can
+/// hold (settings are capped by [`CardsConfig::validate`]; this never panics).
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// Waits for a section until `deadline`; past it the section is a `timeout` error.
@@ -1309,15 +1313,11 @@ impl ServiceLoader {
                     max_pages = self.max_pages,
                     "the account has more services than one listing reads: reading services one by one"
                 );
-                // A retry delay too large for the clock disables listing for good.
                 *self
                     .list_disabled_until
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(
-                    Instant::now()
-                        .checked_add(self.list_retry)
-                        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)),
-                );
+                    .unwrap_or_else(|e| e.into_inner()) =
+                    Some(later(Instant::now(), self.list_retry));
             }
             Ok(false) => {}
             Err(error) => {

@@ -475,3 +475,31 @@ async fn raw_objects_come_from_the_same_caches_as_the_cards() {
         "no extra upstream calls when warm"
     );
 }
+
+/// Settings past what the clock can hold are refused by `validate`; a card
+/// service built without validating them still answers instead of panicking.
+#[tokio::test]
+async fn durations_too_large_for_the_clock_do_not_panic() {
+    let pd = TestPd::start(3, 2).await;
+    let settings = cards::CardsConfig {
+        section_timeout: Duration::MAX,
+        max_stale: Duration::MAX,
+        change_events_fallback_ttl: Duration::MAX,
+        load_timeout: Duration::MAX,
+        ..config()
+    };
+    assert!(settings.validate().is_err());
+    let cards = pd.cards(settings);
+    let card = tokio::time::timeout(
+        Duration::from_secs(10),
+        cards.card(ServiceRef::Id(sid(1)), &CardOptions::default()),
+    )
+    .await
+    .expect("bounded")
+    .unwrap();
+    assert_eq!(card.service.data.unwrap().id, sid(1));
+    let many = cards
+        .cards(&[sid(0), sid(2)], &CardOptions::default())
+        .await;
+    assert!(many.iter().all(Result::is_ok));
+}
