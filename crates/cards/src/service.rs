@@ -231,6 +231,42 @@ async fn account_change_events(
         .collect())
 }
 
+/// The service that owns an integration key: `GET /services?query=KEY`,
+/// trusting only an exact `integrations[].integration_key` match, page after
+/// page (each page counted). The key is never logged.
+async fn find_by_integration_key(
+    client: &Client,
+    counters: &Counters,
+    key: &str,
+) -> Result<Option<Service>, pagerduty::Error> {
+    let mut offset = 0;
+    loop {
+        Counters::bump(&counters.upstream_calls);
+        let page = client
+            .list_services(&ListServices {
+                query: Some(key.to_owned()),
+                include: vec![ServiceInclude::Integrations],
+                limit: Some(PAGE_LIMIT),
+                offset: Some(offset),
+                ..Default::default()
+            })
+            .await?;
+        let next = page.next_offset();
+        let found = page.items.into_iter().find(|s| {
+            s.integrations
+                .iter()
+                .any(|i| i.integration_key.as_deref() == Some(key))
+        });
+        if found.is_some() {
+            return Ok(found);
+        }
+        match next {
+            Some(next) if next <= MAX_OFFSET => offset = next,
+            _ => return Ok(None),
+        }
+    }
+}
+
 /// Splits list results per key; keys without items get an empty list.
 fn group_by<T: Clone, F>(
     keys: &[String],
@@ -595,9 +631,7 @@ impl CardService {
                 let client = client.clone();
                 let counters = Arc::clone(&counters);
                 Box::pin(async move {
-                    Counters::bump(&counters.upstream_calls);
-                    let service = client
-                        .find_service_by_integration_key(&key.0)
+                    let service = find_by_integration_key(&client, &counters, &key.0)
                         .await
                         .map_err(SectionError::from)?;
                     Ok(service.and_then(|s| resolved_key(&s, &key.0)))

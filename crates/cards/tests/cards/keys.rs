@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use cards::{CardError, CardOptions, CardsConfig, IntegrationKey, ServiceRef};
 
+use serde_json::json;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, ResponseTemplate};
+
 use crate::support::{TestPd, config, key_of, sid};
 
 #[tokio::test]
@@ -76,4 +80,39 @@ async fn the_routing_key_prefers_the_backstage_integration() {
         cards.routing_key_for_service("PNOPE00").await,
         Err(CardError::NotFound { .. })
     ));
+}
+
+/// A key lookup that reads several pages counts every page.
+#[tokio::test]
+async fn a_key_lookup_counts_every_page_it_reads() {
+    let pd = TestPd::start(4, 2).await;
+    let key = key_of(2);
+    // The query also matches a service that merely mentions the key: the
+    // match is on the second page.
+    let decoy = json!({"id": "PDECOY1", "type": "service", "name": "mentions the key",
+                       "integrations": []});
+    Mock::given(method("GET"))
+        .and(path("/services"))
+        .and(query_param("query", key.as_str()))
+        .and(query_param("offset", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"services": [decoy], "limit": 100, "offset": 0, "more": true, "total": null}),
+        ))
+        .mount(&pd.server)
+        .await;
+    let owner = pd.account.services[2].clone();
+    Mock::given(method("GET"))
+        .and(path("/services"))
+        .and(query_param("query", key.as_str()))
+        .and(query_param("offset", "100"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"services": [owner], "limit": 100, "offset": 100, "more": false, "total": null}),
+        ))
+        .mount(&pd.server)
+        .await;
+    let cards = pd.cards(config());
+    let resolved = cards.resolve_integration_key(&key).await.unwrap();
+    assert_eq!(resolved.service_id, sid(2));
+    assert_eq!(pd.calls("GET", "/services").await, 2);
+    assert_eq!(cards.stats().integration_keys.upstream_calls, 2);
 }
