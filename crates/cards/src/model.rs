@@ -205,7 +205,10 @@ pub struct ServiceCard {
 }
 
 impl ServiceCard {
-    /// Seconds until the first section is due for refresh (for `Cache-Control: max-age`).
+    /// Seconds until the first section of this card is due for refresh (0 when
+    /// one is stale or missing). The server does not turn it into an HTTP
+    /// cache lifetime (cards are sent `Cache-Control: private, no-cache`, with
+    /// an ETag); a portal may use it to schedule its next poll of the card.
     pub fn max_age_secs(&self) -> u64 {
         [
             Some(self.service.max_age_secs),
