@@ -91,3 +91,206 @@ fn check_config_never_prints_a_mistyped_secret() {
     assert!(!stderr.contains("my-secret"), "{stderr}");
     assert!(!stdout.contains("my-secret"), "{stdout}");
 }
+
+fn temp_toml(name: &str, content: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "dutycard-cli-{}-{}-{name}.toml",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn check_config_reads_the_file_and_the_environment_beats_it() {
+    let file = temp_toml(
+        "layers",
+        "[server]\nport = 9001\n[server.auth]\nmode = \"none\"\n[pagerduty]\napi_token = \"file-token-123\"\n[cache]\noncall_ttl_secs = 42\nincidents_ttl_secs = 11\n",
+    );
+    let path = file.to_str().unwrap();
+
+    // The file beats the defaults.
+    let out = dutycard(&["check-config", "--config", path], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("port = 9001"), "{stdout}");
+    assert!(stdout.contains("oncall_ttl_secs = 42"), "{stdout}");
+    assert!(stdout.contains("incidents_ttl_secs = 11"), "{stdout}");
+    assert!(
+        stdout.contains("service_ttl_secs = 300"),
+        "default kept: {stdout}"
+    );
+    assert!(!stdout.contains("file-token-123"), "{stdout}");
+
+    // The environment beats the file.
+    let out = dutycard(
+        &["check-config", "--config", path],
+        &[
+            ("DUTYCARD_SERVER__PORT", "9002"),
+            ("DUTYCARD_CACHE__ONCALL_TTL_SECS", "43"),
+        ],
+    );
+    std::fs::remove_file(&file).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("port = 9002"), "{stdout}");
+    assert!(stdout.contains("oncall_ttl_secs = 43"), "{stdout}");
+    assert!(stdout.contains("incidents_ttl_secs = 11"), "{stdout}");
+}
+
+/// A running `dutycard` process whose stdout and stderr lines arrive on a
+/// channel; killed when dropped (so a failing test leaves no process).
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dutycard"))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dutycard");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The first line containing `needle`, waiting at most `timeout`.
+    fn line_with(&self, needle: &str, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "no line with {needle:?} within {timeout:?}; got:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The exit code, waiting at most `timeout`.
+    fn exit_code(&mut self, timeout: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after {timeout:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET url` (http://host:port/path) over a plain TCP connection: the status
+/// code and the raw head.
+fn http_get(url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head)
+}
+
+#[test]
+fn demo_serves_the_cards_it_prints() {
+    let demo = Running::start(&["demo", "--port", "0", "--services", "5"], &[]);
+    let line = demo.line_with("/v1/cards/", std::time::Duration::from_secs(60));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    assert!(!url.contains(":0/"), "the real port is printed: {url}");
+    let (status, head) = http_get(url);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("\netag: "), "{head}");
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_exits_zero_on_sigterm() {
+    let mut serve = Running::start(
+        &["serve", "--log-format", "json"],
+        &[
+            ("DUTYCARD_SERVER__PORT", "0"),
+            ("DUTYCARD_SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+            ("DUTYCARD_SERVER__AUTH__MODE", "none"),
+            ("DUTYCARD_PAGERDUTY__API_TOKEN", "placeholder-token"),
+            ("DUTYCARD_PAGERDUTY__API_BASE_URL", "http://127.0.0.1:9"),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let line = serve.line_with("listening", std::time::Duration::from_secs(30));
+    // Once it answers, the server loop (and its signal handlers) runs.
+    let start = line.find("http://").unwrap_or_else(|| panic!("{line}"));
+    let base: String = line[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+        .collect();
+    let (status, head) = http_get(&format!("{base}/healthz"));
+    assert_eq!(status, 200, "{head}");
+    let pid = serve.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    assert_eq!(serve.exit_code(std::time::Duration::from_secs(15)), Some(0));
+}
