@@ -14,9 +14,18 @@
 
 # --- build stage: dependencies are compiled in their own cached layer -------
 FROM rust:1-slim-bookworm AS chef
+# Native build tools. rustls's crypto provider (aws-lc-rs, through
+# aws-lc-sys) compiles AWS-LC from C sources: on x86_64/aarch64 Linux that
+# needs only a C/C++ compiler (the slim image ships gcc, not g++); CMake is
+# what aws-lc-sys falls back to on other targets. (libclang would only be
+# needed for targets without pre-generated bindings.)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ make cmake \
+    && rm -rf /var/lib/apt/lists/*
 # cargo-chef turns the workspace's manifests into a "recipe" so that
-# dependencies rebuild only when Cargo.toml/Cargo.lock change.
-RUN cargo install cargo-chef --locked
+# dependencies rebuild only when Cargo.toml/Cargo.lock change. Pinned, so a
+# new cargo-chef release cannot change the build unannounced.
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /app
 
 FROM chef AS planner
