@@ -44,9 +44,11 @@
 //! paged list (100 per page, at most `service_list_max_pages`), which stores
 //! every service on those pages, so the next cold services are hits. The
 //! listing runs in its own task and stores each page as it arrives: a waiting
-//! card gets its service as soon as the page that holds it arrives (one round
-//! trip for a service on the first page), not after the last page, and the
-//! remaining pages are read on in the background. Only one listing runs at a
+//! card gets its service as soon as the page that holds it arrives, not after
+//! the last page, and the remaining pages are read on in the background. The
+//! first page asks for PagerDuty's `total`, so the other pages are read at
+//! once: a service on the first page costs one round trip, any other two
+//! (a PagerDuty that sends no total gets the pages one after another). Only one listing runs at a
 //! time; a batch that wants one while one runs follows it the same way. A
 //! service the listing does not hold is then read on its own (not found, as
 //! before). An account with more services than one listing reads

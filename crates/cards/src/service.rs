@@ -1363,30 +1363,55 @@ impl ServiceLoader {
 
     /// Reads every service page (up to the page cap) and stores every
     /// service as its page arrives, telling the waiting batches after each
-    /// page. True when the cap cut the listing short.
+    /// page. The first page asks for PagerDuty's `total`; with it the other
+    /// pages are read at once (every service within two round trips, and
+    /// exactly the pages the account fills); without it, one after another.
+    /// True when the cap cut the listing short.
     async fn list(
         &self,
         progress: &tokio::sync::watch::Sender<ListingProgress>,
     ) -> Result<bool, pagerduty::Error> {
-        let mut offset = 0;
-        for _ in 0..self.max_pages {
-            Counters::bump(&self.counters.upstream_calls);
-            let page = self
-                .client
-                .list_services(&ListServices {
-                    include: SERVICE_INCLUDES.to_vec(),
-                    limit: Some(PAGE_LIMIT),
-                    offset: Some(offset),
-                    ..Default::default()
+        let query = |offset: u32, total: bool| ListServices {
+            include: SERVICE_INCLUDES.to_vec(),
+            limit: Some(PAGE_LIMIT),
+            offset: Some(offset),
+            total,
+            ..Default::default()
+        };
+        Counters::bump(&self.counters.upstream_calls);
+        let first = self.client.list_services(&query(0, true)).await?;
+        let (next, total) = (first.next_offset(), first.total);
+        self.store_page(first.items, progress).await;
+        let Some(mut offset) = next else {
+            return Ok(false);
+        };
+        if let Some(total) = total {
+            let pages = total.div_ceil(u64::from(PAGE_LIMIT));
+            let read = pages.min(u64::from(self.max_pages)) as u32;
+            let offsets: Vec<u32> = (1..read)
+                .map(|n| n * PAGE_LIMIT)
+                .take_while(|o| *o <= MAX_OFFSET)
+                .collect();
+            let covered = (offsets.len() as u64 + 1) * u64::from(PAGE_LIMIT);
+            let mut reads: futures::stream::FuturesUnordered<_> = offsets
+                .into_iter()
+                .map(|offset| {
+                    Counters::bump(&self.counters.upstream_calls);
+                    let client = self.client.clone();
+                    let q = query(offset, false);
+                    async move { client.list_services(&q).await }
                 })
-                .await?;
-            let next = page.next_offset();
-            for service in page.items {
-                self.store
-                    .insert_fresh(service.id.clone(), Arc::new(service))
-                    .await;
+                .collect();
+            while let Some(page) = futures::StreamExt::next(&mut reads).await {
+                self.store_page(page?.items, progress).await;
             }
-            progress.send_modify(|p| p.pages += 1);
+            return Ok(total > covered);
+        }
+        for _ in 1..self.max_pages {
+            Counters::bump(&self.counters.upstream_calls);
+            let page = self.client.list_services(&query(offset, false)).await?;
+            let next = page.next_offset();
+            self.store_page(page.items, progress).await;
             match next {
                 Some(next) if next <= MAX_OFFSET => offset = next,
                 Some(_) => return Ok(true),
@@ -1394,5 +1419,19 @@ impl ServiceLoader {
             }
         }
         Ok(true)
+    }
+
+    /// Stores a page of services, then tells the batches following the listing.
+    async fn store_page(
+        &self,
+        services: Vec<Service>,
+        progress: &tokio::sync::watch::Sender<ListingProgress>,
+    ) {
+        for service in services {
+            self.store
+                .insert_fresh(service.id.clone(), Arc::new(service))
+                .await;
+        }
+        progress.send_modify(|p| p.pages += 1);
     }
 }

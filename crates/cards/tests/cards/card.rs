@@ -345,6 +345,33 @@ async fn ten_cold_cards_that_start_a_listing_cost_one_round_trip_for_their_servi
     assert_eq!(single_reads(&pd).await, 0, "no single service reads");
 }
 
+/// Cards whose services are on the last page of the listing: the first page
+/// tells PagerDuty's total, the other pages are read at once, so a service
+/// costs at most two round trips whatever its page (was one per page).
+#[tokio::test]
+async fn cold_cards_on_the_last_listing_page_wait_two_round_trips_not_five() {
+    let pd = TestPd::start(500, 50).await;
+    let delay = Duration::from_millis(500);
+    pd.set_delay(delay);
+    let cards = pd.cards(cards::CardsConfig {
+        batch_window: Duration::from_millis(5),
+        ..config()
+    });
+    let ids: Vec<String> = (0..10).map(|i| sid(400 + i * 7)).collect();
+    let started = std::time::Instant::now();
+    let results = cards.cards(&ids, &CardOptions::default()).await;
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    // Services (2 round trips) then on-call (1); the old listing took 5 + 1.
+    assert!(elapsed < delay * 4, "took {elapsed:?}");
+    assert_eq!(
+        pd.calls("GET", "/services").await,
+        5,
+        "exactly the pages the account fills"
+    );
+    assert_eq!(single_reads(&pd).await, 0);
+}
+
 /// After 10 single reads, the next lone cold card starts a listing; it gets
 /// its service from the first page, not after the last one.
 #[tokio::test]

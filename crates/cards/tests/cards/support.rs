@@ -182,7 +182,7 @@ fn query_one(request: &Request, key: &str) -> Option<String> {
     query_all(request, key).into_iter().next()
 }
 
-/// Classic pagination of `items` under `name`.
+/// Classic pagination of `items` under `name` (`total` when asked for).
 fn page(request: &Request, name: &str, items: Vec<Value>) -> Value {
     let limit: usize = query_one(request, "limit")
         .and_then(|l| l.parse().ok())
@@ -191,8 +191,9 @@ fn page(request: &Request, name: &str, items: Vec<Value>) -> Value {
         .and_then(|o| o.parse().ok())
         .unwrap_or(0);
     let more = items.len() > offset + limit;
+    let total = (query_one(request, "total").as_deref() == Some("true")).then_some(items.len());
     let slice: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
-    json!({name: slice, "limit": limit, "offset": offset, "more": more, "total": null})
+    json!({name: slice, "limit": limit, "offset": offset, "more": more, "total": total})
 }
 
 /// Answers the REST routes the cards crate reads.
