@@ -135,3 +135,108 @@ async fn shutdown_lets_in_flight_requests_finish() {
     // Stopped: new connections are refused.
     assert!(app.http.get(app.url("/healthz")).send().await.is_err());
 }
+
+/// Two accounts, each its own simulator; `corp`'s token is wrong when
+/// `corp_token` says so.
+async fn two_account_app(corp_token: Option<&str>) -> (TestApp, sim::SimHandle, sim::SimHandle) {
+    let acme = crate::helpers::start_sim(crate::helpers::small_sim()).await;
+    let corp = crate::helpers::start_sim(sim::SimConfig {
+        seed: 8,
+        api_tokens: vec![sim::SimToken::full("corp-valid-token")],
+        ..crate::helpers::small_sim()
+    })
+    .await;
+    let mut toml = String::new();
+    for (id, sim, token, is_default) in [
+        ("acme", &acme, acme.api_token().to_string(), true),
+        (
+            "corp",
+            &corp,
+            corp_token.unwrap_or("corp-valid-token").to_owned(),
+            false,
+        ),
+    ] {
+        toml.push_str(&format!(
+            "[pagerduty.accounts.{id}]\napi_token = \"{token}\"\napi_base_url = \"{}\"\nevents_base_url = \"{}\"\nis_default = {is_default}\n",
+            sim.base_url(),
+            sim.events_base_url(),
+        ));
+    }
+    let app = TestApp::spawn(crate::helpers::settings_from(
+        &[crate::helpers::BASE_NO_CREDENTIALS, &toml],
+        &[],
+    ))
+    .await;
+    (app, acme, corp)
+}
+
+#[tokio::test]
+async fn readyz_checks_every_account() {
+    let (app, _acme, _corp) = two_account_app(None).await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ready"], true, "{body}");
+    for id in ["acme", "corp"] {
+        assert_eq!(body["accounts"][id]["ready"], true, "{id}: {body}");
+        assert_eq!(
+            body["accounts"][id]["pagerduty"]["ok"], true,
+            "{id}: {body}"
+        );
+    }
+
+    // One account with a rejected token: not ready, and it says which.
+    let (app, _acme, _corp) = two_account_app(Some("wrong-token-for-corp")).await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(body["accounts"]["acme"]["ready"], true, "{body}");
+    assert_eq!(body["accounts"]["corp"]["ready"], false, "{body}");
+    assert_eq!(body["accounts"]["corp"]["pagerduty"]["ok"], false, "{body}");
+    // The top-level check is the default account's.
+    assert_eq!(body["pagerduty"]["ok"], true, "{body}");
+    assert!(!body.to_string().contains("wrong-token-for-corp"), "{body}");
+}
+
+/// The `account` label value of every `dutycard_cache_<counter>_total`
+/// series, with its value.
+fn cache_series(metrics: &str, counter: &str) -> Vec<(String, u64)> {
+    let family = format!("dutycard_cache_{counter}_total{{");
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(family.as_str()))
+        .filter_map(|rest| {
+            let account = rest
+                .strip_prefix("account=\"")?
+                .split('"')
+                .next()?
+                .to_owned();
+            let n = rest.rsplit(' ').next()?.parse().ok()?;
+            Some((account, n))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cache_metrics_carry_every_account() {
+    let (app, acme, _corp) = two_account_app(None).await;
+    let id = acme.account().services[0].id.clone();
+    assert_eq!(app.get(&format!("/v1/cards/{id}")).await.status(), 200);
+    let metrics = app.metrics().await;
+    let misses = cache_series(&metrics, "misses");
+    let sum = |account: &str| -> u64 {
+        misses
+            .iter()
+            .filter(|(a, _)| a == account)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert!(
+        misses.iter().any(|(a, _)| a == "corp"),
+        "no corp series:\n{metrics}"
+    );
+    // The card was the default account's (acme): only its caches missed.
+    assert!(sum("acme") > 0, "{metrics}");
+    assert_eq!(sum("corp"), 0, "{metrics}");
+}

@@ -127,9 +127,9 @@ impl Metrics {
             .observe(elapsed);
     }
 
-    /// Render all families. `cache_stats` is the serialised
-    /// `CardService::stats()`: `{section: {counter: n}}`.
-    pub fn render(&self, cache_stats: Option<&Value>) -> String {
+    /// Render all families. `cache_stats` holds, per account id, the
+    /// serialised `CardService::stats()`: `{section: {counter: n}}`.
+    pub fn render(&self, cache_stats: &[(String, Value)]) -> String {
         let inner = self.lock();
         let mut out = String::new();
 
@@ -197,9 +197,7 @@ impl Metrics {
             );
         }
         drop(inner);
-        if let Some(stats) = cache_stats {
-            render_cache_stats(&mut out, stats);
-        }
+        render_cache_stats(&mut out, cache_stats);
         out
     }
 }
@@ -215,13 +213,42 @@ impl pagerduty::CallObserver for Metrics {
     }
 }
 
-/// `{section: {counter: n, ...}, ...}` becomes one counter family per counter
-/// name, labelled by section. Non-numeric values are skipped.
-fn render_cache_stats(out: &mut String, stats: &Value) {
-    let Some(sections) = stats.as_object() else {
-        return;
-    };
-    let mut by_counter: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+/// Each account's `{section: {counter: n, ...}, ...}` becomes one counter
+/// family per counter name, labelled by account and section. Non-numeric
+/// values are skipped.
+fn render_cache_stats(out: &mut String, stats: &[(String, Value)]) {
+    // counter -> (account, section) -> n
+    let mut by_counter: BTreeMap<String, BTreeMap<(String, String), u64>> = BTreeMap::new();
+    for (account, stats) in stats {
+        let Some(sections) = stats.as_object() else {
+            continue;
+        };
+        collect_cache_stats(account, sections, &mut by_counter);
+    }
+    for (counter, series) in by_counter {
+        let name = format!("dutycard_cache_{}_total", sanitize(&counter));
+        family(
+            out,
+            &name,
+            "counter",
+            &format!("Card cache `{counter}` counter, by PagerDuty account and section."),
+        );
+        for ((account, section), n) in series {
+            let _ = writeln!(
+                out,
+                "{name}{{account=\"{}\",section=\"{}\"}} {n}",
+                escape(&account),
+                escape(&section)
+            );
+        }
+    }
+}
+
+fn collect_cache_stats(
+    account: &str,
+    sections: &serde_json::Map<String, Value>,
+    by_counter: &mut BTreeMap<String, BTreeMap<(String, String), u64>>,
+) {
     for (section, counters) in sections {
         match counters {
             Value::Object(counters) => {
@@ -230,7 +257,7 @@ fn render_cache_stats(out: &mut String, stats: &Value) {
                         by_counter
                             .entry(counter.clone())
                             .or_default()
-                            .insert(section.clone(), n);
+                            .insert((account.to_owned(), section.clone()), n);
                     }
                 }
             }
@@ -240,21 +267,9 @@ fn render_cache_stats(out: &mut String, stats: &Value) {
                     by_counter
                         .entry(section.clone())
                         .or_default()
-                        .insert("all".into(), n);
+                        .insert((account.to_owned(), "all".into()), n);
                 }
             }
-        }
-    }
-    for (counter, sections) in by_counter {
-        let name = format!("dutycard_cache_{}_total", sanitize(&counter));
-        family(
-            out,
-            &name,
-            "counter",
-            &format!("Card cache `{counter}` counter, by section."),
-        );
-        for (section, n) in sections {
-            let _ = writeln!(out, "{name}{{section=\"{}\"}} {n}", escape(&section));
         }
     }
 }
@@ -347,7 +362,13 @@ mod tests {
             Duration::from_millis(300),
         );
         m.observe_upstream("GET", "/services/{id}", None, Duration::from_millis(1));
-        let text = m.render(Some(&json!({"incidents": {"hits": 4, "misses": 1}})));
+        let text = m.render(&[
+            (
+                "default".into(),
+                json!({"incidents": {"hits": 4, "misses": 1}}),
+            ),
+            ("eu".into(), json!({"incidents": {"hits": 2}})),
+        ]);
         assert!(text.contains(
             "dutycard_http_requests_total{method=\"GET\",route=\"/v1/cards/{service_id}\",status=\"200\"} 2"
         ));
@@ -360,7 +381,10 @@ mod tests {
         assert!(text.contains(
             "dutycard_upstream_requests_total{method=\"GET\",endpoint=\"/services/{id}\",status=\"error\"} 1"
         ));
-        assert!(text.contains("dutycard_cache_hits_total{section=\"incidents\"} 4"));
+        assert!(
+            text.contains("dutycard_cache_hits_total{account=\"default\",section=\"incidents\"} 4")
+        );
+        assert!(text.contains("dutycard_cache_hits_total{account=\"eu\",section=\"incidents\"} 2"));
         assert!(text.contains("# TYPE dutycard_cache_misses_total counter"));
     }
 }

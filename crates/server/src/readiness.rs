@@ -1,9 +1,11 @@
 //! `/readyz`: are the config and PagerDuty credentials good?
 //!
 //! Credentials are proven with `GET /abilities` (the cheapest authenticated
-//! call). The result is reused for [`OK_TTL`] so a probe every few seconds
-//! costs PagerDuty almost nothing; failures are retried sooner.
+//! call), for every configured account. The result is reused for [`OK_TTL`]
+//! so a probe every few seconds costs PagerDuty almost nothing; failures are
+//! retried sooner.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,10 +20,24 @@ pub const ERROR_TTL: Duration = Duration::from_secs(5);
 /// Readiness answer.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct ReadyReport {
-    /// True when the server can serve cards.
+    /// True when the server can serve cards: every account is ready.
     pub ready: bool,
     /// Always `ok`: the server only starts with a valid configuration.
     pub config: String,
+    /// The default account's check.
+    pub pagerduty: PagerDutyCheck,
+    /// The default account's credential.
+    pub token: TokenView,
+    /// Every account by id (`default` when `[pagerduty]` alone is
+    /// configured), the default one included.
+    pub accounts: BTreeMap<String, AccountReadiness>,
+}
+
+/// One PagerDuty account's readiness.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct AccountReadiness {
+    /// This account's credentials work (or worked and the failure is transient).
+    pub ready: bool,
     pub pagerduty: PagerDutyCheck,
     pub token: TokenView,
 }
@@ -87,24 +103,93 @@ struct State {
     proven: bool,
 }
 
-/// Runs and caches the credential check.
+/// Runs and caches the credential check of every account.
 pub struct Readiness {
+    /// (account id, probe), in id order.
+    accounts: Vec<(String, AccountProbe)>,
+    /// Index of the default account in `accounts`.
+    default: usize,
+}
+
+impl Readiness {
+    /// One probe per account: `(id, client)` pairs and the default's id.
+    pub fn new(accounts: Vec<(String, pagerduty::Client)>, default_id: &str) -> Self {
+        let default = accounts
+            .iter()
+            .position(|(id, _)| id == default_id)
+            .unwrap_or(0);
+        Self {
+            accounts: accounts
+                .into_iter()
+                .map(|(id, client)| (id, AccountProbe::new(client)))
+                .collect(),
+            default,
+        }
+    }
+
+    /// The current report, checking every account (concurrently) whose
+    /// cached result expired.
+    pub async fn check(&self) -> ReadyReport {
+        let reports =
+            futures::future::join_all(self.accounts.iter().map(|(_, probe)| probe.check())).await;
+        let accounts: BTreeMap<String, AccountReadiness> = self
+            .accounts
+            .iter()
+            .map(|(id, _)| id.clone())
+            .zip(reports)
+            .collect();
+        let ready = !accounts.is_empty() && accounts.values().all(|a| a.ready);
+        let default = self
+            .accounts
+            .get(self.default)
+            .and_then(|(id, _)| accounts.get(id))
+            .cloned();
+        let (pagerduty, token) = match default {
+            Some(a) => (a.pagerduty, a.token),
+            None => (
+                PagerDutyCheck {
+                    ok: false,
+                    credentials_proven: false,
+                    checked_at: Utc::now(),
+                    error: Some("no PagerDuty account configured".into()),
+                },
+                TokenView {
+                    kind: "api_token".into(),
+                    valid: false,
+                    expires_at: None,
+                    granted_scope: None,
+                    last_error: None,
+                },
+            ),
+        };
+        ReadyReport {
+            ready,
+            config: "ok".into(),
+            pagerduty,
+            token,
+            accounts,
+        }
+    }
+}
+
+/// One account's cached credential check.
+struct AccountProbe {
     client: pagerduty::Client,
     // A tokio Mutex held across the upstream call on purpose: concurrent
     // probes wait for one check instead of each calling PagerDuty.
     state: tokio::sync::Mutex<State>,
 }
 
-impl Readiness {
-    pub fn new(client: pagerduty::Client) -> Self {
+impl AccountProbe {
+    fn new(client: pagerduty::Client) -> Self {
         Self {
             client,
             state: tokio::sync::Mutex::new(State::default()),
         }
     }
 
-    /// The current report, checking PagerDuty when the cached result expired.
-    pub async fn check(&self) -> ReadyReport {
+    /// This account's report, checking PagerDuty when the cached result expired.
+    async fn check(&self) -> AccountReadiness {
         let mut state = self.state.lock().await;
         let fresh = state.last.as_ref().is_some_and(|p| {
             let ttl = if p.error.is_none() { OK_TTL } else { ERROR_TTL };
@@ -139,9 +224,8 @@ impl Readiness {
             None => true,
             Some((_, rejected)) => proven && !rejected,
         };
-        ReadyReport {
+        AccountReadiness {
             ready,
-            config: "ok".into(),
             pagerduty: PagerDutyCheck {
                 ok: error.is_none(),
                 credentials_proven: proven,

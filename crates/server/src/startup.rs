@@ -58,11 +58,16 @@ impl Application {
             crate::accounts::Accounts::from_settings(&settings, metrics.clone())
                 .map_err(|e| StartupError::Client(e.to_string()))?,
         );
-        let client = accounts.default_account().client.clone();
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
-            readiness: Readiness::new(client.clone()),
+            readiness: Readiness::new(
+                accounts
+                    .iter()
+                    .map(|a| (a.id.clone(), a.client.clone()))
+                    .collect(),
+                &accounts.default_account().id,
+            ),
             cards: accounts.default_account().cards.clone(),
             accounts: Arc::clone(&accounts),
             trigger: Arc::new(crate::trigger::TriggerService::new(

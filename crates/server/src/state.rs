@@ -20,9 +20,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The `/metrics` body.
+    /// The `/metrics` body: cache counters of every account.
     pub fn render_metrics(&self) -> String {
-        let stats = serde_json::to_value(self.cards.stats()).ok();
-        self.metrics.render(stats.as_ref())
+        let stats: Vec<(String, serde_json::Value)> = self
+            .accounts
+            .iter()
+            .filter_map(|a| Some((a.id.clone(), serde_json::to_value(a.cards.stats()).ok()?)))
+            .collect();
+        self.metrics.render(&stats)
     }
 }
