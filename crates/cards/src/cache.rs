@@ -243,6 +243,40 @@ where
             // Past the hard limit but not yet evicted by moka: drop it.
             self.store.cache.invalidate(key).await;
         }
+        // A caller that arrives after the key was invalidated while a load
+        // was running must not take that load's (older) answer: it waits for
+        // it to end, then loads again (with the others in the same case).
+        let mut after_invalidation = lock(&self.inflight)
+            .get(key)
+            .is_some_and(|f| f.load(Ordering::Acquire));
+        loop {
+            let stored = match self.load_once(key).await {
+                Ok(Ok(stored)) => stored,
+                Ok(Err(error)) => match &*error {
+                    InitError::Failed(error) => return Err(SectionError::clone(error)),
+                    InitError::Invalidated(_) if after_invalidation => {
+                        after_invalidation = false;
+                        continue;
+                    }
+                    InitError::Invalidated(stored) => Arc::clone(stored),
+                },
+                Err(join_error) => {
+                    return Err(SectionError::unavailable(format!(
+                        "the section load failed: {join_error}"
+                    )));
+                }
+            };
+            let now = self.store.now();
+            let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
+            return Ok(lookup(&stored, stale, now));
+        }
+    }
+
+    /// One miss load of `key`, coalesced with the other callers (moka's entry API).
+    async fn load_once(
+        &self,
+        key: &K,
+    ) -> Result<Result<Arc<Stored<V>>, Arc<InitError<V>>>, tokio::task::JoinError> {
         let ran = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicBool::new(false));
         let init = {
@@ -270,7 +304,7 @@ where
         // card's section timeout, a client that went away) does not cancel
         // it, so it still fills the cache for the next reader.
         // The counters are bumped there too, so an abandoned wait is counted.
-        let load = {
+        {
             let cache = self.store.cache.clone();
             let counters = Arc::clone(&self.counters);
             let inflight = Arc::clone(&self.inflight);
@@ -317,22 +351,8 @@ where
                 }
                 result
             })
-        };
-        let stored = match load.await {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(error)) => match &*error {
-                InitError::Failed(error) => return Err(SectionError::clone(error)),
-                InitError::Invalidated(stored) => Arc::clone(stored),
-            },
-            Err(join_error) => {
-                return Err(SectionError::unavailable(format!(
-                    "the section load failed: {join_error}"
-                )));
-            }
-        };
-        let now = self.store.now();
-        let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
-        Ok(lookup(&stored, stale, now))
+        }
+        .await
     }
 
     /// The cached value of `key` if there is one (no load, no refresh, no counters).
@@ -575,6 +595,50 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(cache.get(&1).await.unwrap().value, 2, "that one is kept");
         assert_eq!(cache.counters().snapshot().errors, 0);
+    }
+
+    #[tokio::test]
+    async fn a_reader_arriving_after_an_invalidation_does_not_take_the_older_load() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let load: LoadFn<u32, u32> = {
+            let calls = calls.clone();
+            let gate = gate.clone();
+            Arc::new(move |_k| {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                let gate = gate.clone();
+                Box::pin(async move {
+                    if n == 1 {
+                        gate.notified().await; // the read before the change
+                    }
+                    Ok(n)
+                })
+            })
+        };
+        let store = Store::with_ttl(
+            10,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Arc::new(SystemClock),
+        );
+        let cache = Arc::new(SectionCache::new(store, load.clone(), load, Arc::default()));
+        let get = |cache: &Arc<SectionCache<u32, u32>>| {
+            let cache = Arc::clone(cache);
+            tokio::spawn(async move { cache.get(&1).await.map(|l| l.value) })
+        };
+        let before = get(&cache);
+        wait_for(&calls, 1).await;
+        cache.invalidate(&1).await;
+        let after = get(&cache);
+        // Let the late reader reach the running load (current-thread runtime).
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        assert_eq!(before.await.unwrap(), Ok(1));
+        assert_eq!(after.await.unwrap(), Ok(2), "loaded after the invalidation");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.get(&1).await.unwrap().value, 2);
     }
 
     #[tokio::test]
