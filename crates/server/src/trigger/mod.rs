@@ -1156,6 +1156,13 @@ mod tests {
         }
     }
 
+    /// A 127.0.0.1 address nobody listens on: a port-0 listener's port,
+    /// released again.
+    fn refused_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
     fn service() -> TriggerService {
         TriggerService::new(TriggerConfig {
             client_name: "dutycard".into(),
@@ -1248,12 +1255,12 @@ mod tests {
 
     #[tokio::test]
     async fn no_time_left_means_not_created_and_nothing_sent() {
-        // Nothing listens on port 9 of 127.0.0.1: had it sent, it would fail
+        // Nothing listens on that port: had it sent, it would fail
         // differently (transport) or report "unknown".
         let client = pagerduty::Client::builder(pagerduty::Credentials::ApiToken(
             secrecy::SecretString::from("token"),
         ))
-        .events_base_url("http://127.0.0.1:9/v2")
+        .events_base_url(format!("{}/v2", refused_url()))
         .build()
         .unwrap();
         let p = service()
@@ -1276,12 +1283,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_means_not_created() {
-        // Nothing listens on port 9 of 127.0.0.1: every attempt fails to
-        // connect, so nothing was sent and the answer is a plain "not created".
+        // Nothing listens on that port: every attempt fails to connect, so
+        // nothing was sent and the answer is a plain "not created".
         let client = pagerduty::Client::builder(pagerduty::Credentials::ApiToken(
             secrecy::SecretString::from("token"),
         ))
-        .events_base_url("http://127.0.0.1:9/v2")
+        .events_base_url(format!("{}/v2", refused_url()))
         .build()
         .unwrap();
         let p = service()
