@@ -1,6 +1,8 @@
 //! Errors outside the card routes: unknown routes, wrong methods, request ids.
 
-use crate::helpers::{TestApp, error_of, settings};
+use sim::{SimConfig, SimToken};
+
+use crate::helpers::{TestApp, error_of, settings, small_sim, spawn_with_sim_token};
 
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
@@ -81,4 +83,37 @@ async fn cors_allows_configured_origins_only() {
             .get("access-control-allow-origin")
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_forbidden_card_names_the_scopes_the_token_needs() {
+    // The simulator answers 403 {"error":{"message":"Token missing required
+    // scopes","required_scopes":"services.read"}} like PagerDuty.
+    let app = spawn_with_sim_token(
+        SimConfig {
+            api_tokens: vec![SimToken::scoped("narrow-token", &["abilities.read"])],
+            ..small_sim()
+        },
+        "",
+        Some("narrow-token"),
+    )
+    .await;
+    let id = app.sim.account().services[0].id.clone();
+    let response = app.app.get(&format!("/v1/cards/{id}")).await;
+    assert_eq!(response.status(), 502);
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    let error = &body["error"];
+    assert_eq!(error["code"], "upstream_forbidden", "{body}");
+    assert_eq!(error["details"]["missing_scopes"], true, "{body}");
+    assert_eq!(
+        error["details"]["required_scopes"],
+        serde_json::json!(["services.read"]),
+        "{body}"
+    );
+    let message = error["message"].as_str().expect("error.message");
+    assert!(
+        message.contains("the token needs the scopes: services.read"),
+        "{message}"
+    );
+    assert!(!message.contains("narrow-token"), "{message}");
 }

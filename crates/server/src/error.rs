@@ -41,10 +41,15 @@ pub enum ApiError {
     #[error("PagerDuty rejected dutycard's credentials: {0}")]
     UpstreamUnauthorized(String),
     /// PagerDuty refused access (e.g. the OAuth token lacks a scope).
-    #[error("PagerDuty refused access: {message}")]
+    #[error(
+        "PagerDuty refused access: {message}{}",
+        scopes_suffix(required_scopes)
+    )]
     UpstreamForbidden {
         message: String,
         missing_scopes: bool,
+        /// The scopes PagerDuty said the token needs (empty when it named none).
+        required_scopes: Vec<String>,
     },
     /// PagerDuty is rate limiting us and there is no stale copy to serve.
     #[error("PagerDuty is rate limiting dutycard; retry later")]
@@ -76,10 +81,11 @@ impl From<cards::CardError> for ApiError {
             E::Forbidden {
                 message,
                 missing_scopes,
-                ..
+                required_scopes,
             } => ApiError::UpstreamForbidden {
                 message,
                 missing_scopes,
+                required_scopes,
             },
             E::RateLimited { retry_after } => ApiError::UpstreamRateLimited { retry_after },
             E::Timeout => ApiError::UpstreamTimeout,
@@ -140,8 +146,12 @@ impl ApiError {
             ApiError::InvalidParameter { parameter, .. } => json!({ "parameter": parameter }),
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             ApiError::NotFound { what } => json!({ "resource": what }),
-            ApiError::UpstreamForbidden { missing_scopes, .. } => {
-                json!({ "missing_scopes": missing_scopes })
+            ApiError::UpstreamForbidden {
+                missing_scopes,
+                required_scopes,
+                ..
+            } => {
+                json!({ "missing_scopes": missing_scopes, "required_scopes": required_scopes })
             }
             ApiError::UpstreamRateLimited {
                 retry_after: Some(d),
@@ -170,6 +180,15 @@ impl ApiError {
                 details: self.details(),
             },
         }
+    }
+}
+
+/// `" (the token needs the scopes: a.read, b.read)"`, or nothing when none are named.
+fn scopes_suffix(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        String::new()
+    } else {
+        format!(" (the token needs the scopes: {})", scopes.join(", "))
     }
 }
 
