@@ -117,3 +117,48 @@ async fn a_forbidden_card_names_the_scopes_the_token_needs() {
     );
     assert!(!message.contains("narrow-token"), "{message}");
 }
+
+#[tokio::test]
+async fn a_refused_cors_preflight_gets_our_json_error() {
+    let app = TestApp::spawn(settings(
+        "[server]\ncors_allowed_origins = [\"https://portal.example\"]",
+        &[],
+    ))
+    .await;
+    let preflight = |origin: &'static str, method: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/v1/cards/PABC123"))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .send()
+    };
+
+    let response = preflight("https://evil.example", "GET").await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["code"], "cors_rejected", "{body}");
+    assert_eq!(
+        body["error"]["details"]["origin"], "https://evil.example",
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().expect("error.message");
+    assert!(message.contains("https://evil.example"), "{message}");
+    assert!(message.contains("not allowed"), "{message}");
+
+    // An allowed origin asking for a method we do not serve: refused too.
+    let response = preflight("https://portal.example", "DELETE").await.unwrap();
+    assert_eq!(response.status(), 400);
+    let (code, _) = error_of(response).await;
+    assert_eq!(code, "cors_rejected");
+
+    // The allowed preflight is untouched.
+    let response = preflight("https://portal.example", "GET").await.unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -68,6 +68,14 @@ pub enum ApiError {
     /// (JWKS) could not be fetched in time, so no token can be checked.
     #[error("cannot verify the token: the identity provider is unavailable ({0})")]
     IdentityProviderUnavailable(String),
+    /// The CORS layer refused a request (a preflight from an origin not in
+    /// `server.cors_allowed_origins`, or asking for a method or header we do
+    /// not allow). An origin is not a secret, so it is named.
+    #[error("CORS request rejected{}: {reason}", origin.as_deref().map(|o| format!(" for origin {o}")).unwrap_or_default())]
+    CorsRejected {
+        origin: Option<String>,
+        reason: String,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -134,6 +142,7 @@ impl ApiError {
             ApiError::DeadlineExceeded { .. } => "deadline_exceeded",
             ApiError::NoEventsIntegration { .. } => "no_events_integration",
             ApiError::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
+            ApiError::CorsRejected { .. } => "cors_rejected",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -158,6 +167,10 @@ impl ApiError {
             } => json!({ "retry_after_secs": retry_after_secs(*d) }),
             ApiError::DeadlineExceeded { deadline_ms } => json!({ "deadline_ms": deadline_ms }),
             ApiError::NoEventsIntegration { service_id } => json!({ "service_id": service_id }),
+            ApiError::CorsRejected {
+                origin: Some(origin),
+                ..
+            } => json!({ "origin": origin }),
             _ => json!({}),
         };
         match value {
@@ -200,9 +213,9 @@ fn retry_after_secs(d: Duration) -> u64 {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::InvalidBody { .. } | ApiError::InvalidParameter { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidBody { .. }
+            | ApiError::InvalidParameter { .. }
+            | ApiError::CorsRejected { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,

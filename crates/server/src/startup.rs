@@ -3,11 +3,12 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_cors::Cors;
-use actix_web::dev::{RequestHead, Server, ServerHandle};
+use actix_cors::{Cors, CorsError};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{RequestHead, Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, Error, HttpServer, ResponseError, web};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -124,8 +125,9 @@ impl Application {
                 .configure(routes::configure(options))
                 .configure(crate::backstage::configure(backstage_routes.clone()))
                 .split_for_parts();
-            // Layers, innermost first: CORS, metrics and
-            // the access log, the request span, the request id.
+            // Layers, innermost first: CORS (its refusals turned into our
+            // JSON errors), metrics and the access log, the request span,
+            // the request id.
             let known = web::Data::new(error::KnownRoutes::from_spec(&api));
             app.app_data(known)
                 // validatorUrl "none": the page never calls
@@ -138,6 +140,7 @@ impl Application {
                 .service(web::redirect("/docs", "/docs/"))
                 .default_service(web::to(error::route_not_found))
                 .wrap(cors(&origins))
+                .wrap(from_fn(cors_errors_as_json))
                 .wrap(from_fn(metrics::track_requests))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(telemetry::request_id))
@@ -206,4 +209,57 @@ fn is_same_origin(origin: &header::HeaderValue, head: &RequestHead) -> bool {
     origin
         .split_once("://")
         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
+/// The longest `Origin` echoed back in a `cors_rejected` error.
+const ORIGIN_ECHO_LIMIT: usize = 256;
+
+/// actix-cors answers what it refuses (a preflight from an origin that is not
+/// allowed, a method or header we do not allow) with a plain-text 400. Every
+/// error of ours is `{"error": {...}}`, so such an answer becomes a
+/// `cors_rejected` [`error::ApiError`] (same status, its headers kept). The
+/// refusal is recognised by the `CorsError` the response carries, not by its
+/// status or body.
+async fn cors_errors_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let origin = req.headers().get(header::ORIGIN).map(|v| {
+        let origin = String::from_utf8_lossy(v.as_bytes());
+        let mut end = origin.len().min(ORIGIN_ECHO_LIMIT);
+        while !origin.is_char_boundary(end) {
+            end -= 1;
+        }
+        origin[..end].to_owned()
+    });
+    let res = next.call(req).await?;
+    let Some(reason) = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<CorsError>())
+        .map(cors_reason)
+    else {
+        return Ok(res.map_into_left_body());
+    };
+    let (req, refused) = res.into_parts();
+    let mut answer = error::ApiError::CorsRejected { origin, reason }.error_response();
+    for (name, value) in refused.headers() {
+        if !answer.headers().contains_key(name) && name != header::CONTENT_LENGTH {
+            answer.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(ServiceResponse::new(req, answer).map_into_right_body())
+}
+
+fn cors_reason(error: &CorsError) -> String {
+    match error {
+        CorsError::OriginNotAllowed => {
+            "the origin is not allowed (server.cors_allowed_origins)".to_owned()
+        }
+        CorsError::MethodNotAllowed => {
+            "the requested method is not allowed (GET and POST are)".to_owned()
+        }
+        CorsError::HeadersNotAllowed => "one or more requested headers are not allowed".to_owned(),
+        other => other.to_string(),
+    }
 }
