@@ -168,6 +168,19 @@ where
         (age < stored.ttl).then(|| stored.value.clone())
     }
 
+    /// The first `Some(f(value))` over the fresh values, in no particular
+    /// order (no counters, no refresh).
+    pub(crate) fn find_fresh<T>(&self, mut f: impl FnMut(&V) -> Option<T>) -> Option<T> {
+        let now = self.now();
+        self.cache.iter().find_map(|(_, stored)| {
+            if now.saturating_duration_since(stored.fetched) < stored.ttl {
+                f(&stored.value)
+            } else {
+                None
+            }
+        })
+    }
+
     /// Drops the value of `key`.
     pub(crate) async fn invalidate(&self, key: &K) {
         self.cache.invalidate(key).await;

@@ -29,7 +29,7 @@
 //! | change events | the account | `GET /change_events` (newest 300: the pages the last read needed are read at once); per service `GET /services/{id}/change_events` while the account-wide call is forbidden | one call serves every service |
 //! | standards | service id | `GET /standards/scores/technical_services?ids=…` | service ids |
 //! | metrics | service id | `POST /analytics/metrics/incidents/services` (last 30 days) | service ids |
-//! | integration key | the key | `GET /services?query=KEY&include[]=integrations` (verified match) | coalesced only |
+//! | integration key | the key | `GET /services?query=KEY&include[]=integrations` (verified match); when it finds none (PagerDuty documents `query` as a name filter): the fresh cached services, then one listing `GET /services?include[]=…` of every page (up to the 10 000 offset cap, 10 pages at a time) whose key index serves every key for `integration_key_miss_ttl` | coalesced per key; the listing shared by all keys |
 //!
 //! One service read carries the service, its escalation policy (rules and
 //! targets) and its integrations, so the service and escalation policy
@@ -72,7 +72,10 @@
 //!
 //! * **Coalescing**: concurrent misses of one key run one load (moka's entry
 //!   API); errors reach every waiter and are not cached. An unknown
-//!   integration key is cached, as a value, for `integration_key_miss_ttl`.
+//!   integration key is cached, as a value, for `integration_key_miss_ttl`;
+//!   the fallback listing behind key lookups runs at most once per that
+//!   period however many different unknown keys are asked for (lookups that
+//!   miss while it runs wait for it).
 //! * **Batching**: a load goes through the section's batcher: keys that meet
 //!   within `batch_window` (5 ms) make one list call of at most
 //!   `batch_max_size` (50) ids; the results are split back per key, and a key

@@ -267,6 +267,131 @@ async fn find_by_integration_key(
     }
 }
 
+/// The fallback of an integration key lookup when `GET /services?query=KEY`
+/// finds no exact match (PagerDuty documents `query` as a name filter): the
+/// fresh services already cached (read with their integrations), then an
+/// index of every integration key built from ONE services listing
+/// (`GET /services?include[]=…`, every page up to PagerDuty's 10 000 offset
+/// cap, each page counted). The index is shared by every key and kept for
+/// `integration_key_miss_ttl`: however many unknown keys are asked for, the
+/// account is listed at most once per period, and lookups that miss while a
+/// listing runs wait for it instead of starting another. The listing also
+/// warms the services cache. Keys are never logged.
+struct KeyScan {
+    client: Client,
+    counters: Arc<Counters>,
+    services: Store<String, Arc<Service>>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    last: tokio::sync::Mutex<Option<KeyIndex>>,
+}
+
+/// The outcome of one listing: integration key → what it belongs to.
+struct KeyIndex {
+    /// When the listing ended (on the injected clock).
+    finished: Instant,
+    keys: Result<Arc<HashMap<String, ResolvedKey>>, SectionError>,
+}
+
+/// Pages of a key listing read at once.
+const KEY_SCAN_CONCURRENCY: usize = 10;
+
+impl KeyScan {
+    async fn find(&self, key: &str) -> Result<Option<ResolvedKey>, SectionError> {
+        if let Some(found) = self.services.find_fresh(|s| resolved_key(s, key)) {
+            return Ok(Some(found));
+        }
+        let asked = self.clock.now();
+        let mut last = self.last.lock().await;
+        let reusable = last.as_ref().is_some_and(|index| {
+            // A listing that ended after this lookup began covers it (even
+            // when it failed: its waiters share its error); a successful one
+            // serves every lookup for `ttl`.
+            index.finished >= asked
+                || (index.keys.is_ok()
+                    && self.clock.now().saturating_duration_since(index.finished) < self.ttl)
+        });
+        if !reusable {
+            let keys = self.list().await.map(Arc::new).map_err(SectionError::from);
+            *last = Some(KeyIndex {
+                finished: self.clock.now(),
+                keys,
+            });
+        }
+        match last.as_ref().map(|index| &index.keys) {
+            Some(Ok(keys)) => Ok(keys.get(key).cloned()),
+            Some(Err(error)) => Err(error.clone()),
+            None => Ok(None),
+        }
+    }
+
+    /// Lists every service (up to the offset cap), storing each one and
+    /// indexing its integration keys. The first page asks for PagerDuty's
+    /// `total`; with it the other pages are read [`KEY_SCAN_CONCURRENCY`] at
+    /// a time, without it one after another.
+    async fn list(&self) -> Result<HashMap<String, ResolvedKey>, pagerduty::Error> {
+        let query = |offset: u32, total: bool| ListServices {
+            include: SERVICE_INCLUDES.to_vec(),
+            limit: Some(PAGE_LIMIT),
+            offset: Some(offset),
+            total,
+            ..Default::default()
+        };
+        let mut index = HashMap::new();
+        Counters::bump(&self.counters.upstream_calls);
+        let first = self.client.list_services(&query(0, true)).await?;
+        let (next, total) = (first.next_offset(), first.total);
+        self.add(&mut index, first.items).await;
+        let Some(mut offset) = next else {
+            return Ok(index);
+        };
+        if let Some(total) = total {
+            let offsets: Vec<u32> = (1..=MAX_OFFSET / PAGE_LIMIT)
+                .map(|n| n * PAGE_LIMIT)
+                .take_while(|o| u64::from(*o) < total)
+                .collect();
+            let mut pages = futures::StreamExt::buffer_unordered(
+                futures::stream::iter(offsets.into_iter().map(|offset| {
+                    Counters::bump(&self.counters.upstream_calls);
+                    let client = self.client.clone();
+                    let q = query(offset, false);
+                    async move { client.list_services(&q).await }
+                })),
+                KEY_SCAN_CONCURRENCY,
+            );
+            while let Some(page) = futures::StreamExt::next(&mut pages).await {
+                self.add(&mut index, page?.items).await;
+            }
+            return Ok(index);
+        }
+        while offset <= MAX_OFFSET {
+            Counters::bump(&self.counters.upstream_calls);
+            let page = self.client.list_services(&query(offset, false)).await?;
+            let next = page.next_offset();
+            self.add(&mut index, page.items).await;
+            match next {
+                Some(next) => offset = next,
+                None => break,
+            }
+        }
+        Ok(index)
+    }
+
+    /// Indexes the integration keys of `services` and stores the services.
+    async fn add(&self, index: &mut HashMap<String, ResolvedKey>, services: Vec<Service>) {
+        for service in services {
+            for integration in &service.integrations {
+                if let Some(key) = &integration.integration_key {
+                    index.insert(key.clone(), resolved(&service, integration));
+                }
+            }
+            self.services
+                .insert_fresh(service.id.clone(), Arc::new(service))
+                .await;
+        }
+    }
+}
+
 /// Splits list results per key; keys without items get an empty list.
 fn group_by<T: Clone, F>(
     keys: &[String],
@@ -316,6 +441,7 @@ impl CardService {
             hard(service_ttl),
             Arc::clone(&clock),
         );
+        let key_services = service_store.clone();
         let services = {
             let loader = ServiceLoader {
                 client: client.clone(),
@@ -627,14 +753,26 @@ impl CardService {
             );
             let client = client.clone();
             let counters = Arc::clone(&key_counters);
+            let scan = Arc::new(KeyScan {
+                client: client.clone(),
+                counters: Arc::clone(&key_counters),
+                services: key_services,
+                clock: Arc::clone(&clock),
+                ttl: miss_ttl,
+                last: tokio::sync::Mutex::new(None),
+            });
             let load: LoadFn<KeyId, Option<ResolvedKey>> = Arc::new(move |key: KeyId| {
                 let client = client.clone();
                 let counters = Arc::clone(&counters);
+                let scan = Arc::clone(&scan);
                 Box::pin(async move {
                     let service = find_by_integration_key(&client, &counters, &key.0)
                         .await
                         .map_err(SectionError::from)?;
-                    Ok(service.and_then(|s| resolved_key(&s, &key.0)))
+                    match service.and_then(|s| resolved_key(&s, &key.0)) {
+                        Some(found) => Ok(Some(found)),
+                        None => scan.find(&key.0).await,
+                    }
                 })
             });
             SectionCache::new(store, Arc::clone(&load), load, Arc::clone(&key_counters))
@@ -1168,13 +1306,17 @@ fn resolved_key(service: &Service, key: &str) -> Option<ResolvedKey> {
         .integrations
         .iter()
         .find(|i| i.integration_key.as_deref() == Some(key))?;
-    Some(ResolvedKey {
+    Some(resolved(service, integration))
+}
+
+fn resolved(service: &Service, integration: &pagerduty::Integration) -> ResolvedKey {
+    ResolvedKey {
         service_id: service.id.clone(),
         integration_id: Some(integration.id.clone()),
         integration_type: Some(integration.kind.clone()),
         vendor_id: integration.vendor.as_ref().map(|v| v.id.clone()),
         events_v2: is_events_v2(&integration.kind),
-    })
+    }
 }
 
 /// How far the running services listing got.

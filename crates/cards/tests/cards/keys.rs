@@ -6,7 +6,7 @@ use cards::{CardError, CardOptions, CardsConfig, IntegrationKey, ServiceRef};
 
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::{Mock, Request, ResponseTemplate};
 
 use crate::support::{TestPd, config, key_of, sid};
 
@@ -48,10 +48,11 @@ async fn an_unknown_key_is_not_found_and_cached_briefly() {
         let error = cards.resolve_integration_key(&unknown).await.unwrap_err();
         assert!(matches!(error, CardError::NotFound { .. }));
     }
-    assert_eq!(pd.calls("GET", "/services").await, 1, "the miss is cached");
+    // The query, then the fallback listing (one page).
+    assert_eq!(pd.calls("GET", "/services").await, 2, "the miss is cached");
     clock.advance(Duration::from_secs(31));
     assert!(cards.resolve_integration_key(&unknown).await.is_err());
-    assert_eq!(pd.calls("GET", "/services").await, 2, "only briefly");
+    assert_eq!(pd.calls("GET", "/services").await, 4, "only briefly");
     let error = cards
         .card(
             ServiceRef::IntegrationKey(IntegrationKey::new(unknown.clone())),
@@ -115,4 +116,129 @@ async fn a_key_lookup_counts_every_page_it_reads() {
     assert_eq!(resolved.service_id, sid(2));
     assert_eq!(pd.calls("GET", "/services").await, 2);
     assert_eq!(cards.stats().integration_keys.upstream_calls, 2);
+}
+
+/// `GET /services?query=…` answers no service (PagerDuty documents `query`
+/// as a name filter), at a higher priority than the fake.
+async fn query_matches_nothing(pd: &TestPd) {
+    Mock::given(method("GET"))
+        .and(path("/services"))
+        .and(|r: &Request| r.url.query_pairs().any(|(k, _)| k == "query"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"services": [], "limit": 100, "offset": 0, "more": false, "total": null}),
+        ))
+        .mount(&pd.server)
+        .await;
+}
+
+/// `(query calls, listing calls)` received on `GET /services`.
+async fn services_calls(pd: &TestPd) -> (usize, usize) {
+    let requests = pd.server.received_requests().await.unwrap_or_default();
+    let services = requests
+        .iter()
+        .filter(|r| r.method.as_str() == "GET" && r.url.path() == "/services");
+    let (query, listing): (Vec<_>, Vec<_>) =
+        services.partition(|r| r.url.query_pairs().any(|(k, _)| k == "query"));
+    (query.len(), listing.len())
+}
+
+#[tokio::test]
+async fn a_key_the_query_does_not_match_is_found_by_listing_the_services() {
+    // 250 services: the listing reads 3 pages, the key is on the last one.
+    let pd = TestPd::start(250, 5).await;
+    query_matches_nothing(&pd).await;
+    let cards = pd.cards(config());
+    let card = cards
+        .card(
+            ServiceRef::IntegrationKey(IntegrationKey::new(key_of(242))),
+            &CardOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(card.service.data.unwrap().id, sid(242));
+    assert_eq!(services_calls(&pd).await, (1, 3), "one query, one listing");
+    assert_eq!(
+        pd.calls("GET", &format!("/services/{}", sid(242))).await,
+        0,
+        "the listing warmed the service section"
+    );
+    assert_eq!(cards.stats().integration_keys.upstream_calls, 4);
+    // Another key within the miss TTL: its query, then the same listing's index.
+    let resolved = cards.resolve_integration_key(&key_of(7)).await.unwrap();
+    assert_eq!(resolved.service_id, sid(7));
+    assert_eq!(services_calls(&pd).await, (2, 3));
+}
+
+#[tokio::test]
+async fn a_key_of_a_cached_service_needs_no_listing() {
+    let pd = TestPd::start(4, 2).await;
+    query_matches_nothing(&pd).await;
+    let cards = pd.cards(config());
+    cards.raw_service(&sid(1)).await.unwrap();
+    let resolved = cards.resolve_integration_key(&key_of(1)).await.unwrap();
+    assert_eq!(resolved.service_id, sid(1));
+    assert_eq!(services_calls(&pd).await, (1, 0));
+}
+
+#[tokio::test]
+async fn unknown_keys_cost_one_listing_per_miss_ttl_whatever_their_number() {
+    let pd = TestPd::start(150, 5).await;
+    query_matches_nothing(&pd).await;
+    let clock = std::sync::Arc::new(cards::clock::ManualClock::new());
+    let cards = pd.cards_with_clock(
+        CardsConfig {
+            integration_key_miss_ttl: Duration::from_secs(30),
+            ..config()
+        },
+        clock.clone(),
+    );
+    let unknown = "u".repeat(32);
+    let error = cards.resolve_integration_key(&unknown).await.unwrap_err();
+    assert!(matches!(error, CardError::NotFound { .. }));
+    assert_eq!(services_calls(&pd).await, (1, 2), "one query, one listing");
+    // The same key again within the miss TTL: no upstream call at all.
+    let error = cards.resolve_integration_key(&unknown).await.unwrap_err();
+    assert!(matches!(error, CardError::NotFound { .. }));
+    assert_eq!(services_calls(&pd).await, (1, 2), "the miss is cached");
+    // Ten other unknown keys at once: their queries, but no new listing.
+    let others: Vec<String> = (0..10).map(|n| format!("k{n}").repeat(16)).collect();
+    let results =
+        futures::future::join_all(others.iter().map(|k| cards.resolve_integration_key(k))).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(CardError::NotFound { .. })))
+    );
+    assert_eq!(services_calls(&pd).await, (11, 2));
+    // Past the miss TTL a new key lists again, once even when many ask at once.
+    clock.advance(Duration::from_secs(31));
+    let later: Vec<String> = (0..10).map(|n| format!("v{n}").repeat(16)).collect();
+    let results =
+        futures::future::join_all(later.iter().map(|k| cards.resolve_integration_key(k))).await;
+    assert!(results.iter().all(Result::is_err));
+    assert_eq!(
+        services_calls(&pd).await,
+        (21, 4),
+        "one listing for all ten"
+    );
+    assert_eq!(cards.stats().integration_keys.upstream_calls, 25);
+}
+
+#[tokio::test]
+async fn a_failed_key_listing_is_an_error_not_a_cached_miss() {
+    let pd = TestPd::start(4, 2).await;
+    query_matches_nothing(&pd).await;
+    Mock::given(method("GET"))
+        .and(path("/services"))
+        .and(|r: &Request| !r.url.query_pairs().any(|(k, _)| k == "query"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&pd.server)
+        .await;
+    let cards = pd.cards(config());
+    let error = cards.resolve_integration_key(&key_of(2)).await.unwrap_err();
+    assert!(!matches!(error, CardError::NotFound { .. }), "{error:?}");
+    assert!(!format!("{error} {error:?}").contains(&key_of(2)));
+    let resolved = cards.resolve_integration_key(&key_of(2)).await.unwrap();
+    assert_eq!(resolved.service_id, sid(2));
 }
