@@ -9,6 +9,9 @@ use cards::{CardOptions, CardService, CardsConfig, ServiceRef};
 
 use crate::support::{TestPd, config, eventually, sid};
 
+/// The default minimum interval between two batch loads of a section.
+const MIN_BATCH_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Every service has its own escalation policy and the batch size equals the
 /// number of services, so each batch flushes when its last key arrives: the
 /// call counts do not depend on timing (the batch windows are never reached).
@@ -116,5 +119,113 @@ async fn five_hundred_cold_services_viewed_in_waves_stay_far_under_the_budget() 
         pd.calls("GET", "/services").await,
         5,
         "the services list warmed the cache"
+    );
+}
+
+/// The worst arrival pattern for the batchers at production settings: the
+/// default batch settings (`CardsConfig::default()`: 5 ms window, 250 ms
+/// between batch starts, 50 ids per batch), 500 services over 500 escalation
+/// policies (no two cards share an on-call key), standards and metrics
+/// included, and 500 cold cards arriving one by one, 10 ms apart. No client
+/// token bucket: the batching alone must keep the calls down.
+#[tokio::test]
+async fn a_trickle_of_five_hundred_cold_cards_with_every_section_stays_under_the_budget() {
+    const CARDS: usize = 500;
+    let defaults = CardsConfig::default();
+    assert_eq!(defaults.min_batch_interval, MIN_BATCH_INTERVAL);
+    let pd = TestPd::start(CARDS, CARDS).await;
+    let cards = pd.cards(defaults);
+    let options = CardOptions {
+        include_standards: true,
+        include_metrics: true,
+        ..CardOptions::default()
+    };
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut views = Vec::with_capacity(CARDS);
+    for i in 0..CARDS {
+        tick.tick().await;
+        let cards = cards.clone();
+        let options = options.clone();
+        views.push(tokio::spawn(async move {
+            cards.card(ServiceRef::Id(sid(i)), &options).await
+        }));
+    }
+    for (i, view) in views.into_iter().enumerate() {
+        let card = tokio::time::timeout(Duration::from_secs(30), view)
+            .await
+            .expect("a card within 30 s")
+            .expect("the card task")
+            .unwrap_or_else(|e| panic!("card {i}: {e}"));
+        let standards = card.standards.as_ref().expect("standards asked for");
+        let metrics = card.metrics.as_ref().expect("metrics asked for");
+        for (section, error) in [
+            ("service", &card.service.error),
+            ("on-call", &card.oncall.error),
+            ("incidents", &card.incidents.error),
+            ("change events", &card.change_events.error),
+            ("standards", &standards.error),
+            ("metrics", &metrics.error),
+        ] {
+            assert!(error.is_none(), "card {i}: {section}: {error:?}");
+        }
+    }
+    let elapsed = started.elapsed();
+    let total = pd.total_calls().await;
+    assert_eq!(
+        cards.stats().upstream_calls() as usize,
+        total,
+        "stats count every upstream request"
+    );
+    // Everything happened within the first minute.
+    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
+    assert!(total < 960, "{total} upstream calls in the first minute");
+    // Each batched section starts at most one batch per minimum interval
+    // (plus a full batch of 50 ids at once at most 10 times); extra pages
+    // come only from on-call (5 entries per policy: 2 500 entries, so at most
+    // 25 more pages) and incidents (~1 000 open incidents: at most 10 more).
+    let starts = (elapsed.as_millis() / MIN_BATCH_INTERVAL.as_millis()) as usize + 1;
+    for (what, method, path, extra_pages) in [
+        ("incidents", "GET", "/incidents", 10),
+        ("on-call", "GET", "/oncalls", 25),
+        (
+            "standards",
+            "GET",
+            "/standards/scores/technical_services",
+            0,
+        ),
+        (
+            "metrics",
+            "POST",
+            "/analytics/metrics/incidents/services",
+            0,
+        ),
+    ] {
+        let calls = pd.calls(method, path).await;
+        assert!(
+            calls <= starts + CARDS / 50 + extra_pages,
+            "{what}: {calls} calls in {elapsed:?} (at most {starts} batch starts)"
+        );
+    }
+    // Services: at most 10 single reads before the listing (and the few
+    // already in flight), then 5 pages warm all 500.
+    let services = pd.calls("GET", "/services").await;
+    assert!(services <= 5, "{services} services pages");
+    let stats = cards.stats();
+    assert!(
+        stats.service.upstream_calls <= 5 + 10 + 9,
+        "{} service calls",
+        stats.service.upstream_calls
+    );
+    eprintln!(
+        "{total} upstream calls for {CARDS} cold cards in {elapsed:?}: service {}, on-call {}, \
+         incidents {}, change events {}, standards {}, metrics {}",
+        stats.service.upstream_calls,
+        stats.oncall.upstream_calls,
+        stats.incidents.upstream_calls,
+        stats.change_events.upstream_calls,
+        stats.standards.upstream_calls,
+        stats.metrics.upstream_calls
     );
 }
