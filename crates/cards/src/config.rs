@@ -21,8 +21,10 @@ use std::time::Duration;
 ///   move slowly.
 /// * integration key → service (`3600 s`), unknown key (`30 s`): keys are
 ///   created rarely; an unknown key is cached briefly so that a misconfigured
-///   portal hammering a wrong key costs one lookup per 30 s, while a key that
-///   was just created becomes usable quickly.
+///   portal hammering a wrong key costs one lookup per 30 s (its `query`
+///   call; the fallback listing of every service runs at most once per 30 s
+///   for all unknown keys together), while a key that was just created
+///   becomes usable quickly.
 /// * `max_stale` (`3600 s`): how long an expired section may still be served
 ///   (stale-while-revalidate, stale-if-error). Past it the value is dropped.
 /// * `max_entries` (`10 000`) per cache: bounds memory (LRU-ish eviction by moka).
