@@ -86,6 +86,30 @@ async fn within<T>(
     }
 }
 
+/// The shared body of the per-service routes: the account (`?account=`), the
+/// checked id, and one read from that account's card cache within the
+/// request deadline, its failure worded for `op`.
+async fn read_for_service<T, Fut>(
+    req: &HttpRequest,
+    state: &BackstageState,
+    service_id: web::Path<String>,
+    op: Op,
+    read: impl FnOnce(cards::CardService, String) -> Fut,
+) -> Result<T>
+where
+    Fut: Future<Output = std::result::Result<T, cards::CardError>>,
+{
+    let params = Params::parse(req)?;
+    let account = params.account(state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    let read = read(account.cards.clone(), id);
+    within(state, op, async {
+        read.await.map_err(|e| BackstageError::from_card(op, &e))
+    })
+    .await
+}
+
 /// PagerDuty ids are short alphanumeric strings.
 fn check_service_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -260,17 +284,13 @@ pub async fn get_service(
     state: web::Data<BackstageState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let params = Params::parse(&req)?;
-    let account = params.account(&state)?;
-    let id = service_id.into_inner();
-    check_service_id(&id)?;
-    let service = within(&state, Op::GetService, async {
-        account
-            .cards
-            .raw_service(&id)
-            .await
-            .map_err(|e| BackstageError::from_card(Op::GetService, &e))
-    })
+    let service = read_for_service(
+        &req,
+        &state,
+        service_id,
+        Op::GetService,
+        |cards, id| async move { cards.raw_service(&id).await },
+    )
     .await?;
     Ok(HttpResponse::Ok().json(ServiceEnvelope {
         service: service_json(&state, &service.value)?,
@@ -417,17 +437,13 @@ pub async fn service_incidents(
     state: web::Data<BackstageState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let params = Params::parse(&req)?;
-    let account = params.account(&state)?;
-    let id = service_id.into_inner();
-    check_service_id(&id)?;
-    let incidents = within(&state, Op::Incidents, async {
-        account
-            .cards
-            .raw_open_incidents(&id)
-            .await
-            .map_err(|e| BackstageError::from_card(Op::Incidents, &e))
-    })
+    let incidents = read_for_service(
+        &req,
+        &state,
+        service_id,
+        Op::Incidents,
+        |cards, id| async move { cards.raw_open_incidents(&id).await },
+    )
     .await?;
     Ok(HttpResponse::Ok().json(IncidentsEnvelope {
         incidents: incidents.value.iter().map(json_of).collect::<Result<_>>()?,
@@ -461,17 +477,13 @@ pub async fn service_change_events(
     state: web::Data<BackstageState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let params = Params::parse(&req)?;
-    let account = params.account(&state)?;
-    let id = service_id.into_inner();
-    check_service_id(&id)?;
-    let events = within(&state, Op::ChangeEvents, async {
-        account
-            .cards
-            .raw_change_events(&id)
-            .await
-            .map_err(|e| BackstageError::from_card(Op::ChangeEvents, &e))
-    })
+    let events = read_for_service(
+        &req,
+        &state,
+        service_id,
+        Op::ChangeEvents,
+        |cards, id| async move { cards.raw_change_events(&id).await },
+    )
     .await?;
     Ok(HttpResponse::Ok().json(ChangeEventsEnvelope {
         change_events: events
@@ -511,17 +523,13 @@ pub async fn service_standards(
     state: web::Data<BackstageState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let params = Params::parse(&req)?;
-    let account = params.account(&state)?;
-    let id = service_id.into_inner();
-    check_service_id(&id)?;
-    let standards = within(&state, Op::Standards, async {
-        account
-            .cards
-            .raw_standards(&id)
-            .await
-            .map_err(|e| BackstageError::from_card(Op::Standards, &e))
-    })
+    let standards = read_for_service(
+        &req,
+        &state,
+        service_id,
+        Op::Standards,
+        |cards, id| async move { cards.raw_standards(&id).await },
+    )
     .await?;
     Ok(HttpResponse::Ok().json(StandardsEnvelope {
         standards: json_of(&standards.value)?,
@@ -555,17 +563,13 @@ pub async fn service_metrics(
     state: web::Data<BackstageState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let params = Params::parse(&req)?;
-    let account = params.account(&state)?;
-    let id = service_id.into_inner();
-    check_service_id(&id)?;
-    let metrics = within(&state, Op::Metrics, async {
-        account
-            .cards
-            .raw_metrics(&id)
-            .await
-            .map_err(|e| BackstageError::from_card(Op::Metrics, &e))
-    })
+    let metrics = read_for_service(
+        &req,
+        &state,
+        service_id,
+        Op::Metrics,
+        |cards, id| async move { cards.raw_metrics(&id).await },
+    )
     .await?;
     Ok(HttpResponse::Ok().json(MetricsEnvelope {
         metrics: metrics.value.iter().map(json_of).collect::<Result<_>>()?,
