@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{
     OAuthSettings, PagerDutySettings, Problem, Settings, check_http_url, problem, read_secret_file,
@@ -43,7 +43,7 @@ pub struct AccountSettings {
     pub oauth_token_url: Option<String>,
     #[serde(
         default,
-        serialize_with = "redact_opt",
+        serialize_with = "crate::config::redact_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub api_token: Option<SecretString>,
@@ -54,13 +54,6 @@ pub struct AccountSettings {
     /// The account used when a request names none.
     #[serde(default)]
     pub is_default: bool,
-}
-
-fn redact_opt<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("[redacted]"),
-        None => s.serialize_none(),
-    }
 }
 
 /// Reads each account's `api_token_file` / `oauth.client_secret_file`.
