@@ -703,6 +703,59 @@ fn accounts_toml(accounts: &[(&str, &sim::SimHandle, bool)]) -> String {
     toml
 }
 
+/// Every `/v1` card route takes `?account=` like the other routes: the
+/// named account's card, the default one without it, and a 400 listing the
+/// valid ids for an unknown one.
+#[tokio::test]
+async fn v1_card_routes_route_by_the_account_parameter() {
+    let acme = start_sim(small_sim()).await;
+    let corp = start_sim(sim::SimConfig {
+        seed: 99,
+        services: 8,
+        ..sim::SimConfig::default()
+    })
+    .await;
+    let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
+    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (acme_id, _, _) = pick_service(&acme);
+    let (corp_id, corp_key, _) = pick_service(&corp);
+
+    let (status, body) = get_json(&app, &format!("/v1/cards/{acme_id}")).await;
+    assert_eq!(status, 200, "the default account: {body}");
+    let (status, _) = get_json(&app, &format!("/v1/cards/{corp_id}")).await;
+    assert_eq!(
+        status, 404,
+        "eu-corp's service is not in the default account"
+    );
+    for path in [
+        format!("/v1/cards/{corp_id}?account=eu-corp"),
+        format!("/v1/cards?integration_key={corp_key}&account=eu-corp"),
+    ] {
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["service"]["data"]["id"], json!(corp_id), "{path}");
+    }
+    let res = app
+        .http
+        .post(app.url("/v1/cards/batch?account=eu-corp"))
+        .json(&json!({"service_ids": [corp_id]}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["cards"][0]["status"], 200, "{body}");
+    for path in [
+        format!("/v1/cards/{corp_id}?account=nope"),
+        format!("/v1/cards?integration_key={corp_key}&account=nope"),
+    ] {
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(body["error"]["details"]["parameter"], "account", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("acme, eu-corp"), "{message}");
+    }
+}
+
 #[tokio::test]
 async fn two_accounts_route_by_the_account_parameter() {
     let acme = start_sim(small_sim()).await;
@@ -1023,6 +1076,7 @@ fn account_secrets_can_come_from_the_environment() {
     use secrecy::ExposeSecret as _;
     let token = |id: &str| {
         settings.pagerduty.accounts[id]
+            .connection
             .api_token
             .as_ref()
             .map(|t| t.expose_secret().to_owned())
@@ -1043,7 +1097,7 @@ fn with_app_config(
         file: None,
         toml: vec![
             BASE_NO_CREDENTIALS.to_owned(),
-            dutycard_server::backstage::app_config::settings_layer(path),
+            dutycard_server::config::app_config::settings_layer(path),
         ],
         env: Some(
             env.iter()
@@ -1069,11 +1123,11 @@ async fn a_backstage_app_config_starts_the_server() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        settings.pagerduty.api_base_url.as_deref(),
+        settings.pagerduty.connection.api_base_url.as_deref(),
         Some(base.as_str())
     );
     assert_eq!(
-        settings.pagerduty.events_base_url.as_deref(),
+        settings.pagerduty.connection.events_base_url.as_deref(),
         Some(events.as_str())
     );
     assert!(settings.pagerduty.accounts.is_empty());

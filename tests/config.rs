@@ -1,6 +1,7 @@
 //! Configuration loading and validation through `Settings::load`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use dutycard_server::config::{AuthMode, ConfigError, ConfigSources, LogFormat, Settings};
 use secrecy::ExposeSecret;
@@ -106,16 +107,21 @@ fn environment_overrides_files_and_defaults() {
         vec!["https://a.example", "https://b.example:8443"]
     );
     assert_eq!(
-        s.pagerduty.api_base_url.as_deref(),
+        s.pagerduty.connection.api_base_url.as_deref(),
         Some("http://127.0.0.1:7100")
     );
     assert_eq!(
-        s.pagerduty.api_token.as_ref().unwrap().expose_secret(),
+        s.pagerduty
+            .connection
+            .api_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
         "from-env"
     );
-    assert_eq!(s.cache.oncall_ttl_secs, 15);
+    assert_eq!(s.cache.oncall_ttl, Duration::from_secs(15));
     // Untouched keys keep the documented defaults.
-    assert_eq!(s.cache.incidents_ttl_secs, 20);
+    assert_eq!(s.cache.incidents_ttl, Duration::from_secs(20));
     assert_eq!(s.server.request_deadline_ms, 10_000);
 }
 
@@ -167,7 +173,12 @@ fn secrets_come_from_files_and_are_never_printed() {
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        s.pagerduty.api_token.as_ref().unwrap().expose_secret(),
+        s.pagerduty
+            .connection
+            .api_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
         "file-secret-token-123"
     );
     assert_eq!(s.server.auth.tokens[0].name, "portal");
@@ -263,7 +274,7 @@ fn oauth_needs_id_secret_subdomain_and_scopes() {
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        ok.pagerduty.oauth.unwrap().scopes,
+        ok.pagerduty.connection.oauth.unwrap().scopes,
         vec!["services.read", "incidents.read"]
     );
 }
@@ -316,7 +327,7 @@ fn the_trigger_deadline_must_fit_in_the_request_deadline() {
         "[server]\nrequest_deadline_ms = 2000\n[trigger]\ndeadline_ms = 2000\n",
         &[],
     );
-    assert_eq!(s.cache.section_timeout_ms, Some(1600));
+    assert_eq!(s.cache.section_timeout, Duration::from_millis(1600));
 }
 
 #[test]
@@ -366,8 +377,6 @@ fn load_errors_never_quote_the_values() {
 /// Every key of `Settings`, filled: a struct literal, so a new field fails
 /// to compile here until it is added (and then must be documented).
 fn every_key_filled() -> Settings {
-    use dutycard_server::accounts::AccountSettings;
-    use dutycard_server::backstage::BackstageSettings;
     use dutycard_server::config::*;
     use secrecy::SecretString;
 
@@ -377,6 +386,14 @@ fn every_key_filled() -> Settings {
         client_secret_file: Some("/s".into()),
         subdomain: Some("acme".into()),
         scopes: vec!["services.read".into()],
+    };
+    let connection = || ConnectionSettings {
+        api_base_url: Some("https://a".into()),
+        events_base_url: Some("https://e".into()),
+        oauth_token_url: Some("https://o".into()),
+        api_token: Some(SecretString::from("t")),
+        api_token_file: Some("/t".into()),
+        oauth: Some(oauth()),
     };
     Settings {
         server: ServerSettings {
@@ -407,13 +424,8 @@ fn every_key_filled() -> Settings {
             },
         },
         pagerduty: PagerDutySettings {
-            region: pagerduty::Region::Us,
-            api_base_url: Some("https://a".into()),
-            events_base_url: Some("https://e".into()),
-            oauth_token_url: Some("https://o".into()),
-            api_token: Some(SecretString::from("t")),
-            api_token_file: Some("/t".into()),
-            oauth: Some(oauth()),
+            region: ::pagerduty::Region::Us,
+            connection: connection(),
             connect_timeout_ms: 1,
             request_timeout_ms: 1,
             max_attempts: 1,
@@ -422,38 +434,39 @@ fn every_key_filled() -> Settings {
             accounts: [(
                 "<id>".to_owned(),
                 AccountSettings {
-                    region: Some(pagerduty::Region::Eu),
-                    api_base_url: Some("https://a".into()),
-                    events_base_url: Some("https://e".into()),
-                    oauth_token_url: Some("https://o".into()),
-                    api_token: Some(SecretString::from("t")),
-                    api_token_file: Some("/t".into()),
-                    oauth: Some(oauth()),
+                    region: Some(::pagerduty::Region::Eu),
+                    connection: connection(),
                     is_default: true,
                 },
             )]
             .into(),
         },
-        cache: CacheSettings {
-            service_ttl_secs: 1,
-            escalation_policy_ttl_secs: 1,
-            oncall_ttl_secs: 1,
-            incidents_ttl_secs: 1,
-            change_events_ttl_secs: 1,
-            standards_ttl_secs: 1,
-            metrics_ttl_secs: 1,
-            integration_key_ttl_secs: 1,
-            integration_key_miss_ttl_secs: 1,
-            max_stale_secs: 1,
+        cache: cards::CardsConfig {
+            service_ttl: Duration::from_secs(1),
+            escalation_policy_ttl: Duration::from_secs(1),
+            oncall_ttl: Duration::from_secs(1),
+            incidents_ttl: Duration::from_secs(1),
+            change_events_ttl: Duration::from_secs(1),
+            standards_ttl: Duration::from_secs(1),
+            metrics_ttl: Duration::from_secs(1),
+            integration_key_ttl: Duration::from_secs(1),
+            integration_key_miss_ttl: Duration::from_secs(1),
+            max_stale: Duration::from_secs(1),
             max_entries: 1,
-            batch_window_ms: 1,
+            batch_window: Duration::from_millis(1),
             batch_max_size: 1,
-            section_timeout_ms: Some(1),
+            refresh_batch_window: Duration::from_millis(1),
+            min_batch_interval: Duration::from_millis(1),
+            service_list_threshold: 1,
+            service_list_max_pages: 1,
+            change_events_fallback_ttl: Duration::from_secs(1),
+            load_timeout: Duration::from_millis(1),
+            section_timeout: Duration::from_millis(1),
         },
         trigger: TriggerSettings {
             client_name: "c".into(),
             client_url: Some("https://c".into()),
-            default_severity: Severity::Error,
+            default_severity: ::pagerduty::Severity::Error,
             allow: TriggerAllow::Known,
             deadline_ms: 1,
             idempotency_window_secs: 1,

@@ -774,7 +774,7 @@ fn debug_output_never_shows_an_integration_key() {
         serde_json::from_value(json!({"integration_key": key, "summary": "s"})).unwrap();
     let follow_up: dutycard_server::trigger::FollowUpRequest =
         serde_json::from_value(json!({"integration_key": key})).unwrap();
-    let lookup: dutycard_server::routes::cards::LookupParams =
+    let lookup: dutycard_server::api::cards::LookupParams =
         serde_json::from_value(json!({"integration_key": key})).unwrap();
     for shown in [
         format!("{trigger:?}"),

@@ -2,7 +2,14 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// Settings of a [`CardService`](crate::CardService).
+///
+/// Serialized with unit-suffixed keys (`incidents_ttl_secs`,
+/// `batch_window_ms`); absent keys take the defaults below, and unknown keys
+/// are ignored by serde, so a caller that reads settings from a file should
+/// check for them (the server does, for every section of its settings).
 ///
 /// The defaults follow how fast each kind of PagerDuty data changes and what a
 /// stale value costs the reader:
@@ -62,47 +69,67 @@ use std::time::Duration;
 ///   Keep it below the
 ///   caller's own deadline (80 % of the server's request deadline by default:
 ///   8 s of 10 s), so one slow section never blanks a whole answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CardsConfig {
     /// Freshness of the service section.
+    #[serde(rename = "service_ttl_secs", with = "secs")]
     pub service_ttl: Duration,
     /// Freshness of the escalation policy section.
+    #[serde(rename = "escalation_policy_ttl_secs", with = "secs")]
     pub escalation_policy_ttl: Duration,
     /// Freshness of the on-call section.
+    #[serde(rename = "oncall_ttl_secs", with = "secs")]
     pub oncall_ttl: Duration,
     /// Freshness of the incidents section.
+    #[serde(rename = "incidents_ttl_secs", with = "secs")]
     pub incidents_ttl: Duration,
     /// Freshness of the change events section.
+    #[serde(rename = "change_events_ttl_secs", with = "secs")]
     pub change_events_ttl: Duration,
     /// Freshness of the standards section.
+    #[serde(rename = "standards_ttl_secs", with = "secs")]
     pub standards_ttl: Duration,
     /// Freshness of the metrics section.
+    #[serde(rename = "metrics_ttl_secs", with = "secs")]
     pub metrics_ttl: Duration,
     /// How long an integration key → service mapping is kept.
+    #[serde(rename = "integration_key_ttl_secs", with = "secs")]
     pub integration_key_ttl: Duration,
     /// How long "this integration key matches no service" is kept.
+    #[serde(rename = "integration_key_miss_ttl_secs", with = "secs")]
     pub integration_key_miss_ttl: Duration,
     /// The oldest value that may still be served while refreshing or after a failed refresh.
+    #[serde(rename = "max_stale_secs", with = "secs")]
     pub max_stale: Duration,
     /// Maximum number of entries per section cache.
     pub max_entries: u64,
     /// How long a cold miss waits for others to join its batch.
+    #[serde(rename = "batch_window_ms", with = "millis")]
     pub batch_window: Duration,
     /// Maximum number of distinct keys in one batch call.
     pub batch_max_size: usize,
     /// How long a background refresh waits for others to join its batch.
+    #[serde(rename = "refresh_batch_window_ms", with = "millis")]
     pub refresh_batch_window: Duration,
     /// Minimum time between the starts of two batch loads of one section.
+    #[serde(rename = "min_batch_interval_ms", with = "millis")]
     pub min_batch_interval: Duration,
     /// Distinct cold services from which the paged services list is used.
     pub service_list_threshold: usize,
     /// Maximum number of pages one services listing reads.
     pub service_list_max_pages: u32,
     /// How long change events are read per service after `GET /change_events` was refused.
+    #[serde(rename = "change_events_fallback_ttl_secs", with = "secs")]
     pub change_events_fallback_ttl: Duration,
     /// Upper bound on any wait for a batched load.
+    #[serde(rename = "load_timeout_ms", with = "millis")]
     pub load_timeout: Duration,
     /// Upper bound on the wait for a card's sections (from the start of the card).
+    ///
+    /// Not a configuration key: the server derives it from its request
+    /// deadline (see the server's configuration docs).
+    #[serde(skip)]
     pub section_timeout: Duration,
 }
 
@@ -137,76 +164,150 @@ impl Default for CardsConfig {
 /// surely mistakes, and they would overflow the clock when added to it.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 
+/// Longest `batch_window`: it delays every cache miss.
+pub const MAX_BATCH_WINDOW: Duration = Duration::from_secs(1);
+
+/// One invalid setting: its key (the serialized field name, e.g.
+/// `incidents_ttl_secs`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The key, as in the serialized form.
+    pub key: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
 impl CardsConfig {
-    /// Checks the settings; the error names the offending field.
-    pub fn validate(&self) -> Result<(), String> {
-        let durations = [
-            ("service_ttl", self.service_ttl),
-            ("escalation_policy_ttl", self.escalation_policy_ttl),
-            ("oncall_ttl", self.oncall_ttl),
-            ("incidents_ttl", self.incidents_ttl),
-            ("change_events_ttl", self.change_events_ttl),
-            ("standards_ttl", self.standards_ttl),
-            ("metrics_ttl", self.metrics_ttl),
-            ("integration_key_ttl", self.integration_key_ttl),
-            ("integration_key_miss_ttl", self.integration_key_miss_ttl),
-            ("max_stale", self.max_stale),
-            ("batch_window", self.batch_window),
-            ("refresh_batch_window", self.refresh_batch_window),
-            ("min_batch_interval", self.min_batch_interval),
+    /// Every invalid setting, each naming its key (empty when all are valid).
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut push = |key, message: String| problems.push(ConfigProblem { key, message });
+        // TTLs: zero would call PagerDuty on every request.
+        let ttls = [
+            ("service_ttl_secs", self.service_ttl),
+            ("escalation_policy_ttl_secs", self.escalation_policy_ttl),
+            ("oncall_ttl_secs", self.oncall_ttl),
+            ("incidents_ttl_secs", self.incidents_ttl),
+            ("change_events_ttl_secs", self.change_events_ttl),
+            ("standards_ttl_secs", self.standards_ttl),
+            ("metrics_ttl_secs", self.metrics_ttl),
+            ("integration_key_ttl_secs", self.integration_key_ttl),
             (
-                "change_events_fallback_ttl",
+                "integration_key_miss_ttl_secs",
+                self.integration_key_miss_ttl,
+            ),
+        ];
+        // Other durations that must not be zero.
+        let positive = [
+            ("max_stale_secs", self.max_stale),
+            ("load_timeout_ms", self.load_timeout),
+            ("section_timeout", self.section_timeout),
+        ];
+        let others = [
+            ("batch_window_ms", self.batch_window),
+            ("refresh_batch_window_ms", self.refresh_batch_window),
+            ("min_batch_interval_ms", self.min_batch_interval),
+            (
+                "change_events_fallback_ttl_secs",
                 self.change_events_fallback_ttl,
             ),
-            ("load_timeout", self.load_timeout),
-            ("section_timeout", self.section_timeout),
         ];
-        for (field, value) in durations {
-            if value > MAX_DURATION {
-                return Err(format!(
-                    "cards.{field} must be at most one week ({} s), got {} s",
-                    MAX_DURATION.as_secs(),
-                    value.as_secs()
-                ));
+        for (key, value) in ttls {
+            if value.is_zero() {
+                push(
+                    key,
+                    "a TTL of zero would call PagerDuty on every request: use at least 1".into(),
+                );
             }
         }
-        let nonzero = [
-            ("service_ttl", self.service_ttl),
-            ("escalation_policy_ttl", self.escalation_policy_ttl),
-            ("oncall_ttl", self.oncall_ttl),
-            ("incidents_ttl", self.incidents_ttl),
-            ("change_events_ttl", self.change_events_ttl),
-            ("standards_ttl", self.standards_ttl),
-            ("metrics_ttl", self.metrics_ttl),
-            ("integration_key_ttl", self.integration_key_ttl),
-            ("integration_key_miss_ttl", self.integration_key_miss_ttl),
-            ("max_stale", self.max_stale),
-            ("load_timeout", self.load_timeout),
-            ("section_timeout", self.section_timeout),
-        ];
-        for (field, value) in nonzero {
+        for (key, value) in positive {
             if value.is_zero() {
-                return Err(format!("cards.{field} must be greater than zero"));
+                push(key, "must be greater than zero".into());
             }
+        }
+        for (key, value) in ttls.into_iter().chain(positive).chain(others) {
+            if value > MAX_DURATION {
+                push(
+                    key,
+                    format!(
+                        "must be at most one week ({} s), got {} s",
+                        MAX_DURATION.as_secs(),
+                        value.as_secs()
+                    ),
+                );
+            }
+        }
+        if self.batch_window > MAX_BATCH_WINDOW && self.batch_window <= MAX_DURATION {
+            push(
+                "batch_window_ms",
+                "must be at most 1000: it delays every cache miss".into(),
+            );
         }
         if self.max_entries == 0 {
-            return Err("cards.max_entries must be greater than zero".into());
+            push("max_entries", "must be at least 1".into());
         }
-        if self.batch_max_size == 0 || self.batch_max_size > 100 {
-            return Err("cards.batch_max_size must be between 1 and 100".into());
+        if !(1..=100).contains(&self.batch_max_size) {
+            push(
+                "batch_max_size",
+                "must be between 1 and 100 (PagerDuty's largest page)".into(),
+            );
         }
         if self.service_list_threshold == 0 {
-            return Err("cards.service_list_threshold must be greater than zero".into());
+            push("service_list_threshold", "must be at least 1".into());
         }
-        if self.service_list_max_pages == 0 || self.service_list_max_pages > 100 {
-            return Err("cards.service_list_max_pages must be between 1 and 100".into());
+        if !(1..=100).contains(&self.service_list_max_pages) {
+            push("service_list_max_pages", "must be between 1 and 100".into());
         }
-        Ok(())
+        problems
+    }
+
+    /// Checks the settings; the error names the first offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.problems().into_iter().next() {
+            None => Ok(()),
+            Some(problem) => Err(problem.to_string()),
+        }
     }
 
     /// The hard age limit of a cached value: never shorter than its freshness.
     pub(crate) fn hard_limit(&self, ttl: Duration) -> Duration {
         self.max_stale.max(ttl)
+    }
+}
+
+/// Durations as whole seconds (`*_secs` keys).
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Durations as whole milliseconds (`*_ms` keys).
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
@@ -269,5 +370,46 @@ mod tests {
             ..CardsConfig::default()
         };
         assert_eq!(week.validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let config = CardsConfig {
+            incidents_ttl: Duration::ZERO,
+            batch_max_size: 0,
+            batch_window: Duration::from_secs(2),
+            max_entries: 0,
+            ..CardsConfig::default()
+        };
+        let keys: Vec<&str> = config.problems().iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "incidents_ttl_secs",
+                "batch_window_ms",
+                "max_entries",
+                "batch_max_size"
+            ]
+        );
+    }
+
+    #[test]
+    fn serialized_keys_carry_their_unit_and_round_trip() {
+        let config = CardsConfig {
+            oncall_ttl: Duration::from_secs(15),
+            batch_window: Duration::from_millis(7),
+            ..CardsConfig::default()
+        };
+        let value = serde_json::to_value(&config).unwrap();
+        assert_eq!(value["oncall_ttl_secs"], 15);
+        assert_eq!(value["batch_window_ms"], 7);
+        assert!(value.get("section_timeout").is_none(), "{value}");
+        let back: CardsConfig = serde_json::from_value(value).unwrap();
+        assert_eq!(back, config);
+        // Absent keys take the defaults.
+        let partial: CardsConfig =
+            serde_json::from_value(serde_json::json!({"incidents_ttl_secs": 5})).unwrap();
+        assert_eq!(partial.incidents_ttl, Duration::from_secs(5));
+        assert_eq!(partial.oncall_ttl, CardsConfig::default().oncall_ttl);
     }
 }

@@ -96,7 +96,7 @@ fn load(config: Option<PathBuf>, backstage_config: Option<PathBuf>) -> Result<Se
     if let Some(path) = backstage_config {
         sources
             .toml
-            .push(crate::backstage::app_config::settings_layer(&path));
+            .push(crate::config::app_config::settings_layer(&path));
     }
     Settings::load(&sources).map_err(|e| {
         eprintln!("dutycard: {e}");
@@ -147,10 +147,11 @@ async fn demo(port: u16, seed: u64, services: usize) -> ExitCode {
     };
     let settings = Settings::demo_base().and_then(|mut s| {
         s.server.port = port;
-        s.pagerduty.api_base_url = Some(sim.base_url());
-        s.pagerduty.events_base_url = Some(sim.events_base_url());
-        s.pagerduty.oauth_token_url = Some(sim.oauth_token_url());
-        s.pagerduty.api_token = Some(sim.api_token().into());
+        let connection = &mut s.pagerduty.connection;
+        connection.api_base_url = Some(sim.base_url());
+        connection.events_base_url = Some(sim.events_base_url());
+        connection.oauth_token_url = Some(sim.oauth_token_url());
+        connection.api_token = Some(sim.api_token().into());
         s.finish()
     });
     let settings = match settings {

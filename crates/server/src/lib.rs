@@ -2,33 +2,44 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `dutycard` command line (`serve`, `check-config`, `openapi`...).
-//! - [`config`]: settings from `config/default.toml`, a file and `DUTYCARD_*` env,
-//!   validated with every problem named.
-//! - [`startup`]: [`startup::Application`] binds the port and runs the actix server.
-//! - [`routes`]: thin handlers; [`error`]: the one `ApiError` and its JSON body;
-//!   [`extract`]: body/query extractors whose errors name the field.
-//! - [`auth`], [`deadline`], [`metrics`], [`telemetry`]: the middleware layers.
-//! - [`openapi`]: the spec generated from the handlers, served at `/openapi.json`.
+//! Modules depend one way, each only on those above it:
+//!
+//! 1. [`config`]: settings from `config/default.toml`, a file and
+//!    `DUTYCARD_*` env, validated with every problem named. Plain data; it
+//!    imports nothing else of this crate.
+//! 2. [`accounts`]: one PagerDuty client and card service per account.
+//! 3. Domain services, free of HTTP: [`auth`] (who is calling; owns
+//!    [`auth::jwt`]), [`trigger`] (the create-incident proxy),
+//!    [`readiness`] (are the credentials good?), [`metrics`] (counters and
+//!    their Prometheus text), [`state`] (the one [`state::AppState`] holding
+//!    them).
+//! 4. HTTP: [`http`] (plumbing both surfaces share: extractors, deadline,
+//!    ETags, trigger statuses, unknown routes), [`middleware`] (request id,
+//!    metrics, CORS, caller auth), [`api`] (`/v1`, health, metrics; its
+//!    `ApiError`), [`backstage`] (the Node backend's routes; its
+//!    `BackstageError`), [`openapi`] (the spec from the handlers).
+//! 5. [`startup`] ([`startup::Application`] binds and runs the server),
+//!    [`telemetry`] (the log subscriber) and [`cli`] (the `dutycard` command).
+
+pub mod config;
 
 pub mod accounts;
+
 pub mod auth;
-pub mod backstage;
-pub mod cli;
-pub mod config;
-pub mod deadline;
-pub mod error;
-pub mod extract;
-pub mod http_cache;
-pub mod jwt;
 pub mod metrics;
-pub mod openapi;
 pub mod readiness;
-pub mod routes;
-pub mod startup;
 pub mod state;
-pub mod telemetry;
 pub mod trigger;
+
+pub mod api;
+pub mod backstage;
+pub mod http;
+pub mod middleware;
+pub mod openapi;
+
+pub mod cli;
+pub mod startup;
+pub mod telemetry;
 
 pub use config::{ConfigSources, Settings};
 pub use startup::Application;

@@ -10,12 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{Error, web};
 use serde_json::Value;
 
 /// Latency buckets in seconds: from a warm-cache hit to a slow upstream.
@@ -24,7 +20,7 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// Label for requests that matched no route (keeps cardinality bounded).
-const UNMATCHED: &str = "unmatched";
+pub const UNMATCHED: &str = "unmatched";
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -305,40 +301,6 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Middleware: count every answered request by route template and status.
-pub async fn track_requests(
-    metrics: web::Data<Metrics>,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let start = Instant::now();
-    let method = req.method().to_string();
-    // Never clone the HttpRequest before `next.call`: routing needs it unique.
-    let result = next.call(req).await;
-    let (route, status) = match &result {
-        Ok(res) => (
-            res.request()
-                .match_pattern()
-                .unwrap_or_else(|| UNMATCHED.to_owned()),
-            res.status().as_u16(),
-        ),
-        // Errors raised by middleware (not handlers) carry no request.
-        Err(e) => (
-            UNMATCHED.to_owned(),
-            e.as_response_error().status_code().as_u16(),
-        ),
-    };
-    let elapsed = start.elapsed();
-    metrics.observe_request(&method, &route, status, elapsed);
-    tracing::info!(
-        http.route = %route,
-        http.status_code = status,
-        latency_ms = elapsed.as_millis() as u64,
-        "request finished"
-    );
-    result
 }
 
 #[cfg(test)]

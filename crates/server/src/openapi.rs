@@ -1,5 +1,6 @@
 //! The OpenAPI document: paths come from the `#[utoipa::path]` handlers
-//! registered in `routes::configure`, so the spec and the router cannot drift.
+//! registered in `api::configure` and `backstage::configure`, so the spec and
+//! the router cannot drift.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, LicenseBuilder, OpenApi as OpenApiDoc};
@@ -66,9 +67,7 @@ pub fn spec() -> OpenApiDoc {
     actix_web::App::new()
         .into_utoipa_app()
         .openapi(base())
-        .configure(crate::routes::configure(
-            crate::routes::RouteOptions::default(),
-        ))
+        .configure(crate::api::configure(crate::api::RouteOptions::default()))
         .configure(crate::backstage::configure(
             crate::backstage::BackstageRoutes::default(),
         ))

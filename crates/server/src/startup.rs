@@ -2,26 +2,30 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_cors::{Cors, CorsError};
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{RequestHead, Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, Error, HttpServer, ResponseError, web};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::accounts::Accounts;
+use crate::api::error::{ApiError, extractor_configs};
+use crate::api::{self, RouteOptions};
 use crate::auth::Authenticator;
+use crate::auth::jwt::JwtVerifier;
+use crate::backstage::{self, BackstageRoutes, list_cache::ListCache};
 use crate::config::{AuthMode, Settings};
-use crate::error;
-use crate::extract::BodyLimit;
-use crate::metrics::{self, Metrics};
+use crate::http::extract::BodyLimit;
+use crate::http::routes::{KnownRoutes, not_found};
+use crate::metrics::Metrics;
+use crate::middleware::cors::{cors, cors_errors_as_json};
+use crate::middleware::telemetry::{self, RequestSpan};
 use crate::readiness::Readiness;
-use crate::routes::{self, RouteOptions};
 use crate::state::AppState;
-use crate::telemetry::{self, RequestSpan};
+use crate::trigger::TriggerService;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,35 +60,32 @@ impl Application {
         }
         let metrics = Arc::new(Metrics::new());
         let accounts = Arc::new(
-            crate::accounts::Accounts::from_settings(&settings, metrics.clone())
+            Accounts::from_settings(&settings, metrics.clone())
                 .map_err(|e| StartupError::Client(e.to_string()))?,
         );
+        let readiness = Readiness::new(
+            accounts
+                .iter()
+                .map(|a| (a.id.clone(), a.client.clone()))
+                .collect(),
+            &accounts.default_account().id,
+        );
+        let lists = web::Data::new(ListCache::new(Duration::from_secs(
+            settings.backstage.list_ttl_secs,
+        )));
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
-            readiness: Readiness::new(
-                accounts
-                    .iter()
-                    .map(|a| (a.id.clone(), a.client.clone()))
-                    .collect(),
-                &accounts.default_account().id,
-            ),
-            cards: accounts.default_account().cards.clone(),
-            accounts: Arc::clone(&accounts),
-            trigger: Arc::new(crate::trigger::TriggerService::new(
-                crate::trigger::TriggerConfig::from(&settings.trigger),
-            )),
-        });
-        let backstage = web::Data::new(crate::backstage::BackstageState::new(
+            readiness,
             accounts,
-            &settings.backstage,
-            server_settings.request_deadline(),
-        ));
-        let backstage_routes = settings.backstage.routes();
+            trigger: Arc::new(TriggerService::new(&settings.trigger)),
+            backstage: settings.backstage.clone(),
+        });
+        let backstage_routes = BackstageRoutes::from_settings(&settings.backstage);
         let metrics = web::Data::from(metrics);
         let mut authenticator = Authenticator::from_settings(&server_settings.auth);
         if let Some(jwt) = &server_settings.auth.jwt {
-            let verifier = crate::jwt::JwtVerifier::new(jwt, server_settings.request_deadline())
+            let verifier = JwtVerifier::new(jwt, server_settings.request_deadline())
                 .map_err(|e| StartupError::Jwt(e.to_string()))?;
             authenticator = authenticator.with_jwt(Arc::new(verifier));
         }
@@ -109,7 +110,7 @@ impl Application {
             .port();
 
         let server = HttpServer::new(move || {
-            let (json, query, path, payload) = error::extractor_configs(body_limit);
+            let (json, query, path, payload) = extractor_configs(body_limit);
             let (app, api) = App::new()
                 .into_utoipa_app()
                 .openapi(crate::openapi::base())
@@ -121,14 +122,14 @@ impl Application {
                 .app_data(path)
                 .app_data(payload)
                 .app_data(BodyLimit(body_limit))
-                .app_data(backstage.clone())
-                .configure(routes::configure(options))
-                .configure(crate::backstage::configure(backstage_routes.clone()))
+                .app_data(lists.clone())
+                .configure(api::configure(options))
+                .configure(backstage::configure(backstage_routes.clone()))
                 .split_for_parts();
             // Layers, innermost first: CORS (its refusals turned into our
             // JSON errors), metrics and the access log, the request span,
             // the request id.
-            let known = web::Data::new(error::KnownRoutes::from_spec(&api));
+            let known = web::Data::new(KnownRoutes::from_spec(&api));
             app.app_data(known)
                 // validatorUrl "none": the page never calls
                 // validator.swagger.io (or anything else outside this server).
@@ -138,10 +139,10 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::default().validator_url("none")),
                 )
                 .service(web::redirect("/docs", "/docs/"))
-                .default_service(web::to(error::route_not_found))
+                .default_service(web::to(not_found::<ApiError>))
                 .wrap(cors(&origins))
                 .wrap(from_fn(cors_errors_as_json))
-                .wrap(from_fn(metrics::track_requests))
+                .wrap(from_fn(crate::middleware::metrics::track_requests))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(telemetry::request_id))
         })
@@ -168,98 +169,5 @@ impl Application {
     /// get `server.shutdown_timeout_secs` to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
-    }
-}
-
-/// Configured origins plus same-origin requests (the bundled API explorer
-/// at `/docs` sends an `Origin` header on POST).
-fn cors(origins: &[String]) -> Cors {
-    let mut cors = Cors::default()
-        .allowed_origin_fn(is_same_origin)
-        .allowed_methods(["GET", "POST"])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_NONE_MATCH,
-            telemetry::X_REQUEST_ID.clone(),
-            header::HeaderName::from_static("idempotency-key"),
-        ])
-        .expose_headers([
-            header::ETAG,
-            header::RETRY_AFTER,
-            telemetry::X_REQUEST_ID.clone(),
-            header::HeaderName::from_static("idempotent-replayed"),
-        ])
-        .max_age(Some(3600));
-    for origin in origins {
-        cors = cors.allowed_origin(origin);
-    }
-    cors
-}
-
-fn is_same_origin(origin: &header::HeaderValue, head: &RequestHead) -> bool {
-    let (Ok(origin), Some(host)) = (
-        origin.to_str(),
-        head.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok()),
-    ) else {
-        return false;
-    };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
-}
-
-/// The longest `Origin` echoed back in a `cors_rejected` error.
-const ORIGIN_ECHO_LIMIT: usize = 256;
-
-/// actix-cors answers what it refuses (a preflight from an origin that is not
-/// allowed, a method or header we do not allow) with a plain-text 400. Every
-/// error of ours is `{"error": {...}}`, so such an answer becomes a
-/// `cors_rejected` [`error::ApiError`] (same status, its headers kept). The
-/// refusal is recognised by the `CorsError` the response carries, not by its
-/// status or body.
-async fn cors_errors_as_json(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let origin = req.headers().get(header::ORIGIN).map(|v| {
-        let origin = String::from_utf8_lossy(v.as_bytes());
-        let mut end = origin.len().min(ORIGIN_ECHO_LIMIT);
-        while !origin.is_char_boundary(end) {
-            end -= 1;
-        }
-        origin[..end].to_owned()
-    });
-    let res = next.call(req).await?;
-    let Some(reason) = res
-        .response()
-        .error()
-        .and_then(|e| e.as_error::<CorsError>())
-        .map(cors_reason)
-    else {
-        return Ok(res.map_into_left_body());
-    };
-    let (req, refused) = res.into_parts();
-    let mut answer = error::ApiError::CorsRejected { origin, reason }.error_response();
-    for (name, value) in refused.headers() {
-        if !answer.headers().contains_key(name) && name != header::CONTENT_LENGTH {
-            answer.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    Ok(ServiceResponse::new(req, answer).map_into_right_body())
-}
-
-fn cors_reason(error: &CorsError) -> String {
-    match error {
-        CorsError::OriginNotAllowed => {
-            "the origin is not allowed (server.cors_allowed_origins)".to_owned()
-        }
-        CorsError::MethodNotAllowed => {
-            "the requested method is not allowed (GET and POST are)".to_owned()
-        }
-        CorsError::HeadersNotAllowed => "one or more requested headers are not allowed".to_owned(),
-        other => other.to_string(),
     }
 }

@@ -1,25 +1,35 @@
-//! What handlers share, built once per process and cloned into each worker.
+//! What handlers share, built once per process and cloned into each worker:
+//! the domain services, one instance each.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::accounts::{Account, Accounts, UnknownAccount};
+use crate::config::BackstageSettings;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::trigger::TriggerService;
 
-/// Shared application state (behind `web::Data`).
+/// Shared application state (behind `web::Data`), for both surfaces.
 pub struct AppState {
     pub metrics: Arc<Metrics>,
-    /// `server.request_deadline_ms`: see [`crate::deadline::within`].
+    /// `server.request_deadline_ms`: see [`crate::http::deadline::within`].
     pub request_deadline: Duration,
     pub readiness: Readiness,
-    pub cards: cards::CardService,
-    /// Every PagerDuty account (`cards` is the default one's card service).
-    pub accounts: Arc<crate::accounts::Accounts>,
-    /// The create-incident proxy (`/v1/incidents`); pass it an account's cards.
-    pub trigger: Arc<crate::trigger::TriggerService>,
+    /// Every PagerDuty account, each with its client and card service.
+    pub accounts: Arc<Accounts>,
+    /// The create-incident proxy; pass it an account.
+    pub trigger: Arc<TriggerService>,
+    /// `[backstage]`: what the drop-in routes answer.
+    pub backstage: BackstageSettings,
 }
 
 impl AppState {
+    /// The account `?account=` names (the default one when absent or empty).
+    pub fn account(&self, id: Option<&str>) -> Result<&Arc<Account>, UnknownAccount> {
+        self.accounts.get(id)
+    }
+
     /// The `/metrics` body: cache counters of every account.
     pub fn render_metrics(&self) -> String {
         let stats: Vec<(String, serde_json::Value)> = self

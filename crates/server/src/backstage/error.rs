@@ -1,6 +1,8 @@
-//! Backstage's error envelope `{"errors":["…"]}` and the Node backend's
-//! message texts, one prefix per PagerDuty call ("Failed to get service.")
-//! and one sentence per status ("The requested resource was not found.").
+//! The Backstage surface's one error type: the envelope `{"errors":["…"]}`
+//! and the Node backend's message texts, one prefix per PagerDuty call
+//! ("Failed to get service.") and one sentence per status ("The requested
+//! resource was not found."). Every failure under the prefix is built here
+//! directly in this shape: request errors, caller auth, cards, the trigger.
 
 use std::time::Duration;
 
@@ -11,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::accounts::UnknownAccount;
+use crate::auth::AuthError;
+use crate::http::RequestError;
+use crate::trigger::TriggerError;
 
 /// The body of every Backstage error answer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -68,6 +73,9 @@ pub struct BackstageError {
     pub message: String,
     /// `Retry-After` seconds (429 and 503).
     pub retry_after_secs: Option<u64>,
+    /// Other headers the answer needs (`Allow` on a 405, `WWW-Authenticate`
+    /// on a 401).
+    pub headers: Vec<(header::HeaderName, String)>,
 }
 
 impl BackstageError {
@@ -76,7 +84,13 @@ impl BackstageError {
             status,
             message: message.into(),
             retry_after_secs: None,
+            headers: Vec::new(),
         }
+    }
+
+    fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// 400 with the anchor's `Bad Request: …` wording.
@@ -199,6 +213,9 @@ impl BackstageError {
         if let Some(secs) = self.retry_after_secs {
             builder.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
+        for (name, value) in &self.headers {
+            builder.insert_header((name.clone(), value.as_str()));
+        }
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), message = %self.message, "backstage route answered an error");
         }
@@ -211,6 +228,52 @@ impl BackstageError {
 impl From<UnknownAccount> for BackstageError {
     fn from(e: UnknownAccount) -> Self {
         Self::bad_request(e.to_string())
+    }
+}
+
+impl From<RequestError> for BackstageError {
+    fn from(e: RequestError) -> Self {
+        let status = match &e {
+            RequestError::InvalidBody { .. } | RequestError::InvalidParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            RequestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        };
+        let error = Self::new(status, e.to_string());
+        match e {
+            RequestError::MethodNotAllowed { allow, .. } => error.with_header(header::ALLOW, allow),
+            _ => error,
+        }
+    }
+}
+
+impl From<AuthError> for BackstageError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => Self::new(StatusCode::UNAUTHORIZED, e.to_string())
+                .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"dutycard\""),
+            AuthError::IdentityProviderUnavailable(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        }
+    }
+}
+
+/// The trigger's statuses are the same on both surfaces
+/// ([`crate::http::trigger::status`]); the message is the trigger's own.
+impl From<TriggerError> for BackstageError {
+    fn from(e: TriggerError) -> Self {
+        if let TriggerError::Internal(why) = &e {
+            tracing::error!(error = %why, "trigger failed");
+            return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error");
+        }
+        Self {
+            retry_after_secs: e.retry_after_secs(),
+            ..Self::new(crate::http::trigger::status(&e), e.to_string())
+        }
     }
 }
 

@@ -1,134 +1,153 @@
-//! Short-lived caches of the list routes (escalation policies, teams,
-//! services), per account. Concurrent misses of one key run one upstream
-//! read (moka's `try_get_with`); errors are not cached.
+//! The list routes: escalation policies, teams and accounts.
 
-use std::sync::Arc;
-use std::time::Duration;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 
-use moka::future::Cache;
-use pagerduty::{
-    EscalationPolicy, ListEscalationPolicies, ListServices, ListTeams, Service, ServiceInclude,
-    Team,
-};
+use super::envelopes::{AccountEntry, AccountsEnvelope, PolicyOption, with_account};
+use super::error::{BackstageError, ErrorsBody, Op};
+use super::list_cache::ListCache;
+use super::params::{Params, Result, each_account};
+use crate::state::AppState;
 
-use crate::accounts::Account;
-
-/// PagerDuty's largest page: the fewest round trips per list.
-const PAGE: u32 = 100;
-
-/// Keys of the filtered `GET /services` page: account, team, query, limit.
-type FilterKey = (String, Option<String>, Option<String>, u32);
-
-/// The list caches of every account.
-pub struct ListCache {
-    policies: Cache<String, Arc<Vec<EscalationPolicy>>>,
-    teams: Cache<String, Arc<Vec<Team>>>,
-    services: Cache<String, Arc<Vec<Service>>>,
-    filtered: Cache<FilterKey, Arc<Vec<Service>>>,
+/// `GET /escalation_policies`: the policies of `?account=` (or of every
+/// account), for pickers.
+///
+/// A bare array of `{label, value}` sorted by account, then name (case
+/// insensitive). With several accounts configured every label reads
+/// `(account) name`, filtered or not.
+#[utoipa::path(
+    tag = "backstage",
+    params(("account" = Option<String>, Query, description = "Account id (every account when absent or empty)")),
+    responses(
+        (status = 200, description = "The policies", body = Vec<PolicyOption>),
+        (status = 400, description = "Unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/escalation_policies")]
+pub async fn list_escalation_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    cache: web::Data<ListCache>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let prefixed = state.accounts.len() > 1;
+    let op = Op::EscalationPolicies;
+    let lists = each_account(&state, &params, op, |account| async {
+        cache
+            .escalation_policies(account)
+            .await
+            .map_err(|e| BackstageError::from_pagerduty(op, &e))
+    })
+    .await?;
+    let mut options = Vec::new();
+    for (account, list) in lists {
+        let mut policies: Vec<_> = list.iter().collect();
+        policies.sort_by_key(|p| policy_name(p).to_lowercase());
+        for policy in policies {
+            let name = policy_name(policy);
+            options.push(PolicyOption {
+                label: if prefixed {
+                    format!("({account}) {name}")
+                } else {
+                    name.to_owned()
+                },
+                value: policy.id.clone(),
+            });
+        }
+    }
+    Ok(HttpResponse::Ok().json(options))
 }
 
-impl ListCache {
-    /// Entries live `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        fn cache<K, V>(ttl: Duration, capacity: u64) -> Cache<K, V>
-        where
-            K: std::hash::Hash + Eq + Send + Sync + 'static,
-            V: Clone + Send + Sync + 'static,
-        {
-            Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build()
-        }
-        Self {
-            policies: cache(ttl, 64),
-            teams: cache(ttl, 64),
-            services: cache(ttl, 64),
-            filtered: cache(ttl, 1_000),
-        }
-    }
+fn policy_name(policy: &pagerduty::EscalationPolicy) -> &str {
+    policy
+        .name
+        .as_deref()
+        .or(policy.summary.as_deref())
+        .unwrap_or(policy.id.as_str())
+}
 
-    /// Every escalation policy of the account.
-    pub async fn escalation_policies(
-        &self,
-        account: &Account,
-    ) -> Result<Arc<Vec<EscalationPolicy>>, Arc<pagerduty::Error>> {
-        let client = account.client.clone();
-        self.policies
-            .try_get_with(account.id.clone(), async move {
-                client
-                    .list_all_escalation_policies(&ListEscalationPolicies {
-                        limit: Some(PAGE),
-                        ..ListEscalationPolicies::default()
-                    })
-                    .await
-                    .map(Arc::new)
-            })
+/// `GET /teams`: the teams of `?account=` (or of every account).
+///
+/// A bare array of PagerDuty teams, each with `account`, sorted by name
+/// (case insensitive, like the escalation policies), then account.
+#[utoipa::path(
+    tag = "backstage",
+    params(("account" = Option<String>, Query, description = "Account id (every account when absent or empty)")),
+    responses(
+        (status = 200, description = "The teams", body = Vec<Object>),
+        (status = 400, description = "Unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/teams")]
+pub async fn list_teams(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    cache: web::Data<ListCache>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let lists = each_account(&state, &params, Op::Teams, |account| async {
+        cache
+            .teams(account)
             .await
-    }
+            .map_err(|e| BackstageError::from_pagerduty(Op::Teams, &e))
+    })
+    .await?;
+    let mut teams: Vec<(&str, &str, &pagerduty::Team)> = lists
+        .iter()
+        .flat_map(|(account, list)| {
+            list.iter().map(move |t| {
+                let name = t.name.as_deref().or(t.summary.as_deref()).unwrap_or("");
+                (name, *account, t)
+            })
+        })
+        .collect();
+    teams.sort_by_cached_key(|(name, account, _)| (name.to_lowercase(), *account));
+    let body = teams
+        .into_iter()
+        .map(|(_, account, team)| with_account(team, account))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(body))
+}
 
-    /// Every team of the account.
-    pub async fn teams(&self, account: &Account) -> Result<Arc<Vec<Team>>, Arc<pagerduty::Error>> {
-        let client = account.client.clone();
-        self.teams
-            .try_get_with(account.id.clone(), async move {
-                client
-                    .list_all_teams(&ListTeams {
-                        limit: Some(PAGE),
-                        ..ListTeams::default()
-                    })
-                    .await
-                    .map(Arc::new)
+/// `GET /accounts`: the configured accounts.
+///
+/// `{"accounts": []}` when only `[pagerduty]` is configured (as the Node
+/// backend answers for its legacy config); otherwise every account with
+/// `isDefault` as configured, like the Node backend: a single account not
+/// marked `is_default` is still the one used without `?account=`, but is
+/// reported `isDefault: false`.
+#[utoipa::path(
+    tag = "backstage",
+    responses(
+        (status = 200, description = "The accounts", body = AccountsEnvelope),
+        (status = 401, description = "Missing caller token", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/accounts")]
+pub async fn list_accounts(state: web::Data<AppState>) -> HttpResponse {
+    let accounts = if state.accounts.is_legacy() {
+        Vec::new()
+    } else {
+        state
+            .accounts
+            .iter()
+            .map(|a| AccountEntry {
+                id: a.id.clone(),
+                is_default: a.marked_default,
             })
-            .await
-    }
-
-    /// Every service of the account, with integrations, escalation policy and teams.
-    pub async fn all_services(
-        &self,
-        account: &Account,
-    ) -> Result<Arc<Vec<Service>>, Arc<pagerduty::Error>> {
-        let client = account.client.clone();
-        self.services
-            .try_get_with(account.id.clone(), async move {
-                client
-                    .list_all_services(&ListServices {
-                        include: vec![
-                            ServiceInclude::Integrations,
-                            ServiceInclude::EscalationPolicies,
-                            ServiceInclude::Teams,
-                        ],
-                        limit: Some(PAGE),
-                        ..ListServices::default()
-                    })
-                    .await
-                    .map(Arc::new)
-            })
-            .await
-    }
-
-    /// One page of services filtered by team and/or query.
-    pub async fn filtered_services(
-        &self,
-        account: &Account,
-        team_id: Option<String>,
-        query: Option<String>,
-        limit: u32,
-    ) -> Result<Arc<Vec<Service>>, Arc<pagerduty::Error>> {
-        let client = account.client.clone();
-        let key = (account.id.clone(), team_id.clone(), query.clone(), limit);
-        self.filtered
-            .try_get_with(key, async move {
-                client
-                    .list_services(&ListServices {
-                        query,
-                        team_ids: team_id.into_iter().collect(),
-                        limit: Some(limit),
-                        ..ListServices::default()
-                    })
-                    .await
-                    .map(|page| Arc::new(page.items))
-            })
-            .await
-    }
+            .collect()
+    };
+    HttpResponse::Ok().json(AccountsEnvelope { accounts })
 }

@@ -21,7 +21,7 @@
 //! | `GET /escalation_policies` | `[{"label","value"}]` |
 //! | `GET /teams` | `[team + "account"]` |
 //! | `GET /accounts` | `{"accounts": [{"id","isDefault"}]}` |
-//! | `POST /services/{id}/incidents` | trigger through the server (see [`routes`]) |
+//! | `POST /services/{id}/incidents` | trigger through the server (see [`trigger`]) |
 //!
 //! Card routes read the same cached sections as `/v1/cards` (no upstream call
 //! when the card data is warm); the lists are cached for
@@ -45,104 +45,33 @@
 //! about one service or policy, and every account on the all-accounts lists
 //! (`GET /services` without filters, `/teams`, `/escalation_policies`).
 
-pub mod app_config;
+//!
+//! # Layout
+//!
+//! [`params`] parses like Express and picks the account(s); [`error`] is the
+//! surface's one error type; [`envelopes`] the Node backend's answer shapes;
+//! the handlers are grouped by what they read: [`services`], [`sections`]
+//! (the per-service card data), [`oncall`], [`lists`] (policies, teams,
+//! accounts) and [`trigger`].
+
+pub mod envelopes;
 pub mod error;
+pub mod list_cache;
 pub mod lists;
-pub mod routes;
+pub mod oncall;
+pub mod params;
+pub mod sections;
+pub mod services;
+pub mod trigger;
 
-use std::sync::Arc;
-use std::time::Duration;
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, get, web};
+use serde_json::json;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{Error, HttpResponse};
-use serde::{Deserialize, Serialize};
-
-use crate::accounts::Accounts;
-use crate::auth;
-use crate::config::{Problem, problem};
-
-/// The Node backend's mount point (`pluginId` `pagerduty`).
-pub const DEFAULT_PREFIX: &str = "/api/pagerduty";
-
-/// `[backstage]` settings.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackstageSettings {
-    /// Serve the Backstage routes.
-    pub enabled: bool,
-    /// Where they are mounted.
-    pub prefix: String,
-    /// How long the lists (escalation policies, teams, services) are cached.
-    pub list_ttl_secs: u64,
-    /// Remove `integration_key` from the services returned.
-    #[serde(default)]
-    pub redact_integration_keys: bool,
-    /// A Backstage `app-config.yaml` whose `pagerDuty:` block supplies the
-    /// PagerDuty credentials and hosts (see [`app_config`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_config_file: Option<std::path::PathBuf>,
-}
-
-impl Default for BackstageSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            prefix: DEFAULT_PREFIX.to_owned(),
-            list_ttl_secs: 60,
-            redact_integration_keys: false,
-            app_config_file: None,
-        }
-    }
-}
-
-impl BackstageSettings {
-    pub(crate) fn validate(&self, problems: &mut Vec<Problem>) {
-        if let Err(why) = check_prefix(&self.prefix) {
-            problems.push(problem(
-                "backstage.prefix",
-                format!("`{}` {why}", self.prefix),
-            ));
-        }
-        if !(1..=3600).contains(&self.list_ttl_secs) {
-            problems.push(problem(
-                "backstage.list_ttl_secs",
-                "must be between 1 and 3600",
-            ));
-        }
-    }
-
-    /// What the router needs.
-    pub fn routes(&self) -> BackstageRoutes {
-        BackstageRoutes {
-            enabled: self.enabled,
-            prefix: self.prefix.clone(),
-        }
-    }
-}
-
-fn check_prefix(prefix: &str) -> Result<(), String> {
-    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
-        return Err("must start with '/', have a name and no trailing '/'".into());
-    }
-    if !prefix
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
-        || prefix.contains("//")
-    {
-        return Err("may contain only letters, digits, '/', '-', '_' and '.'".into());
-    }
-    let first = prefix.split('/').nth(1).unwrap_or_default();
-    if matches!(
-        first,
-        "v1" | "metrics" | "docs" | "healthz" | "readyz" | "openapi.json"
-    ) {
-        return Err(format!("collides with dutycard's own `/{first}` routes"));
-    }
-    Ok(())
-}
+use crate::config::BackstageSettings;
+use crate::http::routes::not_found;
+use crate::middleware::auth::require_caller;
+use error::BackstageError;
 
 /// Where and whether the Backstage routes are mounted.
 #[derive(Debug, Clone)]
@@ -151,39 +80,25 @@ pub struct BackstageRoutes {
     pub prefix: String,
 }
 
-impl Default for BackstageRoutes {
-    fn default() -> Self {
-        BackstageSettings::default().routes()
-    }
-}
-
-/// What the Backstage handlers share (one per process).
-pub struct BackstageState {
-    pub accounts: Arc<Accounts>,
-    pub lists: lists::ListCache,
-    /// `server.request_deadline_ms`.
-    pub request_deadline: Duration,
-    /// `backstage.redact_integration_keys`.
-    pub redact_integration_keys: bool,
-}
-
-impl BackstageState {
-    pub fn new(
-        accounts: Arc<Accounts>,
-        settings: &BackstageSettings,
-        request_deadline: Duration,
-    ) -> Self {
+impl BackstageRoutes {
+    /// What the router needs from `[backstage]`.
+    pub fn from_settings(settings: &BackstageSettings) -> Self {
         Self {
-            lists: lists::ListCache::new(Duration::from_secs(settings.list_ttl_secs)),
-            accounts,
-            request_deadline,
-            redact_integration_keys: settings.redact_integration_keys,
+            enabled: settings.enabled,
+            prefix: settings.prefix.clone(),
         }
     }
 }
 
+impl Default for BackstageRoutes {
+    fn default() -> Self {
+        Self::from_settings(&BackstageSettings::default())
+    }
+}
+
 /// Registers the Backstage routes (a no-op when disabled). The handlers need
-/// a `web::Data<BackstageState>` in the app.
+/// the app's `web::Data<AppState>`; unknown paths under the prefix get a 404
+/// (or 405) in Backstage's shape.
 pub fn configure(
     options: BackstageRoutes,
 ) -> impl FnOnce(&mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -193,92 +108,36 @@ pub fn configure(
         }
         cfg.service(
             utoipa_actix_web::scope(options.prefix.as_str())
-                .wrap(from_fn(errors_envelope))
-                .service(routes::health)
+                .service(health)
                 .service(
                     utoipa_actix_web::scope("")
-                        .wrap(from_fn(auth::require_caller))
-                        .service(routes::list_services)
-                        .service(routes::get_service)
-                        .service(routes::service_incidents)
-                        .service(routes::trigger_incident)
-                        .service(routes::service_change_events)
-                        .service(routes::service_standards)
-                        .service(routes::service_metrics)
-                        .service(routes::oncall_users)
-                        .service(routes::list_escalation_policies)
-                        .service(routes::list_teams)
-                        .service(routes::list_accounts),
+                        .wrap(from_fn(require_caller::<BackstageError>))
+                        .service(services::list_services)
+                        .service(services::get_service)
+                        .service(sections::service_incidents)
+                        .service(trigger::trigger_incident)
+                        .service(sections::service_change_events)
+                        .service(sections::service_standards)
+                        .service(sections::service_metrics)
+                        .service(oncall::oncall_users)
+                        .service(lists::list_escalation_policies)
+                        .service(lists::list_teams)
+                        .service(lists::list_accounts)
+                        .default_service(web::to(not_found::<BackstageError>)),
                 ),
         );
     }
 }
 
-/// Middleware: any error answer under the prefix that is in dutycard's
-/// `{"error":{"message"}}` shape (caller auth, extractors) is rewritten to
-/// Backstage's `{"errors":["message"]}`, the only shape its frontend reads.
-async fn errors_envelope(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let res = next.call(req).await?;
-    let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return Ok(res.map_into_boxed_body());
-    }
-    let (req, res) = res.into_parts();
-    let mut headers = res.headers().clone();
-    let body = match actix_web::body::to_bytes(res.into_body()).await {
-        Ok(body) => body,
-        Err(_) => {
-            let rebuilt = error::BackstageError::internal("the error answer could not be read");
-            return Ok(ServiceResponse::new(req, rebuilt.to_response()));
-        }
-    };
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
-    headers.remove(header::CONTENT_LENGTH);
-    let mut builder = HttpResponse::build(status);
-    let response = match message {
-        Some(message) => {
-            headers.remove(header::CONTENT_TYPE);
-            for (name, value) in &headers {
-                builder.append_header((name.clone(), value.clone()));
-            }
-            builder.json(error::ErrorsBody {
-                errors: vec![message],
-            })
-        }
-        None => {
-            for (name, value) in &headers {
-                builder.append_header((name.clone(), value.clone()));
-            }
-            builder.body(body)
-        }
-    };
-    Ok(ServiceResponse::new(req, response))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes() {
-        assert!(check_prefix("/api/pagerduty").is_ok());
-        assert!(check_prefix("/backstage/pd-v2").is_ok());
-        for bad in [
-            "",
-            "/",
-            "api/pagerduty",
-            "/api/pagerduty/",
-            "/v1",
-            "/v1/pd",
-            "/a//b",
-            "/a b",
-        ] {
-            assert!(check_prefix(bad).is_err(), "{bad}");
-        }
-    }
+/// `GET /health`: the plugin is up.
+///
+/// Always `{"status":"ok"}`, without caller auth (like the Node backend),
+/// so Backstage's health checks need no token.
+#[utoipa::path(
+    tag = "backstage",
+    responses((status = 200, description = "Always `{\"status\":\"ok\"}`", body = Object, example = json!({"status": "ok"})))
+)]
+#[get("/health")]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
 }

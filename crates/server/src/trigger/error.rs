@@ -1,5 +1,6 @@
-//! Why a trigger (or acknowledge/resolve) was not delivered, and the answer
-//! the caller gets: the API's usual `{"error":{"code","message","details"}}`.
+//! Why a trigger (or acknowledge/resolve) was refused or not delivered, in
+//! the domain's terms. The HTTP surfaces (`/v1` and Backstage) turn these
+//! into statuses and bodies in one place (`crate::http::trigger`).
 //!
 //! Every failure after validation says whether the event was created and
 //! whether retrying is safe: it always is with the same `dedup_key`, which
@@ -7,13 +8,9 @@
 
 use std::time::Duration;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, ResponseError};
 use pagerduty::EventAction;
-use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::trigger::limits::LimitScope;
+use super::limits::LimitScope;
 
 /// How delivery to PagerDuty ended without an accepted event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,15 +74,14 @@ pub enum TriggerError {
         /// answer, an unreadable one, or lost its connection after sending.
         created_unknown: bool,
     },
-    /// Any other API error (service lookup failures, unknown service...).
-    #[error("{message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-        details: Map<String, Value>,
-        retry_after: Option<u64>,
-    },
+    /// The event has nowhere to go: the service does not exist, or has no
+    /// Events API v2 integration (a lookup that failed on PagerDuty's side
+    /// is [`TriggerError::NotDelivered`] instead: nothing was sent).
+    #[error(transparent)]
+    Lookup(cards::CardError),
+    /// A bug on our side (the delivery task failed); details are logged.
+    #[error("internal error")]
+    Internal(String),
 }
 
 /// What became of the incident, in the words of the action.
@@ -104,46 +100,15 @@ fn outcome(action: EventAction, created_unknown: bool) -> String {
     }
 }
 
-fn secs(d: Duration) -> u64 {
+/// Whole seconds, rounded up, at least 1: retrying a little late is fine,
+/// early earns another refusal.
+pub fn secs(d: Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-}
-
-impl From<ApiError> for TriggerError {
-    fn from(e: ApiError) -> Self {
-        let status = e.status_code().as_u16();
-        let retry_after = match &e {
-            ApiError::UpstreamRateLimited { retry_after } => {
-                Some(retry_after.map(secs).unwrap_or(30))
-            }
-            _ => None,
-        };
-        let ErrorBody {
-            error:
-                ErrorDetail {
-                    code,
-                    message,
-                    details,
-                },
-        } = e.body();
-        TriggerError::Api {
-            status,
-            code,
-            message,
-            details,
-            retry_after,
-        }
-    }
-}
-
-impl From<cards::CardError> for TriggerError {
-    fn from(e: cards::CardError) -> Self {
-        ApiError::from(e).into()
-    }
 }
 
 impl TriggerError {
     /// The stable `error.code`.
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> &'static str {
         match self {
             TriggerError::Invalid { .. } => "invalid_body",
             TriggerError::KeyNotAllowed => "integration_key_not_allowed",
@@ -157,54 +122,16 @@ impl TriggerError {
                 DeliveryFailure::Timeout => "upstream_timeout",
                 DeliveryFailure::BadGateway => "upstream_bad_response",
             },
-            TriggerError::Api { code, .. } => code,
+            TriggerError::Lookup(cards::CardError::NoEventsIntegration { .. }) => {
+                "no_events_integration"
+            }
+            TriggerError::Lookup(_) => "not_found",
+            TriggerError::Internal(_) => "internal",
         }
     }
 
-    fn details(&self) -> Map<String, Value> {
-        let value = match self {
-            TriggerError::Invalid { field, .. } => json!({ "field": field }),
-            TriggerError::KeyNotAllowed => json!({ "field": "integration_key" }),
-            TriggerError::RateLimited { scope, retry_after } => {
-                json!({ "scope": scope.as_str(), "retry_after_secs": secs(*retry_after) })
-            }
-            TriggerError::IdempotencyKeyReused | TriggerError::InProgress => {
-                json!({ "header": "Idempotency-Key" })
-            }
-            TriggerError::Rejected { errors, .. } => {
-                json!({ "errors": errors, "created": false, "retry_safe": false })
-            }
-            TriggerError::NotDelivered {
-                dedup_key,
-                attempts,
-                created_unknown,
-                ..
-            } => json!({
-                "created": if *created_unknown { Value::Null } else { Value::Bool(false) },
-                "retry_safe": true,
-                "dedup_key": dedup_key,
-                "attempts": attempts,
-            }),
-            TriggerError::Api { details, .. } => return details.clone(),
-        };
-        match value {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
-    }
-
-    /// The JSON body.
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message: self.to_string(),
-                details: self.details(),
-            },
-        }
-    }
-
-    fn retry_after_secs(&self) -> Option<u64> {
+    /// Seconds after which a retry may succeed, when that is known.
+    pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             TriggerError::RateLimited { retry_after, .. } => Some(secs(*retry_after)),
             TriggerError::InProgress => Some(1),
@@ -213,41 +140,7 @@ impl TriggerError {
                 retry_after,
                 ..
             } => Some(retry_after.map(secs).unwrap_or(1)),
-            TriggerError::Api { retry_after, .. } => *retry_after,
             _ => None,
         }
-    }
-}
-
-impl ResponseError for TriggerError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            TriggerError::Invalid { .. } | TriggerError::Rejected { .. } => StatusCode::BAD_REQUEST,
-            TriggerError::KeyNotAllowed => StatusCode::FORBIDDEN,
-            TriggerError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            TriggerError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            TriggerError::InProgress => StatusCode::CONFLICT,
-            TriggerError::NotDelivered { failure, .. } => match failure {
-                DeliveryFailure::Unavailable | DeliveryFailure::Throttled => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                DeliveryFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                DeliveryFailure::BadGateway => StatusCode::BAD_GATEWAY,
-            },
-            TriggerError::Api { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut builder = HttpResponse::build(self.status_code());
-        if let Some(secs) = self.retry_after_secs() {
-            builder.insert_header((header::RETRY_AFTER, secs.to_string()));
-        }
-        if self.status_code() == StatusCode::UNAUTHORIZED {
-            builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"dutycard\""));
-        }
-        builder.json(self.body())
     }
 }

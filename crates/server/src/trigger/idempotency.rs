@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::validate::{Prepared, Target, generated_dedup_key, hash64};
+use crate::auth::Caller;
+
 /// What a caller of [`IdempotencyStore::begin`] must do.
 pub enum Begin<T> {
     /// Nobody holds the key: do the work, then [`Claim::finish`].
@@ -166,6 +169,60 @@ impl<T> Drop for Claim<T> {
     fn drop(&mut self) {
         if self.tx.is_some() {
             self.store.lock().remove(&self.key);
+        }
+    }
+}
+
+/// The generated dedup_keys of recent triggers that had neither a
+/// `dedup_key` nor an `Idempotency-Key`, by a hash of what identifies a
+/// repeat (account, caller, service or key, summary), each kept for a window.
+pub struct RecentTriggers {
+    window: Duration,
+    keys: Mutex<HashMap<u64, (String, Instant)>>,
+}
+
+impl RecentTriggers {
+    /// Keys are reused for `window`.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            keys: Mutex::default(),
+        }
+    }
+
+    /// The dedup_key given to the same (account, caller, target, summary)
+    /// within the window, else a new one.
+    pub(super) fn dedup_key(&self, account: &str, caller: &Caller, prepared: &Prepared) -> String {
+        let mut bytes = Vec::new();
+        for part in [
+            account,
+            &caller.name,
+            match &prepared.target {
+                Target::Service(id) => id.as_str(),
+                Target::Key(key) => key.as_str(),
+            },
+            prepared
+                .event
+                .payload
+                .as_ref()
+                .map_or("", |p| p.summary.as_str()),
+        ] {
+            bytes.extend_from_slice(part.as_bytes());
+            bytes.push(0);
+        }
+        let hash = hash64(&bytes);
+        let now = Instant::now();
+        let mut recent = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() > 1024 {
+            recent.retain(|_, (_, at)| now.duration_since(*at) < self.window);
+        }
+        match recent.get(&hash) {
+            Some((key, at)) if now.duration_since(*at) < self.window => key.clone(),
+            _ => {
+                let key = generated_dedup_key(caller, None);
+                recent.insert(hash, (key.clone(), now));
+                key
+            }
         }
     }
 }

@@ -39,27 +39,14 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_norway::Value;
 
-use crate::accounts::AccountSettings;
-use crate::config::{
-    ConfigError, ConfigSources, OAuthSettings, PagerDutySettings, Problem, Settings, problem,
+use super::{
+    AccountSettings, ConfigError, ConfigSources, ConnectionSettings, DEFAULT_OAUTH_SCOPES,
+    OAuthSettings, PagerDutySettings, Problem, Settings, problem,
 };
 
 /// The scopes the Node backend requests, minus `services.write` (dutycard
 /// only reads).
-pub const BACKSTAGE_OAUTH_SCOPES: [&str; 12] = [
-    "abilities.read",
-    "analytics.read",
-    "change_events.read",
-    "escalation_policies.read",
-    "incidents.read",
-    "oncalls.read",
-    "schedules.read",
-    "services.read",
-    "standards.read",
-    "teams.read",
-    "users.read",
-    "vendors.read",
-];
+pub const BACKSTAGE_OAUTH_SCOPES: [&str; 12] = DEFAULT_OAUTH_SCOPES;
 
 // Secrets are `SecretString`s from the moment they are read: the derived
 // `Debug` prints `[REDACTED]` for them.
@@ -280,12 +267,14 @@ fn account_settings(
     }
     AccountSettings {
         region,
-        api_base_url: api_base_url.map(|u| u.trim_end_matches('/').to_owned()),
-        events_base_url: events_base_url.map(|u| u.trim_end_matches('/').to_owned()),
-        oauth_token_url,
-        api_token,
-        api_token_file: None,
-        oauth,
+        connection: ConnectionSettings {
+            api_base_url: api_base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            events_base_url: events_base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            oauth_token_url,
+            api_token,
+            api_token_file: None,
+            oauth,
+        },
         is_default,
     }
 }
@@ -293,22 +282,13 @@ fn account_settings(
 /// Puts the block into `[pagerduty]`: it replaces credentials, region, hosts
 /// and accounts.
 pub fn apply(pd: &mut PagerDutySettings, block: PagerDutyFromBackstage) {
-    pd.api_token = None;
-    pd.api_token_file = None;
-    pd.oauth = None;
-    pd.api_base_url = None;
-    pd.events_base_url = None;
-    pd.oauth_token_url = None;
+    pd.connection = ConnectionSettings::default();
     pd.accounts = block.accounts;
     if let Some(single) = block.single {
         if let Some(region) = single.region {
             pd.region = region;
         }
-        pd.api_base_url = single.api_base_url;
-        pd.events_base_url = single.events_base_url;
-        pd.oauth_token_url = single.oauth_token_url;
-        pd.api_token = single.api_token;
-        pd.oauth = single.oauth;
+        pd.connection = single.connection;
     }
 }
 
@@ -450,7 +430,7 @@ pagerDuty:
         let block = parse(yaml, &env, Path::new(".")).unwrap();
         let single = block.single.unwrap();
         assert_eq!(single.region, Some(pagerduty::Region::Eu));
-        let oauth = single.oauth.unwrap();
+        let oauth = single.connection.oauth.unwrap();
         assert_eq!(oauth.client_id.as_deref(), Some("cid"));
         assert_eq!(oauth.client_secret.unwrap().expose_secret(), "s3cret");
         assert_eq!(oauth.subdomain.as_deref(), Some("acme"));
@@ -476,14 +456,17 @@ pagerDuty:
         assert!(block.single.is_none());
         let us = &block.accounts["us-main"];
         assert!(us.is_default);
-        assert_eq!(us.api_token.as_ref().unwrap().expose_secret(), "us-token");
+        assert_eq!(
+            us.connection.api_token.as_ref().unwrap().expose_secret(),
+            "us-token"
+        );
         let eu = &block.accounts["eu"];
         assert_eq!(eu.region, Some(pagerduty::Region::Eu));
         assert_eq!(
-            eu.api_base_url.as_deref(),
+            eu.connection.api_base_url.as_deref(),
             Some("https://api.eu.pagerduty.com")
         );
-        assert!(!eu.is_default);
+        assert!(!block.accounts["eu"].is_default);
     }
 
     #[test]
@@ -552,7 +535,13 @@ pagerDuty:
         let yaml = "pagerDuty:\n  apiToken:\n    $file: token.txt\n";
         let block = parse(yaml, &HashMap::new(), &dir).unwrap();
         assert_eq!(
-            block.single.unwrap().api_token.unwrap().expose_secret(),
+            block
+                .single
+                .unwrap()
+                .connection
+                .api_token
+                .unwrap()
+                .expose_secret(),
             "file-token"
         );
         std::fs::remove_dir_all(&dir).ok();

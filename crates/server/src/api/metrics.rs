@@ -12,7 +12,7 @@ use crate::state::AppState;
     tag = "operations",
     responses(
         (status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String),
-        (status = 401, description = "Missing or invalid bearer token (only with metrics_require_auth)", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token (only with metrics_require_auth)", body = super::error::ErrorBody),
     )
 )]
 #[get("")]

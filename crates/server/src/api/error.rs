@@ -1,5 +1,7 @@
-//! One error type for every non-2xx answer, and the one place that turns it
-//! into a status code and a `{"error":{"code","message","details"}}` body.
+//! The `/v1` surface's one error type, and the one place that turns it into
+//! a status code and a `{"error":{"code","message","details"}}` body. Every
+//! failure of the layers below converts into it (`From`): request errors,
+//! authentication, the deadline, cards and the trigger.
 
 use std::time::Duration;
 
@@ -9,6 +11,12 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
+
+use crate::accounts::UnknownAccount;
+use crate::auth::AuthError;
+use crate::http::RequestError;
+use crate::http::deadline::DeadlineExceeded;
+use crate::trigger::TriggerError;
 
 /// Every error the API answers with.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +43,12 @@ pub enum ApiError {
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        /// The methods the path has (the `Allow` header).
+        allow: String,
+    },
     /// PagerDuty rejected *our* credentials. This is our misconfiguration,
     /// not the caller's, so it is a 502 and never a pass-through 401.
     #[error("PagerDuty rejected dutycard's credentials: {0}")]
@@ -78,6 +91,76 @@ pub enum ApiError {
     },
     #[error("internal error")]
     Internal(String),
+    /// A trigger (or acknowledge/resolve) failed; statuses and details in
+    /// [`crate::http::trigger`].
+    #[error(transparent)]
+    Trigger(TriggerError),
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::InvalidBody { field, message } => {
+                ApiError::InvalidBody { field, message }
+            }
+            RequestError::InvalidParameter { parameter, message } => {
+                ApiError::InvalidParameter { parameter, message }
+            }
+            RequestError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
+            RequestError::PayloadTooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            RequestError::RouteNotFound { method, path } => {
+                ApiError::RouteNotFound { method, path }
+            }
+            RequestError::MethodNotAllowed {
+                method,
+                path,
+                allow,
+            } => ApiError::MethodNotAllowed {
+                method,
+                path,
+                allow,
+            },
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => ApiError::Unauthorized,
+            AuthError::IdentityProviderUnavailable(why) => {
+                ApiError::IdentityProviderUnavailable(why)
+            }
+        }
+    }
+}
+
+impl From<DeadlineExceeded> for ApiError {
+    fn from(e: DeadlineExceeded) -> Self {
+        ApiError::DeadlineExceeded {
+            deadline_ms: e.deadline_ms(),
+        }
+    }
+}
+
+impl From<UnknownAccount> for ApiError {
+    fn from(e: UnknownAccount) -> Self {
+        ApiError::InvalidParameter {
+            parameter: "account".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<TriggerError> for ApiError {
+    fn from(e: TriggerError) -> Self {
+        match e {
+            // The same answers as a card read that hits them.
+            TriggerError::Lookup(card) => card.into(),
+            TriggerError::Internal(why) => ApiError::Internal(why),
+            other => ApiError::Trigger(other),
+        }
+    }
 }
 
 impl From<cards::CardError> for ApiError {
@@ -126,6 +209,7 @@ impl ApiError {
     /// The stable `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
+            ApiError::Trigger(e) => e.code(),
             ApiError::InvalidBody { .. } => "invalid_body",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -171,6 +255,7 @@ impl ApiError {
                 origin: Some(origin),
                 ..
             } => json!({ "origin": origin }),
+            ApiError::Trigger(e) => return crate::http::trigger::details(e),
             _ => json!({}),
         };
         match value {
@@ -232,6 +317,7 @@ impl ResponseError for ApiError {
             }
             ApiError::NoEventsIntegration { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Trigger(e) => crate::http::trigger::status(e),
         }
     }
 
@@ -247,12 +333,20 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"dutycard\""));
             }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                builder.insert_header((header::ALLOW, allow.as_str()));
+            }
             _ => {}
         }
-        if self.status_code().is_server_error() {
+        if self.status_code().is_server_error() && !matches!(self, ApiError::Trigger(_)) {
+            // Trigger outcomes are logged by the trigger service itself.
             tracing::warn!(code = self.code(), error = %self, "answering with an error");
         }
-        builder.json(self.body())
+        let mut response = builder.json(self.body());
+        if let ApiError::Trigger(e) = self {
+            crate::http::trigger::retry_after(e, &mut response);
+        }
+        response
     }
 }
 
@@ -302,61 +396,6 @@ pub fn path_error_handler(
         message: err.to_string(),
     }
     .into()
-}
-
-/// The documented routes and their methods, to tell a 405 from a 404.
-#[derive(Debug, Default)]
-pub struct KnownRoutes(Vec<(actix_web::dev::ResourceDef, Vec<&'static str>)>);
-
-impl KnownRoutes {
-    /// From the OpenAPI document (its paths use actix's `{param}` syntax).
-    pub fn from_spec(spec: &utoipa::openapi::OpenApi) -> Self {
-        let routes = spec
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let methods = [
-                    ("GET", item.get.is_some()),
-                    ("POST", item.post.is_some()),
-                    ("PUT", item.put.is_some()),
-                    ("DELETE", item.delete.is_some()),
-                    ("PATCH", item.patch.is_some()),
-                ]
-                .into_iter()
-                .filter_map(|(m, present)| present.then_some(m))
-                .collect();
-                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
-            })
-            .collect();
-        KnownRoutes(routes)
-    }
-
-    fn allowed(&self, path: &str) -> Option<&[&'static str]> {
-        self.0
-            .iter()
-            .find(|(def, _)| def.is_match(path))
-            .map(|(_, methods)| methods.as_slice())
-    }
-}
-
-/// Default service: a known path with another method gets a JSON 405 with
-/// `Allow`; anything else a JSON 404.
-pub async fn route_not_found(
-    req: HttpRequest,
-    known: web::Data<KnownRoutes>,
-) -> Result<HttpResponse, ApiError> {
-    let method = req.method().to_string();
-    let path = req.path().to_owned();
-    if let Some(allowed) = known.allowed(&path) {
-        let error = ApiError::MethodNotAllowed { method, path };
-        let mut response = error.error_response();
-        if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
-            response.headers_mut().insert(header::ALLOW, value);
-        }
-        return Ok(response);
-    }
-    Err(ApiError::RouteNotFound { method, path })
 }
 
 /// The extractor configs every app installs.

@@ -26,7 +26,7 @@ use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::auth::Caller;
+use super::Caller;
 use crate::config::JwtSettings;
 
 /// Why a token was refused. Never carries the token.

@@ -1,20 +1,19 @@
 //! `/v1/incidents`: create, acknowledge and resolve incidents through
 //! PagerDuty's Events API v2, server-side (see [`crate::trigger`]).
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use pagerduty::EventAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::accounts::Account;
-use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Query};
+use super::error::{ApiError, ErrorBody};
+use crate::http::extract::{Json, Query};
+use crate::http::trigger::{idempotency_key, respond};
+use crate::middleware::auth::Authenticated;
 use crate::state::AppState;
-use crate::trigger::{FollowUpRequest, Outcome, TriggerAccepted, TriggerError, TriggerRequest};
+use crate::trigger::{FollowUpRequest, TriggerAccepted, TriggerRequest};
+
+type Caller = Authenticated<ApiError>;
 
 /// Which PagerDuty account to send through.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -24,27 +23,6 @@ pub struct AccountParams {
     /// Account id (`[pagerduty.accounts.<id>]`); the default account when absent.
     pub account: Option<String>,
 }
-
-impl AccountParams {
-    fn account(&self, state: &AppState) -> Result<Arc<Account>, TriggerError> {
-        state
-            .accounts
-            .get(self.account.as_deref())
-            .cloned()
-            .map_err(|e| {
-                ApiError::InvalidParameter {
-                    parameter: "account".into(),
-                    message: e.to_string(),
-                }
-                .into()
-            })
-    }
-}
-
-/// Header naming a request for idempotent retries.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-/// Set (`true`) on an answer replayed from an earlier request.
-pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 
 /// Trigger an incident.
 ///
@@ -89,19 +67,16 @@ pub async fn trigger_incident(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    Query(params): Query<AccountParams>,
-    Json(body): Json<TriggerRequest>,
-) -> HttpResponse {
-    let account = match params.account(&state) {
-        Ok(account) => account,
-        Err(e) => return e.error_response(),
-    };
+    Query(params, _): Query<AccountParams, ApiError>,
+    Json(body, _): Json<TriggerRequest, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let account = state.account(params.account.as_deref())?;
     let key = idempotency_key(&req);
     let outcome = state
         .trigger
-        .trigger(&account, &caller, body, key.as_deref())
+        .trigger(account, &caller.into_inner(), body, key.as_deref())
         .await;
-    respond(outcome)
+    Ok(respond::<ApiError>(outcome))
 }
 
 /// Acknowledge an incident by dedup_key.
@@ -137,9 +112,9 @@ pub async fn acknowledge_incident(
     state: web::Data<AppState>,
     caller: Caller,
     dedup_key: web::Path<String>,
-    Query(params): Query<AccountParams>,
-    Json(body): Json<FollowUpRequest>,
-) -> HttpResponse {
+    Query(params, _): Query<AccountParams, ApiError>,
+    Json(body, _): Json<FollowUpRequest, ApiError>,
+) -> Result<HttpResponse, ApiError> {
     let target = (params, dedup_key.into_inner(), body);
     follow_up(req, state, caller, EventAction::Acknowledge, target).await
 }
@@ -177,9 +152,9 @@ pub async fn resolve_incident(
     state: web::Data<AppState>,
     caller: Caller,
     dedup_key: web::Path<String>,
-    Query(params): Query<AccountParams>,
-    Json(body): Json<FollowUpRequest>,
-) -> HttpResponse {
+    Query(params, _): Query<AccountParams, ApiError>,
+    Json(body, _): Json<FollowUpRequest, ApiError>,
+) -> Result<HttpResponse, ApiError> {
     let target = (params, dedup_key.into_inner(), body);
     follow_up(req, state, caller, EventAction::Resolve, target).await
 }
@@ -190,36 +165,19 @@ async fn follow_up(
     caller: Caller,
     action: EventAction,
     (params, dedup_key, body): (AccountParams, String, FollowUpRequest),
-) -> HttpResponse {
-    let account = match params.account(&state) {
-        Ok(account) => account,
-        Err(e) => return e.error_response(),
-    };
+) -> Result<HttpResponse, ApiError> {
+    let account = state.account(params.account.as_deref())?;
     let key = idempotency_key(&req);
     let outcome = state
         .trigger
-        .follow_up(&account, &caller, action, dedup_key, body, key.as_deref())
+        .follow_up(
+            account,
+            &caller.into_inner(),
+            action,
+            dedup_key,
+            body,
+            key.as_deref(),
+        )
         .await;
-    respond(outcome)
-}
-
-/// The header's value; a non-UTF-8 value is passed on as empty (and refused).
-fn idempotency_key(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(IDEMPOTENCY_KEY)
-        .map(|v| v.to_str().unwrap_or("").to_owned())
-}
-
-fn respond(outcome: Outcome) -> HttpResponse {
-    let mut response = match &outcome.result {
-        Ok(accepted) => HttpResponse::build(StatusCode::ACCEPTED).json(accepted),
-        Err(e) => e.error_response(),
-    };
-    if outcome.replayed {
-        response.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
-            actix_web::http::header::HeaderValue::from_static("true"),
-        );
-    }
-    response
+    Ok(respond::<ApiError>(outcome))
 }

@@ -1,42 +1,38 @@
-//! Caller authentication for the `/v1` API.
+//! Who is calling: caller authentication, independent of HTTP (the
+//! middleware in [`crate::middleware::auth`] hands it the `Authorization`
+//! header and answers its errors in each surface's shape).
 //!
 //! Modes (`server.auth.mode`): `none` lets everyone in as `anonymous`;
 //! `static` requires `Authorization: Bearer <token>` matching one of the
-//! configured named tokens. The matched token's *name* identifies the caller
+//! configured named tokens; `jwt` verifies a JWT against a JWKS ([`jwt`]).
+//! The matched token's *name* (or the JWT's `sub`) identifies the caller
 //! (logs, attribution); the token itself is never logged.
 
-use std::future::{Ready, ready};
+pub mod jwt;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{AUTHORIZATION, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, web};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthMode, AuthSettings};
-use crate::error::ApiError;
 
-/// Who is calling, once authenticated. Handlers can extract it.
+/// Who is calling, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The token's configured name, or `anonymous` when auth is off.
     pub name: String,
 }
 
-impl FromRequest for Caller {
-    type Error = Error;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            req.extensions()
-                .get::<Caller>()
-                .cloned()
-                .ok_or_else(|| ApiError::Unauthorized.into()),
-        )
-    }
+/// Why a caller was not let in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials, or credentials we do not accept (401).
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// `mode = "jwt"`: the identity provider's signing keys (JWKS) could not
+    /// be fetched in time, so no token can be checked. Our problem, not the
+    /// caller's (503).
+    #[error("cannot verify the token: the identity provider is unavailable ({0})")]
+    IdentityProviderUnavailable(String),
 }
 
 /// Checks credentials according to the configured mode.
@@ -44,7 +40,7 @@ pub struct Authenticator {
     mode: AuthMode,
     tokens: Vec<(String, SecretString)>,
     /// `mode = "jwt"`: the JWKS-backed verifier (see [`Authenticator::with_jwt`]).
-    jwt: Option<std::sync::Arc<crate::jwt::JwtVerifier>>,
+    jwt: Option<std::sync::Arc<jwt::JwtVerifier>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -74,27 +70,28 @@ impl Authenticator {
     }
 
     /// Use `verifier` for `mode = "jwt"`.
-    pub fn with_jwt(mut self, verifier: std::sync::Arc<crate::jwt::JwtVerifier>) -> Self {
+    pub fn with_jwt(mut self, verifier: std::sync::Arc<jwt::JwtVerifier>) -> Self {
         self.jwt = Some(verifier);
         self
     }
 
-    /// Identify the caller in any mode (JWT verification may fetch keys).
-    pub async fn identify(&self, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+    /// Identify the caller in any mode from the `Authorization` header's
+    /// value (JWT verification may fetch keys).
+    pub async fn identify(&self, header: Option<&str>) -> Result<Caller, AuthError> {
         if self.mode != AuthMode::Jwt {
             return self.authenticate(header);
         }
-        let token = bearer(header).ok_or(ApiError::Unauthorized)?;
-        let verifier = self.jwt.as_ref().ok_or(ApiError::Unauthorized)?;
+        let token = bearer(header).ok_or(AuthError::Unauthorized)?;
+        let verifier = self.jwt.as_ref().ok_or(AuthError::Unauthorized)?;
         verifier.verify(token).await.map_err(|e| match e {
             // Our problem, not the caller's: no keys to check against.
-            crate::jwt::JwtError::Jwks(why) => {
+            jwt::JwtError::Jwks(why) => {
                 tracing::warn!(reason = %why, "JWKS unavailable; cannot verify JWTs");
-                ApiError::IdentityProviderUnavailable(why)
+                AuthError::IdentityProviderUnavailable(why)
             }
             e => {
                 tracing::info!(reason = %e, "JWT refused");
-                ApiError::Unauthorized
+                AuthError::Unauthorized
             }
         })
     }
@@ -104,7 +101,7 @@ impl Authenticator {
     }
 
     /// Identify the caller from an `Authorization` header value.
-    pub fn authenticate(&self, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, AuthError> {
         if self.mode == AuthMode::None {
             return Ok(Caller {
                 name: "anonymous".into(),
@@ -112,9 +109,9 @@ impl Authenticator {
         }
         if self.mode == AuthMode::Jwt {
             // JWTs are checked by the async `identify`.
-            return Err(ApiError::Unauthorized);
+            return Err(AuthError::Unauthorized);
         }
-        let presented = bearer(header).ok_or(ApiError::Unauthorized)?;
+        let presented = bearer(header).ok_or(AuthError::Unauthorized)?;
         // Compare against every token without stopping at the first match, so
         // timing reveals neither which token matched nor how much of it.
         let mut matched = None;
@@ -126,7 +123,7 @@ impl Authenticator {
         }
         matched
             .map(|name| Caller { name: name.clone() })
-            .ok_or(ApiError::Unauthorized)
+            .ok_or(AuthError::Unauthorized)
     }
 }
 
@@ -149,32 +146,13 @@ fn ct_eq(presented: &[u8], secret: &[u8]) -> bool {
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-fn bearer(header: Option<&HeaderValue>) -> Option<&str> {
+fn bearer(header: Option<&str>) -> Option<&str> {
     header
-        .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .filter(|t| !t.is_empty())
-}
-
-/// Middleware: reject unauthenticated requests with a JSON 401, else put the
-/// [`Caller`] in the request extensions.
-pub async fn require_caller(
-    auth: web::Data<Authenticator>,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    match auth.identify(req.headers().get(AUTHORIZATION)).await {
-        Ok(caller) => {
-            // The request span (telemetry::RequestSpan) has a `caller` field.
-            tracing::Span::current().record("caller", caller.name.as_str());
-            req.extensions_mut().insert(caller);
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        Err(e) => Ok(req.error_response(e).map_into_right_body()),
-    }
 }
 
 #[cfg(test)]
@@ -201,19 +179,15 @@ mod tests {
         })
     }
 
-    fn header(v: &str) -> HeaderValue {
-        HeaderValue::from_str(v).unwrap()
-    }
-
     #[test]
     fn static_mode_names_the_matching_token() {
         let auth = authenticator(AuthMode::Static);
         let caller = auth
-            .authenticate(Some(&header("Bearer 0123456789abcdef-cli")))
+            .authenticate(Some("Bearer 0123456789abcdef-cli"))
             .unwrap();
         assert_eq!(caller.name, "cli");
         let caller = auth
-            .authenticate(Some(&header("bearer 0123456789abcdef-backstage")))
+            .authenticate(Some("bearer 0123456789abcdef-backstage"))
             .unwrap();
         assert_eq!(caller.name, "backstage");
     }
@@ -223,16 +197,13 @@ mod tests {
         let auth = authenticator(AuthMode::Static);
         for value in [
             None,
-            Some(header("Bearer nope")),
-            Some(header("Bearer ")),
-            Some(header("Basic 0123456789abcdef-cli")),
-            Some(header("0123456789abcdef-cli")),
+            Some("Bearer nope"),
+            Some("Bearer "),
+            Some("Basic 0123456789abcdef-cli"),
+            Some("0123456789abcdef-cli"),
         ] {
             assert!(
-                matches!(
-                    auth.authenticate(value.as_ref()),
-                    Err(ApiError::Unauthorized)
-                ),
+                matches!(auth.authenticate(value), Err(AuthError::Unauthorized)),
                 "{value:?}"
             );
         }

@@ -5,10 +5,9 @@ use cards::{CardOptions, IntegrationKey, ServiceCard, ServiceRef};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::deadline;
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::extract::{Json, Query};
-use crate::http_cache;
+use super::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::http::extract::{Json, Query};
+use crate::http::{cache, deadline};
 use crate::state::AppState;
 
 /// Largest batch accepted by `POST /v1/cards/batch`.
@@ -30,6 +29,8 @@ pub struct CardParams {
     /// How many recent change events to list (0-25, default 5).
     #[param(minimum = 0, maximum = 25)]
     pub change_events: Option<u32>,
+    /// PagerDuty account id (`[pagerduty.accounts.<id>]`); the default account when absent.
+    pub account: Option<String>,
 }
 
 /// `GET /v1/cards?integration_key=...` parameters.
@@ -47,6 +48,8 @@ pub struct LookupParams {
     /// How many recent change events to list (0-25, default 5).
     #[param(minimum = 0, maximum = 25)]
     pub change_events: Option<u32>,
+    /// PagerDuty account id (`[pagerduty.accounts.<id>]`); the default account when absent.
+    pub account: Option<String>,
 }
 
 /// The integration key is a secret: Debug never shows it.
@@ -57,6 +60,7 @@ impl std::fmt::Debug for LookupParams {
             .field("include", &self.include)
             .field("incidents", &self.incidents)
             .field("change_events", &self.change_events)
+            .field("account", &self.account)
             .finish()
     }
 }
@@ -86,6 +90,11 @@ impl CardParams {
         }
         Ok(options)
     }
+
+    /// The card service of the account `?account=` names.
+    fn cards<'a>(&self, state: &'a AppState) -> Result<&'a cards::CardService, ApiError> {
+        Ok(&state.account(self.account.as_deref())?.cards)
+    }
 }
 
 impl LookupParams {
@@ -96,6 +105,7 @@ impl LookupParams {
                 include: self.include,
                 incidents: self.incidents,
                 change_events: self.change_events,
+                account: self.account,
             },
         )
     }
@@ -187,7 +197,7 @@ pub async fn get_card(
     req: HttpRequest,
     state: web::Data<AppState>,
     service_id: web::Path<String>,
-    Query(params): Query<CardParams>,
+    Query(params, _): Query<CardParams, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let service_id = service_id.into_inner();
     check_service_id(&service_id).map_err(|message| ApiError::InvalidParameter {
@@ -195,12 +205,16 @@ pub async fn get_card(
         message,
     })?;
     let options = params.options()?;
-    let card = deadline::within(state.request_deadline, async {
-        // Boxed: a card future is large (clippy::large_futures).
-        Ok(Box::pin(state.cards.card(ServiceRef::Id(service_id), &options)).await?)
-    })
-    .await?;
-    Ok(http_cache::card_response(&req, &card))
+    let cards = params.cards(&state)?;
+    // Boxed: a card future is large (clippy::large_futures).
+    let card = Box::pin(cards.card(ServiceRef::Id(service_id), &options));
+    let card = deadline::within(state.request_deadline, card).await??;
+    card_response(&req, &card)
+}
+
+fn card_response(req: &HttpRequest, card: &ServiceCard) -> Result<HttpResponse, ApiError> {
+    cache::card_response(req, card)
+        .map_err(|e| ApiError::Internal(format!("card could not be serialized: {e}")))
 }
 
 /// Find a card by integration key.
@@ -234,7 +248,7 @@ pub async fn get_card(
 pub async fn find_card(
     req: HttpRequest,
     state: web::Data<AppState>,
-    Query(params): Query<LookupParams>,
+    Query(params, _): Query<LookupParams, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let (key, params) = params.split();
     if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -245,12 +259,11 @@ pub async fn find_card(
         });
     }
     let options = params.options()?;
+    let cards = params.cards(&state)?;
     let service = ServiceRef::IntegrationKey(IntegrationKey::new(key));
-    let card = deadline::within(state.request_deadline, async {
-        Ok(Box::pin(state.cards.card(service, &options)).await?)
-    })
-    .await?;
-    Ok(http_cache::card_response(&req, &card))
+    let card = Box::pin(cards.card(service, &options));
+    let card = deadline::within(state.request_deadline, card).await??;
+    card_response(&req, &card)
 }
 
 /// Get the cards of many services.
@@ -276,8 +289,8 @@ pub async fn find_card(
 #[post("/cards/batch")]
 pub async fn batch_cards(
     state: web::Data<AppState>,
-    Query(params): Query<CardParams>,
-    Json(body): Json<BatchRequest>,
+    Query(params, _): Query<CardParams, ApiError>,
+    Json(body, _): Json<BatchRequest, ApiError>,
 ) -> Result<web::Json<BatchResponse>, ApiError> {
     if body.service_ids.is_empty() || body.service_ids.len() > MAX_BATCH {
         return Err(ApiError::InvalidBody {
@@ -295,13 +308,12 @@ pub async fn batch_cards(
         })?;
     }
     let options = params.options()?;
+    let cards = params.cards(&state)?;
     // Each card's wait ends at the card service's section timeout (80 % of
     // the request deadline): a card still loading then is an inline 504 and
     // the others are returned; the deadline here is only a backstop.
-    let results = deadline::within(state.request_deadline, async {
-        Ok(Box::pin(state.cards.cards(&body.service_ids, &options)).await)
-    })
-    .await?;
+    let results = Box::pin(cards.cards(&body.service_ids, &options));
+    let results = deadline::within(state.request_deadline, results).await?;
     let cards = body
         .service_ids
         .into_iter()
@@ -337,6 +349,7 @@ mod tests {
             include: Some("metrics, standards".into()),
             incidents: Some(0),
             change_events: Some(25),
+            account: None,
         };
         let options = params.options().unwrap();
         assert!(options.include_metrics && options.include_standards);

@@ -1,10 +1,14 @@
-//! HTTP routes. Handlers are thin: extract, call one service, map the result.
+//! The `/v1` API, `/healthz`, `/readyz` and `/metrics`. Handlers are thin:
+//! parse, call one domain method, map the result; every error is an
+//! [`error::ApiError`].
 
 use actix_web::middleware::{Condition, from_fn};
 
-use crate::auth;
+use crate::middleware::auth::require_caller;
+use error::ApiError;
 
 pub mod cards;
+pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod metrics;
@@ -27,13 +31,13 @@ pub fn configure(
                 utoipa_actix_web::scope("/metrics")
                     .wrap(Condition::new(
                         options.metrics_require_auth,
-                        from_fn(auth::require_caller),
+                        from_fn(require_caller::<ApiError>),
                     ))
                     .service(metrics::get_metrics),
             )
             .service(
                 utoipa_actix_web::scope("/v1")
-                    .wrap(from_fn(auth::require_caller))
+                    .wrap(from_fn(require_caller::<ApiError>))
                     .service(cards::batch_cards)
                     .service(cards::get_card)
                     .service(cards::find_card)

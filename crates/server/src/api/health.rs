@@ -2,7 +2,8 @@ use actix_web::{HttpResponse, ResponseError, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::deadline;
+use super::error::ApiError;
+use crate::http::deadline;
 use crate::readiness::ReadyReport;
 use crate::state::AppState;
 
@@ -44,13 +45,9 @@ pub async fn get_healthz() -> web::Json<Health> {
 )]
 #[get("/readyz")]
 pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
-    let report = deadline::within(state.request_deadline, async {
-        Ok(state.readiness.check().await)
-    })
-    .await;
-    match report {
+    match deadline::within(state.request_deadline, state.readiness.check()).await {
         Ok(report) if report.ready => HttpResponse::Ok().json(report),
         Ok(report) => HttpResponse::ServiceUnavailable().json(report),
-        Err(e) => e.error_response(),
+        Err(e) => ApiError::from(e).error_response(),
     }
 }

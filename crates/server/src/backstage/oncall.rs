@@ -1,0 +1,124 @@
+//! `GET /oncall-users`: who is on call for some escalation policies.
+
+use std::collections::HashSet;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use pagerduty::{Oncall, User};
+
+use super::envelopes::{UsersEnvelope, json_of};
+use super::error::{BackstageError, ErrorsBody, Op};
+use super::params::{Params, Result, within};
+use crate::state::AppState;
+
+/// Most escalation policies one on-call request may name.
+const MAX_POLICIES: usize = 20;
+
+/// The Node backend's level rule for one policy: only the lowest level
+/// that has someone on call.
+fn lowest_level(oncalls: &[Oncall]) -> impl Iterator<Item = &User> {
+    let lowest = oncalls.iter().map(|o| o.escalation_level).min();
+    oncalls
+        .iter()
+        .filter(move |o| Some(o.escalation_level) == lowest)
+        .map(|o| &o.user)
+}
+
+/// Users of several policies' lowest levels, sorted by name, each once.
+fn merge_oncall_users<'a>(per_policy: impl IntoIterator<Item = &'a [Oncall]>) -> Vec<&'a User> {
+    let mut users: Vec<&User> = per_policy.into_iter().flat_map(lowest_level).collect();
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut seen = HashSet::new();
+    users.retain(|u| seen.insert(u.id.clone()));
+    users
+}
+
+/// `GET /oncall-users?escalation_policy_ids[]=…`: who is on call.
+///
+/// Accepts `escalation_policy_ids[]` (literal or percent-encoded brackets)
+/// and `escalation_policy_ids`, repeated or comma-separated. Per policy the
+/// users of the lowest level with someone on call (a level-1 gap does not
+/// hide everyone); all of them sorted by name, each user once.
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("escalation_policy_ids[]" = Vec<String>, Query, description = "Escalation policy ids (also `escalation_policy_ids`)"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "The on-call users (full PagerDuty user objects)", body = UsersEnvelope),
+        (status = 400, description = "No policy id, or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/oncall-users")]
+pub async fn oncall_users(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let mut ids = params.all(&["escalation_policy_ids[]", "escalation_policy_ids"]);
+    let mut seen = HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    if ids.is_empty() {
+        return Err(BackstageError::bad_request(
+            "'escalation_policy_ids[]' is required",
+        ));
+    }
+    if ids.len() > MAX_POLICIES {
+        return Err(BackstageError::bad_request(format!(
+            "at most {MAX_POLICIES} 'escalation_policy_ids[]' per request"
+        )));
+    }
+    let per_policy = within(&state, Op::Oncalls, async {
+        futures::future::try_join_all(ids.iter().map(|id| async {
+            account
+                .cards
+                .raw_oncalls(id)
+                .await
+                .map(|c| c.value)
+                .map_err(|e| BackstageError::from_card(Op::Oncalls, &e))
+        }))
+        .await
+    })
+    .await?;
+    let users = merge_oncall_users(per_policy.iter().map(Vec::as_slice))
+        .into_iter()
+        .map(json_of)
+        .collect::<Result<_>>()?;
+    Ok(HttpResponse::Ok().json(UsersEnvelope { users }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn oncall(level: u32, id: &str, name: &str) -> Oncall {
+        serde_json::from_value(json!({
+            "escalation_policy": {"id": "PEP", "type": "escalation_policy_reference"},
+            "escalation_level": level,
+            "user": {"id": id, "name": name, "type": "user"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn lowest_non_empty_level_sorted_and_deduplicated() {
+        // Level 1 is empty here: level 2 is shown, not level 3.
+        let a = vec![
+            oncall(3, "P3", "Zed"),
+            oncall(2, "P2", "Bob"),
+            oncall(2, "P1", "Alice"),
+            oncall(2, "P2", "Bob"),
+        ];
+        let b = vec![oncall(1, "P1", "Alice"), oncall(2, "P9", "Nope")];
+        let users = merge_oncall_users([a.as_slice(), b.as_slice()]);
+        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["P1", "P2"]);
+        assert!(merge_oncall_users([[].as_slice()]).is_empty());
+    }
+}

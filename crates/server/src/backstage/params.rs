@@ -1,0 +1,134 @@
+//! Parsing like Express does, the account(s) a request is about, and the
+//! request deadline, shared by every Backstage handler.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, web};
+
+use super::error::{BackstageError, Op};
+use crate::accounts::Account;
+use crate::http::deadline;
+use crate::state::AppState;
+
+pub(super) type Result<T> = std::result::Result<T, BackstageError>;
+
+/// The decoded query string (`a[]=1`, `a%5B%5D=1` and `a=1` all decode to
+/// their plain key and value; repeated keys are kept).
+pub(super) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(super) fn parse(req: &HttpRequest) -> Result<Params> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+            .map(Params)
+            .map_err(|e| BackstageError::bad_request(format!("invalid query string: {e}")))
+    }
+
+    /// The first non-empty value of `name`.
+    pub(super) fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim())
+    }
+
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// Every value of the given keys, comma-separated values split.
+    pub(super) fn all(&self, names: &[&str]) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| names.contains(&k.as_str()))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The account `?account=` names (the default when absent or empty).
+    pub(super) fn account<'a>(&self, state: &'a AppState) -> Result<&'a Arc<Account>> {
+        Ok(state.account(self.first("account"))?)
+    }
+
+    /// The accounts an all-accounts list covers: the one `?account=` names,
+    /// or every account when it is absent or empty (`?account=` alone
+    /// filters nothing, on every list route alike).
+    pub(super) fn accounts<'a>(&self, state: &'a AppState) -> Result<Vec<&'a Arc<Account>>> {
+        Ok(match self.first("account") {
+            Some(_) => vec![self.account(state)?],
+            None => state.accounts.iter().collect(),
+        })
+    }
+}
+
+/// Runs `work` within the request deadline; past it, the 504 worded for `op`.
+pub(super) async fn within<T>(
+    state: &AppState,
+    op: Op,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    // Boxed: the cache reads are large futures (clippy::large_futures).
+    deadline::within(state.request_deadline, Box::pin(work))
+        .await
+        .map_err(|e| BackstageError::deadline(op, e.deadline))?
+}
+
+/// Reads one thing from every account the request covers (`?account=`, or
+/// every account), concurrently and within the request deadline, each
+/// result with its account id.
+pub(super) async fn each_account<'a, T, Fut>(
+    state: &'a AppState,
+    params: &Params,
+    op: Op,
+    read: impl Fn(&'a Arc<Account>) -> Fut,
+) -> Result<Vec<(&'a str, T)>>
+where
+    Fut: Future<Output = Result<T>>,
+{
+    let accounts = params.accounts(state)?;
+    within(state, op, async {
+        futures::future::try_join_all(accounts.into_iter().map(|account| {
+            let read = read(account);
+            async move { Ok((account.id.as_str(), read.await?)) }
+        }))
+        .await
+    })
+    .await
+}
+
+/// The shared body of the per-service routes: the account (`?account=`), the
+/// checked id, and one read from that account's card cache within the
+/// request deadline, its failure worded for `op`.
+pub(super) async fn read_for_service<T, Fut>(
+    req: &HttpRequest,
+    state: &AppState,
+    service_id: web::Path<String>,
+    op: Op,
+    read: impl FnOnce(cards::CardService, String) -> Fut,
+) -> Result<T>
+where
+    Fut: Future<Output = std::result::Result<T, cards::CardError>>,
+{
+    let params = Params::parse(req)?;
+    let account = params.account(state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    let read = read(account.cards.clone(), id);
+    within(state, op, async {
+        read.await.map_err(|e| BackstageError::from_card(op, &e))
+    })
+    .await
+}
+
+/// PagerDuty ids are short alphanumeric strings.
+pub(super) fn check_service_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(BackstageError::bad_request(
+            "':serviceId' must be a PagerDuty id (1 to 64 letters and digits)",
+        ));
+    }
+    Ok(())
+}

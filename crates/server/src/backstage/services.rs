@@ -1,0 +1,160 @@
+//! `GET /services/{id}` and `GET /services` (by key, filtered, or all).
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+
+use super::envelopes::{ServiceEnvelope, ServicesEnvelope, service_json, service_with_account};
+use super::error::{BackstageError, ErrorsBody, Op};
+use super::list_cache::ListCache;
+use super::params::{Params, Result, each_account, read_for_service, within};
+use crate::state::AppState;
+
+/// Largest `limit` of the filtered services route (PagerDuty's page size).
+const MAX_LIMIT: u32 = 100;
+
+/// `GET /services/{service_id}`: one PagerDuty service.
+///
+/// The untrimmed PagerDuty object with its integrations, escalation policy
+/// and teams, from the card cache (no upstream call when the card is warm).
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id", example = "PABC123"),
+        ("account" = Option<String>, Query, description = "Account id (default account when absent)"),
+    ),
+    responses(
+        (status = 200, description = "The service", body = ServiceEnvelope),
+        (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 404, description = "No such service", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit and no cached copy; see Retry-After", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "PagerDuty or the request deadline timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services/{service_id}")]
+pub async fn get_service(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    service_id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let service = read_for_service(
+        &req,
+        &state,
+        service_id,
+        Op::GetService,
+        |cards, id| async move { cards.raw_service(&id).await },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(ServiceEnvelope {
+        service: service_json(&state, &service.value)?,
+    }))
+}
+
+/// `GET /services`: by integration key, filtered, or all.
+///
+/// * `?integration_key=K`: `{"service": …}`, the service owning that
+///   integration key (verified against its integrations; 404 otherwise);
+/// * `?team_id=T&query=Q&limit=N` (any of them): a bare array of one page
+///   of services (N ≥ 1, default 100; above 100 is capped at 100 like
+///   PagerDuty does), each with `account`;
+/// * no parameter: `{"services": […]}`, every service of every account
+///   (or of `?account=`; an empty `?account=` means every account, as on
+///   `/teams` and `/escalation_policies`), each with `account`.
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("integration_key" = Option<String>, Query, description = "An integration key of the service"),
+        ("team_id" = Option<String>, Query, description = "Only services of this team"),
+        ("query" = Option<String>, Query, description = "Name filter"),
+        ("limit" = Option<u32>, Query, description = "Page size, at least 1 (default 100; larger values are capped at 100)"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "`{\"service\"}` by key, a bare array when filtered, `{\"services\"}` otherwise", body = Object),
+        (status = 400, description = "Bad parameter or unknown account", body = ErrorsBody),
+        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
+        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
+        (status = 404, description = "No service has this integration key", body = ErrorsBody),
+        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
+        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
+        (status = 504, description = "Timed out", body = ErrorsBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/services")]
+pub async fn list_services(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    cache: web::Data<ListCache>,
+) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    if params.has("integration_key") {
+        let account = params.account(&state)?;
+        let key = params
+            .first("integration_key")
+            .ok_or_else(|| BackstageError::bad_request("'integration_key' must not be empty"))?
+            .to_owned();
+        let service = within(&state, Op::GetService, async {
+            let resolved = account
+                .cards
+                .resolve_integration_key(&key)
+                .await
+                .map_err(|e| BackstageError::from_card(Op::GetService, &e))?;
+            account
+                .cards
+                .raw_service(&resolved.service_id)
+                .await
+                .map_err(|e| BackstageError::from_card(Op::GetService, &e))
+        })
+        .await?;
+        return Ok(HttpResponse::Ok().json(ServiceEnvelope {
+            service: service_json(&state, &service.value)?,
+        }));
+    }
+    if params.has("team_id") || params.has("query") || params.has("limit") {
+        let account = params.account(&state)?;
+        // Above 100 is capped, as PagerDuty does (the Node backend forwards
+        // the limit and gets at most 100 back); 0 and non-numbers are 400s.
+        let limit = match params.first("limit") {
+            None => MAX_LIMIT,
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if n >= 1 => n.min(u64::from(MAX_LIMIT)) as u32,
+                _ => {
+                    return Err(BackstageError::bad_request(format!(
+                        "'limit' must be a positive number (at most {MAX_LIMIT} are returned), got `{text}`"
+                    )));
+                }
+            },
+        };
+        let team = params.first("team_id").map(str::to_owned);
+        let query = params.first("query").map(str::to_owned);
+        let services = within(&state, Op::GetServices, async {
+            cache
+                .filtered_services(account, team, query, limit)
+                .await
+                .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
+        })
+        .await?;
+        let body = services
+            .iter()
+            .map(|s| service_with_account(&state, s, &account.id))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(HttpResponse::Ok().json(body));
+    }
+    let lists = each_account(&state, &params, Op::GetServices, |account| async {
+        cache
+            .all_services(account)
+            .await
+            .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
+    })
+    .await?;
+    let mut services = Vec::new();
+    for (account, list) in lists {
+        for service in list.iter() {
+            services.push(service_with_account(&state, service, account)?);
+        }
+    }
+    Ok(HttpResponse::Ok().json(ServicesEnvelope { services }))
+}

@@ -1,0 +1,100 @@
+//! `[backstage]`: the drop-in routes of PagerDuty's Backstage backend.
+
+use serde::{Deserialize, Serialize};
+
+use super::Problem;
+use super::checks::problem;
+
+/// The Node backend's mount point (`pluginId` `pagerduty`).
+pub const DEFAULT_PREFIX: &str = "/api/pagerduty";
+
+/// `[backstage]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BackstageSettings {
+    /// Serve the Backstage routes.
+    pub enabled: bool,
+    /// Where they are mounted.
+    pub prefix: String,
+    /// How long the lists (escalation policies, teams, services) are cached.
+    pub list_ttl_secs: u64,
+    /// Remove `integration_key` from the services returned.
+    #[serde(default)]
+    pub redact_integration_keys: bool,
+    /// A Backstage `app-config.yaml` whose `pagerDuty:` block supplies the
+    /// PagerDuty credentials and hosts (see [`super::app_config`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_config_file: Option<std::path::PathBuf>,
+}
+
+impl Default for BackstageSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            list_ttl_secs: 60,
+            redact_integration_keys: false,
+            app_config_file: None,
+        }
+    }
+}
+
+impl BackstageSettings {
+    pub(super) fn validate(&self, problems: &mut Vec<Problem>) {
+        if let Err(why) = check_prefix(&self.prefix) {
+            problems.push(problem(
+                "backstage.prefix",
+                format!("`{}` {why}", self.prefix),
+            ));
+        }
+        if !(1..=3600).contains(&self.list_ttl_secs) {
+            problems.push(problem(
+                "backstage.list_ttl_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+    }
+}
+
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+        return Err("must start with '/', have a name and no trailing '/'".into());
+    }
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+        || prefix.contains("//")
+    {
+        return Err("may contain only letters, digits, '/', '-', '_' and '.'".into());
+    }
+    let first = prefix.split('/').nth(1).unwrap_or_default();
+    if matches!(
+        first,
+        "v1" | "metrics" | "docs" | "healthz" | "readyz" | "openapi.json"
+    ) {
+        return Err(format!("collides with dutycard's own `/{first}` routes"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert!(check_prefix("/api/pagerduty").is_ok());
+        assert!(check_prefix("/backstage/pd-v2").is_ok());
+        for bad in [
+            "",
+            "/",
+            "api/pagerduty",
+            "/api/pagerduty/",
+            "/v1",
+            "/v1/pd",
+            "/a//b",
+            "/a b",
+        ] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+    }
+}

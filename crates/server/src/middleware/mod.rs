@@ -1,0 +1,10 @@
+//! The middleware layers, outermost first: the request id
+//! ([`telemetry::request_id`]) and its span, request metrics and the access
+//! log ([`metrics::track_requests`]), CORS refusals in our error shape
+//! ([`cors`]), and caller authentication ([`auth::require_caller`], per
+//! surface).
+
+pub mod auth;
+pub mod cors;
+pub mod metrics;
+pub mod telemetry;
