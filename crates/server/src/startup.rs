@@ -46,6 +46,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -81,6 +82,7 @@ impl Application {
             trigger: Arc::new(TriggerService::new(&settings.trigger)),
             backstage: settings.backstage.clone(),
         });
+        let shared = state.clone();
         let backstage_routes = BackstageRoutes::from_settings(&settings.backstage);
         let metrics = web::Data::from(metrics);
         let mut authenticator = Authenticator::from_settings(&server_settings.auth);
@@ -152,7 +154,11 @@ impl Application {
         .map_err(|source| StartupError::Bind { address, source })?
         .run();
 
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            state: shared,
+        })
     }
 
     /// The bound port.
@@ -166,8 +172,11 @@ impl Application {
     }
 
     /// Serve until SIGINT/SIGTERM or `handle().stop(..)`; in-flight requests
-    /// get `server.shutdown_timeout_secs` to finish.
+    /// get `server.shutdown_timeout_secs` to finish, then the background
+    /// work stops: trigger deliveries in flight finish, cache refreshes stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.shutdown().await;
+        result
     }
 }

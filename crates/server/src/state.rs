@@ -30,6 +30,12 @@ impl AppState {
         self.accounts.get(id)
     }
 
+    /// Stops the background work of every service (see
+    /// [`TriggerService::shutdown`]).
+    pub async fn shutdown(&self) {
+        self.trigger.shutdown().await;
+    }
+
     /// The `/metrics` body: cache counters of every account.
     pub fn render_metrics(&self) -> String {
         let stats: Vec<(String, serde_json::Value)> = self

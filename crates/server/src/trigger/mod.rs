@@ -74,6 +74,9 @@ use std::time::{Duration, Instant};
 use cards::Section;
 use pagerduty::EventAction;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::accounts::Account;
 use crate::auth::Caller;
 use crate::config::TriggerSettings;
@@ -100,6 +103,10 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// The trigger proxy. One per process, shared by all workers.
 pub struct TriggerService {
     settings: TriggerSettings,
+    /// Owns every delivery and follow-up task: shutdown waits for the
+    /// deliveries in flight (bounded) and stops the delayed invalidations.
+    tasks: TaskTracker,
+    stopping: CancellationToken,
     /// Derived dedup_keys of recent requests without one.
     recent: RecentTriggers,
     store: IdempotencyStore<Answer>,
@@ -118,6 +125,8 @@ impl TriggerService {
     /// A proxy with `[trigger]`'s settings.
     pub fn new(settings: &TriggerSettings) -> Self {
         TriggerService {
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
             recent: RecentTriggers::new(DERIVED_DEDUP_WINDOW),
             store: IdempotencyStore::new(settings.idempotency_window()),
             limits: RateLimits::new(
@@ -131,6 +140,30 @@ impl TriggerService {
     /// The settings in force.
     pub fn settings(&self) -> &TriggerSettings {
         &self.settings
+    }
+
+    /// Deliveries and follow-up tasks still running.
+    pub fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Stop: no new work is accepted (a trigger after this answers "NOT
+    /// created"), the deliveries in flight finish (each within its own
+    /// deadline, so the wait is bounded by `trigger.deadline_ms`), and the
+    /// delayed card invalidations are dropped. Idempotent.
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        self.tasks.close();
+        let bound = self.settings.deadline() + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.tasks.len(),
+                "trigger deliveries still running at shutdown"
+            );
+        }
     }
 
     /// Trigger an incident through `account`.
@@ -292,12 +325,26 @@ impl TriggerService {
             return fresh(answer);
         }
 
+        if self.stopping.is_cancelled() {
+            let answer: Answer = Err(not_delivered(
+                DeliveryFailure::Unavailable,
+                "dutycard is shutting down".into(),
+                &prepared.event,
+                0,
+                None,
+                false,
+            ));
+            if let Some(claim) = claim {
+                claim.finish(answer.clone(), false);
+            }
+            return fresh(answer);
+        }
         // Deliver in a task of its own: once we start sending, the outcome is
         // recorded (and the claim settled) even if the caller hangs up.
         let this = self.clone();
         let cards = cards.clone();
         let caller_name = caller.name.clone();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let event = prepared.event;
             let remaining = this.settings.deadline().saturating_sub(started.elapsed());
             let (answer, attempts) =
@@ -324,9 +371,12 @@ impl TriggerService {
                 if let Some(id) = &service_id {
                     cards.invalidate(id, &[Section::Incidents]).await;
                 }
-                tokio::spawn(
-                    async move { routing::invalidate_after(&cards, &event, service_id).await },
-                );
+                let stopping = this.stopping.clone();
+                this.tasks.spawn(async move {
+                    stopping
+                        .run_until_cancelled(routing::invalidate_after(&cards, &event, service_id))
+                        .await
+                });
             }
             answer
         });
@@ -370,4 +420,106 @@ enum Claimed {
     Leader(idempotency::Claim<Answer>),
     Answer(Answer),
     Error(TriggerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::config::TriggerAllow;
+
+    fn account(events: &MockServer) -> Account {
+        let client = pagerduty::Client::builder(pagerduty::Credentials::ApiToken(
+            secrecy::SecretString::from("token"),
+        ))
+        .api_base_url(events.uri())
+        .events_base_url(format!("{}/v2", events.uri()))
+        .build()
+        .unwrap();
+        Account {
+            id: "default".into(),
+            is_default: true,
+            marked_default: false,
+            cards: cards::CardService::new(client.clone(), cards::CardsConfig::default()),
+            client,
+        }
+    }
+
+    /// Polls `done` every few milliseconds, for at most two seconds.
+    async fn until(mut done: impl FnMut() -> bool) {
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("condition within 2 s");
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_a_delivery_whose_caller_hung_up_then_refuses_new_ones() {
+        let events = MockServer::start().await;
+        // Slower than anything else in the test: had shutdown not waited, the
+        // delivery would still be in flight when it returned.
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(202)
+                    .set_body_json(json!({"status": "success", "message": "Event processed"}))
+                    .set_delay(Duration::from_millis(1500)),
+            )
+            .mount(&events)
+            .await;
+        let service = Arc::new(TriggerService::new(&TriggerSettings {
+            allow: TriggerAllow::Any,
+            deadline_ms: 5000,
+            ..validate::tests::settings()
+        }));
+        let account = Arc::new(account(&events));
+        let caller = Caller {
+            name: "alice".into(),
+        };
+        let request = || -> TriggerRequest {
+            serde_json::from_value(json!({
+                "integration_key": "abcdefabcdefabcdefabcdefabcdef12",
+                "summary": "down",
+            }))
+            .unwrap()
+        };
+        let request_task = tokio::spawn({
+            let (service, account, caller) = (service.clone(), account.clone(), caller.clone());
+            let request = request();
+            async move { service.trigger(&account, &caller, request, None).await }
+        });
+        until(|| service.in_flight() == 1).await;
+        // The caller hangs up; the delivery goes on in its own task.
+        request_task.abort();
+        service.shutdown().await;
+        assert_eq!(
+            service.in_flight(),
+            0,
+            "shutdown returned before the delivery ended"
+        );
+        assert_eq!(events.received_requests().await.unwrap().len(), 1);
+
+        let outcome = service.trigger(&account, &caller, request(), None).await;
+        match outcome.result {
+            Err(TriggerError::NotDelivered {
+                created_unknown: false,
+                attempts: 0,
+                reason,
+                ..
+            }) => assert!(reason.contains("shutting down"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(
+            events.received_requests().await.unwrap().len(),
+            1,
+            "nothing sent"
+        );
+    }
 }

@@ -276,7 +276,7 @@ fn fingerprint<T: Serialize>(action: EventAction, request: &T) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::trigger::LinkInput;
 
