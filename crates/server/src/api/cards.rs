@@ -138,6 +138,24 @@ pub struct BatchRequest {
     pub service_ids: Vec<String>,
 }
 
+/// What a card route answers when there is no card (for OpenAPI; each
+/// route adds its 400 and 404).
+#[derive(utoipa::IntoResponses)]
+pub enum CardErrors {
+    /// Missing or invalid bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// PagerDuty rejected dutycard's credentials or failed
+    #[response(status = 502)]
+    Upstream(ErrorBody),
+    /// PagerDuty is rate limiting and no cached copy exists; see Retry-After
+    #[response(status = 503)]
+    RateLimited(ErrorBody),
+    /// PagerDuty or the request deadline timed out
+    #[response(status = 504)]
+    Timeout(ErrorBody),
+}
+
 /// `POST /v1/cards/batch` answer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BatchResponse {
@@ -184,11 +202,8 @@ pub struct BatchItem {
         )),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Bad parameter; `details.parameter` names it", body = ErrorBody),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
         (status = 404, description = "No such PagerDuty service", body = ErrorBody),
-        (status = 502, description = "PagerDuty rejected dutycard's credentials or failed", body = ErrorBody),
-        (status = 503, description = "PagerDuty is rate limiting and no cached copy exists; see Retry-After", body = ErrorBody),
-        (status = 504, description = "PagerDuty or the request deadline timed out", body = ErrorBody),
+        CardErrors,
     ),
     security(("bearer" = []))
 )]
@@ -236,11 +251,8 @@ fn card_response(req: &HttpRequest, card: &ServiceCard) -> Result<HttpResponse, 
         )),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Bad or missing parameter; `details.parameter` names it", body = ErrorBody),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
         (status = 404, description = "No service has this integration key", body = ErrorBody),
-        (status = 502, description = "PagerDuty rejected dutycard's credentials or failed", body = ErrorBody),
-        (status = 503, description = "PagerDuty is rate limiting and no cached copy exists; see Retry-After", body = ErrorBody),
-        (status = 504, description = "PagerDuty or the request deadline timed out", body = ErrorBody),
+        CardErrors,
     ),
     security(("bearer" = []))
 )]

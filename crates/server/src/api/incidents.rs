@@ -79,6 +79,38 @@ pub async fn trigger_incident(
     Ok(respond::<ApiError>(outcome))
 }
 
+/// The answers of acknowledge and resolve (for OpenAPI).
+#[derive(utoipa::IntoResponses)]
+pub enum FollowUpResponses {
+    /// PagerDuty accepted the event
+    #[response(status = 202)]
+    Accepted(TriggerAccepted),
+    /// Bad field (`details.field`) or PagerDuty rejected the event
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// Missing or invalid bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The integration key belongs to no known service
+    #[response(status = 403)]
+    KeyNotAllowed(ErrorBody),
+    /// No such PagerDuty service
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Rate limited; see Retry-After
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// PagerDuty's answer was unusable; retry
+    #[response(status = 502)]
+    BadGateway(ErrorBody),
+    /// PagerDuty unavailable until the deadline; retry
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// PagerDuty did not answer in time; retry
+    #[response(status = 504)]
+    Timeout(ErrorBody),
+}
+
 /// Acknowledge an incident by dedup_key.
 ///
 /// Sends an Events API v2 `acknowledge` event for the alert with this
@@ -94,15 +126,7 @@ pub async fn trigger_incident(
     ),
     request_body = FollowUpRequest,
     responses(
-        (status = 202, description = "PagerDuty accepted the event", body = TriggerAccepted),
-        (status = 400, description = "Bad field (`details.field`) or PagerDuty rejected the event", body = ErrorBody),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 403, description = "The integration key belongs to no known service", body = ErrorBody),
-        (status = 404, description = "No such PagerDuty service", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
-        (status = 502, description = "PagerDuty's answer was unusable; retry", body = ErrorBody),
-        (status = 503, description = "PagerDuty unavailable until the deadline; retry", body = ErrorBody),
-        (status = 504, description = "PagerDuty did not answer in time; retry", body = ErrorBody),
+        FollowUpResponses,
     ),
     security(("bearer" = []))
 )]
@@ -134,15 +158,7 @@ pub async fn acknowledge_incident(
     ),
     request_body = FollowUpRequest,
     responses(
-        (status = 202, description = "PagerDuty accepted the event", body = TriggerAccepted),
-        (status = 400, description = "Bad field (`details.field`) or PagerDuty rejected the event", body = ErrorBody),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 403, description = "The integration key belongs to no known service", body = ErrorBody),
-        (status = 404, description = "No such PagerDuty service", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
-        (status = 502, description = "PagerDuty's answer was unusable; retry", body = ErrorBody),
-        (status = 503, description = "PagerDuty unavailable until the deadline; retry", body = ErrorBody),
-        (status = 504, description = "PagerDuty did not answer in time; retry", body = ErrorBody),
+        FollowUpResponses,
     ),
     security(("bearer" = []))
 )]

@@ -25,6 +25,27 @@ pub struct ErrorsBody {
     pub errors: Vec<String>,
 }
 
+/// The errors every Backstage route that reads PagerDuty data may answer
+/// (for OpenAPI; each route adds its own 400 and 404).
+#[derive(utoipa::IntoResponses)]
+pub enum ReadErrors {
+    /// Missing caller token, or PagerDuty refused dutycard's credentials
+    #[response(status = 401)]
+    Unauthorized(ErrorsBody),
+    /// PagerDuty denied access (e.g. the token lacks a scope)
+    #[response(status = 403)]
+    Forbidden(ErrorsBody),
+    /// PagerDuty rate limit and no cached copy; see Retry-After
+    #[response(status = 429)]
+    RateLimited(ErrorsBody),
+    /// PagerDuty failed
+    #[response(status = 502)]
+    Upstream(ErrorsBody),
+    /// PagerDuty or the request deadline timed out
+    #[response(status = 504)]
+    Timeout(ErrorsBody),
+}
+
 /// Which PagerDuty read failed: the first sentence of the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

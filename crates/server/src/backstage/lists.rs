@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::envelopes::{AccountEntry, AccountsEnvelope, PolicyOption, with_account};
-use super::error::{BackstageError, ErrorsBody, Op};
+use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::list_cache::ListCache;
 use super::params::{Params, Result, each_account};
 use crate::state::AppState;
@@ -20,11 +20,7 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The policies", body = Vec<PolicyOption>),
         (status = 400, description = "Unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -81,11 +77,7 @@ fn policy_name(policy: &pagerduty::EscalationPolicy) -> &str {
     responses(
         (status = 200, description = "The teams", body = Vec<Object>),
         (status = 400, description = "Unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]

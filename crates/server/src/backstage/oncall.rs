@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use pagerduty::{Oncall, User};
 
 use super::envelopes::{UsersEnvelope, json_of};
-use super::error::{BackstageError, ErrorsBody, Op};
+use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, within};
 use crate::state::AppState;
 
@@ -47,11 +47,7 @@ fn merge_oncall_users<'a>(per_policy: impl IntoIterator<Item = &'a [Oncall]>) ->
     responses(
         (status = 200, description = "The on-call users (full PagerDuty user objects)", body = UsersEnvelope),
         (status = 400, description = "No policy id, or unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]

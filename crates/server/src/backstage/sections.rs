@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use super::envelopes::{
     ChangeEventsEnvelope, IncidentsEnvelope, MetricsEnvelope, StandardsEnvelope, json_of,
 };
-use super::error::{ErrorsBody, Op};
+use super::error::{ErrorsBody, Op, ReadErrors};
 use super::params::{Result, read_for_service};
 use crate::state::AppState;
 
@@ -26,11 +26,7 @@ const CHANGE_EVENTS: usize = 5;
     responses(
         (status = 200, description = "The open incidents", body = IncidentsEnvelope),
         (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -66,11 +62,8 @@ pub async fn service_incidents(
     responses(
         (status = 200, description = "The newest change events", body = ChangeEventsEnvelope),
         (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
         (status = 404, description = "No such service", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -111,12 +104,8 @@ pub async fn service_change_events(
     responses(
         (status = 200, description = "The scores", body = StandardsEnvelope),
         (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access (e.g. no standards.read scope)", body = ErrorsBody),
         (status = 404, description = "No such service", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -152,11 +141,7 @@ pub async fn service_standards(
     responses(
         (status = 200, description = "The metrics rows (empty without incidents)", body = MetricsEnvelope),
         (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access (e.g. no analytics.read scope)", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::envelopes::{ServiceEnvelope, ServicesEnvelope, service_json, service_with_account};
-use super::error::{BackstageError, ErrorsBody, Op};
+use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::list_cache::ListCache;
 use super::params::{Params, Result, each_account, read_for_service, within};
 use crate::state::AppState;
@@ -24,12 +24,8 @@ const MAX_LIMIT: u32 = 100;
     responses(
         (status = 200, description = "The service", body = ServiceEnvelope),
         (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
         (status = 404, description = "No such service", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit and no cached copy; see Retry-After", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "PagerDuty or the request deadline timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -74,12 +70,8 @@ pub async fn get_service(
     responses(
         (status = 200, description = "`{\"service\"}` by key, a bare array when filtered, `{\"services\"}` otherwise", body = Object),
         (status = 400, description = "Bad parameter or unknown account", body = ErrorsBody),
-        (status = 401, description = "Missing caller token, or PagerDuty refused dutycard's credentials", body = ErrorsBody),
-        (status = 403, description = "PagerDuty denied access", body = ErrorsBody),
         (status = 404, description = "No service has this integration key", body = ErrorsBody),
-        (status = 429, description = "PagerDuty rate limit", body = ErrorsBody),
-        (status = 502, description = "PagerDuty failed", body = ErrorsBody),
-        (status = 504, description = "Timed out", body = ErrorsBody),
+        ReadErrors,
     ),
     security(("bearer" = []))
 )]

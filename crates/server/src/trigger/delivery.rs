@@ -273,34 +273,8 @@ pub(super) fn log_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Caller;
-    use crate::config::TriggerSettings;
-    use crate::trigger::TriggerRequest;
     use crate::trigger::validate::prepare_trigger;
-
-    fn caller() -> Caller {
-        Caller {
-            name: "alice".into(),
-        }
-    }
-
-    pub(crate) fn settings() -> TriggerSettings {
-        TriggerSettings {
-            client_name: "dutycard".into(),
-            client_url: None,
-            default_severity: pagerduty::Severity::Error,
-            allow: crate::config::TriggerAllow::Known,
-            deadline_ms: 1000,
-            idempotency_window_secs: 60,
-            per_caller_per_minute: 10,
-            per_routing_key_per_minute: 10,
-        }
-    }
-
-    fn request() -> TriggerRequest {
-        serde_json::from_value(serde_json::json!({"service_id": "PABC123", "summary": "down"}))
-            .unwrap()
-    }
+    use crate::trigger::validate::tests::{caller, request, settings};
 
     /// A 127.0.0.1 address nobody listens on: a port-0 listener's port,
     /// released again.

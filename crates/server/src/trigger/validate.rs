@@ -280,7 +280,7 @@ pub(super) mod tests {
     use super::*;
     use crate::trigger::LinkInput;
 
-    fn caller() -> Caller {
+    pub(crate) fn caller() -> Caller {
         Caller {
             name: "alice".into(),
         }
@@ -299,7 +299,7 @@ pub(super) mod tests {
         }
     }
 
-    fn request() -> TriggerRequest {
+    pub(crate) fn request() -> TriggerRequest {
         serde_json::from_value(serde_json::json!({"service_id": "PABC123", "summary": "down"}))
             .unwrap()
     }
