@@ -873,17 +873,13 @@ impl CardService {
         bound_service: bool,
     ) -> Result<ServiceCard, CardError> {
         if id.is_empty() {
-            return Err(CardError::NotFound {
-                what: "service (empty id)".into(),
-            });
+            return Err(CardError::not_found("service (empty id)"));
         }
         let key = id.to_owned();
         let i = &self.inner;
         if i.missing_services.peek_fresh(&key).await.is_some() {
             Counters::bump(&i.services.counters().hits);
-            return Err(CardError::NotFound {
-                what: format!("service {id}"),
-            });
+            return Err(CardError::not_found(format!("service {id}")));
         }
         // Every section wait ends at the card's deadline; a section still
         // loading then reports a timeout (its load goes on and fills the cache).
@@ -1057,9 +1053,7 @@ impl CardService {
     /// cached briefly as not found).
     pub async fn resolve_integration_key(&self, key: &str) -> Result<ResolvedKey, CardError> {
         if key.trim().is_empty() {
-            return Err(CardError::NotFound {
-                what: "integration key (empty)".into(),
-            });
+            return Err(CardError::not_found("integration key (empty)"));
         }
         let lookup = self
             .inner
@@ -1067,9 +1061,9 @@ impl CardService {
             .get(&KeyId(key.to_owned()))
             .await
             .map_err(|e| CardError::from_section(&e, "integration key"))?;
-        lookup.value.ok_or_else(|| CardError::NotFound {
-            what: "integration key".into(),
-        })
+        lookup
+            .value
+            .ok_or_else(|| CardError::not_found("integration key"))
     }
 
     /// The service's Events API v2 routing key, preferring the Backstage
@@ -1141,9 +1135,7 @@ impl CardService {
         let key = service_id.to_owned();
         if self.inner.missing_services.peek_fresh(&key).await.is_some() {
             Counters::bump(&self.inner.services.counters().hits);
-            return Err(CardError::NotFound {
-                what: format!("service {service_id}"),
-            });
+            return Err(CardError::not_found(format!("service {service_id}")));
         }
         let lookup = self
             .service_lookup(&key)
