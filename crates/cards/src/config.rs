@@ -61,7 +61,13 @@ use std::time::Duration;
 ///   under the caller's own deadline (there is nothing to answer without it).
 ///   Keep it below the
 ///   caller's own deadline (80 % of the server's request deadline by default:
-///   8 s of 10 s), so one slow section never blanks a whole answer.
+///   8 s of 10 s), so one slow section never blanks a whole answer. It also
+///   bounds how long [`CardService::shutdown`](crate::CardService::shutdown)
+///   waits for running loads.
+/// * `list_ttl` (`60 s`, 1 s to 1 h): the account-wide lists of the
+///   Backstage routes (escalation policies, teams, services, filtered
+///   services pages), read when a portal opens a picker; fresh for this
+///   long, never served stale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CardsConfig {
     /// Freshness of the service section.
@@ -104,6 +110,8 @@ pub struct CardsConfig {
     pub load_timeout: Duration,
     /// Upper bound on the wait for a card's sections (from the start of the card).
     pub section_timeout: Duration,
+    /// Freshness of the Backstage lists (escalation policies, teams, services).
+    pub list_ttl: Duration,
 }
 
 impl Default for CardsConfig {
@@ -129,6 +137,7 @@ impl Default for CardsConfig {
             change_events_fallback_ttl: Duration::from_secs(600),
             load_timeout: Duration::from_secs(30),
             section_timeout: Duration::from_secs(8),
+            list_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -136,6 +145,11 @@ impl Default for CardsConfig {
 /// The longest any duration setting may be (one week): longer values are
 /// surely mistakes, and they would overflow the clock when added to it.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// The shortest `list_ttl`.
+pub const LIST_TTL_MIN: Duration = Duration::from_secs(1);
+/// The longest `list_ttl` (one hour: pickers should see new services the same day).
+pub const LIST_TTL_MAX: Duration = Duration::from_secs(3600);
 
 impl CardsConfig {
     /// Checks the settings; the error names the offending field.
@@ -189,6 +203,14 @@ impl CardsConfig {
                 return Err(format!("cards.{field} must be greater than zero"));
             }
         }
+        if !(LIST_TTL_MIN..=LIST_TTL_MAX).contains(&self.list_ttl) {
+            return Err(format!(
+                "cards.list_ttl must be between {} s and {} s, got {} s",
+                LIST_TTL_MIN.as_secs(),
+                LIST_TTL_MAX.as_secs(),
+                self.list_ttl.as_secs_f64()
+            ));
+        }
         if self.max_entries == 0 {
             return Err("cards.max_entries must be greater than zero".into());
         }
@@ -231,6 +253,31 @@ mod tests {
             ..CardsConfig::default()
         };
         assert!(config.validate().unwrap_err().contains("batch_max_size"));
+    }
+
+    #[test]
+    fn list_ttl_is_between_a_second_and_an_hour() {
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(3601),
+        ] {
+            let config = CardsConfig {
+                list_ttl: bad,
+                ..CardsConfig::default()
+            };
+            assert!(
+                config.validate().unwrap_err().contains("cards.list_ttl"),
+                "{bad:?}"
+            );
+        }
+        for good in [LIST_TTL_MIN, LIST_TTL_MAX] {
+            let config = CardsConfig {
+                list_ttl: good,
+                ..CardsConfig::default()
+            };
+            assert_eq!(config.validate(), Ok(()));
+        }
     }
 
     #[test]

@@ -47,7 +47,6 @@
 
 pub mod app_config;
 pub mod error;
-pub mod lists;
 pub mod routes;
 
 use std::sync::Arc;
@@ -160,7 +159,6 @@ impl Default for BackstageRoutes {
 /// What the Backstage handlers share (one per process).
 pub struct BackstageState {
     pub accounts: Arc<Accounts>,
-    pub lists: lists::ListCache,
     /// `server.request_deadline_ms`.
     pub request_deadline: Duration,
     /// `backstage.redact_integration_keys`.
@@ -174,7 +172,6 @@ impl BackstageState {
         request_deadline: Duration,
     ) -> Self {
         Self {
-            lists: lists::ListCache::new(Duration::from_secs(settings.list_ttl_secs)),
             accounts,
             request_deadline,
             redact_integration_keys: settings.redact_integration_keys,

@@ -375,9 +375,9 @@ pub async fn list_services(
         let team = params.first("team_id").map(str::to_owned);
         let query = params.first("query").map(str::to_owned);
         let services = within(&state, Op::GetServices, async {
-            state
-                .lists
-                .filtered_services(account, team, query, limit)
+            account
+                .cards
+                .filtered_services(team, query, limit)
                 .await
                 .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
         })
@@ -391,9 +391,9 @@ pub async fn list_services(
     let accounts = params.accounts(&state)?;
     let lists = within(&state, Op::GetServices, async {
         futures::future::try_join_all(accounts.iter().map(|account| async {
-            state
-                .lists
-                .all_services(account)
+            account
+                .cards
+                .services()
                 .await
                 .map(|services| (account.id.as_str(), services))
                 .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
@@ -687,9 +687,9 @@ pub async fn list_escalation_policies(
     let prefixed = state.accounts.len() > 1;
     let lists = within(&state, Op::EscalationPolicies, async {
         futures::future::try_join_all(accounts.iter().map(|account| async {
-            state
-                .lists
-                .escalation_policies(account)
+            account
+                .cards
+                .escalation_policies()
                 .await
                 .map(|list| (account.id.as_str(), list))
                 .map_err(|e| BackstageError::from_pagerduty(Op::EscalationPolicies, &e))
@@ -751,9 +751,9 @@ pub async fn list_teams(
     let accounts = params.accounts(&state)?;
     let lists = within(&state, Op::Teams, async {
         futures::future::try_join_all(accounts.iter().map(|account| async {
-            state
-                .lists
-                .teams(account)
+            account
+                .cards
+                .teams()
                 .await
                 .map(|list| (account.id.as_str(), list))
                 .map_err(|e| BackstageError::from_pagerduty(Op::Teams, &e))
