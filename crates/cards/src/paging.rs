@@ -211,58 +211,35 @@ mod tests {
         assert_eq!(counters.snapshot().upstream_calls, u64::from(MAX_PAGES));
     }
 
-    #[tokio::test]
-    async fn a_listing_with_a_total_reads_the_other_pages_at_once() {
+    /// Lists `n` fake items (sending the total when `with_total`): the
+    /// items (sorted), whether the cap cut it, and the requests made.
+    async fn listing(n: u32, max_pages: u32, with_total: bool) -> (Vec<u32>, bool, u64) {
         let counters = Counters::default();
         let mut sink = Collect(Vec::new());
-        let capped = read_listing(
-            &counters,
-            20,
-            10,
-            |o, t| async move { page(450, o, t) },
-            &mut sink,
-        )
-        .await
-        .unwrap();
-        assert!(!capped);
+        let fetch = |o, t: bool| async move { page(n, o, t && with_total) };
+        let capped = read_listing(&counters, max_pages, 10, fetch, &mut sink)
+            .await
+            .unwrap();
         sink.0.sort_unstable();
-        assert_eq!(sink.0, (0..450).collect::<Vec<_>>());
-        assert_eq!(counters.snapshot().upstream_calls, 5);
+        (sink.0, capped, counters.snapshot().upstream_calls)
+    }
+
+    #[tokio::test]
+    async fn a_listing_with_a_total_reads_the_other_pages_at_once() {
+        assert_eq!(listing(450, 20, true).await, ((0..450).collect(), false, 5));
     }
 
     #[tokio::test]
     async fn a_listing_says_when_its_page_cap_left_items_unread() {
-        let counters = Counters::default();
-        let mut sink = Collect(Vec::new());
-        let capped = read_listing(
-            &counters,
-            3,
-            10,
-            |o, t| async move { page(450, o, t) },
-            &mut sink,
-        )
-        .await
-        .unwrap();
-        assert!(capped);
-        assert_eq!(sink.0.len(), 300);
-        assert_eq!(counters.snapshot().upstream_calls, 3);
+        assert_eq!(listing(450, 3, true).await, ((0..300).collect(), true, 3));
     }
 
     #[tokio::test]
     async fn a_listing_without_a_total_reads_page_after_page() {
-        let counters = Counters::default();
-        let mut sink = Collect(Vec::new());
-        let capped = read_listing(
-            &counters,
-            20,
-            10,
-            |o, _| async move { page(250, o, false) },
-            &mut sink,
-        )
-        .await
-        .unwrap();
-        assert!(!capped);
-        assert_eq!(sink.0, (0..250).collect::<Vec<_>>());
-        assert_eq!(counters.snapshot().upstream_calls, 3);
+        assert_eq!(
+            listing(250, 20, false).await,
+            ((0..250).collect(), false, 3)
+        );
+        assert_eq!(listing(250, 2, false).await, ((0..200).collect(), true, 2));
     }
 }

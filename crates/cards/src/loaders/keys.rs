@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use pagerduty::{Integration, ListServices, Service, ServiceInclude};
 
-use super::{SERVICE_INCLUDES, Upstream};
+use super::{Upstream, WarmPages, list_services};
 use crate::build::Load;
 use crate::clock::Clock;
 use crate::error::{CardError, SectionError};
 use crate::model::{ResolvedKey, RoutingKeyInfo};
-use crate::paging::{MAX_PAGES, PAGE_LIMIT, PageSink, Pager, read_listing};
+use crate::paging::{MAX_PAGES, PAGE_LIMIT, Pager};
 use crate::store::Store;
 
 /// The Backstage vendor id; its integration is preferred for triggers.
@@ -131,60 +131,25 @@ impl KeyScan {
     /// indexing its integration keys, [`KEY_SCAN_CONCURRENCY`] pages at a
     /// time once the first page told the total.
     async fn list(&self) -> Result<HashMap<String, ResolvedKey>, pagerduty::Error> {
-        let mut sink = IndexPages {
-            index: HashMap::new(),
+        let mut sink = WarmPages {
+            store: &self.services,
             pages: Vec::new(),
-            services: &self.services,
         };
-        let client = &self.up.client;
-        let capped = read_listing(
-            &self.up.counters,
-            MAX_PAGES,
-            KEY_SCAN_CONCURRENCY,
-            |offset, total| {
-                let q = ListServices {
-                    include: SERVICE_INCLUDES.to_vec(),
-                    limit: Some(PAGE_LIMIT),
-                    offset: Some(offset),
-                    total,
-                    ..Default::default()
-                };
-                async move { client.list_services(&q).await }
-            },
-            &mut sink,
-        )
-        .await?;
-        if !capped {
-            // The whole account, in PagerDuty's order: the Backstage list too.
-            sink.pages.sort_by_key(|(offset, _)| *offset);
-            let all = sink.pages.into_iter().flat_map(|(_, page)| page).collect();
-            self.all_services.insert_fresh((), Arc::new(all)).await;
-        }
-        Ok(sink.index)
-    }
-}
-
-/// Indexes the integration keys of each page and stores its services.
-struct IndexPages<'a> {
-    index: HashMap<String, ResolvedKey>,
-    pages: Vec<(u32, Vec<Service>)>,
-    services: &'a Store<String, Arc<Service>>,
-}
-
-impl PageSink<Service> for IndexPages<'_> {
-    async fn page(&mut self, offset: u32, services: Vec<Service>) {
+        let capped = list_services(&self.up, MAX_PAGES, KEY_SCAN_CONCURRENCY, &mut sink).await?;
+        let services = sink.into_services();
+        let mut index = HashMap::new();
         for service in &services {
             for integration in &service.integrations {
                 if let Some(key) = &integration.integration_key {
-                    self.index
-                        .insert(key.clone(), resolved(service, integration));
+                    index.insert(key.clone(), resolved(service, integration));
                 }
             }
-            self.services
-                .insert_fresh(service.id.clone(), Arc::new(service.clone()))
-                .await;
         }
-        self.pages.push((offset, services));
+        if !capped {
+            // The whole account: the Backstage services list too.
+            self.all_services.insert_fresh((), Arc::new(services)).await;
+        }
+        Ok(index)
     }
 }
 

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use pagerduty::{EscalationPolicy, ListEscalationPolicies, ListServices, ListTeams, Service, Team};
 
-use super::{SERVICE_INCLUDES, Upstream};
+use super::{Upstream, WarmPages, list_services};
 use crate::build::{Builder, Load};
 use crate::cache::SectionCache;
 use crate::error::SectionError;
-use crate::paging::{MAX_OFFSET, MAX_PAGES, PAGE_LIMIT, PageSink, read_all, read_listing};
+use crate::paging::{MAX_OFFSET, MAX_PAGES, PAGE_LIMIT, read_all};
 use crate::stats::Counters;
 use crate::store::Store;
 
@@ -97,13 +97,27 @@ fn too_long() -> pagerduty::Error {
     }
 }
 
+/// Every page of a list (as the client's own paging: past the offset cap
+/// is an error, not a shorter list).
+async fn every_page<T, F, Fut>(up: &Upstream, fetch: F) -> Result<Arc<Vec<T>>, SectionError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = pagerduty::Result<pagerduty::Page<T>>>,
+{
+    let (items, capped) = read_all(&up.counters, MAX_PAGES, fetch).await?;
+    if capped {
+        return Err(too_long().into());
+    }
+    Ok(Arc::new(items))
+}
+
 /// `GET /escalation_policies`, every page.
 struct PoliciesLoader(Upstream);
 
 impl Load<(), Arc<Vec<EscalationPolicy>>> for PoliciesLoader {
     async fn load(&self, (): ()) -> Result<Arc<Vec<EscalationPolicy>>, SectionError> {
         let client = &self.0.client;
-        let (items, capped) = read_all(&self.0.counters, MAX_PAGES, |offset| {
+        every_page(&self.0, |offset| {
             let q = ListEscalationPolicies {
                 limit: Some(PAGE_LIMIT),
                 offset: Some(offset),
@@ -111,11 +125,7 @@ impl Load<(), Arc<Vec<EscalationPolicy>>> for PoliciesLoader {
             };
             async move { client.list_escalation_policies(&q).await }
         })
-        .await?;
-        if capped {
-            return Err(too_long().into());
-        }
-        Ok(Arc::new(items))
+        .await
     }
 }
 
@@ -125,7 +135,7 @@ struct TeamsLoader(Upstream);
 impl Load<(), Arc<Vec<Team>>> for TeamsLoader {
     async fn load(&self, (): ()) -> Result<Arc<Vec<Team>>, SectionError> {
         let client = &self.0.client;
-        let (items, capped) = read_all(&self.0.counters, MAX_PAGES, |offset| {
+        every_page(&self.0, |offset| {
             let q = ListTeams {
                 limit: Some(PAGE_LIMIT),
                 offset: Some(offset),
@@ -133,11 +143,7 @@ impl Load<(), Arc<Vec<Team>>> for TeamsLoader {
             };
             async move { client.list_teams(&q).await }
         })
-        .await?;
-        if capped {
-            return Err(too_long().into());
-        }
-        Ok(Arc::new(items))
+        .await
     }
 }
 
@@ -152,52 +158,14 @@ struct ServicesLoader {
 
 impl Load<(), Arc<Vec<Service>>> for ServicesLoader {
     async fn load(&self, (): ()) -> Result<Arc<Vec<Service>>, SectionError> {
-        let mut sink = Ordered {
+        let mut sink = WarmPages {
+            store: &self.service_store,
             pages: Vec::new(),
-            service_store: &self.service_store,
         };
-        let client = &self.up.client;
-        let capped = read_listing(
-            &self.up.counters,
-            MAX_PAGES,
-            LIST_CONCURRENCY,
-            |offset, total| {
-                let q = ListServices {
-                    include: SERVICE_INCLUDES.to_vec(),
-                    limit: Some(PAGE_LIMIT),
-                    offset: Some(offset),
-                    total,
-                    ..Default::default()
-                };
-                async move { client.list_services(&q).await }
-            },
-            &mut sink,
-        )
-        .await?;
-        if capped {
+        if list_services(&self.up, MAX_PAGES, LIST_CONCURRENCY, &mut sink).await? {
             return Err(too_long().into());
         }
-        sink.pages.sort_by_key(|(offset, _)| *offset);
-        Ok(Arc::new(
-            sink.pages.into_iter().flat_map(|(_, page)| page).collect(),
-        ))
-    }
-}
-
-/// Keeps the pages (to put them back in order) and warms the service section.
-struct Ordered<'a> {
-    pages: Vec<(u32, Vec<Service>)>,
-    service_store: &'a Store<String, Arc<Service>>,
-}
-
-impl PageSink<Service> for Ordered<'_> {
-    async fn page(&mut self, offset: u32, services: Vec<Service>) {
-        for service in &services {
-            self.service_store
-                .insert_fresh(service.id.clone(), Arc::new(service.clone()))
-                .await;
-        }
-        self.pages.push((offset, services));
+        Ok(Arc::new(sink.into_services()))
     }
 }
 

@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pagerduty::{Client, ServiceInclude};
+use pagerduty::{Client, ListServices, Service, ServiceInclude};
 
 use crate::batcher::BatchResults;
+use crate::paging::{PAGE_LIMIT, PageSink, read_listing};
 use crate::stats::Counters;
+use crate::store::Store;
 
 pub(crate) mod change_events;
 pub(crate) mod incidents;
@@ -49,6 +51,63 @@ impl Upstream {
     /// Counts one request.
     pub(crate) fn count(&self) {
         Counters::bump(&self.counters.upstream_calls);
+    }
+}
+
+/// Lists every service with [`SERVICE_INCLUDES`] (the first page asks for
+/// the total, then up to `max_pages` pages are read `concurrency` at a
+/// time), handing each page to `sink`. True when the caps left services
+/// unread. The service section's listing, the integration key listing and
+/// the Backstage services list all read the account this way.
+pub(crate) async fn list_services(
+    up: &Upstream,
+    max_pages: u32,
+    concurrency: usize,
+    sink: &mut impl PageSink<Service>,
+) -> pagerduty::Result<bool> {
+    let client = &up.client;
+    read_listing(
+        &up.counters,
+        max_pages,
+        concurrency,
+        |offset, total| {
+            let q = ListServices {
+                include: SERVICE_INCLUDES.to_vec(),
+                limit: Some(PAGE_LIMIT),
+                offset: Some(offset),
+                total,
+                ..Default::default()
+            };
+            async move { client.list_services(&q).await }
+        },
+        sink,
+    )
+    .await
+}
+
+/// Stores each listed service in the service section and keeps the pages
+/// to give the whole list back in PagerDuty's order.
+pub(crate) struct WarmPages<'a> {
+    pub store: &'a Store<String, Arc<Service>>,
+    pub pages: Vec<(u32, Vec<Service>)>,
+}
+
+impl WarmPages<'_> {
+    /// Every service read, in PagerDuty's order.
+    pub(crate) fn into_services(mut self) -> Vec<Service> {
+        self.pages.sort_by_key(|(offset, _)| *offset);
+        self.pages.into_iter().flat_map(|(_, page)| page).collect()
+    }
+}
+
+impl PageSink<Service> for WarmPages<'_> {
+    async fn page(&mut self, offset: u32, services: Vec<Service>) {
+        for service in &services {
+            self.store
+                .insert_fresh(service.id.clone(), Arc::new(service.clone()))
+                .await;
+        }
+        self.pages.push((offset, services));
     }
 }
 

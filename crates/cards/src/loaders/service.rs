@@ -6,16 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pagerduty::{ListServices, Service};
+use pagerduty::Service;
 use tokio::sync::watch;
 
-use super::{SERVICE_INCLUDES, Upstream};
+use super::{SERVICE_INCLUDES, Upstream, list_services};
 use crate::batcher::{BatchResults, Early};
 use crate::build::BatchLoad;
 use crate::clock::{Clock, deadline, later, until};
 use crate::config::CardsConfig;
 use crate::error::SectionError;
-use crate::paging::{PAGE_LIMIT, PageSink, read_listing};
+use crate::paging::PageSink;
 use crate::store::Store;
 use crate::tasks::Tasks;
 
@@ -214,24 +214,7 @@ impl ServiceLoader {
             store: &self.store,
             progress: &progress,
         };
-        let client = &self.up.client;
-        let listed = read_listing(
-            &self.up.counters,
-            self.max_pages,
-            usize::MAX,
-            |offset, total| {
-                let q = ListServices {
-                    include: SERVICE_INCLUDES.to_vec(),
-                    limit: Some(PAGE_LIMIT),
-                    offset: Some(offset),
-                    total,
-                    ..Default::default()
-                };
-                async move { client.list_services(&q).await }
-            },
-            &mut sink,
-        )
-        .await;
+        let listed = list_services(&self.up, self.max_pages, usize::MAX, &mut sink).await;
         match listed {
             Ok(true) => {
                 tracing::info!(
