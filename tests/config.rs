@@ -462,6 +462,7 @@ fn every_key_filled() -> Settings {
             change_events_fallback_ttl: Duration::from_secs(1),
             load_timeout: Duration::from_millis(1),
             section_timeout: Duration::from_millis(1),
+            list_ttl: Duration::from_secs(1),
         },
         trigger: TriggerSettings {
             client_name: "c".into(),

@@ -11,8 +11,11 @@
 //! * A key the loader does not answer gets the `missing` result (for example
 //!   "no incidents" or "not found"): no caller ever waits for an answer that
 //!   will not come.
-//! * The flush runs in a spawned task, so a caller that gives up (its HTTP
-//!   client went away) does not cancel the batch for the others.
+//! * The flush runs in a task of the service's [`Tasks`], so a caller that
+//!   gives up (its HTTP client went away) does not cancel the batch for the
+//!   others; a refresh batcher's (`background`) flushes are cancelled at
+//!   shutdown, a miss batcher's are waited for. After shutdown the flush
+//!   runs inline in the caller that starts it.
 //! * Every wait is bounded by `timeout`.
 //! * A loader may answer some keys before it ends ([`Early`]): a services
 //!   listing hands each wanted service to its waiters when the page that holds
@@ -23,12 +26,15 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::clock::later;
 use crate::error::SectionError;
 use crate::stats::Counters;
+use crate::tasks::Tasks;
 
 /// Per-key results of one batch load.
 pub(crate) type BatchResults<K, V> = HashMap<K, Result<V, SectionError>>;
@@ -51,6 +57,9 @@ pub(crate) struct BatchSettings {
     pub max_size: usize,
     pub min_interval: Duration,
     pub timeout: Duration,
+    /// Nobody waits for these loads but background refreshes: shutdown
+    /// cancels their flushes instead of waiting for them.
+    pub background: bool,
 }
 
 type Waiters<V> = Vec<oneshot::Sender<Result<V, SectionError>>>;
@@ -70,7 +79,7 @@ impl<K, V> Clone for Early<K, V> {
 }
 
 impl<K: Eq + Hash, V: Clone> Early<K, V> {
-    fn new(waiters: HashMap<K, Waiters<V>>) -> Self {
+    pub(crate) fn new(waiters: HashMap<K, Waiters<V>>) -> Self {
         Early {
             waiters: Arc::new(Mutex::new(waiters)),
         }
@@ -106,6 +115,7 @@ struct Inner<K, V> {
     load: BatchLoadFn<K, V>,
     missing: MissingFn<K, V>,
     counters: Arc<Counters>,
+    tasks: Tasks,
     state: Mutex<State<K, V>>,
 }
 
@@ -138,6 +148,7 @@ where
         counters: Arc<Counters>,
         load: BatchLoadFn<K, V>,
         missing: MissingFn<K, V>,
+        tasks: Tasks,
     ) -> Self {
         Batcher {
             inner: Arc::new(Inner {
@@ -148,6 +159,7 @@ where
                 load,
                 missing,
                 counters,
+                tasks,
                 state: Mutex::new(State {
                     order: Vec::new(),
                     waiters: HashMap::new(),
@@ -175,32 +187,49 @@ where
             } else if is_new_key && state.order.len() == 1 {
                 // First key of a new batch: it decides when the batch flushes.
                 let now = Instant::now();
-                let mut deadline = later(now, self.inner.settings.window);
+                let mut deadline = later_tokio(now, self.inner.settings.window);
                 if let Some(last) = state.last_flush {
-                    deadline = deadline.max(later(last, self.inner.settings.min_interval));
+                    deadline = deadline.max(later_tokio(last, self.inner.settings.min_interval));
                 }
                 schedule = Some((state.generation, deadline));
             }
         }
-        if let Some(batch) = flush_now {
-            tokio::spawn(Arc::clone(&self.inner).run(batch));
-        }
-        if let Some((generation, deadline)) = schedule {
-            let inner = Arc::clone(&self.inner);
-            tokio::spawn(async move {
-                tokio::time::sleep_until(deadline).await;
-                let batch = {
-                    let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-                    if state.generation != generation || state.order.is_empty() {
-                        // Already flushed because it reached `max_size`.
-                        return;
+        let flush = match (flush_now, schedule) {
+            (Some(batch), _) => Some(Arc::clone(&self.inner).run(batch).boxed()),
+            (None, Some((generation, deadline))) => {
+                let inner = Arc::clone(&self.inner);
+                Some(
+                    async move {
+                        tokio::time::sleep_until(deadline).await;
+                        let batch = {
+                            let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+                            if state.generation != generation || state.order.is_empty() {
+                                // Already flushed because it reached `max_size`.
+                                return;
+                            }
+                            take_batch(&mut state)
+                        };
+                        inner.run(batch).await;
                     }
-                    take_batch(&mut state)
-                };
-                inner.run(batch).await;
-            });
-        }
-        match tokio::time::timeout(self.inner.settings.timeout, rx).await {
+                    .boxed(),
+                )
+            }
+            (None, None) => None,
+        };
+        // The flush runs in its own task; after shutdown, here, alongside the wait.
+        let inline = flush.and_then(|flush| self.spawn(flush));
+        let answer = async {
+            let (_, answer) = tokio::join!(
+                async {
+                    if let Some(flush) = inline {
+                        flush.await;
+                    }
+                },
+                rx
+            );
+            answer
+        };
+        match tokio::time::timeout(self.inner.settings.timeout, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(SectionError::unavailable(
                 "the batch load ended without an answer",
@@ -211,13 +240,21 @@ where
             ))),
         }
     }
+
+    /// Spawns a flush on the service's tasks; hands it back after shutdown.
+    fn spawn(&self, flush: BoxFuture<'static, ()>) -> Option<BoxFuture<'static, ()>> {
+        let tasks = &self.inner.tasks;
+        if self.inner.settings.background {
+            tasks.background(flush).err()
+        } else {
+            tasks.spawn(flush).err()
+        }
+    }
 }
 
-/// `at + delay`, or a year later when that overflows the clock (never panics).
-fn later(at: Instant, delay: Duration) -> Instant {
-    at.checked_add(delay)
-        .or_else(|| at.checked_add(Duration::from_secs(365 * 86_400)))
-        .unwrap_or(at)
+/// [`later`] on tokio's clock (batch windows are waits, not freshness).
+fn later_tokio(at: Instant, delay: Duration) -> Instant {
+    Instant::from_std(later(at.into_std(), delay))
 }
 
 fn take_batch<K, V>(state: &mut State<K, V>) -> Batch<K, V> {
@@ -276,6 +313,7 @@ mod tests {
             max_size,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(5),
+            background: false,
         }
     }
 
@@ -305,6 +343,7 @@ mod tests {
             Arc::default(),
             doubling(calls.clone()),
             not_found(),
+            Tasks::default(),
         );
         let results =
             futures::future::join_all((0..20u32).chain(1..5).map(|k| batcher.load(k))).await;
@@ -329,6 +368,7 @@ mod tests {
             Arc::default(),
             doubling(calls.clone()),
             not_found(),
+            Tasks::default(),
         );
         let results = futures::future::join_all((1..=25u32).map(|k| batcher.load(k))).await;
         assert!(results.iter().all(Result::is_ok));
@@ -345,7 +385,13 @@ mod tests {
             c.fetch_add(1, Ordering::SeqCst);
             Box::pin(async { Err(SectionError::unavailable("boom")) })
         });
-        let batcher = Batcher::new(settings(20, 100), Arc::default(), load, not_found());
+        let batcher = Batcher::new(
+            settings(20, 100),
+            Arc::default(),
+            load,
+            not_found(),
+            Tasks::default(),
+        );
         let results = futures::future::join_all((1..=3u32).map(|k| batcher.load(k))).await;
         assert_eq!(count.load(Ordering::SeqCst), 1);
         assert!(
@@ -367,6 +413,7 @@ mod tests {
             Arc::default(),
             load,
             not_found(),
+            Tasks::default(),
         );
         let error = batcher.load(1).await.unwrap_err();
         assert_eq!(error.kind, crate::error::SectionErrorKind::Timeout);
@@ -383,6 +430,7 @@ mod tests {
             Arc::default(),
             doubling(calls.clone()),
             not_found(),
+            Tasks::default(),
         );
         assert_eq!(batcher.load(1).await, Ok(2));
         // The next keys arrive right after a flush: they wait for the interval
@@ -415,7 +463,13 @@ mod tests {
                 })
             })
         };
-        let batcher = Batcher::new(settings(20, 100), Arc::default(), load, not_found());
+        let batcher = Batcher::new(
+            settings(20, 100),
+            Arc::default(),
+            load,
+            not_found(),
+            Tasks::default(),
+        );
         let (first, second) = tokio::join!(
             async {
                 let result = batcher.load(1).await;

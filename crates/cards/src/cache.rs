@@ -31,31 +31,16 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use moka::Expiry;
 use moka::ops::compute::Op;
 
-use crate::clock::Clock;
 use crate::error::{SectionError, SectionErrorKind};
 use crate::stats::Counters;
+use crate::store::{Store, Stored};
+use crate::tasks::{TaskFailed, Tasks};
 
 /// Loads one key (through a batcher or directly).
 pub(crate) type LoadFn<K, V> =
     Arc<dyn Fn(K) -> BoxFuture<'static, Result<V, SectionError>> + Send + Sync>;
-
-/// Freshness and hard limit of a value, decided when it is stored.
-pub(crate) type LifetimesFn<V> = Arc<dyn Fn(&V) -> (Duration, Duration) + Send + Sync>;
-
-/// A cached value with its age and its last refresh error.
-pub(crate) struct Stored<V> {
-    value: V,
-    fetched_at: DateTime<Utc>,
-    fetched: Instant,
-    ttl: Duration,
-    hard_limit: Duration,
-    error: Option<SectionError>,
-    error_at: Option<Instant>,
-    refreshing: AtomicBool,
-}
 
 /// What a lookup returns.
 #[derive(Debug, Clone)]
@@ -68,128 +53,16 @@ pub(crate) struct Lookup<V> {
     pub max_age: Duration,
 }
 
-struct HardExpiry;
-
-impl<K, V> Expiry<K, Arc<Stored<V>>> for HardExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &K,
-        value: &Arc<Stored<V>>,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        Some(remaining(value, created_at))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &K,
-        value: &Arc<Stored<V>>,
-        updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(remaining(value, updated_at))
-    }
-}
-
-fn remaining<V>(value: &Stored<V>, now: Instant) -> Duration {
-    value
-        .hard_limit
-        .saturating_sub(now.saturating_duration_since(value.fetched))
-}
-
-/// The storage half of a section cache; cloning shares it. Loaders that
-/// receive more than they were asked for (a services page) use it to warm the
-/// cache for the other keys.
-pub(crate) struct Store<K, V> {
-    cache: moka::future::Cache<K, Arc<Stored<V>>>,
-    lifetimes: LifetimesFn<V>,
-    clock: Arc<dyn Clock>,
-}
-
-impl<K, V> Clone for Store<K, V> {
-    fn clone(&self) -> Self {
-        Store {
-            cache: self.cache.clone(),
-            lifetimes: Arc::clone(&self.lifetimes),
-            clock: Arc::clone(&self.clock),
+impl<V> Lookup<V> {
+    /// The same lookup of a value derived from this one.
+    pub(crate) fn map<T>(self, f: impl FnOnce(V) -> T) -> Lookup<T> {
+        Lookup {
+            value: f(self.value),
+            fetched_at: self.fetched_at,
+            stale: self.stale,
+            error: self.error,
+            max_age: self.max_age,
         }
-    }
-}
-
-impl<K, V> Store<K, V>
-where
-    K: Eq + Hash + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    /// A store of at most `max_entries` values; `clock` decides freshness.
-    pub(crate) fn new(max_entries: u64, lifetimes: LifetimesFn<V>, clock: Arc<dyn Clock>) -> Self {
-        Store {
-            cache: moka::future::Cache::builder()
-                .max_capacity(max_entries)
-                .expire_after(HardExpiry)
-                .build(),
-            lifetimes,
-            clock,
-        }
-    }
-
-    /// A store whose values are fresh for `ttl` and served stale until `hard_limit`.
-    pub(crate) fn with_ttl(
-        max_entries: u64,
-        ttl: Duration,
-        hard_limit: Duration,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self::new(max_entries, Arc::new(move |_| (ttl, hard_limit)), clock)
-    }
-
-    fn now(&self) -> Instant {
-        self.clock.now()
-    }
-
-    fn stored(&self, value: V) -> Arc<Stored<V>> {
-        let (ttl, hard_limit) = (self.lifetimes)(&value);
-        Arc::new(Stored {
-            value,
-            fetched_at: Utc::now(),
-            fetched: self.now(),
-            ttl,
-            hard_limit: hard_limit.max(ttl),
-            error: None,
-            error_at: None,
-            refreshing: AtomicBool::new(false),
-        })
-    }
-
-    /// The value of `key` if it is cached and fresh (no counters, no refresh).
-    pub(crate) async fn peek_fresh(&self, key: &K) -> Option<V> {
-        let stored = self.cache.get(key).await?;
-        let age = self.now().saturating_duration_since(stored.fetched);
-        (age < stored.ttl).then(|| stored.value.clone())
-    }
-
-    /// The first `Some(f(value))` over the fresh values, in no particular
-    /// order (no counters, no refresh).
-    pub(crate) fn find_fresh<T>(&self, mut f: impl FnMut(&V) -> Option<T>) -> Option<T> {
-        let now = self.now();
-        self.cache.iter().find_map(|(_, stored)| {
-            if now.saturating_duration_since(stored.fetched) < stored.ttl {
-                f(&stored.value)
-            } else {
-                None
-            }
-        })
-    }
-
-    /// Drops the value of `key`.
-    pub(crate) async fn invalidate(&self, key: &K) {
-        self.cache.invalidate(key).await;
-    }
-
-    /// Stores a freshly fetched value (used to warm the cache from list pages).
-    pub(crate) async fn insert_fresh(&self, key: K, value: V) {
-        let stored = self.stored(value);
-        self.cache.insert(key, stored).await;
     }
 }
 
@@ -199,6 +72,7 @@ pub(crate) struct SectionCache<K, V> {
     load: LoadFn<K, V>,
     refresh: LoadFn<K, V>,
     counters: Arc<Counters>,
+    tasks: Tasks,
     /// Miss loads running now, with a flag `invalidate` raises: a load that
     /// was running when its key was invalidated is not kept.
     inflight: Arc<Mutex<HashMap<K, Arc<AtomicBool>>>>,
@@ -224,12 +98,14 @@ where
         load: LoadFn<K, V>,
         refresh: LoadFn<K, V>,
         counters: Arc<Counters>,
+        tasks: Tasks,
     ) -> Self {
         SectionCache {
             store,
             load,
             refresh,
             counters,
+            tasks,
             inflight: Arc::default(),
         }
     }
@@ -273,9 +149,9 @@ where
                     }
                     InitError::Invalidated(stored) => Arc::clone(stored),
                 },
-                Err(join_error) => {
+                Err(TaskFailed(why)) => {
                     return Err(SectionError::unavailable(format!(
-                        "the section load failed: {join_error}"
+                        "the section load failed: {why}"
                     )));
                 }
             };
@@ -289,7 +165,7 @@ where
     async fn load_once(
         &self,
         key: &K,
-    ) -> Result<Result<Arc<Stored<V>>, Arc<InitError<V>>>, tokio::task::JoinError> {
+    ) -> Result<Result<Arc<Stored<V>>, Arc<InitError<V>>>, TaskFailed> {
         let ran = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicBool::new(false));
         let init = {
@@ -317,12 +193,13 @@ where
         // card's section timeout, a client that went away) does not cancel
         // it, so it still fills the cache for the next reader.
         // The counters are bumped there too, so an abandoned wait is counted.
+        // (After shutdown it runs inline, in this caller.)
         {
             let cache = self.store.cache.clone();
             let counters = Arc::clone(&self.counters);
             let inflight = Arc::clone(&self.inflight);
             let key = key.clone();
-            tokio::spawn(async move {
+            self.tasks.start(async move {
                 let result = cache
                     .entry(key.clone())
                     .or_try_insert_with(init)
@@ -383,6 +260,11 @@ where
     }
 
     fn maybe_refresh(&self, key: &K, stored: &Arc<Stored<V>>, now: Instant) {
+        if self.tasks.is_shut_down() {
+            // No background work after shutdown: the stale value is served
+            // until `max_stale`, then loaded inline as a miss.
+            return;
+        }
         if let (Some(error), Some(at)) = (&stored.error, stored.error_at)
             && now.saturating_duration_since(at) < retry_backoff(error, stored.ttl)
         {
@@ -401,7 +283,8 @@ where
         let counters = Arc::clone(&self.counters);
         let origin = Arc::clone(stored);
         let key = key.clone();
-        tokio::spawn(async move {
+        let flag = Arc::clone(&origin);
+        let refresh = async move {
             let replacement = match refresh(key.clone()).await {
                 Ok(value) => store.stored(value),
                 Err(error) => {
@@ -431,7 +314,11 @@ where
                     std::future::ready(op)
                 })
                 .await;
-        });
+        };
+        if self.tasks.background(refresh).is_err() {
+            // Shut down meanwhile: the next refresh may try again (none will).
+            flag.refreshing.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -465,6 +352,10 @@ mod tests {
     use crate::clock::SystemClock;
     use std::sync::atomic::AtomicU32;
 
+    fn cache(store: Store<u32, u32>, load: LoadFn<u32, u32>) -> SectionCache<u32, u32> {
+        SectionCache::new(store, load.clone(), load, Arc::default(), Tasks::default())
+    }
+
     /// A cache whose loader returns the call number, or fails while `fail` is set.
     fn counting(ttl_ms: u64) -> (SectionCache<u32, u32>, Arc<AtomicU32>, Arc<AtomicBool>) {
         let calls = Arc::new(AtomicU32::new(0));
@@ -491,7 +382,7 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(SystemClock),
         );
-        let cache = SectionCache::new(store, load.clone(), load, Arc::default());
+        let cache = cache(store, load);
         (cache, calls, fail)
     }
 
@@ -634,7 +525,7 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(SystemClock),
         );
-        let cache = Arc::new(SectionCache::new(store, load.clone(), load, Arc::default()));
+        let cache = Arc::new(cache(store, load));
         let get = |cache: &Arc<SectionCache<u32, u32>>| {
             let cache = Arc::clone(cache);
             tokio::spawn(async move { cache.get(&1).await.map(|l| l.value) })
@@ -670,7 +561,7 @@ mod tests {
             Duration::from_millis(40),
             Arc::new(SystemClock),
         );
-        let cache = SectionCache::new(store, load.clone(), load, Arc::default());
+        let cache = cache(store, load);
         cache.get(&1).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
         let lookup = cache.get(&1).await.unwrap();

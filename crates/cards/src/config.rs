@@ -68,7 +68,13 @@ use serde::{Deserialize, Serialize};
 ///   under the caller's own deadline (there is nothing to answer without it).
 ///   Keep it below the
 ///   caller's own deadline (80 % of the server's request deadline by default:
-///   8 s of 10 s), so one slow section never blanks a whole answer.
+///   8 s of 10 s), so one slow section never blanks a whole answer. It also
+///   bounds how long [`CardService::shutdown`](crate::CardService::shutdown)
+///   waits for running loads.
+/// * `list_ttl` (`60 s`, 1 s to 1 h): the account-wide lists of the
+///   Backstage routes (escalation policies, teams, services, filtered
+///   services pages), read when a portal opens a picker; fresh for this
+///   long, never served stale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CardsConfig {
@@ -131,6 +137,11 @@ pub struct CardsConfig {
     /// deadline (see the server's configuration docs).
     #[serde(skip)]
     pub section_timeout: Duration,
+    /// Freshness of the Backstage lists (escalation policies, teams, services).
+    ///
+    /// Not a `[cache]` key: the server sets it from `backstage.list_ttl_secs`.
+    #[serde(skip)]
+    pub list_ttl: Duration,
 }
 
 impl Default for CardsConfig {
@@ -156,6 +167,7 @@ impl Default for CardsConfig {
             change_events_fallback_ttl: Duration::from_secs(600),
             load_timeout: Duration::from_secs(30),
             section_timeout: Duration::from_secs(8),
+            list_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -163,6 +175,11 @@ impl Default for CardsConfig {
 /// The longest any duration setting may be (one week): longer values are
 /// surely mistakes, and they would overflow the clock when added to it.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// The shortest `list_ttl`.
+pub const LIST_TTL_MIN: Duration = Duration::from_secs(1);
+/// The longest `list_ttl` (one hour: pickers should see new services the same day).
+pub const LIST_TTL_MAX: Duration = Duration::from_secs(3600);
 
 /// Longest `batch_window`: it delays every cache miss.
 pub const MAX_BATCH_WINDOW: Duration = Duration::from_secs(1);
@@ -264,6 +281,17 @@ impl CardsConfig {
         if !(1..=100).contains(&self.service_list_max_pages) {
             push("service_list_max_pages", "must be between 1 and 100".into());
         }
+        if !(LIST_TTL_MIN..=LIST_TTL_MAX).contains(&self.list_ttl) {
+            push(
+                "list_ttl",
+                format!(
+                    "must be between {} s and {} s, got {} s",
+                    LIST_TTL_MIN.as_secs(),
+                    LIST_TTL_MAX.as_secs(),
+                    self.list_ttl.as_secs_f64()
+                ),
+            );
+        }
         problems
     }
 
@@ -332,6 +360,31 @@ mod tests {
             ..CardsConfig::default()
         };
         assert!(config.validate().unwrap_err().contains("batch_max_size"));
+    }
+
+    #[test]
+    fn list_ttl_is_between_a_second_and_an_hour() {
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(3601),
+        ] {
+            let config = CardsConfig {
+                list_ttl: bad,
+                ..CardsConfig::default()
+            };
+            assert!(
+                config.validate().unwrap_err().contains("list_ttl"),
+                "{bad:?}"
+            );
+        }
+        for good in [LIST_TTL_MIN, LIST_TTL_MAX] {
+            let config = CardsConfig {
+                list_ttl: good,
+                ..CardsConfig::default()
+            };
+            assert_eq!(config.validate(), Ok(()));
+        }
     }
 
     #[test]

@@ -13,11 +13,38 @@
 //! * [`model`]: the card and its sections (serde + `utoipa::ToSchema`);
 //! * [`error`]: [`SectionError`] (inside a card) and [`CardError`] (no card);
 //! * [`stats`]: counters per cache for `/metrics`;
-//! * `service`: [`CardService`], the caches and their upstream loaders;
+//! * `service`: [`CardService`], the facade: construction, counters,
+//!   invalidation, raw objects, the Backstage lists, shutdown;
+//! * `card`: card assembly (parallel sections under one deadline);
+//! * `loaders`: one module per section with its upstream loader, unit-tested
+//!   against the simulator: `service` (single reads and the services-listing
+//!   rule), `oncall`, `incidents`, `change_events` (with the per-service
+//!   fallback), `standards`, `metrics`, `keys` (integration keys and routing
+//!   keys), `lists` (escalation policies, teams, services for Backstage);
+//! * `build`: the one way a loader becomes a section cache (its store, and
+//!   for batched sections the miss and refresh batchers);
 //! * `cache`: one section cache (TTL, stale-while-revalidate, stale-if-error,
 //!   coalescing, hard age limit);
+//! * `store`: its storage (values with their fetch instant, moka's expiry
+//!   as the hard limit);
 //! * `batcher`: merges concurrent single-key loads into list calls;
+//! * `paging`: PagerDuty's offset paging, counted (one page after another,
+//!   or the first page's `total` then the rest at once);
+//! * `tasks`: the owner of every spawned task ([`CardService::shutdown`]);
 //! * `sections`: pure functions from PagerDuty objects to sections.
+//!
+//! **Where the next pieces go.** A shared L2 section cache (Redis) behind
+//! the in-process moka L1 belongs in `store`: `Store` is the one type every
+//! section reads and writes through (`peek_fresh`, `insert_fresh`,
+//! `invalidate`), so an L2 trait with the in-process store as its default
+//! implementation goes behind it, and `build::Builder` (which creates every
+//! store) chooses it. Cross-replica invalidation then calls
+//! [`CardService::invalidate`] on each replica, or the L2's own
+//! invalidation from `Store::invalidate`. A live-update stream that must
+//! hear when a section changed after a refetch hooks into
+//! `SectionCache::maybe_refresh` (where a refresh replaces the entry it
+//! started from, and can compare old and new values) and the miss path of
+//! `SectionCache::get`.
 //!
 //! # Sections and their upstream calls
 //!
@@ -29,6 +56,7 @@
 //! | change events | the account | `GET /change_events` (newest 300: the pages the last read needed are read at once); per service `GET /services/{id}/change_events` while the account-wide call is forbidden | one call serves every service |
 //! | standards | service id | `GET /standards/scores/technical_services?ids=…` | service ids |
 //! | metrics | service id | `POST /analytics/metrics/incidents/services` (last 30 days) | service ids |
+//! | Backstage lists | the account (the filtered page: team, query, limit) | `GET /escalation_policies`, `GET /teams`, `GET /services?include[]=…` (all pages; the services list also stores every service in the service section), `GET /services?team_ids[]=…&query=…&limit=…` | coalesced; fresh for `list_ttl`, never stale |
 //! | integration key | the key | `GET /services?query=KEY&include[]=integrations` (verified match); when it finds none (PagerDuty documents `query` as a name filter): the fresh cached services, then one listing `GET /services?include[]=…` of every page (up to the 10 000 offset cap, 10 pages at a time) whose key index serves every key for `integration_key_miss_ttl` | coalesced per key; the listing shared by all keys |
 //!
 //! One service read carries the service, its escalation policy (rules and
@@ -98,7 +126,15 @@
 //!   right after a change may keep the listing's older copy until its TTL.)
 //! * **Clock**: freshness is decided with a [`clock::Clock`] (the system clock
 //!   by default; [`CardService::with_clock`] takes a
-//!   [`clock::ManualClock`] so tests expire sections without sleeping).
+//!   [`clock::ManualClock`] so tests expire sections without sleeping):
+//!   section TTLs, retry backoffs, remembered 404s and unknown keys, the
+//!   change events fallback period and the pause of services listings.
+//!   Waits (deadlines, batch windows) are tokio timers.
+//! * **Tasks**: every spawned task (miss loads, batch flushes, single
+//!   service reads, refreshes, services listings) belongs to the service;
+//!   [`CardService::shutdown`] cancels the background ones (refreshes,
+//!   listings), waits for the ones callers wait on (bounded by
+//!   `section_timeout`) and spawns nothing afterwards.
 //!
 //! # PagerDuty's budget
 //!
@@ -177,21 +213,29 @@
 //!
 //! [`CardService::stats`] returns per-cache hits, misses, coalesced waits,
 //! batch loads, upstream calls (one per HTTP request, pages included),
-//! stale serves, refreshes and errors.
+//! stale serves, refreshes and errors; `lists` counts the Backstage lists
+//! (outside the card budget above: one read per list per `list_ttl`, the
+//! services list one call per 100 services).
 #![warn(missing_docs)]
 
 mod batcher;
+mod build;
 mod cache;
+mod card;
 pub mod clock;
 pub mod config;
 pub mod error;
+mod loaders;
 pub mod model;
+mod paging;
 mod sections;
 mod service;
 pub mod stats;
+mod store;
+mod tasks;
 
 pub use config::CardsConfig;
-pub use error::{CardError, SectionError, SectionErrorKind};
+pub use error::{CardError, Cause, SectionError, SectionErrorKind};
 pub use model::*;
 pub use service::CardService;
 pub use stats::{CardStats, SectionStats};

@@ -87,6 +87,9 @@ pub struct CardStats {
     pub metrics: SectionStats,
     /// Integration key → service mappings.
     pub integration_keys: SectionStats,
+    /// The account-wide lists of the Backstage routes (escalation
+    /// policies, teams, services, filtered services pages).
+    pub lists: SectionStats,
 }
 
 impl CardStats {
@@ -100,6 +103,7 @@ impl CardStats {
             self.standards,
             self.metrics,
             self.integration_keys,
+            self.lists,
         ]
         .iter()
         .map(|s| s.upstream_calls)

@@ -2,7 +2,6 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -16,7 +15,7 @@ use crate::api::error::{ApiError, extractor_configs};
 use crate::api::{self, RouteOptions};
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtVerifier;
-use crate::backstage::{self, BackstageRoutes, list_cache::ListCache};
+use crate::backstage::{self, BackstageRoutes};
 use crate::config::{AuthMode, Settings};
 use crate::http::extract::BodyLimit;
 use crate::http::routes::{KnownRoutes, not_found};
@@ -71,9 +70,6 @@ impl Application {
                 .collect(),
             &accounts.default_account().id,
         );
-        let lists = web::Data::new(ListCache::new(Duration::from_secs(
-            settings.backstage.list_ttl_secs,
-        )));
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
@@ -124,7 +120,6 @@ impl Application {
                 .app_data(path)
                 .app_data(payload)
                 .app_data(BodyLimit(body_limit))
-                .app_data(lists.clone())
                 .configure(api::configure(options))
                 .configure(backstage::configure(backstage_routes.clone()))
                 .split_for_parts();

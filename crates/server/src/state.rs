@@ -30,10 +30,12 @@ impl AppState {
         self.accounts.get(id)
     }
 
-    /// Stops the background work of every service (see
-    /// [`TriggerService::shutdown`]).
+    /// Stops the background work of every service: trigger deliveries in
+    /// flight finish, then every account's cache refreshes stop (see
+    /// [`TriggerService::shutdown`] and [`cards::CardService::shutdown`]).
     pub async fn shutdown(&self) {
         self.trigger.shutdown().await;
+        futures::future::join_all(self.accounts.iter().map(|a| a.cards.shutdown())).await;
     }
 
     /// The `/metrics` body: cache counters of every account.

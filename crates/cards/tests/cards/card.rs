@@ -246,7 +246,7 @@ async fn unknown_service_is_not_found_but_other_cards_in_the_batch_are_fine() {
     assert!(results[0].is_ok() && results[2].is_ok());
     assert!(matches!(
         results[1],
-        Err(cards::CardError::NotFound { ref what }) if what.contains("PNOPE00")
+        Err(cards::CardError::NotFound { ref what, .. }) if what.contains("PNOPE00")
     ));
 }
 

@@ -191,7 +191,7 @@ async fn a_failing_service_section_fails_the_card_with_its_kind() {
         .card(ServiceRef::Id(sid(1)), &CardOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(error, CardError::Unauthorized(_)), "{error:?}");
+    assert!(matches!(error, CardError::Unauthorized { .. }), "{error:?}");
 }
 
 /// A slow section reports `timeout` within `section_timeout`; the other
@@ -272,7 +272,7 @@ async fn a_slow_service_fails_only_its_card() {
     assert!(started.elapsed() < std::time::Duration::from_millis(3000));
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert!(
-        matches!(results[1], Err(CardError::Timeout)),
+        matches!(results[1], Err(CardError::Timeout { .. })),
         "{:?}",
         results[1]
     );

@@ -167,20 +167,21 @@ impl From<cards::CardError> for ApiError {
     fn from(e: cards::CardError) -> Self {
         use cards::CardError as E;
         match e {
-            E::NotFound { what } => ApiError::NotFound { what },
-            E::Unauthorized(message) => ApiError::UpstreamUnauthorized(message),
+            E::NotFound { what, .. } => ApiError::NotFound { what },
+            E::Unauthorized { message, .. } => ApiError::UpstreamUnauthorized(message),
             E::Forbidden {
                 message,
                 missing_scopes,
                 required_scopes,
+                ..
             } => ApiError::UpstreamForbidden {
                 message,
                 missing_scopes,
                 required_scopes,
             },
-            E::RateLimited { retry_after } => ApiError::UpstreamRateLimited { retry_after },
-            E::Timeout => ApiError::UpstreamTimeout,
-            E::Unavailable(message) => ApiError::UpstreamUnavailable(message),
+            E::RateLimited { retry_after, .. } => ApiError::UpstreamRateLimited { retry_after },
+            E::Timeout { .. } => ApiError::UpstreamTimeout,
+            E::Unavailable { message, .. } => ApiError::UpstreamUnavailable(message),
             E::NoEventsIntegration { service_id } => ApiError::NoEventsIntegration { service_id },
         }
     }

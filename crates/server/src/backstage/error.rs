@@ -159,16 +159,16 @@ impl BackstageError {
         let p = op.prefix();
         match error {
             E::NotFound { .. } => Self::not_found(op),
-            E::Unauthorized(_) => {
+            E::Unauthorized { .. } => {
                 Self::new(StatusCode::UNAUTHORIZED, format!("{p} {UNAUTHORIZED}"))
             }
             E::Forbidden { missing_scopes, .. } => Self::forbidden(op, *missing_scopes),
-            E::RateLimited { retry_after } => Self::rate_limited(op, *retry_after),
-            E::Timeout => Self::new(
+            E::RateLimited { retry_after, .. } => Self::rate_limited(op, *retry_after),
+            E::Timeout { .. } => Self::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("{p} PagerDuty did not answer in time."),
             ),
-            E::Unavailable(message) => Self::new(
+            E::Unavailable { message, .. } => Self::new(
                 StatusCode::BAD_GATEWAY,
                 format!("{p} PagerDuty API returned an error: {message}"),
             ),
@@ -314,8 +314,13 @@ mod tests {
 
     #[test]
     fn messages_match_the_node_backend() {
-        let e =
-            BackstageError::from_card(Op::GetService, &cards::CardError::Unauthorized("x".into()));
+        let e = BackstageError::from_card(
+            Op::GetService,
+            &cards::CardError::Unauthorized {
+                message: "x".into(),
+                cause: None,
+            },
+        );
         assert_eq!(e.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             e.message,
@@ -330,6 +335,7 @@ mod tests {
             Op::Incidents,
             &cards::CardError::RateLimited {
                 retry_after: Some(Duration::from_millis(1500)),
+                cause: None,
             },
         );
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);

@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::envelopes::{AccountEntry, AccountsEnvelope, PolicyOption, with_account};
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
-use super::list_cache::ListCache;
 use super::params::{Params, Result, each_account};
 use crate::state::AppState;
 
@@ -28,14 +27,14 @@ use crate::state::AppState;
 pub async fn list_escalation_policies(
     req: HttpRequest,
     state: web::Data<AppState>,
-    cache: web::Data<ListCache>,
 ) -> Result<HttpResponse> {
     let params = Params::parse(&req)?;
     let prefixed = state.accounts.len() > 1;
     let op = Op::EscalationPolicies;
     let lists = each_account(&state, &params, op, |account| async {
-        cache
-            .escalation_policies(account)
+        account
+            .cards
+            .escalation_policies()
             .await
             .map_err(|e| BackstageError::from_pagerduty(op, &e))
     })
@@ -82,15 +81,12 @@ fn policy_name(policy: &pagerduty::EscalationPolicy) -> &str {
     security(("bearer" = []))
 )]
 #[get("/teams")]
-pub async fn list_teams(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    cache: web::Data<ListCache>,
-) -> Result<HttpResponse> {
+pub async fn list_teams(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let params = Params::parse(&req)?;
     let lists = each_account(&state, &params, Op::Teams, |account| async {
-        cache
-            .teams(account)
+        account
+            .cards
+            .teams()
             .await
             .map_err(|e| BackstageError::from_pagerduty(Op::Teams, &e))
     })

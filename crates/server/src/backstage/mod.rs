@@ -56,7 +56,6 @@
 
 pub mod envelopes;
 pub mod error;
-pub mod list_cache;
 pub mod lists;
 pub mod oncall;
 pub mod params;

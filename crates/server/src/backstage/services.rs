@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::envelopes::{ServiceEnvelope, ServicesEnvelope, service_json, service_with_account};
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
-use super::list_cache::ListCache;
 use super::params::{Params, Result, each_account, read_for_service, within};
 use crate::state::AppState;
 
@@ -76,11 +75,7 @@ pub async fn get_service(
     security(("bearer" = []))
 )]
 #[get("/services")]
-pub async fn list_services(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    cache: web::Data<ListCache>,
-) -> Result<HttpResponse> {
+pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let params = Params::parse(&req)?;
     if params.has("integration_key") {
         let account = params.account(&state)?;
@@ -123,8 +118,9 @@ pub async fn list_services(
         let team = params.first("team_id").map(str::to_owned);
         let query = params.first("query").map(str::to_owned);
         let services = within(&state, Op::GetServices, async {
-            cache
-                .filtered_services(account, team, query, limit)
+            account
+                .cards
+                .filtered_services(team, query, limit)
                 .await
                 .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
         })
@@ -136,8 +132,9 @@ pub async fn list_services(
         return Ok(HttpResponse::Ok().json(body));
     }
     let lists = each_account(&state, &params, Op::GetServices, |account| async {
-        cache
-            .all_services(account)
+        account
+            .cards
+            .services()
             .await
             .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
     })

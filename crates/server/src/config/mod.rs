@@ -220,6 +220,8 @@ impl Settings {
         self.cache.section_timeout = std::time::Duration::from_millis(
             (self.server.request_deadline_ms.min(600_000) * 4 / 5).max(1),
         );
+        // backstage.list_ttl_secs was validated with [backstage].
+        self.cache.list_ttl = std::time::Duration::from_secs(self.backstage.list_ttl_secs);
     }
 
     fn validate(&self, problems: &mut Vec<Problem>) {
@@ -315,6 +317,7 @@ mod tests {
         assert_eq!(
             cards::CardsConfig {
                 section_timeout: defaults.section_timeout,
+                list_ttl: defaults.list_ttl,
                 ..settings.cache
             },
             defaults,

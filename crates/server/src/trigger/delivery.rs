@@ -43,13 +43,13 @@ pub(super) fn lookup_failure(e: TriggerError, event: &Event) -> TriggerError {
         C::NotFound { .. } | C::NoEventsIntegration { .. } => return e,
         // PagerDuty's limits reset each minute; without a hint, 30 s keeps
         // clients from hammering us.
-        C::RateLimited { retry_after } => (
+        C::RateLimited { retry_after, .. } => (
             DeliveryFailure::Throttled,
             Some(retry_after.unwrap_or(Duration::from_secs(30))),
         ),
-        C::Unavailable(_) => (DeliveryFailure::Unavailable, None),
-        C::Timeout => (DeliveryFailure::Timeout, None),
-        C::Unauthorized(_) | C::Forbidden { .. } => (DeliveryFailure::BadGateway, None),
+        C::Unavailable { .. } => (DeliveryFailure::Unavailable, None),
+        C::Timeout { .. } => (DeliveryFailure::Timeout, None),
+        C::Unauthorized { .. } | C::Forbidden { .. } => (DeliveryFailure::BadGateway, None),
     };
     let reason = format!("looking up the service's integration key failed: {card}");
     not_delivered(failure, reason, event, 0, retry_after, false)

@@ -1,0 +1,215 @@
+//! Card assembly: one service's sections, fetched in parallel, each wait
+//! bounded by the card's deadline.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::Utc;
+use pagerduty::Service;
+
+use crate::cache::Lookup;
+use crate::clock::{deadline, until};
+use crate::error::{CardError, SectionError};
+use crate::model::{
+    CardOptions, EscalationPolicySection, OncallSection, SectionResult, ServiceCard, ServiceRef,
+};
+use crate::sections;
+use crate::service::CardService;
+
+impl CardService {
+    /// Builds the card of one service.
+    ///
+    /// Sections are fetched in parallel; only the service section can fail
+    /// the whole card (not found, or no data and no stale copy). The on-call
+    /// section needs the escalation policy id from the service, so a cold
+    /// card costs the service read plus the on-call read on that path; every
+    /// other section runs alongside.
+    pub async fn card(
+        &self,
+        service: ServiceRef,
+        options: &CardOptions,
+    ) -> Result<ServiceCard, CardError> {
+        let id = match service {
+            ServiceRef::Id(id) => id,
+            ServiceRef::IntegrationKey(key) => {
+                self.resolve_integration_key(key.expose()).await?.service_id
+            }
+        };
+        // Boxed: a card's sections make a large future (kept off the caller's stack).
+        Box::pin(self.card_by_id(&id, options, false)).await
+    }
+
+    /// Builds many cards at once (same order as `service_ids`); their misses share batches.
+    pub async fn cards(
+        &self,
+        service_ids: &[String],
+        options: &CardOptions,
+    ) -> Vec<Result<ServiceCard, CardError>> {
+        futures::future::join_all(
+            service_ids
+                .iter()
+                .map(|id| self.card_by_id(id, options, true)),
+        )
+        .await
+    }
+
+    /// `bound_service`: whether the service section's wait also ends at
+    /// `section_timeout` (failing the card with [`CardError::Timeout`]). A
+    /// lone card leaves that to its caller: without the service there is
+    /// nothing to answer anyway.
+    async fn card_by_id(
+        &self,
+        id: &str,
+        options: &CardOptions,
+        bound_service: bool,
+    ) -> Result<ServiceCard, CardError> {
+        if id.is_empty() {
+            return Err(CardError::not_found("service (empty id)"));
+        }
+        let key = self.known_service_id(id).await?;
+        let i = &self.inner;
+        // Every section wait ends at the card's deadline; a section still
+        // loading then reports a timeout (its load goes on and fills the cache).
+        // (No deadline if the setting is too large for the clock.)
+        let deadline = deadline(i.config.section_timeout);
+        // One service lookup per card, shared with the on-call path (which
+        // needs the escalation policy id), so counters see one lookup.
+        let service_fut = futures::FutureExt::shared(Box::pin(within(
+            deadline.filter(|_| bound_service),
+            "service",
+            self.service_lookup(&key),
+        )));
+        let oncall_fut = self.oncall_section(service_fut.clone(), deadline);
+        let incidents_fut = async {
+            section(
+                within(deadline, "incidents", i.incidents.get(&key)).await,
+                |open| {
+                    sections::incidents_section(
+                        &open.items,
+                        open.truncated,
+                        options.incident_limit(),
+                    )
+                },
+            )
+        };
+        let changes_fut = async {
+            section(
+                within(deadline, "change events", i.change_events.of(&key)).await,
+                |events| sections::change_events_section(events, options.change_event_limit()),
+            )
+        };
+        let standards_fut = async {
+            if options.include_standards {
+                Some(section(
+                    within(deadline, "standards", i.standards.get(&key)).await,
+                    |s| sections::standards_section(s),
+                ))
+            } else {
+                None
+            }
+        };
+        let metrics_fut = async {
+            if options.include_metrics {
+                Some(section(
+                    within(deadline, "metrics", i.metrics.get(&key)).await,
+                    |m| sections::metrics_section(&m.rows, m.since, m.until),
+                ))
+            } else {
+                None
+            }
+        };
+        let (service, oncall, incidents, change_events, standards, metrics) = tokio::join!(
+            service_fut,
+            oncall_fut,
+            incidents_fut,
+            changes_fut,
+            standards_fut,
+            metrics_fut
+        );
+        let service = service.map_err(|e| CardError::from_section(&e, format!("service {id}")))?;
+        let escalation_policy = escalation_policy_result(&service);
+        Ok(ServiceCard {
+            service: SectionResult::ok(
+                sections::service_section(&service.value),
+                service.fetched_at,
+                service.stale,
+                service.error.clone(),
+                service.max_age,
+            ),
+            escalation_policy,
+            oncall,
+            incidents,
+            change_events,
+            standards,
+            metrics,
+            generated_at: Utc::now(),
+        })
+    }
+
+    async fn oncall_section(
+        &self,
+        service: impl Future<Output = Result<Lookup<Arc<Service>>, SectionError>>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> SectionResult<OncallSection> {
+        let service = match service.await {
+            Ok(service) => service,
+            Err(error) => return SectionResult::failed(error),
+        };
+        let Some(policy) = service.value.escalation_policy.as_ref() else {
+            return SectionResult::failed(no_policy());
+        };
+        let levels = policy.escalation_rules.len();
+        section(
+            within(deadline, "on-call", self.inner.oncalls.get(&policy.id)).await,
+            |oncalls| sections::oncall_section(&policy.id, levels, oncalls),
+        )
+    }
+}
+
+/// Waits for a section until `deadline`; past it the section is a `timeout` error.
+async fn within<V>(
+    deadline: Option<tokio::time::Instant>,
+    what: &str,
+    lookup: impl Future<Output = Result<Lookup<V>, SectionError>>,
+) -> Result<Lookup<V>, SectionError> {
+    until(deadline, lookup).await.unwrap_or_else(|()| {
+        Err(SectionError::timeout(format!(
+            "the {what} section did not load in time; it is still loading and will be served from the cache"
+        )))
+    })
+}
+
+fn section<V, T>(
+    lookup: Result<Lookup<V>, SectionError>,
+    f: impl FnOnce(&V) -> T,
+) -> SectionResult<T> {
+    match lookup {
+        Ok(lookup) => SectionResult::ok(
+            f(&lookup.value),
+            lookup.fetched_at,
+            lookup.stale,
+            lookup.error,
+            lookup.max_age,
+        ),
+        Err(error) => SectionResult::failed(error),
+    }
+}
+
+fn no_policy() -> SectionError {
+    SectionError::not_found("the service has no escalation policy")
+}
+
+fn escalation_policy_result(
+    service: &Lookup<Arc<Service>>,
+) -> SectionResult<EscalationPolicySection> {
+    match &service.value.escalation_policy {
+        Some(policy) => SectionResult::ok(
+            sections::escalation_policy_section(policy),
+            service.fetched_at,
+            service.stale,
+            service.error.clone(),
+            service.max_age,
+        ),
+        None => SectionResult::failed(no_policy()),
+    }
+}

@@ -1,0 +1,159 @@
+//! The storage half of a section cache: values with the instant they were
+//! fetched, in a moka cache whose expiry is the hard limit. Freshness is
+//! decided by the caller on the injected clock.
+//!
+//! Every section reads and writes through a [`Store`] (`peek_fresh`,
+//! `find_fresh`, `insert_fresh`, `invalidate`, and `SectionCache`'s own
+//! reads): this is where a shared L2 store (Redis) goes behind the
+//! in-process one.
+
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use moka::Expiry;
+
+use crate::clock::Clock;
+use crate::error::SectionError;
+
+/// Freshness and hard limit of a value, decided when it is stored.
+pub(crate) type LifetimesFn<V> = Arc<dyn Fn(&V) -> (Duration, Duration) + Send + Sync>;
+
+/// A cached value with its age and its last refresh error.
+pub(crate) struct Stored<V> {
+    pub value: V,
+    pub fetched_at: DateTime<Utc>,
+    pub fetched: Instant,
+    pub ttl: Duration,
+    pub hard_limit: Duration,
+    pub error: Option<SectionError>,
+    pub error_at: Option<Instant>,
+    pub refreshing: AtomicBool,
+}
+
+struct HardExpiry;
+
+impl<K, V> Expiry<K, Arc<Stored<V>>> for HardExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &K,
+        value: &Arc<Stored<V>>,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(remaining(value, created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &K,
+        value: &Arc<Stored<V>>,
+        updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(remaining(value, updated_at))
+    }
+}
+
+fn remaining<V>(value: &Stored<V>, now: Instant) -> Duration {
+    value
+        .hard_limit
+        .saturating_sub(now.saturating_duration_since(value.fetched))
+}
+
+/// The storage half of a section cache; cloning shares it. Loaders that
+/// receive more than they were asked for (a services page) use it to warm the
+/// cache for the other keys.
+pub(crate) struct Store<K, V> {
+    pub(crate) cache: moka::future::Cache<K, Arc<Stored<V>>>,
+    lifetimes: LifetimesFn<V>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<K, V> Clone for Store<K, V> {
+    fn clone(&self) -> Self {
+        Store {
+            cache: self.cache.clone(),
+            lifetimes: Arc::clone(&self.lifetimes),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
+impl<K, V> Store<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A store of at most `max_entries` values; `clock` decides freshness.
+    pub(crate) fn new(max_entries: u64, lifetimes: LifetimesFn<V>, clock: Arc<dyn Clock>) -> Self {
+        Store {
+            cache: moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(HardExpiry)
+                .build(),
+            lifetimes,
+            clock,
+        }
+    }
+
+    /// A store whose values are fresh for `ttl` and served stale until `hard_limit`.
+    pub(crate) fn with_ttl(
+        max_entries: u64,
+        ttl: Duration,
+        hard_limit: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(max_entries, Arc::new(move |_| (ttl, hard_limit)), clock)
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    pub(crate) fn stored(&self, value: V) -> Arc<Stored<V>> {
+        let (ttl, hard_limit) = (self.lifetimes)(&value);
+        Arc::new(Stored {
+            value,
+            fetched_at: Utc::now(),
+            fetched: self.now(),
+            ttl,
+            hard_limit: hard_limit.max(ttl),
+            error: None,
+            error_at: None,
+            refreshing: AtomicBool::new(false),
+        })
+    }
+
+    /// The value of `key` if it is cached and fresh (no counters, no refresh).
+    pub(crate) async fn peek_fresh(&self, key: &K) -> Option<V> {
+        let stored = self.cache.get(key).await?;
+        let age = self.now().saturating_duration_since(stored.fetched);
+        (age < stored.ttl).then(|| stored.value.clone())
+    }
+
+    /// The first `Some(f(value))` over the fresh values, in no particular
+    /// order (no counters, no refresh).
+    pub(crate) fn find_fresh<T>(&self, mut f: impl FnMut(&V) -> Option<T>) -> Option<T> {
+        let now = self.now();
+        self.cache.iter().find_map(|(_, stored)| {
+            if now.saturating_duration_since(stored.fetched) < stored.ttl {
+                f(&stored.value)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Drops the value of `key`.
+    pub(crate) async fn invalidate(&self, key: &K) {
+        self.cache.invalidate(key).await;
+    }
+
+    /// Stores a freshly fetched value (used to warm the cache from list pages).
+    pub(crate) async fn insert_fresh(&self, key: K, value: V) {
+        let stored = self.stored(value);
+        self.cache.insert(key, stored).await;
+    }
+}
