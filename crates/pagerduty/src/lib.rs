@@ -72,12 +72,14 @@
 //! * [`models`]: serde models that keep unknown fields for untrimmed pass-through.
 //! * [`query`]: list parameters; [`page`]: [`Page`] and the 10 000 cap.
 //! * [`events`]: Events API v2 with local validation.
+//! * [`ids`]: validated id newtypes ([`ServiceId`], [`IncidentId`], ...) and
+//!   the redacted [`IntegrationKey`].
 //! * [`error`]: [`Error`], which keeps PagerDuty's error body.
 //!
-//! Secrets (API tokens, client secrets, access tokens, routing keys) never
-//! appear in `Debug`, errors or logs. Each HTTP attempt is a `tracing` span
-//! `pagerduty.request` with method, path template, attempt, status and
-//! elapsed time.
+//! Secrets (API tokens, client secrets, access tokens, integration and
+//! routing keys) never appear in `Debug`, errors or logs. Each HTTP attempt
+//! is a `tracing` span `pagerduty.request` with method, path template,
+//! attempt, status and elapsed time.
 #![warn(missing_docs)]
 
 mod api;
@@ -85,9 +87,11 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod models;
 pub mod page;
 pub mod query;
+mod secret;
 
 pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
 pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region, RetryPolicy};
@@ -95,6 +99,10 @@ pub use error::{Error, OAuthError, PdErrorBody, Result};
 pub use events::{
     ChangeEventPayload, ChangeEventRequest, EnqueueResponse, Event, EventAction, EventLink,
     EventPayload, EventsClient, RoutingKey, Severity, ValidationError,
+};
+pub use ids::{
+    EscalationPolicyId, IncidentId, IntegrationKey, InvalidId, ScheduleId, ServiceId, TeamId,
+    UserId,
 };
 pub use models::*;
 pub use page::Page;
