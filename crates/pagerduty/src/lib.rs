@@ -70,7 +70,9 @@
 //!   and renewal, [`TokenHealth`].
 //! * `api`: one module per REST resource; the calls are methods on [`Client`].
 //! * [`models`]: serde models that keep unknown fields for untrimmed pass-through.
-//! * [`query`]: list parameters; [`page`]: [`Page`] and the 10 000 cap.
+//! * [`query`]: list parameters; [`page`]: [`Page`], the 10 000 cap, and
+//!   [`Paging`], which reads every page of any list call (counted,
+//!   optionally concurrent).
 //! * [`events`]: Events API v2 with local validation.
 //! * [`ids`]: validated id newtypes ([`ServiceId`], [`IncidentId`], ...) and
 //!   the redacted [`IntegrationKey`].
@@ -105,7 +107,7 @@ pub use ids::{
     UserId,
 };
 pub use models::*;
-pub use page::Page;
+pub use page::{AtCap, Collected, Page, PageRequest, Pages, Paging};
 pub use query::{
     IncidentMetricsQuery, ListChangeEvents, ListEscalationPolicies, ListIncidents, ListOncalls,
     ListServices, ListTeams, ServiceInclude,
