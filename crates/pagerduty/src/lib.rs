@@ -64,8 +64,10 @@
 //!
 //! # Layout
 //!
-//! * [`client`]: [`Client`], [`ClientBuilder`], [`Region`], [`RetryPolicy`]
-//!   (the retry policy is written down there), [`CallObserver`].
+//! * [`client`]: [`Client`], [`ClientBuilder`], [`Region`], [`CallObserver`],
+//!   and the request loop every call goes through.
+//! * [`retry`]: [`RetryPolicy`], its backoff, and the retry rules written
+//!   down.
 //! * [`auth`]: [`Credentials`] (API token or Scoped OAuth), token caching
 //!   and renewal, [`TokenHealth`].
 //! * `api`: one module per REST resource; the calls are methods on [`Client`].
@@ -73,7 +75,8 @@
 //! * [`query`]: list parameters; [`page`]: [`Page`], the 10 000 cap, and
 //!   [`Paging`], which reads every page of any list call (counted,
 //!   optionally concurrent).
-//! * [`events`]: Events API v2 with local validation.
+//! * [`events`]: Events API v2 with local validation, and delivery within a
+//!   time budget ([`EventsClient::enqueue_within`]).
 //! * [`ids`]: validated id newtypes ([`ServiceId`], [`IncidentId`], ...) and
 //!   the redacted [`IntegrationKey`].
 //! * [`error`]: [`Error`], which keeps PagerDuty's error body.
@@ -93,14 +96,16 @@ pub mod ids;
 pub mod models;
 pub mod page;
 pub mod query;
+pub mod retry;
 mod secret;
 
 pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
-pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region, RetryPolicy};
+pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region};
 pub use error::{Error, OAuthError, PdErrorBody, Result};
 pub use events::{
-    ChangeEventPayload, ChangeEventRequest, EnqueueResponse, Event, EventAction, EventLink,
-    EventPayload, EventsClient, RoutingKey, Severity, ValidationError,
+    ChangeEventPayload, ChangeEventRequest, Delivered, DeliveryError, DeliveryErrorKind,
+    EnqueueResponse, Event, EventAction, EventLink, EventPayload, EventsClient, RoutingKey,
+    Severity, ValidationError,
 };
 pub use ids::{
     EscalationPolicyId, IncidentId, IntegrationKey, InvalidId, ScheduleId, ServiceId, TeamId,
@@ -112,4 +117,5 @@ pub use query::{
     IncidentMetricsQuery, ListChangeEvents, ListEscalationPolicies, ListIncidents, ListOncalls,
     ListServices, ListTeams, ServiceInclude,
 };
+pub use retry::RetryPolicy;
 pub use secrecy::SecretString;

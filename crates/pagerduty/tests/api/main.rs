@@ -2,6 +2,7 @@
 //! 127.0.0.1. One binary, one module per topic.
 
 mod config;
+mod delivery;
 mod errors;
 mod events;
 mod fixtures;

@@ -14,6 +14,12 @@
 //! [`Error::InvalidRequest`] and is never retried; 429 and 5xx are retried
 //! with backoff inside the client's [`RetryPolicy`](crate::RetryPolicy)
 //! deadline.
+//!
+//! [`EventsClient::enqueue_within`] delivers an event within a time budget
+//! instead, and reports the outcome as [`Delivered`] or [`DeliveryError`]
+//! (was it maybe accepted anyway?) rather than as an [`Error`].
+
+mod delivery;
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,6 +32,7 @@ use serde_json::Value;
 use crate::client::{Call, Client, Host, Inner};
 use crate::error::{Error, Result};
 use crate::secret::KeySecret;
+pub use delivery::{Delivered, DeliveryError, DeliveryErrorKind};
 
 /// Maximum size of an Events API body.
 pub const MAX_EVENT_BYTES: usize = 512 * 1024;
@@ -551,8 +558,8 @@ impl EventsClient {
     /// Like [`EventsClient::enqueue`], but makes exactly one attempt: no
     /// retry on 429, 5xx or timeouts (a 401 is not renewed either: the Events
     /// API has no auth header). For callers that retry under their own
-    /// deadline and must count their attempts (the server's trigger proxy),
-    /// so that retries are not nested.
+    /// deadline and must count their attempts, so that retries are not
+    /// nested. [`EventsClient::enqueue_within`] runs such a loop.
     pub async fn enqueue_once(&self, event: &Event) -> Result<EnqueueResponse> {
         let body = event.validate_and_encode().map_err(Error::InvalidEvent)?;
         tracing::debug!(
