@@ -1,17 +1,15 @@
-//! The [`Client`], its builder, and the request core (auth, rate limiting,
+//! The [`Client`], its builder, and the request core (auth, rate budget,
 //! retries, tracing, call observation).
 //!
 //! Every call goes through one loop, bounded by the [`RetryPolicy`] (the
-//! policy is written down in [`crate::retry`]).
+//! policy is written down in [`crate::retry`]); REST attempts first take a
+//! permit of the client's [`RateBudget`] (see [`crate::budget`]).
 
 use std::fmt;
-use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -20,10 +18,10 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, AuthFailure, Credentials, TokenHealth};
-use crate::error::{Error, OAuthError, PdErrorBody, Result};
+use crate::budget::{LocalRateBudget, PermitRequest, RateBudget, RateLimitHeaders, header_seconds};
+use crate::error::{Error, OAuthError, Result};
 use crate::events::EventsClient;
 pub use crate::retry::RetryPolicy;
-use crate::retry::jitter;
 
 type Bytes = Vec<u8>;
 
@@ -128,6 +126,7 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     retry: RetryPolicy,
     rate_limit_per_minute: Option<u32>,
+    rate_budget: Option<Arc<dyn RateBudget>>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
@@ -143,6 +142,7 @@ impl fmt::Debug for ClientBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_budget", &self.rate_budget.as_ref().map(|_| "custom"))
             .finish_non_exhaustive()
     }
 }
@@ -193,8 +193,24 @@ impl ClientBuilder {
     /// Events API enqueues and OAuth token requests never wait in this
     /// bucket: PagerDuty's per-account limit (960/min) counts REST calls
     /// only, and a page must not queue behind card reads.
+    ///
+    /// This is the client's default [`RateBudget`], a [`LocalRateBudget`];
+    /// see [`ClientBuilder::rate_budget`] to share one budget between
+    /// replicas.
     pub fn rate_limit_per_minute(mut self, n: Option<u32>) -> Self {
         self.rate_limit_per_minute = n;
+        self
+    }
+    /// Replaces the client's in-process [`LocalRateBudget`] (the token
+    /// bucket of [`ClientBuilder::rate_limit_per_minute`] and the
+    /// account-wide pause after a 429) with `budget`, e.g. one shared by
+    /// every replica through Redis. Every REST attempt then waits for its
+    /// permit, and every 429 and `ratelimit-*` header is reported to it;
+    /// see [`RateBudget`] for what it must guarantee. Cannot be combined
+    /// with `rate_limit_per_minute` ([`Error::Config`] from
+    /// [`build`](ClientBuilder::build)): give the rate to the budget.
+    pub fn rate_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.rate_budget = Some(budget);
         self
     }
     /// Observer told about every HTTP attempt.
@@ -207,7 +223,7 @@ impl ClientBuilder {
     ///
     /// Fails with [`Error::Config`] naming the bad setting: a base URL that
     /// is not an absolute http(s) URL, an empty credential, a zero timeout or
-    /// rate, or `max_attempts == 0`.
+    /// rate, `max_attempts == 0`, or both a rate and a rate budget.
     pub fn build(self) -> Result<Client> {
         let api_base = parse_base(
             "api_base_url",
@@ -235,15 +251,14 @@ impl ClientBuilder {
         if self.retry.max_attempts == 0 {
             return Err(config("retry_policy.max_attempts", "must be at least 1"));
         }
-        let limiter = match self.rate_limit_per_minute {
-            None => None,
-            Some(n) => {
-                let per_minute = NonZeroU32::new(n)
-                    .ok_or_else(|| config("rate_limit_per_minute", "must be at least 1"))?;
-                let burst = NonZeroU32::new((n / 60).max(1)).unwrap_or(NonZeroU32::MIN);
-                Some(RateLimiter::direct(
-                    Quota::per_minute(per_minute).allow_burst(burst),
-                ))
+        let budget: Arc<dyn RateBudget> = match (self.rate_budget, self.rate_limit_per_minute) {
+            (None, per_minute) => Arc::new(LocalRateBudget::new(per_minute)?),
+            (Some(budget), None) => budget,
+            (Some(_), Some(_)) => {
+                return Err(config(
+                    "rate_limit_per_minute",
+                    "cannot be combined with rate_budget: a supplied rate budget replaces the client's token bucket (give it the rate instead)",
+                ));
             }
         };
         let http = reqwest::Client::builder()
@@ -261,8 +276,7 @@ impl ClientBuilder {
             events_base,
             request_timeout: self.request_timeout,
             retry: self.retry,
-            limiter,
-            rate_limited_until: StdMutex::new(None),
+            budget,
             observer: self.observer,
         });
         Ok(Client {
@@ -373,6 +387,7 @@ impl Client {
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             rate_limit_per_minute: None,
+            rate_budget: None,
             observer: None,
         }
     }
@@ -447,10 +462,8 @@ pub(crate) struct Inner {
     events_base: Url,
     request_timeout: Duration,
     pub(crate) retry: RetryPolicy,
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// After a REST 429 with a reset: no REST call is sent before this
-    /// instant (the body of that 429 is kept for the error).
-    rate_limited_until: StdMutex<Option<(Instant, PdErrorBody)>>,
+    /// Permits for REST calls: the token bucket and the 429 pause.
+    budget: Arc<dyn RateBudget>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
@@ -490,29 +503,15 @@ impl Inner {
         let mut renewed = false;
         loop {
             attempt += 1;
-            if call.host == Host::Api
-                && let Some((left, body)) = self.rate_limit_pause()
-            {
-                let wait = left + jitter(policy.base_delay);
-                if !self.fits(started, wait) {
-                    return Err(Error::RateLimited {
-                        retry_after: Some(left),
-                        body,
-                    });
-                }
-                tracing::debug!(
-                    endpoint = call.endpoint,
-                    wait_ms = wait.as_millis() as u64,
-                    "PagerDuty rate limit in force for the account; waiting for its reset"
-                );
-                tokio::time::sleep(wait).await;
-            }
             // PagerDuty's per-account rate limit applies to the REST API only;
             // an Events enqueue (a page) never queues behind card reads.
-            if call.host == Host::Api
-                && let Some(l) = &self.limiter
-            {
-                self.wait_for_token_bucket(l, started, policy.deadline, call.endpoint)
+            if call.host == Host::Api {
+                self.budget
+                    .acquire(PermitRequest {
+                        endpoint: call.endpoint,
+                        deadline: started + policy.deadline,
+                        resume_jitter: policy.base_delay,
+                    })
                     .await?;
             }
             let mut auth_generation = None;
@@ -579,17 +578,16 @@ impl Inner {
             let outcome = async {
                 let resp = rb.send().await?;
                 let status = resp.status().as_u16();
+                let headers = resp.headers();
+                if call.host == Host::Api
+                    && let Some(limits) = RateLimitHeaders::from_headers(headers)
+                {
+                    self.budget.on_headers(&limits);
+                }
                 // PagerDuty documents `ratelimit-reset` (seconds); accept a
                 // numeric `Retry-After` as a fallback from proxies.
-                let seconds = |name: &str| {
-                    resp.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
-                };
-                let reset = seconds("ratelimit-reset").or_else(|| seconds("retry-after"));
+                let reset = header_seconds(headers, "ratelimit-reset")
+                    .or_else(|| header_seconds(headers, "retry-after"));
                 let bytes = resp.bytes().await?;
                 Ok::<_, reqwest::Error>((status, reset, bytes.to_vec()))
             }
@@ -629,9 +627,10 @@ impl Inner {
                 Ok((429, reset, bytes)) => {
                     let err = Error::from_status(429, &bytes, reset);
                     if call.host == Host::Api
-                        && let Some(r) = reset
+                        && let (Some(r), Some(body)) = (reset, err.body())
                     {
-                        self.pause_for_rate_limit(policy.rate_limit_pause(r), &err);
+                        self.budget
+                            .on_rate_limited(policy.rate_limit_pause(r), body);
                     }
                     Next::Retry(policy.rate_limit_wait(reset, attempt), err)
                 }
@@ -682,77 +681,6 @@ impl Inner {
                     tokio::time::sleep(wait).await;
                 }
             }
-        }
-    }
-
-    /// Takes a cell of the client's own token bucket, waiting no later than
-    /// the call's deadline. When the bucket would make the call wait past
-    /// it, fails with [`Error::RateLimited`] without sending anything (a
-    /// request sent with the few milliseconds left would end in a false
-    /// [`Error::Timeout`], maybe after reaching PagerDuty).
-    async fn wait_for_token_bucket(
-        &self,
-        limiter: &DefaultDirectRateLimiter,
-        started: Instant,
-        deadline: Duration,
-        endpoint: &'static str,
-    ) -> Result<()> {
-        let Err(not_until) = limiter.check() else {
-            return Ok(());
-        };
-        let left = deadline.saturating_sub(started.elapsed());
-        let estimate = not_until.wait_time_from(limiter.clock().now());
-        let limited = |retry_after: Duration| {
-            Error::RateLimited {
-            retry_after: Some(retry_after),
-            body: PdErrorBody {
-                message: Some(
-                    "the client's own rate limit (rate_limit_per_minute) would delay the call past its deadline; it was not sent"
-                        .into(),
-                ),
-                ..Default::default()
-            },
-        }
-        };
-        if estimate >= left {
-            return Err(limited(estimate));
-        }
-        tracing::debug!(
-            endpoint,
-            wait_ms = estimate.as_millis() as u64,
-            "waiting in the client's rate limiter"
-        );
-        // Other callers may take the next cells first: still bounded.
-        tokio::time::timeout(left, limiter.until_ready())
-            .await
-            .map_err(|_| limited(estimate))
-    }
-
-    /// The time left of an account-wide 429 pause, if one is in force.
-    fn rate_limit_pause(&self) -> Option<(Duration, PdErrorBody)> {
-        let mut guard = self
-            .rate_limited_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let (until, body) = guard.as_ref()?;
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            *guard = None;
-            return None;
-        }
-        Some((left, body.clone()))
-    }
-
-    /// Records a REST 429: no REST call before `reset` from now.
-    fn pause_for_rate_limit(&self, reset: Duration, err: &Error) {
-        let until = Instant::now() + reset;
-        let mut guard = self
-            .rate_limited_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if guard.as_ref().is_none_or(|(u, _)| *u < until) {
-            let body = err.body().cloned().unwrap_or_default();
-            *guard = Some((until, body));
         }
     }
 

@@ -70,6 +70,9 @@
 //!   down.
 //! * [`auth`]: [`Credentials`] (API token or Scoped OAuth), token caching
 //!   and renewal, [`TokenHealth`].
+//! * [`budget`]: [`RateBudget`], what a REST call waits for before it is
+//!   sent, and its in-process default [`LocalRateBudget`] (token bucket and
+//!   the account-wide pause after a 429).
 //! * `api`: one module per REST resource; the calls are methods on [`Client`].
 //! * [`models`]: serde models that keep unknown fields for untrimmed pass-through.
 //! * [`query`]: list parameters; [`page`]: [`Page`], the 10 000 cap, and
@@ -89,6 +92,7 @@
 
 mod api;
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod error;
 pub mod events;
@@ -100,6 +104,7 @@ pub mod retry;
 mod secret;
 
 pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
+pub use budget::{LocalRateBudget, PermitDenied, PermitRequest, RateBudget, RateLimitHeaders};
 pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region};
 pub use error::{Error, OAuthError, PdErrorBody, Result};
 pub use events::{
