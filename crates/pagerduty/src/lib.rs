@@ -82,7 +82,8 @@
 //!   time budget ([`EventsClient::enqueue_within`]).
 //! * [`ids`]: validated id newtypes ([`ServiceId`], [`IncidentId`], ...) and
 //!   the redacted [`IntegrationKey`].
-//! * [`error`]: [`Error`], which keeps PagerDuty's error body.
+//! * [`error`]: [`Error`], which keeps PagerDuty's error body, and
+//!   [`TransportError`], which keeps the network cause.
 //!
 //! Secrets (API tokens, client secrets, access tokens, integration and
 //! routing keys) never appear in `Debug`, errors or logs. Each HTTP attempt
@@ -106,7 +107,7 @@ mod secret;
 pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
 pub use budget::{LocalRateBudget, PermitDenied, PermitRequest, RateBudget, RateLimitHeaders};
 pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region};
-pub use error::{Error, OAuthError, PdErrorBody, Result};
+pub use error::{Error, OAuthError, PdErrorBody, Result, TransportError};
 pub use events::{
     ChangeEventPayload, ChangeEventRequest, Delivered, DeliveryError, DeliveryErrorKind,
     EnqueueResponse, Event, EventAction, EventLink, EventPayload, EventsClient, RoutingKey,
