@@ -6,13 +6,11 @@
 //! permit of the client's [`RateBudget`] (see [`crate::budget`]).
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
@@ -21,76 +19,16 @@ use crate::auth::{Auth, AuthFailure, Credentials, TokenHealth};
 use crate::budget::{LocalRateBudget, PermitRequest, RateBudget, RateLimitHeaders, header_seconds};
 use crate::error::{Error, OAuthError, Result};
 use crate::events::EventsClient;
+pub use crate::region::{
+    EU_API_BASE_URL, EU_EVENTS_BASE_URL, OAUTH_TOKEN_URL, Region, US_API_BASE_URL,
+    US_EVENTS_BASE_URL,
+};
 pub use crate::retry::RetryPolicy;
 
 type Bytes = Vec<u8>;
 
-/// Default REST base URL, US region.
-pub const US_API_BASE_URL: &str = "https://api.pagerduty.com";
-/// Default REST base URL, EU region.
-pub const EU_API_BASE_URL: &str = "https://api.eu.pagerduty.com";
-/// Default Events API v2 base URL, US region.
-pub const US_EVENTS_BASE_URL: &str = "https://events.pagerduty.com/v2";
-/// Default Events API v2 base URL, EU region.
-pub const EU_EVENTS_BASE_URL: &str = "https://events.eu.pagerduty.com/v2";
-/// OAuth token endpoint (both regions; the region goes in the scope).
-pub const OAUTH_TOKEN_URL: &str = "https://identity.pagerduty.com/oauth/token";
 /// The REST `Accept` header that selects API version 2.
 pub const ACCEPT_V2: &str = "application/vnd.pagerduty+json;version=2";
-
-/// The PagerDuty service region of the account.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Region {
-    /// United States (the default).
-    #[default]
-    Us,
-    /// European Union.
-    Eu,
-}
-
-impl Region {
-    /// `us` or `eu`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::Us => "us",
-            Region::Eu => "eu",
-        }
-    }
-    /// The default REST base URL.
-    pub fn api_base_url(self) -> &'static str {
-        match self {
-            Region::Us => US_API_BASE_URL,
-            Region::Eu => EU_API_BASE_URL,
-        }
-    }
-    /// The default Events API v2 base URL (ends in `/v2`).
-    pub fn events_base_url(self) -> &'static str {
-        match self {
-            Region::Us => US_EVENTS_BASE_URL,
-            Region::Eu => EU_EVENTS_BASE_URL,
-        }
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Region {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "us" => Ok(Region::Us),
-            "eu" => Ok(Region::Eu),
-            other => Err(format!(
-                "unknown PagerDuty region `{other}` (expected us or eu)"
-            )),
-        }
-    }
-}
 
 /// Sees every HTTP attempt the client makes (for metrics): REST and Events
 /// attempts, and OAuth token requests (endpoint `/oauth/token`).

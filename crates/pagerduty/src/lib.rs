@@ -62,10 +62,26 @@
 //! # }
 //! ```
 //!
+//! Delivering an event within a deadline, with a report of what happened
+//! (was it maybe accepted anyway?) instead of an [`Error`]:
+//!
+//! ```no_run
+//! # async fn demo(pd: pagerduty::Client, event: pagerduty::Event) {
+//! use std::time::Duration;
+//!
+//! match pd.events().enqueue_within(&event, Duration::from_secs(8)).await {
+//!     Ok(done) => println!("accepted after {} attempt(s)", done.attempts),
+//!     Err(e) if e.maybe_delivered => println!("unknown ({e}): retry with the same dedup_key"),
+//!     Err(e) => println!("not delivered: {e}"),
+//! }
+//! # }
+//! ```
+//!
 //! # Layout
 //!
-//! * [`client`]: [`Client`], [`ClientBuilder`], [`Region`], [`CallObserver`],
-//!   and the request loop every call goes through.
+//! * [`client`]: [`Client`], [`ClientBuilder`], [`CallObserver`], and the
+//!   request loop every call goes through.
+//! * [`region`]: [`Region`] (US or EU) and the default hosts.
 //! * [`retry`]: [`RetryPolicy`], its backoff, and the retry rules written
 //!   down.
 //! * [`auth`]: [`Credentials`] (API token or Scoped OAuth), token caching
@@ -84,6 +100,8 @@
 //!   the redacted [`IntegrationKey`].
 //! * [`error`]: [`Error`], which keeps PagerDuty's error body, and
 //!   [`TransportError`], which keeps the network cause.
+//! * `secret` (private): the redacting key holder behind [`IntegrationKey`]
+//!   and [`RoutingKey`].
 //!
 //! Secrets (API tokens, client secrets, access tokens, integration and
 //! routing keys) never appear in `Debug`, errors or logs. Each HTTP attempt
@@ -101,12 +119,13 @@ pub mod ids;
 pub mod models;
 pub mod page;
 pub mod query;
+pub mod region;
 pub mod retry;
 mod secret;
 
 pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
 pub use budget::{LocalRateBudget, PermitDenied, PermitRequest, RateBudget, RateLimitHeaders};
-pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region};
+pub use client::{CallObserver, CallRecord, Client, ClientBuilder};
 pub use error::{Error, OAuthError, PdErrorBody, Result, TransportError};
 pub use events::{
     ChangeEventPayload, ChangeEventRequest, Delivered, DeliveryError, DeliveryErrorKind,
@@ -123,5 +142,6 @@ pub use query::{
     IncidentMetricsQuery, ListChangeEvents, ListEscalationPolicies, ListIncidents, ListOncalls,
     ListServices, ListTeams, ServiceInclude,
 };
+pub use region::Region;
 pub use retry::RetryPolicy;
 pub use secrecy::SecretString;

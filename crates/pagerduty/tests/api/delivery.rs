@@ -5,12 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use pagerduty::{Client, DeliveryErrorKind, Event, EventPayload, RetryPolicy, Severity};
+use pagerduty::{
+    Client, Delivered, DeliveryError, DeliveryErrorKind, Event, EventPayload, RetryPolicy, Severity,
+};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{ROUTING_KEY, bounded, token_builder, token_client};
+use crate::helpers::{ROUTING_KEY, bounded, closed_port, token_builder, token_client};
 
 fn event() -> Event {
     let mut event = Event::trigger(
@@ -36,45 +38,51 @@ fn accepted() -> ResponseTemplate {
     }))
 }
 
-/// A client whose first retry wait (at least 5 s) never fits a test budget.
-fn one_attempt_client(events_base: &str) -> Client {
+/// A client of the Events API at `events_base`, with `policy`.
+fn client_at(events_base: &str, policy: RetryPolicy) -> Client {
     pagerduty::Client::builder(pagerduty::Credentials::ApiToken("tok".to_string().into()))
         .events_base_url(events_base)
-        .retry_policy(RetryPolicy {
-            base_delay: Duration::from_secs(10),
-            max_delay: Duration::from_secs(10),
-            ..RetryPolicy::default()
-        })
+        .retry_policy(policy)
         .build()
         .unwrap()
 }
 
-/// A port nothing listens on (bound, noted, closed).
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A client whose first retry wait (at least 5 s) never fits a test budget.
+fn one_attempt_client(events_base: &str) -> Client {
+    let slow = RetryPolicy {
+        base_delay: Duration::from_secs(10),
+        max_delay: Duration::from_secs(10),
+        ..RetryPolicy::default()
+    };
+    client_at(events_base, slow)
+}
+
+/// Answers `POST /v2/enqueue` with `answer`: `times` times (then the next
+/// mock answers), or always; expecting exactly that many calls.
+async fn answer(server: &MockServer, answer: ResponseTemplate, times: Option<u64>) {
+    let mock = Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .respond_with(answer);
+    match times {
+        Some(n) => mock.up_to_n_times(n).expect(n),
+        None => mock.expect(1),
+    }
+    .mount(server)
+    .await;
+}
+
+/// `enqueue_within` of the test event on `client`.
+async fn deliver(client: &Client, budget: Duration) -> Result<Delivered, DeliveryError> {
+    client.events().enqueue_within(&event(), budget).await
 }
 
 #[tokio::test]
 async fn a_503_is_retried_until_accepted() {
     bounded(async {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(ResponseTemplate::new(503))
-            .up_to_n_times(2)
-            .expect(2)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(accepted())
-            .expect(1)
-            .mount(&server)
-            .await;
-        let delivered = token_client(&server)
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(10))
+        answer(&server, ResponseTemplate::new(503), Some(2)).await;
+        answer(&server, accepted(), None).await;
+        let delivered = deliver(&token_client(&server), Duration::from_secs(10))
             .await
             .unwrap();
         assert_eq!(delivered.attempts, 3);
@@ -91,23 +99,15 @@ async fn a_503_is_retried_until_accepted() {
 async fn a_429_waits_for_its_reset_then_retries() {
     bounded(async {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(ResponseTemplate::new(429).insert_header("ratelimit-reset", "0.3"))
-            .up_to_n_times(1)
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(accepted())
-            .expect(1)
-            .mount(&server)
-            .await;
+        answer(
+            &server,
+            ResponseTemplate::new(429).insert_header("ratelimit-reset", "0.3"),
+            Some(1),
+        )
+        .await;
+        answer(&server, accepted(), None).await;
         let started = Instant::now();
-        let delivered = token_client(&server)
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(10))
+        let delivered = deliver(&token_client(&server), Duration::from_secs(10))
             .await
             .unwrap();
         assert_eq!(delivered.attempts, 2);
@@ -125,15 +125,9 @@ async fn a_429_waits_for_its_reset_then_retries() {
 async fn a_429_whose_reset_passes_the_budget_gives_up_at_once() {
     bounded(async {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(ResponseTemplate::new(429).insert_header("ratelimit-reset", "20"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let err = token_client(&server)
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(2))
+        let throttled = ResponseTemplate::new(429).insert_header("ratelimit-reset", "20");
+        answer(&server, throttled, None).await;
+        let err = deliver(&token_client(&server), Duration::from_secs(2))
             .await
             .unwrap_err();
         assert_eq!(
@@ -146,7 +140,8 @@ async fn a_429_whose_reset_passes_the_budget_gives_up_at_once() {
         assert_eq!((err.attempts, err.maybe_delivered), (1, false));
         assert_eq!(
             err.reason,
-            "PagerDuty is throttling events for this integration (429); gave up after 1 attempt(s) within the 2000 ms trigger deadline"
+            "PagerDuty is throttling events for this integration (429); \
+             gave up after 1 attempt(s) within the 2000 ms trigger deadline"
         );
         assert_eq!(err.to_string(), err.reason);
     })
@@ -157,19 +152,17 @@ async fn a_429_whose_reset_passes_the_budget_gives_up_at_once() {
 async fn a_400_is_rejected_and_not_retried() {
     bounded(async {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+        answer(
+            &server,
+            ResponseTemplate::new(400).set_body_json(json!({
                 "status": "invalid event",
                 "message": "Event object is invalid",
                 "errors": ["'payload.summary' is missing or blank"]
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let err = token_client(&server)
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(10))
+            })),
+            None,
+        )
+        .await;
+        let err = deliver(&token_client(&server), Duration::from_secs(10))
             .await
             .unwrap_err();
         assert_eq!(
@@ -192,15 +185,8 @@ async fn a_400_is_rejected_and_not_retried() {
 async fn an_unexpected_answer_is_a_bad_gateway_and_not_retried() {
     bounded(async {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(ResponseTemplate::new(404))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let err = token_client(&server)
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(10))
+        answer(&server, ResponseTemplate::new(404), None).await;
+        let err = deliver(&token_client(&server), Duration::from_secs(10))
             .await
             .unwrap_err();
         assert_eq!(err.kind, DeliveryErrorKind::BadGateway);
@@ -218,15 +204,8 @@ async fn an_unexpected_answer_is_a_bad_gateway_and_not_retried() {
 async fn no_answer_within_the_budget_may_have_been_delivered() {
     bounded(async {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(accepted().set_delay(Duration::from_secs(30)))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let err = token_client(&server)
-            .events()
-            .enqueue_within(&event(), Duration::from_millis(300))
+        answer(&server, accepted().set_delay(Duration::from_secs(30)), None).await;
+        let err = deliver(&token_client(&server), Duration::from_millis(300))
             .await
             .unwrap_err();
         assert_eq!(err.kind, DeliveryErrorKind::Timeout);
@@ -245,29 +224,24 @@ async fn maybe_delivered_stays_after_a_later_plain_failure() {
         let server = MockServer::start().await;
         // The first attempt times out (the client's 100 ms request timeout):
         // it may have reached PagerDuty...
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(accepted().set_delay(Duration::from_secs(30)))
-            .up_to_n_times(1)
-            .expect(1)
-            .mount(&server)
-            .await;
+        answer(
+            &server,
+            accepted().set_delay(Duration::from_secs(30)),
+            Some(1),
+        )
+        .await;
         // ... so a 429 after it does not prove the event was not accepted.
-        Mock::given(method("POST"))
-            .and(path("/v2/enqueue"))
-            .respond_with(ResponseTemplate::new(429).insert_header("ratelimit-reset", "20"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        answer(
+            &server,
+            ResponseTemplate::new(429).insert_header("ratelimit-reset", "20"),
+            None,
+        )
+        .await;
         let client = token_builder(&server)
             .request_timeout(Duration::from_millis(100))
             .build()
             .unwrap();
-        let err = client
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(10))
-            .await
-            .unwrap_err();
+        let err = deliver(&client, Duration::from_secs(10)).await.unwrap_err();
         assert!(
             matches!(err.kind, DeliveryErrorKind::Throttled { .. }),
             "{err:?}"
@@ -281,11 +255,7 @@ async fn maybe_delivered_stays_after_a_later_plain_failure() {
 async fn a_refused_connection_sent_nothing() {
     bounded(async {
         let client = one_attempt_client(&format!("http://127.0.0.1:{}/v2", closed_port()));
-        let err = client
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(2))
-            .await
-            .unwrap_err();
+        let err = deliver(&client, Duration::from_secs(2)).await.unwrap_err();
         assert_eq!(err.kind, DeliveryErrorKind::Unavailable);
         assert_eq!((err.attempts, err.maybe_delivered), (1, false));
         assert!(
@@ -307,15 +277,9 @@ async fn a_refused_connection_sent_nothing() {
 #[tokio::test]
 async fn refused_connections_are_retried_within_the_budget() {
     bounded(async {
-        let client =
-            pagerduty::Client::builder(pagerduty::Credentials::ApiToken("tok".to_string().into()))
-                .events_base_url(format!("http://127.0.0.1:{}/v2", closed_port()))
-                .retry_policy(crate::helpers::fast_retry())
-                .build()
-                .unwrap();
-        let err = client
-            .events()
-            .enqueue_within(&event(), Duration::from_millis(500))
+        let base = format!("http://127.0.0.1:{}/v2", closed_port());
+        let client = client_at(&base, crate::helpers::fast_retry());
+        let err = deliver(&client, Duration::from_millis(500))
             .await
             .unwrap_err();
         // Waits of 5 to 50 ms in a 500 ms budget: several attempts.
@@ -346,11 +310,7 @@ async fn a_connection_lost_after_sending_may_have_been_delivered() {
             }
         });
         let client = one_attempt_client(&format!("http://{addr}/v2"));
-        let err = client
-            .events()
-            .enqueue_within(&event(), Duration::from_secs(2))
-            .await
-            .unwrap_err();
+        let err = deliver(&client, Duration::from_secs(2)).await.unwrap_err();
         server.abort();
         assert_eq!(err.kind, DeliveryErrorKind::Unavailable);
         assert_eq!((err.attempts, err.maybe_delivered), (1, true));
@@ -374,11 +334,7 @@ async fn nothing_is_sent_without_budget_or_with_an_invalid_event() {
             .mount(&server)
             .await;
         let client = token_client(&server);
-        let err = client
-            .events()
-            .enqueue_within(&event(), Duration::ZERO)
-            .await
-            .unwrap_err();
+        let err = deliver(&client, Duration::ZERO).await.unwrap_err();
         assert_eq!(err.kind, DeliveryErrorKind::Timeout);
         assert_eq!((err.attempts, err.maybe_delivered), (0, false));
         assert_eq!(

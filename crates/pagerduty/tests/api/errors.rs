@@ -5,7 +5,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{API_TOKEN, bounded, token_client};
+use crate::helpers::{API_TOKEN, bounded, closed_port, token_client};
 
 #[tokio::test]
 async fn missing_scopes_forbidden() {
@@ -124,11 +124,6 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     out
 }
 
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn network_errors_keep_their_typed_cause_without_the_url() {
     bounded(async {
@@ -173,6 +168,13 @@ async fn network_errors_keep_their_typed_cause_without_the_url() {
     .await
 }
 
+fn unreachable_cause(err: &Error) -> &pagerduty::TransportError {
+    match err {
+        Error::OAuth(pagerduty::OAuthError::Unreachable(cause)) => cause,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn oauth_unreachable_keeps_its_cause() {
     bounded(async {
@@ -183,9 +185,7 @@ async fn oauth_unreachable_keeps_its_cause() {
             .build()
             .unwrap();
         let err = client.list_abilities().await.unwrap_err();
-        let Error::OAuth(pagerduty::OAuthError::Unreachable(cause)) = &err else {
-            panic!("{err:?}");
-        };
+        let cause = unreachable_cause(&err);
         assert!(cause.reqwest_error().is_some_and(|e| e.is_connect()));
         let messages = chain(&err);
         // Error -> OAuthError -> TransportError -> reqwest::Error -> ...
@@ -204,9 +204,7 @@ async fn oauth_unreachable_keeps_its_cause() {
             .build()
             .unwrap();
         let err = client.list_abilities().await.unwrap_err();
-        let Error::OAuth(pagerduty::OAuthError::Unreachable(cause)) = &err else {
-            panic!("{err:?}");
-        };
+        let cause = unreachable_cause(&err);
         assert!(cause.reqwest_error().is_none());
         assert_eq!(cause.message(), "HTTP 503");
         assert_eq!(

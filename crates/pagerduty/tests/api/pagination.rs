@@ -271,7 +271,9 @@ mod paging {
 
     use futures::TryStreamExt;
     use futures::future::BoxFuture;
-    use pagerduty::{AtCap, Client, Error, ListServices, Page, PageRequest, Paging, Service};
+    use pagerduty::{
+        AtCap, Client, Error, ListServices, Page, PageRequest, Pages, Paging, Service,
+    };
     use serde_json::{Value, json};
     use tokio::sync::Barrier;
     use wiremock::matchers::{method, path, query_param, query_param_is_missing};
@@ -481,36 +483,28 @@ mod paging {
     #[tokio::test]
     async fn the_offset_cap_truncates_or_fails_after_the_pages_below_it() {
         bounded(async {
-            async fn near_cap(server: &MockServer) {
-                mount(server, 9994, page_body(9994, true, Some(20_000)), true).await;
-                mount(server, 9996, page_body(9996, true, None), false).await;
-                mount(server, 9998, page_body(9998, true, None), false).await;
+            /// Three pages below the cap (of 20 000 services), read with `at_cap`.
+            async fn near_cap(at_cap: AtCap) -> (MockServer, Pages<'static, Service>) {
+                let server = MockServer::start().await;
+                mount(&server, 9994, page_body(9994, true, Some(20_000)), true).await;
+                mount(&server, 9996, page_body(9996, true, None), false).await;
+                mount(&server, 9998, page_body(9998, true, None), false).await;
+                let calls = Arc::new(AtomicU32::new(0));
+                let pages = Paging::new()
+                    .limit(2)
+                    .offset(9994)
+                    .concurrent(4)
+                    .at_cap(at_cap)
+                    .pages(fetch(&token_client(&server), &calls));
+                (server, pages)
             }
-            let calls = Arc::new(AtomicU32::new(0));
 
-            let server = MockServer::start().await;
-            near_cap(&server).await;
-            let client = token_client(&server);
-            let all = Paging::new()
-                .limit(2)
-                .offset(9994)
-                .concurrent(4)
-                .at_cap(AtCap::Truncate)
-                .pages(fetch(&client, &calls))
-                .collect_items()
-                .await
-                .unwrap();
+            let (_server, pages) = near_cap(AtCap::Truncate).await;
+            let all = pages.collect_items().await.unwrap();
             assert_eq!(all.items.len(), 6);
             assert_eq!((all.requests, all.truncated), (3, true));
 
-            let server = MockServer::start().await;
-            near_cap(&server).await;
-            let client = token_client(&server);
-            let mut pages = Paging::new()
-                .limit(2)
-                .offset(9994)
-                .concurrent(4)
-                .pages(fetch(&client, &calls));
+            let (_server, mut pages) = near_cap(AtCap::Fail).await;
             let mut read = 0;
             let err = loop {
                 match pages.try_next().await {
