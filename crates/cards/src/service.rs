@@ -449,7 +449,9 @@ fn list<T>(
         Err(error) => Err(match error.cause {
             Some(cause) => cause.into_arc(),
             // Only a load that died (a panic) has no PagerDuty error.
-            None => Arc::new(pagerduty::Error::Transport(error.message)),
+            None => Arc::new(pagerduty::Error::Transport(pagerduty::TransportError::new(
+                error.message,
+            ))),
         }),
     }
 }

@@ -30,7 +30,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::client::{CallObserver, CallRecord, Region};
-use crate::error::{Error, OAuthError, Result};
+use crate::error::{Error, OAuthError, Result, TransportError};
 
 /// How the client authenticates to the REST API.
 #[derive(Clone)]
@@ -498,12 +498,12 @@ impl OAuthManager {
             .await
             .map_err(|e| {
                 observe(None);
-                OAuthError::Unreachable(transport_message(e))
+                OAuthError::Unreachable(transport_error(e))
             })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| {
             observe(None);
-            OAuthError::Unreachable(transport_message(e))
+            OAuthError::Unreachable(transport_error(e))
         })?;
         observe(Some(status));
         span.record("status", status);
@@ -536,19 +536,11 @@ impl OAuthManager {
     }
 }
 
-fn transport_message(e: reqwest::Error) -> String {
+fn transport_error(e: reqwest::Error) -> TransportError {
     if e.is_timeout() {
-        return "timed out".into();
+        return TransportError::with_message("timed out", e);
     }
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
+    TransportError::from_reqwest(e)
 }
 
 fn classify_token_error(status: u16, bytes: &[u8]) -> OAuthError {
@@ -565,7 +557,7 @@ fn classify_token_error(status: u16, bytes: &[u8]) -> OAuthError {
         (true, true) => format!("HTTP {status}"),
     };
     if status >= 500 {
-        return OAuthError::Unreachable(detail);
+        return OAuthError::Unreachable(TransportError::new(detail));
     }
     if code == "invalid_scope" || desc.to_ascii_lowercase().contains("scope") {
         return OAuthError::InvalidScope(detail);

@@ -1,202 +1,34 @@
-//! The [`Client`], its builder, and the request core (auth, rate limiting,
+//! The [`Client`], its builder, and the request core (auth, rate budget,
 //! retries, tracing, call observation).
 //!
-//! # Retry policy
-//!
-//! Every call goes through one loop, bounded by [`RetryPolicy`]:
-//!
-//! * **429**: wait `ratelimit-reset` seconds (or a numeric `Retry-After`; at
-//!   least 1 s, as PagerDuty counts whole seconds and `0` means "later this
-//!   second"; capped at [`RetryPolicy::max_delay`] minus
-//!   [`RetryPolicy::base_delay`]), plus up to [`RetryPolicy::base_delay`] of
-//!   jitter, then retry. Without the header, back off exponentially. The
-//!   limit is account-wide, so a REST 429 with a reset pauses every REST call
-//!   of the client until the reset (plus jitter); a call whose deadline ends
-//!   before that fails with [`Error::RateLimited`] without being sent.
-//! * **5xx, 408, connection errors and timeouts** on idempotent requests
-//!   (every call this crate makes: reads, the analytics query, and Events
-//!   enqueues, which PagerDuty de-duplicates by `dedup_key`): exponential
-//!   backoff `base_delay · 2^(attempt-1)`, capped at `max_delay`, with
-//!   "equal jitter" (half fixed, half random).
-//! * **OAuth token endpoint unreachable or 5xx** (no usable token): retried
-//!   like a 5xx, but never before the token manager's back-off after the
-//!   failed fetch ends (at least 1 s; see [`crate::auth`]), so a retry
-//!   reaches the endpoint instead of getting the remembered error again; a
-//!   call whose deadline ends before that fails at once.
-//! * **401 with OAuth**: renew the token once and retry once (this retry does
-//!   not count against `max_attempts`). With an API token, 401 is final.
-//! * **Any other 4xx** (400, 402, 403, 404, ...): never retried.
-//! * At most [`RetryPolicy::max_attempts`] attempts, and no wait that would
-//!   end after [`RetryPolicy::deadline`] (counted from the first attempt);
-//!   each attempt's timeout is also clipped to the time left.
-//!
-//! When the policy gives up, the last error is returned (e.g.
-//! [`Error::RateLimited`] with the reset time, or [`Error::Upstream`]).
+//! Every call goes through one loop, bounded by the [`RetryPolicy`] (the
+//! policy is written down in [`crate::retry`]); REST attempts first take a
+//! permit of the client's [`RateBudget`] (see [`crate::budget`]).
 
 use std::fmt;
-use std::num::NonZeroU32;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, AuthFailure, Credentials, TokenHealth};
-use crate::error::{Error, OAuthError, PdErrorBody, Result};
+use crate::budget::{LocalRateBudget, PermitRequest, RateBudget, RateLimitHeaders, header_seconds};
+use crate::error::{Error, OAuthError, Result};
 use crate::events::EventsClient;
+pub use crate::region::{
+    EU_API_BASE_URL, EU_EVENTS_BASE_URL, OAUTH_TOKEN_URL, Region, US_API_BASE_URL,
+    US_EVENTS_BASE_URL,
+};
+pub use crate::retry::RetryPolicy;
 
 type Bytes = Vec<u8>;
 
-/// Default REST base URL, US region.
-pub const US_API_BASE_URL: &str = "https://api.pagerduty.com";
-/// Default REST base URL, EU region.
-pub const EU_API_BASE_URL: &str = "https://api.eu.pagerduty.com";
-/// Default Events API v2 base URL, US region.
-pub const US_EVENTS_BASE_URL: &str = "https://events.pagerduty.com/v2";
-/// Default Events API v2 base URL, EU region.
-pub const EU_EVENTS_BASE_URL: &str = "https://events.eu.pagerduty.com/v2";
-/// OAuth token endpoint (both regions; the region goes in the scope).
-pub const OAUTH_TOKEN_URL: &str = "https://identity.pagerduty.com/oauth/token";
 /// The REST `Accept` header that selects API version 2.
 pub const ACCEPT_V2: &str = "application/vnd.pagerduty+json;version=2";
-
-/// The PagerDuty service region of the account.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Region {
-    /// United States (the default).
-    #[default]
-    Us,
-    /// European Union.
-    Eu,
-}
-
-impl Region {
-    /// `us` or `eu`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::Us => "us",
-            Region::Eu => "eu",
-        }
-    }
-    /// The default REST base URL.
-    pub fn api_base_url(self) -> &'static str {
-        match self {
-            Region::Us => US_API_BASE_URL,
-            Region::Eu => EU_API_BASE_URL,
-        }
-    }
-    /// The default Events API v2 base URL (ends in `/v2`).
-    pub fn events_base_url(self) -> &'static str {
-        match self {
-            Region::Us => US_EVENTS_BASE_URL,
-            Region::Eu => EU_EVENTS_BASE_URL,
-        }
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Region {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "us" => Ok(Region::Us),
-            "eu" => Ok(Region::Eu),
-            other => Err(format!(
-                "unknown PagerDuty region `{other}` (expected us or eu)"
-            )),
-        }
-    }
-}
-
-/// Bounds on retrying a call; see the [module docs](self) for the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts, including the first (1 = never retry).
-    pub max_attempts: u32,
-    /// First backoff step; also the jitter added to a 429 wait.
-    pub base_delay: Duration,
-    /// Cap on any single wait, including the `ratelimit-reset` wait of a 429.
-    pub max_delay: Duration,
-    /// No retry wait may end later than this after the first attempt.
-    pub deadline: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 3 attempts, 200 ms base, 10 s cap, 20 s deadline.
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-            deadline: Duration::from_secs(20),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// A policy that never retries.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..Default::default()
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        let half = exp / 2;
-        half + jitter(exp - half)
-    }
-
-    /// How long a 429 with this reset pauses the account's REST calls: at
-    /// least [`MIN_RATE_LIMIT_RESET`] (PagerDuty counts whole seconds, so
-    /// `0` means "later this second"), at most `max_delay`.
-    fn rate_limit_pause(&self, reset: Duration) -> Duration {
-        reset.max(MIN_RATE_LIMIT_RESET).min(self.max_delay)
-    }
-
-    /// The wait before retrying a 429: the pause for the reset (above),
-    /// capped at `max_delay - base_delay`,
-    /// plus up to `base_delay` of jitter, so the jitter survives the cap
-    /// (callers capped at `max_delay` do not all retry at the same instant).
-    fn rate_limit_wait(&self, reset: Option<Duration>, attempt: u32) -> Duration {
-        match reset {
-            Some(r) => {
-                let spread = self.base_delay.min(self.max_delay);
-                self.rate_limit_pause(r).min(self.max_delay - spread) + jitter(spread)
-            }
-            None => self.backoff(attempt),
-        }
-    }
-}
-
-/// The shortest wait after a 429 with a `ratelimit-reset`, whatever it says.
-const MIN_RATE_LIMIT_RESET: Duration = Duration::from_secs(1);
-
-fn jitter(max: Duration) -> Duration {
-    let ms = max.as_millis() as u64;
-    if ms == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_millis(rand::rng().random_range(0..=ms))
-}
 
 /// Sees every HTTP attempt the client makes (for metrics): REST and Events
 /// attempts, and OAuth token requests (endpoint `/oauth/token`).
@@ -232,6 +64,7 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     retry: RetryPolicy,
     rate_limit_per_minute: Option<u32>,
+    rate_budget: Option<Arc<dyn RateBudget>>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
@@ -247,6 +80,7 @@ impl fmt::Debug for ClientBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_budget", &self.rate_budget.as_ref().map(|_| "custom"))
             .finish_non_exhaustive()
     }
 }
@@ -297,8 +131,24 @@ impl ClientBuilder {
     /// Events API enqueues and OAuth token requests never wait in this
     /// bucket: PagerDuty's per-account limit (960/min) counts REST calls
     /// only, and a page must not queue behind card reads.
+    ///
+    /// This is the client's default [`RateBudget`], a [`LocalRateBudget`];
+    /// see [`ClientBuilder::rate_budget`] to share one budget between
+    /// replicas.
     pub fn rate_limit_per_minute(mut self, n: Option<u32>) -> Self {
         self.rate_limit_per_minute = n;
+        self
+    }
+    /// Replaces the client's in-process [`LocalRateBudget`] (the token
+    /// bucket of [`ClientBuilder::rate_limit_per_minute`] and the
+    /// account-wide pause after a 429) with `budget`, e.g. one shared by
+    /// every replica through Redis. Every REST attempt then waits for its
+    /// permit, and every 429 and `ratelimit-*` header is reported to it;
+    /// see [`RateBudget`] for what it must guarantee. Cannot be combined
+    /// with `rate_limit_per_minute` ([`Error::Config`] from
+    /// [`build`](ClientBuilder::build)): give the rate to the budget.
+    pub fn rate_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.rate_budget = Some(budget);
         self
     }
     /// Observer told about every HTTP attempt.
@@ -311,7 +161,7 @@ impl ClientBuilder {
     ///
     /// Fails with [`Error::Config`] naming the bad setting: a base URL that
     /// is not an absolute http(s) URL, an empty credential, a zero timeout or
-    /// rate, or `max_attempts == 0`.
+    /// rate, `max_attempts == 0`, or both a rate and a rate budget.
     pub fn build(self) -> Result<Client> {
         let api_base = parse_base(
             "api_base_url",
@@ -339,15 +189,14 @@ impl ClientBuilder {
         if self.retry.max_attempts == 0 {
             return Err(config("retry_policy.max_attempts", "must be at least 1"));
         }
-        let limiter = match self.rate_limit_per_minute {
-            None => None,
-            Some(n) => {
-                let per_minute = NonZeroU32::new(n)
-                    .ok_or_else(|| config("rate_limit_per_minute", "must be at least 1"))?;
-                let burst = NonZeroU32::new((n / 60).max(1)).unwrap_or(NonZeroU32::MIN);
-                Some(RateLimiter::direct(
-                    Quota::per_minute(per_minute).allow_burst(burst),
-                ))
+        let budget: Arc<dyn RateBudget> = match (self.rate_budget, self.rate_limit_per_minute) {
+            (None, per_minute) => Arc::new(LocalRateBudget::new(per_minute)?),
+            (Some(budget), None) => budget,
+            (Some(_), Some(_)) => {
+                return Err(config(
+                    "rate_limit_per_minute",
+                    "cannot be combined with rate_budget: a supplied rate budget replaces the client's token bucket (give it the rate instead)",
+                ));
             }
         };
         let http = reqwest::Client::builder()
@@ -365,8 +214,7 @@ impl ClientBuilder {
             events_base,
             request_timeout: self.request_timeout,
             retry: self.retry,
-            limiter,
-            rate_limited_until: StdMutex::new(None),
+            budget,
             observer: self.observer,
         });
         Ok(Client {
@@ -477,6 +325,7 @@ impl Client {
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             rate_limit_per_minute: None,
+            rate_budget: None,
             observer: None,
         }
     }
@@ -550,11 +399,9 @@ pub(crate) struct Inner {
     api_base: Url,
     events_base: Url,
     request_timeout: Duration,
-    retry: RetryPolicy,
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// After a REST 429 with a reset: no REST call is sent before this
-    /// instant (the body of that 429 is kept for the error).
-    rate_limited_until: StdMutex<Option<(Instant, PdErrorBody)>>,
+    pub(crate) retry: RetryPolicy,
+    /// Permits for REST calls: the token bucket and the 429 pause.
+    budget: Arc<dyn RateBudget>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
@@ -594,29 +441,15 @@ impl Inner {
         let mut renewed = false;
         loop {
             attempt += 1;
-            if call.host == Host::Api
-                && let Some((left, body)) = self.rate_limit_pause()
-            {
-                let wait = left + jitter(policy.base_delay);
-                if !self.fits(started, wait) {
-                    return Err(Error::RateLimited {
-                        retry_after: Some(left),
-                        body,
-                    });
-                }
-                tracing::debug!(
-                    endpoint = call.endpoint,
-                    wait_ms = wait.as_millis() as u64,
-                    "PagerDuty rate limit in force for the account; waiting for its reset"
-                );
-                tokio::time::sleep(wait).await;
-            }
             // PagerDuty's per-account rate limit applies to the REST API only;
             // an Events enqueue (a page) never queues behind card reads.
-            if call.host == Host::Api
-                && let Some(l) = &self.limiter
-            {
-                self.wait_for_token_bucket(l, started, policy.deadline, call.endpoint)
+            if call.host == Host::Api {
+                self.budget
+                    .acquire(PermitRequest {
+                        endpoint: call.endpoint,
+                        deadline: started + policy.deadline,
+                        resume_jitter: policy.base_delay,
+                    })
                     .await?;
             }
             let mut auth_generation = None;
@@ -683,17 +516,16 @@ impl Inner {
             let outcome = async {
                 let resp = rb.send().await?;
                 let status = resp.status().as_u16();
+                let headers = resp.headers();
+                if call.host == Host::Api
+                    && let Some(limits) = RateLimitHeaders::from_headers(headers)
+                {
+                    self.budget.on_headers(&limits);
+                }
                 // PagerDuty documents `ratelimit-reset` (seconds); accept a
                 // numeric `Retry-After` as a fallback from proxies.
-                let seconds = |name: &str| {
-                    resp.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
-                };
-                let reset = seconds("ratelimit-reset").or_else(|| seconds("retry-after"));
+                let reset = header_seconds(headers, "ratelimit-reset")
+                    .or_else(|| header_seconds(headers, "retry-after"));
                 let bytes = resp.bytes().await?;
                 Ok::<_, reqwest::Error>((status, reset, bytes.to_vec()))
             }
@@ -733,9 +565,10 @@ impl Inner {
                 Ok((429, reset, bytes)) => {
                     let err = Error::from_status(429, &bytes, reset);
                     if call.host == Host::Api
-                        && let Some(r) = reset
+                        && let (Some(r), Some(body)) = (reset, err.body())
                     {
-                        self.pause_for_rate_limit(policy.rate_limit_pause(r), &err);
+                        self.budget
+                            .on_rate_limited(policy.rate_limit_pause(r), body);
                     }
                     Next::Retry(policy.rate_limit_wait(reset, attempt), err)
                 }
@@ -789,77 +622,6 @@ impl Inner {
         }
     }
 
-    /// Takes a cell of the client's own token bucket, waiting no later than
-    /// the call's deadline. When the bucket would make the call wait past
-    /// it, fails with [`Error::RateLimited`] without sending anything (a
-    /// request sent with the few milliseconds left would end in a false
-    /// [`Error::Timeout`], maybe after reaching PagerDuty).
-    async fn wait_for_token_bucket(
-        &self,
-        limiter: &DefaultDirectRateLimiter,
-        started: Instant,
-        deadline: Duration,
-        endpoint: &'static str,
-    ) -> Result<()> {
-        let Err(not_until) = limiter.check() else {
-            return Ok(());
-        };
-        let left = deadline.saturating_sub(started.elapsed());
-        let estimate = not_until.wait_time_from(limiter.clock().now());
-        let limited = |retry_after: Duration| {
-            Error::RateLimited {
-            retry_after: Some(retry_after),
-            body: PdErrorBody {
-                message: Some(
-                    "the client's own rate limit (rate_limit_per_minute) would delay the call past its deadline; it was not sent"
-                        .into(),
-                ),
-                ..Default::default()
-            },
-        }
-        };
-        if estimate >= left {
-            return Err(limited(estimate));
-        }
-        tracing::debug!(
-            endpoint,
-            wait_ms = estimate.as_millis() as u64,
-            "waiting in the client's rate limiter"
-        );
-        // Other callers may take the next cells first: still bounded.
-        tokio::time::timeout(left, limiter.until_ready())
-            .await
-            .map_err(|_| limited(estimate))
-    }
-
-    /// The time left of an account-wide 429 pause, if one is in force.
-    fn rate_limit_pause(&self) -> Option<(Duration, PdErrorBody)> {
-        let mut guard = self
-            .rate_limited_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let (until, body) = guard.as_ref()?;
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            *guard = None;
-            return None;
-        }
-        Some((left, body.clone()))
-    }
-
-    /// Records a REST 429: no REST call before `reset` from now.
-    fn pause_for_rate_limit(&self, reset: Duration, err: &Error) {
-        let until = Instant::now() + reset;
-        let mut guard = self
-            .rate_limited_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if guard.as_ref().is_none_or(|(u, _)| *u < until) {
-            let body = err.body().cloned().unwrap_or_default();
-            *guard = Some((until, body));
-        }
-    }
-
     fn fits(&self, started: Instant, wait: Duration) -> bool {
         started.elapsed() + wait < self.retry.deadline
     }
@@ -873,72 +635,5 @@ fn method_str(m: &Method) -> &'static str {
         Method::DELETE => "DELETE",
         Method::PATCH => "PATCH",
         _ => "OTHER",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_equal_jitter_and_is_capped() {
-        let p = RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(350),
-            deadline: Duration::from_secs(5),
-        };
-        for _ in 0..200 {
-            let d1 = p.backoff(1);
-            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
-            let d2 = p.backoff(2);
-            assert!(d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200));
-            let d4 = p.backoff(4); // 800 ms capped at 350
-            assert!(d4 >= Duration::from_millis(175) && d4 <= Duration::from_millis(350));
-            assert!(p.backoff(40) <= Duration::from_millis(350));
-        }
-    }
-
-    #[test]
-    fn rate_limit_wait_honours_reset_up_to_the_cap() {
-        let p = RetryPolicy {
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_secs(10),
-            ..Default::default()
-        };
-        let mut capped = std::collections::HashSet::new();
-        for _ in 0..100 {
-            let w = p.rate_limit_wait(Some(Duration::from_secs(2)), 1);
-            assert!(w >= Duration::from_secs(2) && w <= Duration::from_millis(2010));
-            // Capped, and still jittered below the cap.
-            let w = p.rate_limit_wait(Some(Duration::from_secs(60)), 1);
-            assert!(
-                w >= Duration::from_millis(9990) && w <= Duration::from_secs(10),
-                "{w:?}"
-            );
-            capped.insert(w);
-            // `ratelimit-reset: 0` waits a second, not nothing.
-            let w = p.rate_limit_wait(Some(Duration::ZERO), 1);
-            assert!(w >= Duration::from_secs(1) && w <= Duration::from_millis(1010));
-        }
-        assert!(capped.len() > 1, "the jitter survives the cap");
-        assert_eq!(p.rate_limit_pause(Duration::ZERO), Duration::from_secs(1));
-        assert_eq!(
-            p.rate_limit_pause(Duration::from_secs(60)),
-            Duration::from_secs(10)
-        );
-    }
-
-    #[test]
-    fn rate_limit_wait_never_exceeds_a_small_cap() {
-        let p = RetryPolicy {
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(50),
-            ..Default::default()
-        };
-        for _ in 0..100 {
-            let w = p.rate_limit_wait(Some(Duration::ZERO), 1);
-            assert!(w <= Duration::from_millis(50), "{w:?}");
-        }
     }
 }

@@ -13,8 +13,15 @@
 //!
 //! No variant ever carries a secret: the URL of a failed request is removed
 //! from transport errors (it may hold an integration key as a query value).
+//!
+//! Network failures keep their cause: [`Error::Connect`], [`Error::Transport`]
+//! and [`OAuthError::Unreachable`] hold a [`TransportError`] whose
+//! [`source`](std::error::Error::source) is the `reqwest::Error`, so a log
+//! can walk the chain (and code can inspect it) while `Display` stays one
+//! readable line.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -90,12 +97,12 @@ pub enum Error {
     /// the request was sent**, so re-sending it cannot duplicate it.
     /// Retried like [`Error::Transport`].
     #[error("could not connect to PagerDuty; nothing was sent: {0}")]
-    Connect(String),
+    Connect(#[source] TransportError),
     /// The connection failed after it was established (reset or closed
     /// while sending the request or reading the answer, protocol error),
     /// after retries. The request **may have reached** PagerDuty.
     #[error("could not reach PagerDuty: {0}")]
-    Transport(String),
+    Transport(#[source] TransportError),
     /// A request attempt exceeded its timeout (after retries).
     #[error("PagerDuty did not answer in time")]
     Timeout,
@@ -132,9 +139,10 @@ pub enum OAuthError {
     /// The requested scope was refused (`invalid_scope`, or a bad `as_account-` region/subdomain).
     #[error("the requested scope was refused (check region, subdomain and scopes): {0}")]
     InvalidScope(String),
-    /// The token endpoint could not be reached or failed (network error, timeout, 5xx).
+    /// The token endpoint could not be reached or failed (network error,
+    /// timeout, 5xx); the [`TransportError`] keeps the network cause.
     #[error("the token endpoint is unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] TransportError),
     /// Any other refusal or an unreadable answer.
     #[error("{0}")]
     Other(String),
@@ -397,19 +405,100 @@ impl Error {
         if e.is_timeout() && !connect {
             return Error::Timeout;
         }
-        // The URL may carry an integration key (`/services?query=KEY`): drop it.
-        let e = e.without_url();
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
+        let e = TransportError::from_reqwest(e);
         if connect {
-            Error::Connect(msg)
+            Error::Connect(e)
         } else {
-            Error::Transport(msg)
+            Error::Transport(e)
         }
     }
 }
+
+/// Why an HTTP exchange with PagerDuty failed below the HTTP status: the
+/// message (the whole cause chain on one line, as `Display`) and, when
+/// there is one, the `reqwest::Error` itself as the
+/// [`source`](std::error::Error::source), without the request URL (which
+/// may hold an integration key as a query value).
+///
+/// Cheap to clone (the cause is shared); equal when the messages are.
+#[derive(Clone)]
+pub struct TransportError {
+    message: String,
+    source: Option<Arc<reqwest::Error>>,
+}
+
+impl TransportError {
+    /// The cause chain of `e` on one line, with `e` (without its URL) as the source.
+    pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
+        let e = e.without_url();
+        let mut message = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            src = s.source();
+        }
+        TransportError {
+            message,
+            source: Some(Arc::new(e)),
+        }
+    }
+
+    /// `message` for people, `e` (without its URL) as the source.
+    pub(crate) fn with_message(message: impl Into<String>, e: reqwest::Error) -> Self {
+        TransportError {
+            message: message.into(),
+            source: Some(Arc::new(e.without_url())),
+        }
+    }
+
+    /// A failure without a network cause (e.g. a 5xx of the token endpoint,
+    /// or a load that died before it could report one).
+    pub fn new(message: impl Into<String>) -> Self {
+        TransportError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The message (what `Display` shows).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The `reqwest::Error` behind it, if any (its URL removed).
+    pub fn reqwest_error(&self) -> Option<&reqwest::Error> {
+        self.source.as_deref()
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportError")
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for TransportError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for TransportError {}

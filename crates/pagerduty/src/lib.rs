@@ -62,44 +62,86 @@
 //! # }
 //! ```
 //!
+//! Delivering an event within a deadline, with a report of what happened
+//! (was it maybe accepted anyway?) instead of an [`Error`]:
+//!
+//! ```no_run
+//! # async fn demo(pd: pagerduty::Client, event: pagerduty::Event) {
+//! use std::time::Duration;
+//!
+//! match pd.events().enqueue_within(&event, Duration::from_secs(8)).await {
+//!     Ok(done) => println!("accepted after {} attempt(s)", done.attempts),
+//!     Err(e) if e.maybe_delivered => println!("unknown ({e}): retry with the same dedup_key"),
+//!     Err(e) => println!("not delivered: {e}"),
+//! }
+//! # }
+//! ```
+//!
 //! # Layout
 //!
-//! * [`client`]: [`Client`], [`ClientBuilder`], [`Region`], [`RetryPolicy`]
-//!   (the retry policy is written down there), [`CallObserver`].
+//! * [`client`]: [`Client`], [`ClientBuilder`], [`CallObserver`], and the
+//!   request loop every call goes through.
+//! * [`region`]: [`Region`] (US or EU) and the default hosts.
+//! * [`retry`]: [`RetryPolicy`], its backoff, and the retry rules written
+//!   down.
 //! * [`auth`]: [`Credentials`] (API token or Scoped OAuth), token caching
 //!   and renewal, [`TokenHealth`].
+//! * [`budget`]: [`RateBudget`], what a REST call waits for before it is
+//!   sent, and its in-process default [`LocalRateBudget`] (token bucket and
+//!   the account-wide pause after a 429).
 //! * `api`: one module per REST resource; the calls are methods on [`Client`].
 //! * [`models`]: serde models that keep unknown fields for untrimmed pass-through.
-//! * [`query`]: list parameters; [`page`]: [`Page`] and the 10 000 cap.
-//! * [`events`]: Events API v2 with local validation.
-//! * [`error`]: [`Error`], which keeps PagerDuty's error body.
+//! * [`query`]: list parameters; [`page`]: [`Page`], the 10 000 cap, and
+//!   [`Paging`], which reads every page of any list call (counted,
+//!   optionally concurrent).
+//! * [`events`]: Events API v2 with local validation, and delivery within a
+//!   time budget ([`EventsClient::enqueue_within`]).
+//! * [`ids`]: validated id newtypes ([`ServiceId`], [`IncidentId`], ...) and
+//!   the redacted [`IntegrationKey`].
+//! * [`error`]: [`Error`], which keeps PagerDuty's error body, and
+//!   [`TransportError`], which keeps the network cause.
+//! * `secret` (private): the redacting key holder behind [`IntegrationKey`]
+//!   and [`RoutingKey`].
 //!
-//! Secrets (API tokens, client secrets, access tokens, routing keys) never
-//! appear in `Debug`, errors or logs. Each HTTP attempt is a `tracing` span
-//! `pagerduty.request` with method, path template, attempt, status and
-//! elapsed time.
+//! Secrets (API tokens, client secrets, access tokens, integration and
+//! routing keys) never appear in `Debug`, errors or logs. Each HTTP attempt
+//! is a `tracing` span `pagerduty.request` with method, path template,
+//! attempt, status and elapsed time.
 #![warn(missing_docs)]
 
 mod api;
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod models;
 pub mod page;
 pub mod query;
+pub mod region;
+pub mod retry;
+mod secret;
 
 pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
-pub use client::{CallObserver, CallRecord, Client, ClientBuilder, Region, RetryPolicy};
-pub use error::{Error, OAuthError, PdErrorBody, Result};
+pub use budget::{LocalRateBudget, PermitDenied, PermitRequest, RateBudget, RateLimitHeaders};
+pub use client::{CallObserver, CallRecord, Client, ClientBuilder};
+pub use error::{Error, OAuthError, PdErrorBody, Result, TransportError};
 pub use events::{
-    ChangeEventPayload, ChangeEventRequest, EnqueueResponse, Event, EventAction, EventLink,
-    EventPayload, EventsClient, RoutingKey, Severity, ValidationError,
+    ChangeEventPayload, ChangeEventRequest, Delivered, DeliveryError, DeliveryErrorKind,
+    EnqueueResponse, Event, EventAction, EventLink, EventPayload, EventsClient, RoutingKey,
+    Severity, ValidationError,
+};
+pub use ids::{
+    EscalationPolicyId, IncidentId, IntegrationKey, InvalidId, ScheduleId, ServiceId, TeamId,
+    UserId,
 };
 pub use models::*;
-pub use page::Page;
+pub use page::{AtCap, Collected, Page, PageRequest, Pages, Paging};
 pub use query::{
     IncidentMetricsQuery, ListChangeEvents, ListEscalationPolicies, ListIncidents, ListOncalls,
     ListServices, ListTeams, ServiceInclude,
 };
+pub use region::Region;
+pub use retry::RetryPolicy;
 pub use secrecy::SecretString;

@@ -55,6 +55,17 @@ pub struct UnknownAccount {
     pub valid: Vec<String>,
 }
 
+/// An account's PagerDuty client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("account `{account}`: {source}")]
+pub struct AccountError {
+    /// The account id.
+    pub account: String,
+    /// Why (boxed: `pagerduty::Error` is large and this happens once).
+    #[source]
+    pub source: Box<pagerduty::Error>,
+}
+
 /// Every configured account, in id order, and which one is the default.
 #[derive(Debug)]
 pub struct Accounts {
@@ -70,11 +81,15 @@ impl Accounts {
     pub fn from_settings(
         settings: &Settings,
         observer: Arc<dyn pagerduty::CallObserver>,
-    ) -> pagerduty::Result<Accounts> {
+    ) -> Result<Accounts, AccountError> {
         let pd = &settings.pagerduty;
         let cards_config = &settings.cache;
         if pd.accounts.is_empty() {
-            let client = client(pd, pd.region, &pd.connection, observer)?;
+            let client =
+                client(pd, pd.region, &pd.connection, observer).map_err(|source| AccountError {
+                    account: LEGACY_ACCOUNT_ID.to_owned(),
+                    source: Box::new(source),
+                })?;
             let account = Account {
                 id: LEGACY_ACCOUNT_ID.to_owned(),
                 is_default: true,
@@ -94,12 +109,9 @@ impl Accounts {
         for (i, (id, settings)) in pd.accounts.iter().enumerate() {
             let region = pd.region_of(settings);
             let client = client(pd, region, &settings.connection, Arc::clone(&observer)).map_err(
-                |e| match e {
-                    pagerduty::Error::Config { field, message } => pagerduty::Error::Config {
-                        field: format!("pagerduty.accounts.{id}: {field}"),
-                        message,
-                    },
-                    other => other,
+                |source| AccountError {
+                    account: id.clone(),
+                    source: Box::new(source),
                 },
             )?;
             let is_default = single || settings.is_default;

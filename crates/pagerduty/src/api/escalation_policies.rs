@@ -1,6 +1,5 @@
 //! Escalation policies: `GET /escalation_policies/{id}`, `GET /escalation_policies`.
 
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
 
 use crate::client::Client;
@@ -54,6 +53,12 @@ impl Client {
         &self,
         q: &ListEscalationPolicies,
     ) -> Result<Vec<EscalationPolicy>> {
-        self.escalation_policies_stream(q).try_collect().await
+        self.collect_all(
+            "/escalation_policies",
+            vec!["escalation_policies".into()],
+            q,
+            "escalation_policies",
+        )
+        .await
     }
 }

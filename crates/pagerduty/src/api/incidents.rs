@@ -1,6 +1,5 @@
 //! Incidents: `GET /incidents`.
 
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
 
 use crate::client::Client;
@@ -26,6 +25,7 @@ impl Client {
 
     /// `GET /incidents`: every page, collected.
     pub async fn list_all_incidents(&self, q: &ListIncidents) -> Result<Vec<Incident>> {
-        self.incidents_stream(q).try_collect().await
+        self.collect_all("/incidents", vec!["incidents".into()], q, "incidents")
+            .await
     }
 }

@@ -11,6 +11,8 @@ mod standards;
 mod teams;
 mod users;
 
+use std::sync::Arc;
+
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -18,7 +20,7 @@ use serde_json::Value;
 
 use crate::client::{Call, Client, Host};
 use crate::error::{Error, Result};
-use crate::page::{MAX_LIMIT, MAX_OFFSET_PLUS_LIMIT, Page, check_page};
+use crate::page::{MAX_LIMIT, Page, Pages, Paging, check_page};
 use crate::query::Paged;
 
 /// Rejects an empty id before it turns into a different endpoint
@@ -145,9 +147,38 @@ impl Client {
         decode_page(&bytes, key, q.limit(), q.offset())
     }
 
-    /// Streams every item of every page, following `more` (pages of
-    /// `q.limit`, default 100, from `q.offset`). Stops with
+    /// Every page, following `more` (pages of `q.limit`, default 100, from
+    /// `q.offset`), one after the other. Ends with
     /// [`Error::PaginationLimit`] before passing PagerDuty's 10 000 cap.
+    pub(crate) fn pages_of<T, Q>(
+        &self,
+        endpoint: &'static str,
+        segments: Vec<String>,
+        q: &Q,
+        key: &'static str,
+    ) -> Pages<'static, T>
+    where
+        T: DeserializeOwned + Send + 'static,
+        Q: Paged + Send + Sync + 'static,
+    {
+        let paging = Paging::new()
+            .limit(q.limit().unwrap_or(MAX_LIMIT))
+            .offset(q.offset().unwrap_or(0));
+        let client = self.clone();
+        let q = q.clone();
+        let segments: Arc<[String]> = segments.into();
+        paging.pages(move |page| {
+            let (client, segments) = (client.clone(), Arc::clone(&segments));
+            let mut q = q.clone();
+            q.set_page(page.limit, page.offset);
+            async move {
+                let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+                client.get_page(endpoint, &segs, &q, key).await
+            }
+        })
+    }
+
+    /// Streams every item of every page; see [`Client::pages_of`].
     pub(crate) fn paginate<T, Q>(
         &self,
         endpoint: &'static str,
@@ -159,27 +190,25 @@ impl Client {
         T: DeserializeOwned + Send + 'static,
         Q: Paged + Send + Sync + 'static,
     {
-        let limit = q.limit().unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
-        let start = q.offset().unwrap_or(0);
-        let state = (self.clone(), q.clone(), Some(start));
-        stream::try_unfold(state, move |(client, mut q, next)| {
-            let segments = segments.clone();
-            async move {
-                let Some(offset) = next else {
-                    return Ok(None);
-                };
-                if offset.saturating_add(limit) > MAX_OFFSET_PLUS_LIMIT {
-                    return Err(Error::PaginationLimit { offset, limit });
-                }
-                q.set_page(limit, offset);
-                let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-                let page: Page<T> = client.get_page(endpoint, &segs, &q, key).await?;
-                let next = page.next_offset();
-                Ok(Some((page.items, (client, q, next))))
-            }
-        })
-        .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
-        .try_flatten()
-        .boxed()
+        self.pages_of(endpoint, segments, q, key)
+            .map_ok(|page| stream::iter(page.items.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Collects every item of every page; see [`Client::pages_of`].
+    pub(crate) async fn collect_all<T, Q>(
+        &self,
+        endpoint: &'static str,
+        segments: Vec<String>,
+        q: &Q,
+        key: &'static str,
+    ) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+        Q: Paged + Send + Sync + 'static,
+    {
+        let all = self.pages_of(endpoint, segments, q, key).collect_items();
+        Ok(all.await?.items)
     }
 }

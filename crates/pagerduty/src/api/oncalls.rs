@@ -1,6 +1,5 @@
 //! On-calls: `GET /oncalls`.
 
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
 
 use crate::client::Client;
@@ -22,6 +21,7 @@ impl Client {
 
     /// `GET /oncalls`: every page, collected.
     pub async fn list_all_oncalls(&self, q: &ListOncalls) -> Result<Vec<Oncall>> {
-        self.oncalls_stream(q).try_collect().await
+        self.collect_all("/oncalls", vec!["oncalls".into()], q, "oncalls")
+            .await
     }
 }

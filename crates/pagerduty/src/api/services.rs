@@ -35,7 +35,8 @@ impl Client {
 
     /// `GET /services`: every page, collected.
     pub async fn list_all_services(&self, q: &ListServices) -> Result<Vec<Service>> {
-        self.services_stream(q).try_collect().await
+        self.collect_all("/services", vec!["services".into()], q, "services")
+            .await
     }
 
     /// Finds the service that owns an integration (routing) key.

@@ -1,6 +1,5 @@
 //! Teams: `GET /teams`.
 
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
 
 use crate::client::Client;
@@ -22,6 +21,7 @@ impl Client {
 
     /// `GET /teams`: every page, collected.
     pub async fn list_all_teams(&self, q: &ListTeams) -> Result<Vec<Team>> {
-        self.teams_stream(q).try_collect().await
+        self.collect_all("/teams", vec!["teams".into()], q, "teams")
+            .await
     }
 }

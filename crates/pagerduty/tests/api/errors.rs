@@ -5,7 +5,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{API_TOKEN, bounded, token_client};
+use crate::helpers::{API_TOKEN, bounded, closed_port, token_client};
 
 #[tokio::test]
 async fn missing_scopes_forbidden() {
@@ -111,4 +111,106 @@ fn error_bodies_parse_loosely() {
     assert_eq!(b.message, None);
     let long = "x".repeat(10_000);
     assert_eq!(PdErrorBody::parse(long.as_bytes()).raw.unwrap().len(), 2048);
+}
+
+/// Every message of an error's `source()` chain, the error itself first.
+fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![err.to_string()];
+    let mut src = err.source();
+    while let Some(s) = src {
+        out.push(s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+#[tokio::test]
+async fn network_errors_keep_their_typed_cause_without_the_url() {
+    bounded(async {
+        let key = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+        let client = pagerduty::Client::builder(pagerduty::Credentials::ApiToken(API_TOKEN.into()))
+            .api_base_url(format!("http://127.0.0.1:{}", closed_port()))
+            .retry_policy(pagerduty::RetryPolicy::none())
+            .build()
+            .unwrap();
+        // The key goes into the query string of the URL.
+        let err = client
+            .find_service_by_integration_key(key)
+            .await
+            .unwrap_err();
+        let Error::Connect(cause) = &err else {
+            panic!("{err:?}");
+        };
+        let reqwest = cause.reqwest_error().expect("the reqwest error is kept");
+        assert!(reqwest.is_connect());
+        assert_eq!(
+            reqwest.url(),
+            None,
+            "the URL (and the key in it) is dropped"
+        );
+        // The chain: Error -> TransportError -> reqwest::Error -> ...
+        let messages = chain(&err);
+        assert!(messages.len() >= 3, "{messages:?}");
+        assert_eq!(messages[1], cause.message());
+        assert_eq!(messages[2], reqwest.to_string());
+        // Display is as before: the whole chain of the cause on one line.
+        assert_eq!(
+            messages[0],
+            format!(
+                "could not connect to PagerDuty; nothing was sent: {}",
+                messages[2..].join(": ")
+            )
+        );
+        for m in messages.iter().chain([&format!("{err:?}")]) {
+            assert!(!m.contains("0a1b2c3d"), "the key leaked: {m}");
+        }
+    })
+    .await
+}
+
+fn unreachable_cause(err: &Error) -> &pagerduty::TransportError {
+    match err {
+        Error::OAuth(pagerduty::OAuthError::Unreachable(cause)) => cause,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn oauth_unreachable_keeps_its_cause() {
+    bounded(async {
+        let server = MockServer::start().await;
+        let client = crate::helpers::oauth_builder(&server)
+            .oauth_token_url(format!("http://127.0.0.1:{}/oauth/token", closed_port()))
+            .retry_policy(pagerduty::RetryPolicy::none())
+            .build()
+            .unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        let cause = unreachable_cause(&err);
+        assert!(cause.reqwest_error().is_some_and(|e| e.is_connect()));
+        let messages = chain(&err);
+        // Error -> OAuthError -> TransportError -> reqwest::Error -> ...
+        assert!(messages.len() >= 4, "{messages:?}");
+        assert!(messages[0].starts_with("PagerDuty OAuth: the token endpoint is unreachable: "));
+        assert!(!format!("{messages:?} {err:?}").contains(crate::helpers::CLIENT_SECRET));
+
+        // A 5xx of the token endpoint has no network cause.
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        let client = crate::helpers::oauth_builder(&server)
+            .retry_policy(pagerduty::RetryPolicy::none())
+            .build()
+            .unwrap();
+        let err = client.list_abilities().await.unwrap_err();
+        let cause = unreachable_cause(&err);
+        assert!(cause.reqwest_error().is_none());
+        assert_eq!(cause.message(), "HTTP 503");
+        assert_eq!(
+            err.to_string(),
+            "PagerDuty OAuth: the token endpoint is unreachable: HTTP 503"
+        );
+    })
+    .await
 }

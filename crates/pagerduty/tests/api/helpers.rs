@@ -22,6 +22,12 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
+/// A port nothing listens on (bound, noted, closed).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 pub fn token_builder(server: &MockServer) -> ClientBuilder {
     Client::builder(Credentials::ApiToken(SecretString::from(API_TOKEN)))
         .api_base_url(server.uri())

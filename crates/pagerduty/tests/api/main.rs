@@ -1,7 +1,9 @@
 //! Integration tests of the PagerDuty client against wiremock servers on
 //! 127.0.0.1. One binary, one module per topic.
 
+mod budget;
 mod config;
+mod delivery;
 mod errors;
 mod events;
 mod fixtures;

@@ -55,179 +55,55 @@ pub(super) fn lookup_failure(e: TriggerError, event: &Event) -> TriggerError {
     not_delivered(failure, reason, event, 0, retry_after, false)
 }
 
-/// First retry wait; doubles per attempt up to [`MAX_BACKOFF`].
-const BASE_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// Send `event`, retrying 429, 5xx, transport errors and timeouts until
-/// `budget` is spent. Returns the answer and the attempts made.
+/// Send `event` within `budget`: the client's deadline-bounded loop
+/// ([`pagerduty::EventsClient::enqueue_within`], with the client's retry
+/// policy), its report in the trigger's terms. Returns the answer and the
+/// attempts made.
 pub(super) async fn deliver(
     client: &pagerduty::Client,
     event: &Event,
     budget: Duration,
     service_id: Option<String>,
 ) -> (Answer, u32) {
-    use pagerduty::Error as E;
+    use pagerduty::DeliveryErrorKind as K;
 
-    let deadline = tokio::time::Instant::now() + budget;
-    let mut attempts = 0u32;
-    let mut backoff = BASE_BACKOFF;
-    // Sticky across attempts: once an attempt may have reached PagerDuty
-    // (no answer, or a connection lost after sending), a later plain
-    // failure (503, 429) does not prove the incident was not created.
-    let mut maybe_created = false;
-    loop {
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if remaining.is_zero() && attempts == 0 {
-            // The lookups used the whole budget: nothing was sent, so the
-            // incident was plainly not created (not "not confirmed").
-            let reason = format!(
-                "no time was left to send the event within the {} ms trigger deadline",
-                budget.as_millis()
-            );
-            return (
-                Err(not_delivered(
-                    DeliveryFailure::Timeout,
-                    reason,
-                    event,
-                    0,
-                    None,
-                    false,
-                )),
-                0,
-            );
-        }
-        attempts += 1;
-        // What went wrong on this attempt, and how long to wait before the next.
-        let (failure, reason, wait, created_unknown) =
-            match tokio::time::timeout(remaining, client.events().enqueue_once(event)).await {
-                Ok(Ok(response)) => {
-                    let accepted = TriggerAccepted {
-                        status: response.status,
-                        dedup_key: response
-                            .dedup_key
-                            .or_else(|| event.dedup_key.clone())
-                            .unwrap_or_default(),
-                        message: response.message,
-                        service_id,
-                    };
-                    return (Ok(accepted), attempts);
-                }
-                Ok(Err(E::InvalidRequest { body })) if body.status.unwrap_or(400) == 400 => {
-                    let message = body
-                        .message
-                        .clone()
-                        .unwrap_or_else(|| "invalid event".to_owned());
-                    return (
-                        Err(TriggerError::Rejected {
-                            message,
-                            errors: body.errors,
-                        }),
-                        attempts,
-                    );
-                }
-                Ok(Err(E::InvalidEvent(v))) => return (Err(from_validation(v)), attempts),
-                Ok(Err(E::RateLimited { retry_after, .. })) => (
-                    DeliveryFailure::Throttled,
-                    "PagerDuty is throttling events for this integration (429)".to_owned(),
-                    retry_after.unwrap_or(backoff).max(BASE_BACKOFF),
-                    false,
-                ),
-                Ok(Err(E::Upstream { status, .. })) => (
-                    DeliveryFailure::Unavailable,
-                    format!("PagerDuty answered {status}"),
-                    backoff,
-                    false,
-                ),
-                // No connection was made: nothing was sent.
-                Ok(Err(E::Connect(message))) => (
-                    DeliveryFailure::Unavailable,
-                    format!("PagerDuty could not be reached: {message}"),
-                    backoff,
-                    false,
-                ),
-                // The connection failed after it was made (a reset while
-                // reading the answer): the event may have been accepted.
-                Ok(Err(E::Transport(message))) => (
-                    DeliveryFailure::Unavailable,
-                    format!("the connection to PagerDuty failed: {message}"),
-                    backoff,
-                    true,
-                ),
-                Ok(Err(E::Timeout)) => (
-                    DeliveryFailure::Timeout,
-                    "PagerDuty did not answer in time".to_owned(),
-                    backoff,
-                    true,
-                ),
-                Ok(Err(E::Decode { message, .. })) => {
-                    let reason = format!("PagerDuty's answer could not be read: {message}");
-                    return (
-                        Err(not_delivered(
-                            DeliveryFailure::BadGateway,
-                            reason,
-                            event,
-                            attempts,
-                            None,
-                            true,
-                        )),
-                        attempts,
-                    );
-                }
-                Ok(Err(other)) => {
-                    let reason = format!("unexpected answer: {other}");
-                    return (
-                        Err(not_delivered(
-                            DeliveryFailure::BadGateway,
-                            reason,
-                            event,
-                            attempts,
-                            None,
-                            maybe_created,
-                        )),
-                        attempts,
-                    );
-                }
-                Err(_) => {
-                    let reason = format!(
-                        "PagerDuty did not answer within the {} ms trigger deadline",
-                        budget.as_millis()
-                    );
-                    return (
-                        Err(not_delivered(
-                            DeliveryFailure::Timeout,
-                            reason,
-                            event,
-                            attempts,
-                            None,
-                            true,
-                        )),
-                        attempts,
-                    );
-                }
+    match client.events().enqueue_within(event, budget).await {
+        Ok(delivered) => {
+            let response = delivered.response;
+            let accepted = TriggerAccepted {
+                status: response.status,
+                dedup_key: response
+                    .dedup_key
+                    .or_else(|| event.dedup_key.clone())
+                    .unwrap_or_default(),
+                message: response.message,
+                service_id,
             };
-        maybe_created |= created_unknown;
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if wait >= remaining {
-            let reason = format!(
-                "{reason}; gave up after {attempts} attempt(s) within the {} ms trigger deadline",
-                budget.as_millis()
-            );
-            let retry_after = (failure == DeliveryFailure::Throttled).then_some(wait);
-            return (
-                Err(not_delivered(
-                    failure,
-                    reason,
-                    event,
-                    attempts,
-                    retry_after,
-                    maybe_created,
-                )),
-                attempts,
-            );
+            (Ok(accepted), delivered.attempts)
         }
-        tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        Err(e) => {
+            let attempts = e.attempts;
+            let retry_after = e.retry_after();
+            let failure = match e.kind {
+                K::Rejected { message, errors } => {
+                    return (Err(TriggerError::Rejected { message, errors }), attempts);
+                }
+                K::Invalid(v) => return (Err(from_validation(v)), attempts),
+                K::Throttled { .. } => DeliveryFailure::Throttled,
+                K::Unavailable => DeliveryFailure::Unavailable,
+                K::Timeout => DeliveryFailure::Timeout,
+                K::BadGateway => DeliveryFailure::BadGateway,
+            };
+            let answer = not_delivered(
+                failure,
+                e.reason,
+                event,
+                attempts,
+                retry_after,
+                e.maybe_delivered,
+            );
+            (Err(answer), attempts)
+        }
     }
 }
 

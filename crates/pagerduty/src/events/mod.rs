@@ -14,18 +14,25 @@
 //! [`Error::InvalidRequest`] and is never retried; 429 and 5xx are retried
 //! with backoff inside the client's [`RetryPolicy`](crate::RetryPolicy)
 //! deadline.
+//!
+//! [`EventsClient::enqueue_within`] delivers an event within a time budget
+//! instead, and reports the outcome as [`Delivered`] or [`DeliveryError`]
+//! (was it maybe accepted anyway?) rather than as an [`Error`].
+
+mod delivery;
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::client::{Call, Client, Host, Inner};
 use crate::error::{Error, Result};
+use crate::secret::KeySecret;
+pub use delivery::{Delivered, DeliveryError, DeliveryErrorKind};
 
 /// Maximum size of an Events API body.
 pub const MAX_EVENT_BYTES: usize = 512 * 1024;
@@ -56,31 +63,32 @@ impl ValidationError {
     }
 }
 
-/// An integration (routing) key. A secret: `Debug` and `Display` redact it.
+/// An integration (routing) key. A secret: `Debug` shows only its
+/// [fingerprint](RoutingKey::fingerprint), and there is no `Display`.
+/// (Serde writes the key itself: it is part of the Events API body.)
 #[derive(Clone)]
-pub struct RoutingKey(SecretString);
+pub struct RoutingKey(KeySecret);
 
 impl RoutingKey {
     /// Wraps a key (not validated here; see [`Event::validate`]).
     pub fn new(key: impl Into<String>) -> Self {
-        RoutingKey(SecretString::from(key.into()))
+        RoutingKey(KeySecret::new(key))
+    }
+
+    pub(crate) fn from_secret(key: KeySecret) -> Self {
+        RoutingKey(key)
     }
 
     /// The key itself. It is a secret: never log it.
     pub fn expose(&self) -> &str {
-        self.0.expose_secret()
+        self.0.expose()
     }
 
     /// A short non-reversible fingerprint for logs and metrics
     /// (first 8 hex digits of a 64-bit FNV-1a hash; not a security hash, but
     /// 32 bits cannot be reversed into a 32-character key).
     pub fn fingerprint(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.expose().bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("{:08x}", (h >> 32) as u32)
+        self.0.fingerprint()
     }
 
     fn validate(&self, field: &str) -> std::result::Result<(), ValidationError> {
@@ -550,8 +558,8 @@ impl EventsClient {
     /// Like [`EventsClient::enqueue`], but makes exactly one attempt: no
     /// retry on 429, 5xx or timeouts (a 401 is not renewed either: the Events
     /// API has no auth header). For callers that retry under their own
-    /// deadline and must count their attempts (the server's trigger proxy),
-    /// so that retries are not nested.
+    /// deadline and must count their attempts, so that retries are not
+    /// nested. [`EventsClient::enqueue_within`] runs such a loop.
     pub async fn enqueue_once(&self, event: &Event) -> Result<EnqueueResponse> {
         let body = event.validate_and_encode().map_err(Error::InvalidEvent)?;
         tracing::debug!(
