@@ -6,6 +6,7 @@ mod backstage;
 mod cards;
 mod config;
 mod errors;
+mod first_run;
 mod health;
 mod helpers;
 mod metrics;

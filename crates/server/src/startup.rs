@@ -17,7 +17,7 @@ use crate::auth::Authenticator;
 use crate::auth::jwt::JwtVerifier;
 use crate::backstage::{self, BackstageRoutes};
 use crate::config::{AuthMode, Settings};
-use crate::http::extract::BodyLimit;
+use crate::http::extract::BodyRules;
 use crate::http::routes::{KnownRoutes, not_found};
 use crate::metrics::Metrics;
 use crate::middleware::cors::{cors, cors_errors_as_json};
@@ -89,6 +89,7 @@ impl Application {
         }
         let auth = web::Data::new(authenticator);
         let body_limit = server_settings.body_limit_bytes;
+        let request_deadline = server_settings.request_deadline();
         let origins = server_settings.cors_allowed_origins.clone();
         let options = RouteOptions {
             metrics_require_auth: server_settings.auth.metrics_require_auth,
@@ -119,7 +120,10 @@ impl Application {
                 .app_data(query)
                 .app_data(path)
                 .app_data(payload)
-                .app_data(BodyLimit(body_limit))
+                .app_data(BodyRules {
+                    limit: body_limit,
+                    read_timeout: request_deadline,
+                })
                 .configure(api::configure(options))
                 .configure(backstage::configure(backstage_routes.clone()))
                 .split_for_parts();
@@ -141,7 +145,9 @@ impl Application {
                 .wrap(from_fn(cors_errors_as_json))
                 .wrap(from_fn(crate::middleware::metrics::track_requests))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn(crate::middleware::docs::harden))
                 .wrap(from_fn(telemetry::request_id))
+                .wrap(from_fn(crate::middleware::head::head_as_get))
         })
         .workers(server_settings.workers)
         .shutdown_timeout(server_settings.shutdown_timeout_secs)

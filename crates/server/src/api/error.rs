@@ -35,6 +35,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within the request deadline.
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout { timeout_ms: u64 },
     #[error("missing or invalid bearer token")]
     Unauthorized,
     /// The PagerDuty service (or integration key) does not exist.
@@ -89,7 +92,9 @@ pub enum ApiError {
         origin: Option<String>,
         reason: String,
     },
-    #[error("internal error")]
+    /// A bug on our side: the log shows the reason, the caller only
+    /// "internal error".
+    #[error("internal error: {0}")]
     Internal(String),
     /// A trigger (or acknowledge/resolve) failed; statuses and details in
     /// [`crate::http::trigger`].
@@ -108,6 +113,7 @@ impl From<RequestError> for ApiError {
             }
             RequestError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
             RequestError::PayloadTooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            RequestError::BodyTimeout { timeout_ms } => ApiError::BodyTimeout { timeout_ms },
             RequestError::RouteNotFound { method, path } => {
                 ApiError::RouteNotFound { method, path }
             }
@@ -215,6 +221,7 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound { .. } => "not_found",
             ApiError::RouteNotFound { .. } => "route_not_found",
@@ -239,6 +246,7 @@ impl ApiError {
             } => json!({ "field": field }),
             ApiError::InvalidParameter { parameter, .. } => json!({ "parameter": parameter }),
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            ApiError::BodyTimeout { timeout_ms } => json!({ "timeout_ms": timeout_ms }),
             ApiError::NotFound { what } => json!({ "resource": what }),
             ApiError::UpstreamForbidden {
                 missing_scopes,
@@ -304,6 +312,7 @@ impl ResponseError for ApiError {
             | ApiError::CorsRejected { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -339,10 +348,8 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        if self.status_code().is_server_error() && !matches!(self, ApiError::Trigger(_)) {
-            // Trigger outcomes are logged by the trigger service itself.
-            tracing::warn!(code = self.code(), error = %self, "answering with an error");
-        }
+        // 5xx answers are logged once, with their causes, by the access log
+        // (middleware::metrics); trigger outcomes by the trigger service.
         let mut response = builder.json(self.body());
         if let ApiError::Trigger(e) = self {
             crate::http::trigger::retry_after(e, &mut response);

@@ -237,9 +237,6 @@ impl BackstageError {
         for (name, value) in &self.headers {
             builder.insert_header((name.clone(), value.as_str()));
         }
-        if self.status.is_server_error() {
-            tracing::warn!(status = self.status.as_u16(), message = %self.message, "backstage route answered an error");
-        }
         builder.json(ErrorsBody {
             errors: vec![self.message.clone()],
         })
@@ -260,6 +257,7 @@ impl From<RequestError> for BackstageError {
             }
             RequestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             RequestError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         };

@@ -19,9 +19,24 @@ use serde::de::DeserializeOwned;
 
 use super::RequestError;
 
-/// The largest accepted body, as app data (`server.body_limit_bytes`).
+/// How a body may arrive, as app data: at most `limit` bytes
+/// (`server.body_limit_bytes`), all of it within `read_timeout` (the
+/// request deadline), so a client trickling a body cannot hold a
+/// connection and a worker's attention forever.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyRules {
+    pub limit: usize,
+    pub read_timeout: std::time::Duration,
+}
+
+impl Default for BodyRules {
+    fn default() -> Self {
+        BodyRules {
+            limit: 256 * 1024,
+            read_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
 
 /// A JSON request body of type `T`; errors are answered as `E`.
 #[derive(Debug)]
@@ -40,17 +55,22 @@ impl<T: DeserializeOwned + 'static, E: From<RequestError> + ResponseError + 'sta
             }
             _ => false,
         };
-        let limit = req
-            .app_data::<BodyLimit>()
-            .map(|l| l.0)
-            .unwrap_or(256 * 1024);
+        let rules = req.app_data::<BodyRules>().copied().unwrap_or_default();
+        let limit = rules.limit;
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let fail = |e: RequestError| actix_web::Error::from(E::from(e));
             if !is_json {
                 return Err(fail(RequestError::UnsupportedMediaType));
             }
-            let bytes = body.await.map_err(|e| {
+            let read = tokio::time::timeout(rules.read_timeout, body)
+                .await
+                .map_err(|_| {
+                    fail(RequestError::BodyTimeout {
+                        timeout_ms: rules.read_timeout.as_millis() as u64,
+                    })
+                })?;
+            let bytes = read.map_err(|e| {
                 fail(match e.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => RequestError::PayloadTooLarge { limit },
                     _ => RequestError::InvalidBody {

@@ -32,6 +32,9 @@ pub enum RequestError {
     UnsupportedMediaType,
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within the request deadline.
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout { timeout_ms: u64 },
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     /// The path exists with other methods (`allow` lists them).

@@ -1,4 +1,5 @@
-//! The middleware layers, outermost first: the request id
+//! The middleware layers, outermost first: `HEAD` as `GET` ([`head`]), the
+//! hardened `/docs` ([`docs`]), the request id
 //! ([`telemetry::request_id`]) and its span, request metrics and the access
 //! log ([`metrics::track_requests`]), CORS refusals in our error shape
 //! ([`cors`]), and caller authentication ([`auth::require_caller`], per
@@ -6,5 +7,7 @@
 
 pub mod auth;
 pub mod cors;
+pub mod docs;
+pub mod head;
 pub mod metrics;
 pub mod telemetry;
