@@ -252,7 +252,7 @@ fn static_auth_needs_long_uniquely_named_tokens() {
 }
 
 #[test]
-fn oauth_needs_id_secret_subdomain_and_scopes() {
+fn oauth_needs_id_secret_and_subdomain_and_defaults_the_scopes() {
     let err = Settings::load(&ConfigSources::isolated(
         "[server.auth]\nmode = \"none\"\n[pagerduty.oauth]\nsubdomain = \"bad domain\"",
         HashMap::new(),
@@ -264,7 +264,6 @@ fn oauth_needs_id_secret_subdomain_and_scopes() {
             "pagerduty.oauth.client_id".into(),
             "pagerduty.oauth.client_secret".into(),
             "pagerduty.oauth.subdomain".into(),
-            "pagerduty.oauth.scopes".into(),
         ]),
         "{err}"
     );
@@ -277,6 +276,18 @@ fn oauth_needs_id_secret_subdomain_and_scopes() {
         ok.pagerduty.connection.oauth.unwrap().scopes,
         vec!["services.read", "incidents.read"]
     );
+    // No scopes: the read scopes the cards, the Backstage routes and
+    // /readyz need, as the Node plugin requests them.
+    let ok = Settings::load(&ConfigSources::isolated(
+        "[server.auth]\nmode = \"none\"\n[pagerduty.oauth]\nclient_id = \"id\"\nclient_secret = \"s\"\nsubdomain = \"acme\"",
+        HashMap::new(),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let scopes = ok.pagerduty.connection.oauth.unwrap().scopes;
+    assert_eq!(scopes, dutycard_server::config::DEFAULT_OAUTH_SCOPES);
+    for needed in ["services.read", "abilities.read", "analytics.read"] {
+        assert!(scopes.iter().any(|s| s == needed), "{needed}");
+    }
 }
 
 #[test]

@@ -99,26 +99,27 @@ async fn readyz_reports_oauth_token_health_against_the_simulator() {
 async fn shutdown_lets_in_flight_requests_finish() {
     let pagerduty = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/abilities"))
+        .and(path("/services/PSLOW01"))
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"abilities": []}))
+            ResponseTemplate::new(404)
+                .set_body_json(serde_json::json!({"error": {"message": "Not Found", "code": 2100}}))
                 .set_delay(std::time::Duration::from_millis(300)),
         )
         .mount(&pagerduty)
         .await;
     let app = app_against(&pagerduty).await;
     let in_flight = tokio::spawn({
-        let (http, url) = (app.http.clone(), app.url("/readyz"));
+        let (http, url) = (app.http.clone(), app.url("/v1/cards/PSLOW01"));
         async move { http.get(url).send().await }
     });
     // Wait (bounded) until the request reached PagerDuty, i.e. is in flight.
     tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        while pagerduty
+        while !pagerduty
             .received_requests()
             .await
             .unwrap_or_default()
-            .is_empty()
+            .iter()
+            .any(|r| r.url.path() == "/services/PSLOW01")
         {
             tokio::task::yield_now().await;
         }
@@ -131,9 +132,60 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .await
         .unwrap()
         .expect("in-flight request answered");
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 404);
     // Stopped: new connections are refused.
     assert!(app.http.get(app.url("/healthz")).send().await.is_err());
+}
+
+/// A slow PagerDuty never makes /readyz slow (Kubernetes probes give up
+/// after about a second): it answers at once from what it knows, and a
+/// check that hangs is reported as such.
+#[tokio::test]
+async fn readyz_answers_at_once_when_pagerduty_hangs_and_reports_the_stuck_check() {
+    let pagerduty = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/abilities"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"abilities": []}))
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .mount(&pagerduty)
+        .await;
+    let uri = pagerduty.uri();
+    let app = TestApp::spawn(settings(
+        "[pagerduty]\nrequest_timeout_ms = 20000\nretry_deadline_ms = 20000\n",
+        &[("DUTYCARD_PAGERDUTY__API_BASE_URL", uri.as_str())],
+    ))
+    .await;
+    let probe = || {
+        app.http
+            .get(app.url("/readyz"))
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+    };
+    let response = probe().await.expect("answered within a second");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    let error = body["pagerduty"]["error"].as_str().unwrap();
+    assert!(error.contains("has not finished"), "{body}");
+    // The same check is still running (one call to PagerDuty, not one per
+    // probe); once it has run for 3 s it is reported as stuck.
+    let stuck = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let body: Value = probe().await.unwrap().json().await.unwrap();
+            let error = body["pagerduty"]["error"].as_str().unwrap_or("").to_owned();
+            if error.contains("not finished after") {
+                return error;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the stuck check is reported");
+    assert!(stuck.contains("not answering"), "{stuck}");
+    let calls = pagerduty.received_requests().await.unwrap();
+    assert_eq!(calls.iter().filter(|r| r.url.path() == "/abilities").count(), 1);
 }
 
 /// Two accounts, each its own simulator; `corp`'s token is wrong when

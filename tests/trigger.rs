@@ -73,6 +73,7 @@ async fn a_trigger_by_service_id_creates_the_incident_and_the_next_card_shows_it
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "success");
+    assert_eq!(body["created"], true, "{body}");
     assert_eq!(body["service_id"], service_id.as_str());
     let dedup_key = body["dedup_key"].as_str().unwrap().to_owned();
     assert!(dedup_key.starts_with("dutycard-"), "{body}");
@@ -108,6 +109,8 @@ async fn a_trigger_by_service_id_creates_the_incident_and_the_next_card_shows_it
     )
     .await;
     assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("created").is_none(), "not a creation: {body}");
     let status = |app: &SimApp| {
         app.sim
             .account()

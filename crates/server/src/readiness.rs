@@ -4,9 +4,18 @@
 //! call), for every configured account. The result is reused for [`OK_TTL`]
 //! so a probe every few seconds costs PagerDuty almost nothing; failures are
 //! retried sooner.
+//!
+//! A probe never waits for PagerDuty (Kubernetes gives it about a second):
+//! it answers from the last result and starts a new check in the background
+//! when that result expired. Only before the very first result does it wait,
+//! at most [`FIRST_WAIT`]. A check still running after [`STUCK_AFTER`] is
+//! itself reported as a problem.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio_util::task::TaskTracker;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -16,6 +25,10 @@ use utoipa::ToSchema;
 pub const OK_TTL: Duration = Duration::from_secs(30);
 /// How long a failed check is reused (recover quickly once fixed).
 pub const ERROR_TTL: Duration = Duration::from_secs(5);
+/// The longest a probe waits for an account's first result.
+pub const FIRST_WAIT: Duration = Duration::from_millis(500);
+/// A check running longer than this is reported as stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(3);
 
 /// Readiness answer.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
@@ -101,12 +114,16 @@ struct Probe {
 struct State {
     last: Option<Probe>,
     proven: bool,
+    /// When the check in flight started.
+    running_since: Option<Instant>,
 }
 
 /// Runs and caches the credential check of every account.
 pub struct Readiness {
     /// (account id, probe), in id order.
-    accounts: Vec<(String, AccountProbe)>,
+    accounts: Vec<(String, Arc<AccountProbe>)>,
+    /// The background checks (stopped at shutdown).
+    tasks: TaskTracker,
     /// Index of the default account in `accounts`.
     default: usize,
 }
@@ -121,17 +138,39 @@ impl Readiness {
         Self {
             accounts: accounts
                 .into_iter()
-                .map(|(id, client)| (id, AccountProbe::new(client)))
+                .map(|(id, client)| (id, Arc::new(AccountProbe::new(client))))
                 .collect(),
             default,
+            tasks: TaskTracker::new(),
         }
     }
 
-    /// The current report, checking every account (concurrently) whose
-    /// cached result expired.
+    /// Starts every account's first check (at start-up, so the first probe
+    /// finds a result).
+    pub fn start(&self) {
+        for (_, probe) in &self.accounts {
+            probe.refresh_if_due(&self.tasks);
+        }
+    }
+
+    /// Stops the checks in flight (they only read).
+    pub async fn shutdown(&self) {
+        self.tasks.close();
+        for (_, probe) in &self.accounts {
+            probe.stopping.cancel();
+        }
+        self.tasks.wait().await;
+    }
+
+    /// The current report from each account's last result, starting a
+    /// background check wherever that result expired.
     pub async fn check(&self) -> ReadyReport {
-        let reports =
-            futures::future::join_all(self.accounts.iter().map(|(_, probe)| probe.check())).await;
+        let reports = futures::future::join_all(
+            self.accounts
+                .iter()
+                .map(|(_, probe)| probe.report(&self.tasks)),
+        )
+        .await;
         let accounts: BTreeMap<String, AccountReadiness> = self
             .accounts
             .iter()
@@ -175,51 +214,117 @@ impl Readiness {
 /// One account's cached credential check.
 struct AccountProbe {
     client: pagerduty::Client,
-    // A tokio Mutex held across the upstream call on purpose: concurrent
-    // probes wait for one check instead of each calling PagerDuty.
-    state: tokio::sync::Mutex<State>,
+    // A std Mutex: never held across an await.
+    state: Mutex<State>,
+    /// Bumped when a check ends, so the first probe can wait for it.
+    done: tokio::sync::watch::Sender<u64>,
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AccountProbe {
     fn new(client: pagerduty::Client) -> Self {
         Self {
             client,
-            state: tokio::sync::Mutex::new(State::default()),
+            state: Mutex::new(State::default()),
+            done: tokio::sync::watch::channel(0).0,
+            stopping: tokio_util::sync::CancellationToken::new(),
         }
     }
 
-    /// This account's report, checking PagerDuty when the cached result expired.
-    async fn check(&self) -> AccountReadiness {
-        let mut state = self.state.lock().await;
-        let fresh = state.last.as_ref().is_some_and(|p| {
-            let ttl = if p.error.is_none() { OK_TTL } else { ERROR_TTL };
-            p.at.elapsed() < ttl
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a check in the background unless one runs or the last result
+    /// is still fresh.
+    fn refresh_if_due(self: &Arc<Self>, tasks: &TaskTracker) {
+        {
+            let mut state = self.lock();
+            let fresh = state.last.as_ref().is_some_and(|p| {
+                let ttl = if p.error.is_none() { OK_TTL } else { ERROR_TTL };
+                p.at.elapsed() < ttl
+            });
+            if fresh || state.running_since.is_some() || tasks.is_closed() {
+                return;
+            }
+            state.running_since = Some(Instant::now());
+        }
+        let probe = Arc::clone(self);
+        tasks.spawn(async move {
+            let stopping = probe.stopping.clone();
+            stopping.run_until_cancelled(probe.run()).await;
         });
-        if !fresh {
-            let error = match self.client.list_abilities().await {
-                Ok(_) => None,
-                Err(e) => {
-                    let rejected = e.is_unauthorized() || e.is_forbidden();
-                    tracing::warn!(error = %e, "readiness check against PagerDuty failed");
-                    Some((e.to_string(), rejected))
-                }
-            };
+    }
+
+    /// One check against PagerDuty (bounded by the client's own retry
+    /// deadline), recorded when it ends.
+    async fn run(&self) {
+        let error = match self.client.list_abilities().await {
+            Ok(_) => None,
+            Err(e) => {
+                let rejected = e.is_unauthorized() || e.is_forbidden();
+                tracing::warn!(error = %e, "readiness check against PagerDuty failed");
+                Some((e.to_string(), rejected))
+            }
+        };
+        {
+            let mut state = self.lock();
             state.proven |= error.is_none();
+            state.running_since = None;
             state.last = Some(Probe {
                 at: Instant::now(),
                 checked_at: Utc::now(),
                 error,
             });
         }
-        let proven = state.proven;
-        let (checked_at, error) = match &state.last {
-            Some(p) => (p.checked_at, p.error.clone()),
-            None => (Utc::now(), None),
+        self.done.send_modify(|n| *n += 1);
+    }
+
+    /// This account's report from its last result (waiting at most
+    /// [`FIRST_WAIT`] when there is none yet).
+    async fn report(self: &Arc<Self>, tasks: &TaskTracker) -> AccountReadiness {
+        self.refresh_if_due(tasks);
+        let has_result = self.lock().last.is_some();
+        if !has_result {
+            let mut done = self.done.subscribe();
+            let _ = tokio::time::timeout(FIRST_WAIT, done.wait_for(|n| *n > 0)).await;
+        }
+        let (proven, last, running_since) = {
+            let state = self.lock();
+            let last = state
+                .last
+                .as_ref()
+                .map(|p| (p.checked_at, p.error.clone()));
+            (state.proven, last, state.running_since)
         };
-        drop(state);
+        let stuck = running_since
+            .map(|since| since.elapsed())
+            .filter(|running| *running >= STUCK_AFTER);
+        let (checked_at, mut error) = match last {
+            Some((checked_at, error)) => (checked_at, error),
+            None => (
+                Utc::now(),
+                Some((
+                    "the first credential check against PagerDuty has not finished yet".to_owned(),
+                    false,
+                )),
+            ),
+        };
+        if let Some(running) = stuck {
+            // A check that hangs says more than the stale result before it.
+            let message = format!(
+                "the credential check against PagerDuty has not finished after {} s (PagerDuty is not answering)",
+                running.as_secs()
+            );
+            error = Some(match error {
+                Some((before, rejected)) => (format!("{message}; last result: {before}"), rejected),
+                None => (message, false),
+            });
+        }
         // Ready when the last check passed, or when it failed for a transient
-        // reason (timeout, 5xx, 429) after the credentials were once proven:
-        // taking the instance out of rotation would not help then.
+        // reason (timeout, 5xx, 429, a stuck check) after the credentials
+        // were once proven: taking the instance out of rotation would not
+        // help then.
         let ready = match &error {
             None => true,
             Some((_, rejected)) => proven && !rejected,

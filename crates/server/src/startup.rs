@@ -70,6 +70,7 @@ impl Application {
                 .collect(),
             &accounts.default_account().id,
         );
+        readiness.start();
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),

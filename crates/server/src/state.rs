@@ -35,6 +35,7 @@ impl AppState {
     /// [`TriggerService::shutdown`] and [`cards::CardService::shutdown`]).
     pub async fn shutdown(&self) {
         self.trigger.shutdown().await;
+        self.readiness.shutdown().await;
         futures::future::join_all(self.accounts.iter().map(|a| a.cards.shutdown())).await;
     }
 

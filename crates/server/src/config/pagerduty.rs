@@ -204,8 +204,14 @@ impl PagerDutySettings {
 }
 
 impl ConnectionSettings {
-    /// Reads `api_token_file` and `oauth.client_secret_file` into their fields.
+    /// Reads `api_token_file` and `oauth.client_secret_file` into their
+    /// fields; OAuth without `scopes` asks for [`DEFAULT_OAUTH_SCOPES`].
     fn read_secret_files(&mut self, key: &str, problems: &mut Vec<Problem>) {
+        if let Some(oauth) = &mut self.oauth
+            && oauth.scopes.is_empty()
+        {
+            oauth.scopes = DEFAULT_OAUTH_SCOPES.iter().map(|s| s.to_string()).collect();
+        }
         secret_from_file(
             &format!("{key}.api_token"),
             &mut self.api_token,
@@ -288,12 +294,6 @@ impl OAuthSettings {
             }
             Some(_) => {}
         }
-        if self.scopes.is_empty() {
-            problems.push(problem(
-                format!("{key}.scopes"),
-                "must list the scopes to request, e.g. [\"services.read\", \"incidents.read\"]",
-            ));
-        }
     }
 }
 
@@ -347,7 +347,6 @@ mod tests {
                 "pagerduty.accounts.eu.oauth.client_id",
                 "pagerduty.accounts.eu.oauth.client_secret",
                 "pagerduty.accounts.eu.oauth.subdomain",
-                "pagerduty.accounts.eu.oauth.scopes"
             ]
         );
     }

@@ -78,6 +78,7 @@ pub(super) async fn deliver(
                     .unwrap_or_default(),
                 message: response.message,
                 service_id,
+                created: (event.event_action == pagerduty::EventAction::Trigger).then_some(true),
             };
             (Ok(accepted), delivered.attempts)
         }

@@ -118,7 +118,7 @@ impl std::fmt::Debug for FollowUpRequest {
 
 /// PagerDuty accepted the event (our 202).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"status": "success", "dedup_key": "dutycard-4f0c…", "message": "Event processed", "service_id": "PABC123"}))]
+#[schema(example = json!({"status": "success", "dedup_key": "dutycard-4f0c…", "message": "Event processed", "service_id": "PABC123", "created": true}))]
 pub struct TriggerAccepted {
     /// PagerDuty's status, `success`.
     pub status: String,
@@ -128,6 +128,12 @@ pub struct TriggerAccepted {
     pub message: String,
     /// The service the event went to, when known.
     pub service_id: Option<String>,
+    /// `true` on an accepted trigger: the incident was created (or merged
+    /// into the open alert with the same dedup_key). Failures carry
+    /// `created: false` (not created) or `null` (unknown) in their details;
+    /// absent on acknowledge and resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
 }
 
 /// The answer to a trigger request, and whether it is a stored one.
