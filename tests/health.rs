@@ -185,7 +185,13 @@ async fn readyz_answers_at_once_when_pagerduty_hangs_and_reports_the_stuck_check
     .expect("the stuck check is reported");
     assert!(stuck.contains("not answering"), "{stuck}");
     let calls = pagerduty.received_requests().await.unwrap();
-    assert_eq!(calls.iter().filter(|r| r.url.path() == "/abilities").count(), 1);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|r| r.url.path() == "/abilities")
+            .count(),
+        1
+    );
 }
 
 /// Two accounts, each its own simulator; `corp`'s token is wrong when

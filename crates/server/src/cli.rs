@@ -43,10 +43,17 @@ pub enum Command {
         backstage_config: Option<PathBuf>,
     },
     /// Run the server against an embedded PagerDuty simulator (auth off).
+    ///
+    /// Settings: config/demo.toml over the defaults, then `--config FILE`,
+    /// then `DUTYCARD_*` variables, then these flags; the PagerDuty
+    /// connection is always the simulator's.
     Demo {
-        /// Port of the dutycard server.
-        #[arg(long, default_value_t = 7007)]
-        port: u16,
+        /// Port of the dutycard server (default server.port: 7007).
+        #[arg(long)]
+        port: Option<u16>,
+        /// TOML file over config/demo.toml (env DUTYCARD_* overrides it).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Seed of the simulated account (same seed, same account).
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -74,9 +81,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => check_config(config, backstage_config),
         Command::Demo {
             port,
+            config,
             seed,
             services,
-        } => demo(port, seed, services).await,
+        } => demo(port, config, seed, services).await,
         Command::Sim(args) => match sim::cli::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -129,7 +137,7 @@ async fn serve(
     serve_settings(settings).await
 }
 
-async fn demo(port: u16, seed: u64, services: usize) -> ExitCode {
+async fn demo(port: Option<u16>, config: Option<PathBuf>, seed: u64, services: usize) -> ExitCode {
     let _ = telemetry::init(LogFormat::Pretty);
     let sim = match sim::Sim::start(sim::SimConfig {
         seed,
@@ -145,14 +153,19 @@ async fn demo(port: u16, seed: u64, services: usize) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let settings = Settings::demo_base().and_then(|mut s| {
-        s.server.port = port;
-        let connection = &mut s.pagerduty.connection;
-        connection.api_base_url = Some(sim.base_url());
-        connection.events_base_url = Some(sim.events_base_url());
-        connection.oauth_token_url = Some(sim.oauth_token_url());
-        connection.api_token = Some(sim.api_token().into());
-        s.finish()
+    let settings = Settings::load_demo(&ConfigSources::from_file(config), |s| {
+        if let Some(port) = port {
+            s.server.port = port;
+        }
+        // One simulated account, whatever the sources said about PagerDuty.
+        s.pagerduty.accounts.clear();
+        s.pagerduty.connection = crate::config::ConnectionSettings {
+            api_base_url: Some(sim.base_url()),
+            events_base_url: Some(sim.events_base_url()),
+            oauth_token_url: Some(sim.oauth_token_url()),
+            api_token: Some(sim.api_token().into()),
+            ..Default::default()
+        };
     });
     let settings = match settings {
         Ok(settings) => settings,
@@ -237,7 +250,8 @@ fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64) -> String {
         // The drop-in routes of PagerDuty's Backstage backend (default prefix).
         let _ = writeln!(
             out,
-            "\n  backstage:  {base}/api/pagerduty/services/{id}   {base}/api/pagerduty/services/{id}/incidents\n              {base}/api/pagerduty/oncall-users?escalation_policy_ids[]={policy}",
+            // `[]` percent-encoded: a shell or curl would glob a bare `[]`.
+            "\n  backstage:  {base}/api/pagerduty/services/{id}   {base}/api/pagerduty/services/{id}/incidents\n              {base}/api/pagerduty/oncall-users?escalation_policy_ids%5B%5D={policy}",
             id = service.id,
             policy = service.escalation_policy_id
         );

@@ -291,10 +291,7 @@ impl AccountProbe {
         }
         let (proven, last, running_since) = {
             let state = self.lock();
-            let last = state
-                .last
-                .as_ref()
-                .map(|p| (p.checked_at, p.error.clone()));
+            let last = state.last.as_ref().map(|p| (p.checked_at, p.error.clone()));
             (state.proven, last, state.running_since)
         };
         let stuck = running_since

@@ -29,7 +29,7 @@ use crate::trigger::TriggerService;
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {source}{}", bind_hint(source))]
     Bind {
         address: String,
         #[source]
@@ -39,6 +39,16 @@ pub enum StartupError {
     Client(String),
     #[error("cannot set up JWT authentication: {0}")]
     Jwt(String),
+}
+
+/// What to do about a port that is taken.
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        "; another process uses this port: choose another with --port N (demo), \
+         server.port or DUTYCARD_SERVER__PORT"
+    } else {
+        ""
+    }
 }
 
 /// A bound, not yet running server.

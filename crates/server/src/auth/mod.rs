@@ -61,8 +61,7 @@ impl Authenticator {
         Self {
             mode: settings.mode.unwrap_or(AuthMode::Static),
             tokens: settings
-                .tokens
-                .iter()
+                .all_tokens()
                 .map(|t| (t.name.clone(), t.token.clone()))
                 .collect(),
             jwt: None,
@@ -176,6 +175,7 @@ mod tests {
             tokens_file: None,
             metrics_require_auth: false,
             jwt: None,
+            file_tokens: Vec::new(),
         })
     }
 

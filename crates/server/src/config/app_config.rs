@@ -127,8 +127,8 @@ pub fn read(
         problems
             .into_iter()
             .map(|p| Problem {
-                key: p.key,
-                message: format!("{} (in {})", p.message, path.display()),
+                origin: Some(path.display().to_string()),
+                ..p
             })
             .collect()
     })

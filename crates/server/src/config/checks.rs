@@ -12,6 +12,7 @@ pub(crate) fn problem(key: impl Into<String>, message: impl Into<String>) -> Pro
     Problem {
         key: key.into(),
         message: message.into(),
+        origin: None,
     }
 }
 
@@ -78,8 +79,13 @@ pub(crate) fn check_urls<'a>(
     }
 }
 
+/// What a secret is printed as. Long enough to pass the checks on the
+/// secret it stands for (a static token needs 16 characters), so printed
+/// settings validate when fed back.
+pub const REDACTED: &str = "[redacted: not shown]";
+
 pub(crate) fn redact<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("[redacted]")
+    s.serialize_str(REDACTED)
 }
 
 /// Serializes a secret as `[redacted]` (check-config prints the settings).
@@ -88,7 +94,7 @@ pub(crate) fn redact_opt<S: Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     match value {
-        Some(_) => s.serialize_str("[redacted]"),
+        Some(_) => s.serialize_str(REDACTED),
         None => s.serialize_none(),
     }
 }

@@ -24,12 +24,14 @@ use serde::{Deserialize, Serialize};
 pub mod app_config;
 pub mod backstage;
 mod checks;
+mod load;
 pub mod pagerduty;
+mod render;
 pub mod server;
 pub mod trigger;
 
 pub use self::backstage::{BackstageSettings, DEFAULT_PREFIX};
-pub use self::checks::redact_values;
+pub use self::checks::{REDACTED, redact_values};
 pub use self::pagerduty::{
     AccountSettings, ConnectionSettings, DEFAULT_OAUTH_SCOPES, LEGACY_ACCOUNT_ID, OAuthSettings,
     PagerDutySettings,
@@ -115,19 +117,42 @@ impl fmt::Display for Problems<'_> {
     }
 }
 
-/// One invalid value: the dotted key and why.
+/// One invalid value: the dotted key, why, and where it was set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// Dotted key, e.g. `pagerduty.api_base_url`.
     pub key: String,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// Where the value came from (a file's path, `the environment`), when
+    /// a source set it.
+    pub origin: Option<String>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        write!(f, "{}: {}", self.key, self.message)?;
+        // Keys of the Backstage app-config (`pagerDuty.…`) have no variable.
+        let ours = ["server.", "pagerduty.", "cache.", "trigger.", "backstage."]
+            .iter()
+            .any(|section| self.key.starts_with(section));
+        let env = env_name(&self.key);
+        match (&self.origin, ours) {
+            (Some(origin), true) => write!(f, " (set in {origin}; environment variable {env})"),
+            (Some(origin), false) => write!(f, " (in {origin})"),
+            (None, true) => write!(f, " (environment variable {env})"),
+            (None, false) => Ok(()),
+        }
     }
+}
+
+/// The environment variable that sets `key`: `server.auth.mode` →
+/// `DUTYCARD_SERVER__AUTH__MODE` (list indexes dropped: a list is set whole).
+pub fn env_name(key: &str) -> String {
+    let mut name = format!("{ENV_PREFIX}_");
+    let key = key.split('[').next().unwrap_or(key);
+    name.push_str(&key.replace('.', "__").to_ascii_uppercase());
+    name
 }
 
 /// All settings. Fields mirror `config/default.toml`.
@@ -146,58 +171,45 @@ pub struct Settings {
 
 impl Settings {
     /// Merge the embedded defaults with `sources`, read `*_file` secrets and
-    /// validate everything.
+    /// validate everything. Every problem is reported at once: unknown keys,
+    /// values of the wrong type (one per section at least) and invalid
+    /// values, each with its environment variable and where it was set.
     pub fn load(sources: &ConfigSources) -> Result<Settings, ConfigError> {
-        let (mut settings, mut problems) = Self::merge(DEFAULT_TOML, sources)?;
+        Self::load_layers(&[DEFAULT_TOML], sources, |_| {})
+    }
+
+    /// What `dutycard demo` runs with: `config/demo.toml` over the defaults,
+    /// then `sources` (a `--config` file and `DUTYCARD_*`), then `adjust`
+    /// (the simulator's URLs and token), validated.
+    pub fn load_demo(
+        sources: &ConfigSources,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Settings, ConfigError> {
+        Self::load_layers(&[DEFAULT_TOML, DEMO_TOML], sources, adjust)
+    }
+
+    fn load_layers(
+        base: &[&str],
+        sources: &ConfigSources,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Settings, ConfigError> {
+        let merged = load::Merged::build(base, sources)?;
+        let (mut settings, mut problems) = match merged.settings() {
+            Ok(loaded) => loaded,
+            Err(mut problems) => {
+                merged.annotate(&mut problems);
+                return Err(ConfigError::Invalid(problems));
+            }
+        };
         app_config::apply_configured(&mut settings, sources)?;
+        adjust(&mut settings);
         settings.finish_with(&mut problems);
+        merged.annotate(&mut problems);
         if problems.is_empty() {
             Ok(settings)
         } else {
             Err(ConfigError::Invalid(problems))
         }
-    }
-
-    /// The demo's settings (`config/demo.toml` over the defaults), with the
-    /// simulator's URLs and token filled in by the caller afterwards.
-    pub fn demo_base() -> Result<Settings, ConfigError> {
-        let sources = ConfigSources::isolated(DEMO_TOML, HashMap::new());
-        match Self::merge(DEFAULT_TOML, &sources)? {
-            (settings, problems) if problems.is_empty() => Ok(settings),
-            (_, problems) => Err(ConfigError::Invalid(problems)),
-        }
-    }
-
-    /// The merged settings, and a problem for every key no setting reads.
-    fn merge(
-        defaults: &str,
-        sources: &ConfigSources,
-    ) -> Result<(Settings, Vec<Problem>), ConfigError> {
-        use config::{Config, Environment, File, FileFormat};
-
-        let mut builder = Config::builder().add_source(File::from_str(defaults, FileFormat::Toml));
-        if let Some(path) = &sources.file {
-            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
-        }
-        for toml in &sources.toml {
-            builder = builder.add_source(File::from_str(toml, FileFormat::Toml));
-        }
-        // No `try_parsing`: it would turn a token such as "1e5" into a float.
-        // Lists given as strings are split by `string_or_list` instead.
-        let env = Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("_")
-            .separator("__")
-            .source(sources.env.clone());
-        let load_error = |e: config::ConfigError| ConfigError::Load(redact_values(&e.to_string()));
-        let merged = builder.add_source(env).build().map_err(load_error)?;
-        let given: serde_json::Value = merged.clone().try_deserialize().map_err(load_error)?;
-        let settings: Settings = merged.try_deserialize().map_err(load_error)?;
-        let mut problems = Vec::new();
-        // What the settings read, serialized back: a key the sources set that
-        // is missing there was read by nobody.
-        let read = serde_json::to_value(&settings).unwrap_or_default();
-        unknown_keys("", &given, &read, &mut problems);
-        Ok((settings, problems))
     }
 
     /// Read `*_file` secrets into their fields, then validate.
@@ -235,46 +247,12 @@ impl Settings {
         self.backstage.validate(problems);
     }
 
-    /// The effective settings as TOML, secrets replaced by `[redacted]`.
+    /// The effective settings as TOML that validates when fed back: secrets
+    /// replaced by a placeholder (passwords inside URLs too), secrets read
+    /// from a file shown only as the file, and the derived hosts of every
+    /// account as comments.
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
-    }
-}
-
-/// Pushes a problem for every key of `given` (what the sources set) that
-/// `read` (the deserialized settings, serialized back) lacks. Arrays of
-/// tables are compared item by item; a value given as a string where the
-/// settings hold a list (`a,b` from the environment) is not descended into.
-fn unknown_keys(
-    prefix: &str,
-    given: &serde_json::Value,
-    read: &serde_json::Value,
-    problems: &mut Vec<Problem>,
-) {
-    use serde_json::Value;
-    match (given, read) {
-        (Value::Object(given), Value::Object(read)) => {
-            for (key, value) in given {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                match read.get(key) {
-                    Some(known) => unknown_keys(&path, value, known, problems),
-                    None => problems.push(problem(
-                        path,
-                        "unknown key: no setting has this name (see config/default.toml for every key)",
-                    )),
-                }
-            }
-        }
-        (Value::Array(given), Value::Array(read)) => {
-            for (i, (value, known)) in given.iter().zip(read).enumerate() {
-                unknown_keys(&format!("{prefix}[{i}]"), value, known, problems);
-            }
-        }
-        _ => {}
+        render::redacted_toml(self)
     }
 }
 
@@ -283,35 +261,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_keys_are_found_at_every_depth() {
-        let given = serde_json::json!({
-            "server": {"port": "1", "prot": 2, "auth": {"tokens": [{"name": "a", "tokn": "x"}]}},
-            "pagerduty": {"api_tokn": "x", "accounts": {"eu": {"regoin": "eu"}}},
-            "extra": {}
-        });
-        let read = serde_json::json!({
-            "server": {"port": 1, "auth": {"tokens": [{"name": "a", "token": "[redacted]"}]}},
-            "pagerduty": {"accounts": {"eu": {"region": "eu"}}}
-        });
-        let mut problems = Vec::new();
-        unknown_keys("", &given, &read, &mut problems);
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    fn problems_name_their_environment_variable() {
+        assert_eq!(env_name("server.auth.mode"), "DUTYCARD_SERVER__AUTH__MODE");
         assert_eq!(
-            keys,
-            [
-                "extra",
-                "pagerduty.accounts.eu.regoin",
-                "pagerduty.api_tokn",
-                "server.auth.tokens[0].tokn",
-                "server.prot",
-            ]
+            env_name("server.cors_allowed_origins[2]"),
+            "DUTYCARD_SERVER__CORS_ALLOWED_ORIGINS"
         );
     }
 
     #[test]
     fn the_defaults_are_the_cards_crates_defaults() {
         let sources = ConfigSources::isolated("", HashMap::new());
-        let (settings, problems) = Settings::merge(DEFAULT_TOML, &sources).unwrap();
+        let merged = load::Merged::build(&[DEFAULT_TOML], &sources).unwrap();
+        let (settings, problems) = merged.settings().unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         let defaults = cards::CardsConfig::default();
         assert_eq!(

@@ -51,6 +51,10 @@ pub struct AuthSettings {
     /// `mode = "jwt"`: where the signing keys are and what the tokens must say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtSettings>,
+    /// The tokens read from `tokens_file` (not a key: printed settings show
+    /// the file, not its tokens).
+    #[serde(skip)]
+    pub file_tokens: Vec<StaticToken>,
 }
 
 /// `[server.auth.jwt]`: verify callers' JWTs against a JWKS (e.g. Backstage's
@@ -117,7 +121,12 @@ struct TokensFile {
 }
 
 impl AuthSettings {
-    /// Adds the tokens of `tokens_file` to `tokens`.
+    /// Every static token: `tokens`, then those of `tokens_file`.
+    pub fn all_tokens(&self) -> impl Iterator<Item = &StaticToken> {
+        self.tokens.iter().chain(&self.file_tokens)
+    }
+
+    /// Reads the tokens of `tokens_file` into `file_tokens`.
     pub(super) fn read_tokens_file(&mut self, problems: &mut Vec<Problem>) {
         let Some(path) = &self.tokens_file else {
             return;
@@ -125,7 +134,7 @@ impl AuthSettings {
         let key = "server.auth.tokens_file";
         match std::fs::read_to_string(path) {
             Ok(text) => match toml::from_str::<TokensFile>(&text) {
-                Ok(file) => self.tokens.extend(file.tokens),
+                Ok(file) => self.file_tokens = file.tokens,
                 Err(e) => problems.push(problem(
                     key,
                     format!(
@@ -186,7 +195,7 @@ impl AuthSettings {
                 "server.auth.mode",
                 "must be set explicitly: \"static\" (bearer tokens), \"jwt\" (JWTs checked against a JWKS) or \"none\" (no authentication)",
             )),
-            Some(AuthMode::Static) if self.tokens.is_empty() => problems.push(problem(
+            Some(AuthMode::Static) if self.all_tokens().next().is_none() => problems.push(problem(
                 "server.auth.tokens",
                 "mode \"static\" needs at least one [[server.auth.tokens]] entry (or server.auth.tokens_file)",
             )),
@@ -204,7 +213,7 @@ impl AuthSettings {
             jwt.validate(problems);
         }
         let mut names = std::collections::BTreeSet::new();
-        for (i, token) in self.tokens.iter().enumerate() {
+        for (i, token) in self.all_tokens().enumerate() {
             if token.name.trim().is_empty() {
                 problems.push(problem(
                     format!("server.auth.tokens[{i}].name"),

@@ -52,7 +52,15 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("port = 9001"), "{stdout}");
-    assert!(stdout.contains("api_token = \"[redacted]\""), "{stdout}");
+    assert!(
+        stdout.contains("api_token = \"[redacted: not shown]\""),
+        "{stdout}"
+    );
+    // The hosts the region implies, as comments.
+    assert!(
+        stdout.contains("account default: region us, API https://api.pagerduty.com, Events https://events.pagerduty.com/v2"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("super-secret"), "{stdout}");
 }
 
@@ -225,6 +233,11 @@ impl Drop for Running {
 /// `GET url` (http://host:port/path) over a plain TCP connection: the status
 /// code and the raw head.
 fn http_get(url: &str) -> (u16, String) {
+    http_get_with(url, &[])
+}
+
+/// [`http_get`] with extra request headers.
+fn http_get_with(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -232,9 +245,13 @@ fn http_get(url: &str) -> (u16, String) {
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n"
     )
     .unwrap();
     let mut response = Vec::new();
@@ -247,6 +264,100 @@ fn http_get(url: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head)
+}
+
+/// What check-config prints is a valid configuration: fed back as the
+/// file, it passes (secrets read from files are shown as the files).
+#[test]
+fn check_config_output_validates_when_fed_back() {
+    let token = temp_toml("pd-token", "a-pagerduty-token-from-a-file");
+    let tokens = temp_toml(
+        "tokens",
+        "[[tokens]]\nname = \"portal\"\ntoken = \"portal-secret-token-0123456789\"\n",
+    );
+    let env = [
+        ("DUTYCARD_SERVER__AUTH__MODE", "static"),
+        (
+            "DUTYCARD_SERVER__AUTH__TOKENS_FILE",
+            tokens.to_str().unwrap(),
+        ),
+        (
+            "DUTYCARD_PAGERDUTY__API_TOKEN_FILE",
+            token.to_str().unwrap(),
+        ),
+        ("DUTYCARD_PAGERDUTY__REGION", "eu"),
+    ];
+    let out = dutycard(&["check-config"], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("a-pagerduty-token"), "{stdout}");
+    assert!(!stdout.contains("portal-secret"), "{stdout}");
+    assert!(
+        stdout.contains("API https://api.eu.pagerduty.com"),
+        "{stdout}"
+    );
+    let printed = temp_toml("printed", &stdout);
+    let out = dutycard(
+        &["check-config", "--config", printed.to_str().unwrap()],
+        &[],
+    );
+    for f in [token, tokens, printed] {
+        std::fs::remove_file(f).ok();
+    }
+    assert!(
+        out.status.success(),
+        "fed back:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The demo takes `--config` and `DUTYCARD_*` like serve (here: CORS
+/// origins and the port from the environment), and prints URLs a shell
+/// can paste (no bare `[]`).
+#[test]
+fn demo_honours_the_environment_and_prints_pasteable_urls() {
+    let demo = Running::start(
+        &["demo", "--services", "5"],
+        &[
+            ("DUTYCARD_SERVER__PORT", "0"),
+            (
+                "DUTYCARD_SERVER__CORS_ALLOWED_ORIGINS",
+                "https://portal.example",
+            ),
+        ],
+    );
+    let line = demo.line_with("/v1/cards/", std::time::Duration::from_secs(60));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    assert!(!url.contains(":7007/"), "the environment's port: {url}");
+    let (status, head) = http_get_with(url, &[("Origin", "https://portal.example")]);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://portal.example"),
+        "{head}"
+    );
+    let backstage = demo.line_with("oncall-users", std::time::Duration::from_secs(5));
+    assert!(!backstage.contains("[]"), "{backstage}");
+    assert!(backstage.contains("%5B%5D"), "{backstage}");
+}
+
+/// A port in use names the way out.
+#[test]
+fn demo_on_a_taken_port_says_how_to_choose_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut demo = Running::start(&["demo", "--port", &port, "--services", "3"], &[]);
+    let line = demo.line_with("cannot listen", std::time::Duration::from_secs(60));
+    assert!(line.contains("--port"), "{line}");
+    assert!(line.contains("DUTYCARD_SERVER__PORT"), "{line}");
+    assert_ne!(demo.exit_code(std::time::Duration::from_secs(15)), Some(0));
 }
 
 #[test]
