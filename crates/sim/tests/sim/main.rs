@@ -9,6 +9,7 @@ mod incidents;
 mod oauth;
 mod oncalls;
 mod other_routes;
+mod pinned;
 mod rate_limit;
 mod services;
 mod stats;
