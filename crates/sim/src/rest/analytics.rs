@@ -1,0 +1,174 @@
+//! `POST /analytics/metrics/incidents/services`.
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use super::ok;
+use crate::account::AccountView;
+use crate::http::{Reply, invalid};
+use crate::render::ts;
+
+fn parse_body_time(v: &Value, field: &str) -> Result<Option<DateTime<Utc>>, Reply> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| invalid(format!("{field} must be an ISO 8601 date-time"))),
+        _ => Err(invalid(format!("{field} must be a string"))),
+    }
+}
+
+fn string_list(v: &Value, field: &str) -> Result<Vec<String>, Reply> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(format!("{field} must be an array of strings")))
+            })
+            .collect(),
+        _ => Err(invalid(format!("{field} must be an array of strings"))),
+    }
+}
+
+fn bucket_start(t: DateTime<Utc>, unit: &str) -> DateTime<Utc> {
+    let day = Utc
+        .with_ymd_and_hms(t.year(), t.month(), t.day(), 0, 0, 0)
+        .single()
+        .unwrap_or(t);
+    match unit {
+        "week" => day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
+        "month" => Utc
+            .with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+            .single()
+            .unwrap_or(day),
+        _ => day,
+    }
+}
+
+fn next_bucket(t: DateTime<Utc>, unit: &str) -> DateTime<Utc> {
+    match unit {
+        "week" => t + Duration::days(7),
+        "month" => {
+            let (y, m) = if t.month() == 12 {
+                (t.year() + 1, 1)
+            } else {
+                (t.year(), t.month() + 1)
+            };
+            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+                .single()
+                .unwrap_or(t + Duration::days(31))
+        }
+        _ => t + Duration::days(1),
+    }
+}
+
+pub(super) fn incident_metrics(
+    body: &[u8],
+    account: &AccountView,
+    now: DateTime<Utc>,
+) -> Result<Reply, Reply> {
+    let req: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|e| invalid(format!("body is not valid JSON: {e}")))?
+    };
+    if !req.is_object() {
+        return Err(invalid("body must be a JSON object"));
+    }
+    let filters = &req["filters"];
+    if !(filters.is_object() || filters.is_null()) {
+        return Err(invalid("filters must be an object"));
+    }
+    let end = parse_body_time(&filters["created_at_end"], "filters.created_at_end")?.unwrap_or(now);
+    let start = parse_body_time(&filters["created_at_start"], "filters.created_at_start")?
+        .unwrap_or(end - Duration::days(30));
+    if end <= start {
+        return Err(invalid(
+            "filters.created_at_end must be after filters.created_at_start",
+        ));
+    }
+    if end - start > Duration::days(366) {
+        return Err(invalid(
+            "filters.created_at_start to filters.created_at_end must not exceed one year",
+        ));
+    }
+    let mut service_ids = string_list(&filters["service_ids"], "filters.service_ids")?;
+    let team_ids = string_list(&filters["team_ids"], "filters.team_ids")?;
+    let urgency = match &filters["urgency"] {
+        Value::Null => None,
+        Value::String(u) if u == "high" || u == "low" => Some(u.as_str()),
+        _ => return Err(invalid("filters.urgency must be high or low")),
+    };
+    if !team_ids.is_empty() {
+        let in_teams: Vec<String> = account
+            .services
+            .iter()
+            .filter(|s| s.team_ids.iter().any(|t| team_ids.contains(t)))
+            .filter(|s| service_ids.is_empty() || service_ids.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect();
+        if in_teams.is_empty() {
+            service_ids = vec![String::new()];
+        } else {
+            service_ids = in_teams;
+        }
+    }
+    let unit = match &req["aggregate_unit"] {
+        Value::Null => None,
+        Value::String(u) if matches!(u.as_str(), "day" | "week" | "month") => Some(u.as_str()),
+        _ => return Err(invalid("aggregate_unit must be day, week or month")),
+    };
+    // (from, to, range_start)
+    type Range = (DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
+    let mut ranges: Vec<Range> = Vec::new();
+    match unit {
+        None => ranges.push((start, end, None)),
+        Some(unit) => {
+            let mut b = bucket_start(start, unit);
+            while b < end && ranges.len() < 400 {
+                let next = next_bucket(b, unit);
+                ranges.push((b.max(start), next.min(end), Some(b)));
+                b = next;
+            }
+        }
+    }
+    let mut data = Vec::new();
+    for (from, to, range_start) in ranges {
+        for m in account.incident_metrics(&service_ids, from, to, urgency) {
+            let svc = account.service(&m.service_id);
+            let team = svc
+                .and_then(|s| s.team_ids.first())
+                .and_then(|t| account.team(t));
+            let mut row = json!({
+                "service_id": m.service_id,
+                "service_name": svc.map(|s| s.name.clone()),
+                "team_id": team.map(|t| t.id.clone()),
+                "team_name": team.map(|t| t.name.clone()),
+                "total_incident_count": m.total_incident_count,
+                "total_incidents_acknowledged": m.total_incidents_acknowledged,
+                "mean_seconds_to_resolve": m.mean_seconds_to_resolve.map(f64::round),
+                "mean_seconds_to_first_ack": m.mean_seconds_to_first_ack.map(f64::round),
+                "total_high_urgency_incidents": m.total_high_urgency,
+            });
+            if let Some(rs) = range_start {
+                row["range_start"] = json!(rs.format("%Y-%m-%dT%H:%M:%S").to_string());
+            }
+            data.push(row);
+        }
+    }
+    let mut echo = filters.clone();
+    if echo.is_null() {
+        echo = json!({});
+    }
+    echo["created_at_start"] = json!(ts(start));
+    echo["created_at_end"] = json!(ts(end));
+    Ok(ok(json!({
+        "data": data,
+        "filters": echo,
+        "aggregate_unit": unit,
+        "time_zone": req["time_zone"].as_str().unwrap_or("Etc/UTC"),
+    })))
+}

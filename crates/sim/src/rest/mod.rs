@@ -1,0 +1,90 @@
+//! The REST API v2 routes, one module per resource; [`handle`] dispatches
+//! a matched [`Route`] to its module.
+
+mod analytics;
+mod change_events;
+mod directory;
+mod escalation_policies;
+mod incidents;
+mod oncalls;
+mod routes;
+mod services;
+mod standards;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::account::AccountView;
+use crate::http::{Query, Reply, invalid, not_found};
+use crate::render::Render;
+
+pub(crate) use routes::Route;
+
+pub(super) fn ok(v: Value) -> Reply {
+    Reply::json(200, &v)
+}
+
+pub(super) fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> Result<(), Reply> {
+    for v in values {
+        if !allowed.contains(&v.as_str()) {
+            return Err(invalid(format!(
+                "{field} contains {v:?}; allowed: {}",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Serves a matched REST route over the account.
+pub(crate) fn handle(
+    route: &Route,
+    q: &Query,
+    body: &[u8],
+    account: &AccountView,
+    base: &str,
+    now: DateTime<Utc>,
+) -> Reply {
+    let r = Render { account, base };
+    let result = match route {
+        Route::Services => services::list_services(q, account, &r),
+        Route::Service(id) => services::get_service(id, q, account, &r),
+        Route::ServiceChangeEvents(id) => {
+            change_events::list_service_change_events(id, q, account, &r)
+        }
+        Route::ChangeEvents => change_events::list_change_events(None, q, account, &r),
+        Route::Incidents => incidents::list_incidents(q, account, &r, now),
+        Route::Incident(id) => incidents::get_incident(id, q, account, &r),
+        Route::Oncalls => oncalls::list_oncalls(q, account, &r, now),
+        Route::EscalationPolicies => escalation_policies::list_escalation_policies(q, account, &r),
+        Route::EscalationPolicy(id) => {
+            escalation_policies::get_escalation_policy(id, q, account, &r)
+        }
+        Route::Teams => directory::list_teams(q, account, &r),
+        Route::Team(id) => directory::get_team(id, account, &r),
+        Route::User(id) => directory::get_user(id, account, &r),
+        Route::Schedule(id) => directory::get_schedule(id, account, &r, now),
+        Route::Abilities => Ok(ok(json!({"abilities": account.abilities}))),
+        Route::StandardsScores(kind) => standards::standards_many(kind, q, account, &r),
+        Route::StandardsScore(kind, id) => standards::standards_one(kind, id, account, &r),
+        Route::IncidentMetricsByService => analytics::incident_metrics(body, account, now),
+        // Served before authentication, by `server::serve`.
+        Route::OAuthToken | Route::Enqueue | Route::ChangeEnqueue => Err(not_found()),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+/// `sort_by` of the lists that sort by name only; `items` come sorted by
+/// name ascending.
+pub(super) fn sort_by_name<T>(q: &Query, items: &mut [T]) -> Result<(), Reply> {
+    match q.one("sort_by") {
+        None | Some("name" | "name:asc") => Ok(()),
+        Some("name:desc") => {
+            items.reverse();
+            Ok(())
+        }
+        Some(other) => Err(invalid(format!(
+            "sort_by {other:?} is invalid; allowed: name, name:asc, name:desc"
+        ))),
+    }
+}
