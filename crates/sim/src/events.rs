@@ -261,6 +261,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
             assignee_ids: assignee.into_iter().collect(),
             acknowledger_ids: Vec::new(),
             alert_count: 1,
+            additional_responders: Vec::new(),
         });
         return success(Some(&key), "Event processed");
     }

@@ -119,9 +119,16 @@ impl AccountView {
             .services
             .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         account.reindex();
+        // A stream of its own, so that this later step left every draw
+        // above (and the `pinned` fingerprint) unchanged.
+        let mut responders_rng = ChaCha8Rng::seed_from_u64(seed ^ RESPONDERS_STREAM);
+        additional_responders(&mut responders_rng, &mut account, now);
         account
     }
 }
+
+/// Mixed into the seed of [`additional_responders`]' stream.
+const RESPONDERS_STREAM: u64 = 0x2E5F_0DE2_5EED;
 
 /// What `GET /abilities` lists: everything dutycard may ask about.
 const ABILITIES: &[&str] = &[
@@ -535,6 +542,7 @@ fn incident(
             Vec::new()
         },
         alert_count: g.rng.random_range(1..=5),
+        additional_responders: Vec::new(),
     }
 }
 
@@ -615,4 +623,39 @@ fn standards(g: &mut Gen) -> Vec<StandardDef> {
         kind: (*kind).to_owned(),
     })
     .collect()
+}
+
+/// Responder requests: about a quarter of the acknowledged incidents whose
+/// policy has a second level pulled in the user on call there (when that
+/// is someone else), who accepted 1–15 minutes after the first
+/// acknowledgement, before the resolution and `now`. They make the
+/// multi-responder metrics (`mean_seconds_to_engage`, `..._to_mobilize`)
+/// defined for some incidents, as in a real account.
+fn additional_responders(rng: &mut ChaCha8Rng, account: &mut AccountView, now: DateTime<Utc>) {
+    let mut added: Vec<(usize, String, DateTime<Utc>)> = Vec::new();
+    for (pos, inc) in account.incidents.iter().enumerate() {
+        let Some(acked) = inc.acknowledged_at else {
+            continue;
+        };
+        if !rng.random_bool(0.25) {
+            continue;
+        }
+        let delay = Duration::seconds(rng.random_range(60..900));
+        let latest = inc.resolved_at.unwrap_or(now) - Duration::seconds(1);
+        let at = (acked + delay).min(latest);
+        let second = account
+            .oncalls_for(&inc.escalation_policy_id, acked, acked)
+            .into_iter()
+            .find(|o| o.escalation_level == 2 && !inc.acknowledger_ids.contains(&o.user_id));
+        if let Some(o) = second
+            && at > acked
+        {
+            added.push((pos, o.user_id, at));
+        }
+    }
+    for (pos, user, at) in added {
+        account.incidents[pos]
+            .additional_responders
+            .push((user, at));
+    }
 }

@@ -1,6 +1,7 @@
 //! The generated PagerDuty account: the data model ([`AccountView`] and its
-//! parts), its seeded generation (`generate`) and the queries the routes
-//! share (`queries`: lookups, on-calls, statuses, standards, metrics).
+//! parts), its seeded generation (`generate`), the queries the routes share
+//! (`queries`: lookups, on-calls, statuses, standards) and the incident
+//! analytics derived from the incidents (`metrics`).
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 mod generate;
+mod metrics;
 mod names;
 mod queries;
+
+pub use metrics::ServiceMetrics;
 
 /// Vendor id of PagerDuty's Backstage integration.
 pub const BACKSTAGE_VENDOR_ID: &str = "PRO19CT";
@@ -224,10 +228,14 @@ pub struct Incident {
     pub incident_key: String,
     /// Assigned users (empty when resolved).
     pub assignee_ids: Vec<String>,
-    /// Users who acknowledged.
+    /// Users who acknowledged (at `acknowledged_at`).
     pub acknowledger_ids: Vec<String>,
     /// Alerts grouped into the incident.
     pub alert_count: u32,
+    /// Responders pulled in by a responder request, with the time each
+    /// accepted (acknowledged); they follow `acknowledger_ids` in the
+    /// incident's acknowledgements, and are assigned while it is open.
+    pub additional_responders: Vec<(String, DateTime<Utc>)>,
 }
 
 impl Incident {
@@ -286,23 +294,6 @@ pub struct Oncall {
     pub start: Option<DateTime<Utc>>,
     /// Shift end; none = permanent.
     pub end: Option<DateTime<Utc>>,
-}
-
-/// Incident metrics of one service over a period.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceMetrics {
-    /// Service.
-    pub service_id: String,
-    /// Incidents created in the period.
-    pub total_incident_count: u64,
-    /// Of which acknowledged.
-    pub total_incidents_acknowledged: u64,
-    /// Mean seconds from creation to resolution (resolved incidents only).
-    pub mean_seconds_to_resolve: Option<f64>,
-    /// Mean seconds from creation to first acknowledgement.
-    pub mean_seconds_to_first_ack: Option<f64>,
-    /// High-urgency incidents.
-    pub total_high_urgency: u64,
 }
 
 /// The whole generated account (and its changes since start, e.g. incidents

@@ -1,13 +1,11 @@
 //! Read-only queries over the account: lookups by id, on-call entries,
-//! served statuses, standards and incident metrics.
-
-use std::collections::BTreeMap;
+//! served statuses and standards.
 
 use chrono::{DateTime, Utc};
 
 use super::{
-    AccountView, EscalationPolicy, Incident, Oncall, Schedule, Service, ServiceMetrics,
-    StandardDef, Target, Team, User,
+    AccountView, EscalationPolicy, Incident, Oncall, Schedule, Service, StandardDef, Target, Team,
+    User,
 };
 
 impl AccountView {
@@ -191,65 +189,6 @@ impl AccountView {
                     _ => false,
                 };
                 (s, pass)
-            })
-            .collect()
-    }
-
-    /// Incident metrics per service for incidents created in `[start, end)`,
-    /// optionally only of one urgency; services without incidents are left out.
-    pub fn incident_metrics(
-        &self,
-        service_ids: &[String],
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        urgency: Option<&str>,
-    ) -> Vec<ServiceMetrics> {
-        let mut by_service: BTreeMap<&str, Vec<&Incident>> = BTreeMap::new();
-        for inc in &self.incidents {
-            if inc.created_at < start || inc.created_at >= end {
-                continue;
-            }
-            if !service_ids.is_empty() && !service_ids.contains(&inc.service_id) {
-                continue;
-            }
-            if urgency.is_some_and(|u| u != inc.urgency) {
-                continue;
-            }
-            by_service.entry(&inc.service_id).or_default().push(inc);
-        }
-        let mean = |xs: Vec<f64>| {
-            if xs.is_empty() {
-                None
-            } else {
-                Some(xs.iter().sum::<f64>() / xs.len() as f64)
-            }
-        };
-        by_service
-            .into_iter()
-            .map(|(service_id, incs)| ServiceMetrics {
-                service_id: service_id.to_owned(),
-                total_incident_count: incs.len() as u64,
-                total_incidents_acknowledged: incs
-                    .iter()
-                    .filter(|i| i.acknowledged_at.is_some())
-                    .count() as u64,
-                mean_seconds_to_resolve: mean(
-                    incs.iter()
-                        .filter_map(|i| {
-                            i.resolved_at
-                                .map(|r| (r - i.created_at).num_seconds() as f64)
-                        })
-                        .collect(),
-                ),
-                mean_seconds_to_first_ack: mean(
-                    incs.iter()
-                        .filter_map(|i| {
-                            i.acknowledged_at
-                                .map(|a| (a - i.created_at).num_seconds() as f64)
-                        })
-                        .collect(),
-                ),
-                total_high_urgency: incs.iter().filter(|i| i.urgency == "high").count() as u64,
             })
             .collect()
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::ok;
-use crate::account::AccountView;
+use crate::account::{AccountView, ServiceMetrics};
 use crate::http::{Reply, invalid};
 use crate::render::ts;
 
@@ -137,22 +137,10 @@ pub(super) fn incident_metrics(
     }
     let mut data = Vec::new();
     for (from, to, range_start) in ranges {
-        for m in account.incident_metrics(&service_ids, from, to, urgency) {
-            let svc = account.service(&m.service_id);
-            let team = svc
-                .and_then(|s| s.team_ids.first())
-                .and_then(|t| account.team(t));
-            let mut row = json!({
-                "service_id": m.service_id,
-                "service_name": svc.map(|s| s.name.clone()),
-                "team_id": team.map(|t| t.id.clone()),
-                "team_name": team.map(|t| t.name.clone()),
-                "total_incident_count": m.total_incident_count,
-                "total_incidents_acknowledged": m.total_incidents_acknowledged,
-                "mean_seconds_to_resolve": m.mean_seconds_to_resolve.map(f64::round),
-                "mean_seconds_to_first_ack": m.mean_seconds_to_first_ack.map(f64::round),
-                "total_high_urgency_incidents": m.total_high_urgency,
-            });
+        // Escalations are counted up to the same instant in every bucket.
+        let as_of = end.min(now);
+        for m in account.incident_metrics_as_of(&service_ids, from, to, urgency, as_of) {
+            let mut row = metrics_row(&m, account);
             if let Some(rs) = range_start {
                 row["range_start"] = json!(rs.format("%Y-%m-%dT%H:%M:%S").to_string());
             }
@@ -171,4 +159,59 @@ pub(super) fn incident_metrics(
         "aggregate_unit": unit,
         "time_zone": req["time_zone"].as_str().unwrap_or("Etc/UTC"),
     })))
+}
+
+/// One `AnalyticsIncidentMetrics` row. PagerDuty's schema has no `null`
+/// for the team of a service without one or for a mean without samples,
+/// so those are left out; only the two multi-responder means, which it
+/// documents as `null` for incidents with one responder, are sent as such.
+fn metrics_row(m: &ServiceMetrics, account: &AccountView) -> Value {
+    let svc = account.service(&m.service_id);
+    let team = svc
+        .and_then(|s| s.team_ids.first())
+        .and_then(|t| account.team(t));
+    let mut row = json!({
+        "service_id": m.service_id,
+        "total_incident_count": m.total_incident_count,
+        "total_incidents_acknowledged": m.total_incidents_acknowledged,
+        "total_incidents_auto_resolved": m.total_incidents_auto_resolved,
+        "total_incidents_manual_escalated": m.total_incidents_manual_escalated,
+        "total_incidents_reassigned": m.total_incidents_reassigned,
+        "total_incidents_timeout_escalated": m.total_incidents_timeout_escalated,
+        "total_escalation_count": m.total_escalation_count,
+        "total_notifications": m.total_notifications,
+        "total_interruptions": m.total_interruptions,
+        "total_business_hour_interruptions": m.total_business_hour_interruptions,
+        "total_off_hour_interruptions": m.total_off_hour_interruptions,
+        "total_sleep_hour_interruptions": m.total_sleep_hour_interruptions,
+        "total_engaged_seconds": m.total_engaged_seconds,
+        "total_user_defined_engaged_seconds": m.total_user_defined_engaged_seconds,
+        "total_snoozed_seconds": m.total_snoozed_seconds,
+        "mean_seconds_to_engage": m.mean_seconds_to_engage,
+        "mean_seconds_to_mobilize": m.mean_seconds_to_mobilize,
+        "up_time_pct": m.up_time_pct,
+    });
+    for (field, value) in [
+        ("mean_assignment_count", m.mean_assignment_count),
+        ("mean_engaged_seconds", m.mean_engaged_seconds),
+        (
+            "mean_user_defined_engaged_seconds",
+            m.mean_user_defined_engaged_seconds,
+        ),
+        ("mean_engaged_user_count", m.mean_engaged_user_count),
+        ("mean_seconds_to_first_ack", m.mean_seconds_to_first_ack),
+        ("mean_seconds_to_resolve", m.mean_seconds_to_resolve),
+    ] {
+        if let Some(v) = value {
+            row[field] = json!(v);
+        }
+    }
+    if let Some(s) = svc {
+        row["service_name"] = json!(s.name);
+    }
+    if let Some(t) = team {
+        row["team_id"] = json!(t.id);
+        row["team_name"] = json!(t.name);
+    }
+    row
 }

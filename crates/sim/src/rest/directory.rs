@@ -1,7 +1,6 @@
 //! The account's directory: `GET /teams`, `GET /teams/{id}`,
 //! `GET /users/{id}`, `GET /schedules/{id}`.
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::ok;
@@ -35,12 +34,7 @@ pub(super) fn get_user(id: &str, account: &AccountView, r: &Render) -> Result<Re
     Ok(ok(json!({"user": r.user(u)})))
 }
 
-pub(super) fn get_schedule(
-    id: &str,
-    account: &AccountView,
-    r: &Render,
-    now: DateTime<Utc>,
-) -> Result<Reply, Reply> {
+pub(super) fn get_schedule(id: &str, account: &AccountView, r: &Render) -> Result<Reply, Reply> {
     let s = account.schedule(id).ok_or_else(not_found)?;
-    Ok(ok(json!({"schedule": r.schedule(s, now)})))
+    Ok(ok(json!({"schedule": r.schedule(s)})))
 }

@@ -45,7 +45,7 @@ pub(crate) fn handle(
     base: &str,
     now: DateTime<Utc>,
 ) -> Reply {
-    let r = Render { account, base };
+    let r = Render { account, base, now };
     let result = match route {
         Route::Services => services::list_services(q, account, &r),
         Route::Service(id) => services::get_service(id, q, account, &r),
@@ -63,7 +63,7 @@ pub(crate) fn handle(
         Route::Teams => directory::list_teams(q, account, &r),
         Route::Team(id) => directory::get_team(id, account, &r),
         Route::User(id) => directory::get_user(id, account, &r),
-        Route::Schedule(id) => directory::get_schedule(id, account, &r, now),
+        Route::Schedule(id) => directory::get_schedule(id, account, &r),
         Route::Abilities => Ok(ok(json!({"abilities": account.abilities}))),
         Route::StandardsScores(kind) => standards::standards_many(kind, q, account, &r),
         Route::StandardsScore(kind, id) => standards::standards_one(kind, id, account, &r),

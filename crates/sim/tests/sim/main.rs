@@ -1,5 +1,6 @@
 //! Integration tests of the PagerDuty simulator, over HTTP on port 0.
 
+mod analytics;
 mod auth;
 mod common;
 mod events;

@@ -188,3 +188,20 @@ const PINNED_FIRST_SERVICE: (&str, &str) = ("PQYGZA5", "analytics-db");
 const PINNED_LAST_INCIDENT: (&str, u64, &str) = ("PV9WK0A", 1190, "triggered");
 const PINNED_FIRST_CHANGE_EVENT: &str = "01NAA8LOFDA8WMACLJARVTXDMW";
 const PINNED_FINGERPRINT: u64 = 6_795_977_747_349_015_695;
+
+#[test]
+fn seed_42_responder_requests_are_pinned() {
+    // Drawn after everything above, from a stream of their own.
+    let a = AccountView::generate(42, 50, fixed_now());
+    let added: Vec<String> = a
+        .incidents
+        .iter()
+        .flat_map(|i| {
+            i.additional_responders
+                .iter()
+                .map(move |(u, at)| format!("{} {u} {at}", i.id))
+        })
+        .collect();
+    assert_eq!(added.len(), 16);
+    assert_eq!(fnv1a(&added.join("\n")), 9_909_758_415_142_729_781);
+}
