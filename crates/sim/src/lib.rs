@@ -43,6 +43,10 @@ pub use config::{
 pub use faults::{FaultSpec, Faults};
 pub use stats::{RouteStat, STATUS_NO_ANSWER, SimStats};
 
+/// Every route the simulator serves, as `(method, template)`: the
+/// templates [`SimStats`] rows and `per_route` faults name.
+pub const ROUTES: &[(&str, &str)] = rest::Route::TEMPLATES;
+
 use server::State;
 
 /// The simulator. See [`Sim::start`].
