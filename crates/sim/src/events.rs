@@ -3,7 +3,6 @@
 //! and error bodies.
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::account::{AccountView, ChangeEvent, Incident};
@@ -104,25 +103,7 @@ fn check_summary(payload: &serde_json::Map<String, Value>, errors: &mut Vec<Stri
 }
 
 fn new_id(state: &State, account: &AccountView) -> String {
-    let mut rng = state.runtime_rng.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let id: String = std::iter::once('P')
-            .chain((0..6).map(|_| {
-                let c = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[rng.random_range(0..36)];
-                c as char
-            }))
-            .collect();
-        if account.incident(&id).is_none() && account.service(&id).is_none() {
-            return id;
-        }
-    }
-}
-
-fn random_chars(state: &State, alphabet: &[u8], len: usize) -> String {
-    let mut rng = state.runtime_rng.lock().unwrap_or_else(|e| e.into_inner());
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    state.fresh_id(|id| account.incident(id).is_some() || account.service(id).is_some())
 }
 
 fn success(dedup_key: Option<&str>, message: &str) -> Reply {
@@ -215,7 +196,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
     };
     let action = action.unwrap_or_default();
     if action == "trigger" {
-        let key = dedup_key.unwrap_or_else(|| random_chars(state, b"0123456789abcdef", 32));
+        let key = dedup_key.unwrap_or_else(|| state.random_chars(b"0123456789abcdef", 32));
         if svc.status == "disabled" {
             // PagerDuty accepts the event and drops it.
             return success(Some(&key), "Event processed");
@@ -348,10 +329,7 @@ pub(crate) fn change_enqueue(state: &State, body: &[u8]) -> Reply {
         .and_then(parse_timestamp)
         .unwrap_or(now);
     let event = ChangeEvent {
-        id: format!(
-            "01{}",
-            random_chars(state, b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 24)
-        ),
+        id: format!("01{}", state.random_chars(crate::server::ID_CHARS, 24)),
         summary: payload
             .get("summary")
             .and_then(Value::as_str)

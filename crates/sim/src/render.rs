@@ -213,6 +213,32 @@ impl Render<'_> {
         v
     }
 
+    /// A full integration, as `GET /services/{id}/integrations/{id}` and
+    /// the create route answer it; `include` may hold `services` (the full
+    /// service) and `vendors` (the full vendor).
+    pub fn integration_object(&self, svc: &Service, i: &Integration, include: &[String]) -> Value {
+        let inc = |x: &str| include.iter().any(|v| v == x);
+        let mut v = self.integration(svc, i, true);
+        if inc("services") {
+            v["service"] = self.service(svc, &[]);
+        }
+        if inc("vendors")
+            && let Some(vendor) = i
+                .vendor
+                .as_ref()
+                .and_then(|(id, _)| crate::account::vendor(id))
+        {
+            v["vendor"] = json!({
+                "id": vendor.id, "type": "vendor", "summary": vendor.name,
+                "self": format!("{}/vendors/{}", self.base, vendor.id),
+                "html_url": null,
+                "name": vendor.name, "description": vendor.description,
+                "website_url": vendor.website_url,
+            });
+        }
+        v
+    }
+
     /// `include` may hold `escalation_policies`, `teams`, `integrations`.
     pub fn service(&self, s: &Service, include: &[String]) -> Value {
         let inc = |x: &str| include.iter().any(|i| i == x);

@@ -19,6 +19,9 @@ use crate::rest::{self, Route};
 use crate::stats::{STATUS_NO_ANSWER, StatsRecorder};
 use crate::{events, oauth};
 
+/// The characters of PagerDuty's ids.
+pub(crate) const ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
 /// Longest time a `timeout_next` request is held.
 pub(crate) const HOLD: Duration = Duration::from_secs(60);
 
@@ -80,6 +83,25 @@ impl State {
             started: Instant::now(),
             shutdown,
         }
+    }
+
+    /// A `P` + 6 id (like PagerDuty's) that `taken` says is free.
+    pub fn fresh_id(&self, taken: impl Fn(&str) -> bool) -> String {
+        loop {
+            let id = format!("P{}", self.random_chars(ID_CHARS, 6));
+            if !taken(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// `len` characters drawn from `alphabet` (ids and keys made at run time).
+    pub fn random_chars(&self, alphabet: &[u8], len: usize) -> String {
+        use rand::Rng;
+        let mut rng = self.runtime_rng.lock().unwrap_or_else(|e| e.into_inner());
+        (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+            .collect()
     }
 
     /// The simulator's clock: the configured base advancing in real time.
@@ -299,8 +321,7 @@ fn serve(route: &Route, req: &HttpRequest, body: &[u8], state: &State) -> Reply 
     }
     .unwrap_or_else(|| {
         let q = Query::parse(req.query_string());
-        let account = state.read_account();
-        rest::handle(route, &q, body, &account, &state.base_url, state.now())
+        rest::handle(route, &q, body, state)
     });
     if let Some((limit, remaining, reset)) = rate_headers {
         reply = reply

@@ -108,6 +108,7 @@ impl AccountView {
             change_events: Vec::new(),
             standards: Vec::new(),
             abilities: ABILITIES.iter().map(|s| (*s).to_owned()).collect(),
+            dependencies: Vec::new(),
             index: Index::default(),
         };
         // Incidents are assigned to whoever is on call: that needs the index.

@@ -1,22 +1,68 @@
 //! The generated PagerDuty account: the data model ([`AccountView`] and its
 //! parts), its seeded generation (`generate`), the queries the routes share
-//! (`queries`: lookups, on-calls, statuses, standards) and the incident
-//! analytics derived from the incidents (`metrics`).
+//! (`queries`: lookups, on-calls, statuses, standards), the incident
+//! analytics derived from the incidents (`metrics`) and the dependency graph
+//! between services (`dependencies`).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
+mod dependencies;
 mod generate;
 mod metrics;
 mod names;
 mod queries;
 
+pub(crate) use dependencies::check as check_dependency;
+pub use dependencies::{DependencyError, MAX_DEPENDENCIES, MAX_DEPTH};
 pub use metrics::ServiceMetrics;
 
 /// Vendor id of PagerDuty's Backstage integration.
 pub const BACKSTAGE_VENDOR_ID: &str = "PRO19CT";
+
+/// An integration vendor the simulator knows (`POST /services/{id}/integrations`
+/// may name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vendor {
+    /// `P` + 6 characters.
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// The integration type an integration of this vendor gets.
+    pub integration_type: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+    /// The vendor's site.
+    pub website_url: &'static str,
+}
+
+/// The vendors the simulator knows: PagerDuty's Backstage vendor only.
+pub const VENDORS: &[Vendor] = &[Vendor {
+    id: BACKSTAGE_VENDOR_ID,
+    name: "Backstage",
+    integration_type: "events_api_v2_inbound_integration",
+    description: "Backstage is an open platform for building developer portals.",
+    website_url: "https://backstage.io",
+}];
+
+/// A vendor of [`VENDORS`] by id.
+pub fn vendor(id: &str) -> Option<&'static Vendor> {
+    VENDORS.iter().find(|v| v.id == id)
+}
+
+/// A dependency between two services: `dependent_service_id` depends on
+/// `supporting_service_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDependency {
+    /// `D` + 15 characters, like PagerDuty's.
+    pub id: String,
+    /// The service relied upon.
+    pub supporting_service_id: String,
+    /// The service that relies on it.
+    pub dependent_service_id: String,
+}
 
 /// A team.
 #[derive(Debug, Clone, PartialEq)]
@@ -320,6 +366,9 @@ pub struct AccountView {
     pub standards: Vec<StandardDef>,
     /// Account abilities (`GET /abilities`).
     pub abilities: Vec<String>,
+    /// Service dependencies made with `POST /service_dependencies/associate`,
+    /// oldest first (none are generated).
+    pub dependencies: Vec<ServiceDependency>,
     /// Lookup tables, rebuilt by [`AccountView::reindex`].
     index: Index,
 }
@@ -399,5 +448,18 @@ impl AccountView {
             .or_default()
             .push(pos);
         self.incidents.push(incident);
+    }
+
+    /// Adds an integration to a service and indexes its key; false when the
+    /// service does not exist.
+    pub fn add_integration(&mut self, service_id: &str, integration: Integration) -> bool {
+        let Some(&pos) = self.index.services.get(service_id) else {
+            return false;
+        };
+        if let Some(key) = &integration.integration_key {
+            self.index.service_by_key.insert(key.clone(), pos);
+        }
+        self.services[pos].integrations.push(integration);
+        true
     }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
+use super::body::{self, string_list};
 use super::ok;
 use crate::account::{AccountView, ServiceMetrics};
 use crate::http::{Reply, invalid};
@@ -15,21 +16,6 @@ fn parse_body_time(v: &Value, field: &str) -> Result<Option<DateTime<Utc>>, Repl
             .map(|t| Some(t.with_timezone(&Utc)))
             .map_err(|_| invalid(format!("{field} must be an ISO 8601 date-time"))),
         _ => Err(invalid(format!("{field} must be a string"))),
-    }
-}
-
-fn string_list(v: &Value, field: &str) -> Result<Vec<String>, Reply> {
-    match v {
-        Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| invalid(format!("{field} must be an array of strings")))
-            })
-            .collect(),
-        _ => Err(invalid(format!("{field} must be an array of strings"))),
     }
 }
 
@@ -66,18 +52,11 @@ fn next_bucket(t: DateTime<Utc>, unit: &str) -> DateTime<Utc> {
 }
 
 pub(super) fn incident_metrics(
-    body: &[u8],
+    raw: &[u8],
     account: &AccountView,
     now: DateTime<Utc>,
 ) -> Result<Reply, Reply> {
-    let req: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(body).map_err(|e| invalid(format!("body is not valid JSON: {e}")))?
-    };
-    if !req.is_object() {
-        return Err(invalid("body must be a JSON object"));
-    }
+    let req = body::object(raw, true)?;
     let filters = &req["filters"];
     if !(filters.is_object() || filters.is_null()) {
         return Err(invalid("filters must be an object"));

@@ -1,13 +1,16 @@
 //! The REST API v2 routes, one module per resource; [`handle`] dispatches
-//! a matched [`Route`] to its module.
+//! a matched [`Route`] to its module (`body` reads JSON request bodies).
 
 mod analytics;
+mod body;
 mod change_events;
 mod directory;
 mod escalation_policies;
 mod incidents;
+mod integrations;
 mod oncalls;
 mod routes;
+mod service_dependencies;
 mod services;
 mod standards;
 
@@ -17,6 +20,7 @@ use serde_json::{Value, json};
 use crate::account::AccountView;
 use crate::http::{Query, Reply, invalid, not_found};
 use crate::render::Render;
+use crate::server::State;
 
 pub(crate) use routes::Route;
 
@@ -36,17 +40,33 @@ pub(super) fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> Re
     Ok(())
 }
 
-/// Serves a matched REST route over the account.
-pub(crate) fn handle(
+/// Serves a matched REST route: writes take the account for themselves,
+/// reads share it.
+pub(crate) fn handle(route: &Route, q: &Query, body: &[u8], state: &State) -> Reply {
+    let now = state.now();
+    let result = match route {
+        Route::AssociateDependencies => service_dependencies::associate(body, state),
+        Route::DisassociateDependencies => service_dependencies::disassociate(body, state),
+        Route::CreateServiceIntegration(id) => integrations::create(id, body, state, now),
+        _ => {
+            let account = state.read_account();
+            read(route, q, body, &account, &state.base_url, now)
+        }
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+/// The routes that only read the account.
+fn read(
     route: &Route,
     q: &Query,
     body: &[u8],
     account: &AccountView,
     base: &str,
     now: DateTime<Utc>,
-) -> Reply {
+) -> Result<Reply, Reply> {
     let r = Render { account, base, now };
-    let result = match route {
+    match route {
         Route::Services => services::list_services(q, account, &r),
         Route::Service(id) => services::get_service(id, q, account, &r),
         Route::ServiceChangeEvents(id) => {
@@ -68,10 +88,14 @@ pub(crate) fn handle(
         Route::StandardsScores(kind) => standards::standards_many(kind, q, account, &r),
         Route::StandardsScore(kind, id) => standards::standards_one(kind, id, account, &r),
         Route::IncidentMetricsByService => analytics::incident_metrics(body, account, now),
-        // Served before authentication, by `server::serve`.
-        Route::OAuthToken | Route::Enqueue | Route::ChangeEnqueue => Err(not_found()),
-    };
-    result.unwrap_or_else(|e| e)
+        Route::ServiceDependencies(id) => service_dependencies::list(id, account),
+        Route::ServiceIntegration(id, integration) => {
+            integrations::get(id, integration, q, account, &r)
+        }
+        // The writes are served by `handle`; OAuth and the Events API before
+        // authentication, by `server::serve`.
+        _ => Err(not_found()),
+    }
 }
 
 /// `sort_by` of the lists that sort by name only; `items` come sorted by

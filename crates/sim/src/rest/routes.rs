@@ -21,6 +21,11 @@ pub(crate) enum Route {
     StandardsScores(String),
     StandardsScore(String, String),
     IncidentMetricsByService,
+    ServiceDependencies(String),
+    AssociateDependencies,
+    DisassociateDependencies,
+    CreateServiceIntegration(String),
+    ServiceIntegration(String, String),
     OAuthToken,
     Enqueue,
     ChangeEnqueue,
@@ -47,6 +52,11 @@ impl Route {
         ("GET", "/standards/scores/{resource_type}"),
         ("GET", "/standards/scores/{resource_type}/{id}"),
         ("POST", "/analytics/metrics/incidents/services"),
+        ("GET", "/service_dependencies/technical_services/{id}"),
+        ("POST", "/service_dependencies/associate"),
+        ("POST", "/service_dependencies/disassociate"),
+        ("POST", "/services/{id}/integrations"),
+        ("GET", "/services/{id}/integrations/{integration_id}"),
         ("POST", "/oauth/token"),
         ("POST", "/v2/enqueue"),
         ("POST", "/v2/change/enqueue"),
@@ -93,6 +103,26 @@ impl Route {
                 Route::IncidentMetricsByService,
                 "/analytics/metrics/incidents/services",
             ),
+            ("GET", ["service_dependencies", "technical_services", _]) => (
+                Route::ServiceDependencies(s(2)),
+                "/service_dependencies/technical_services/{id}",
+            ),
+            ("POST", ["service_dependencies", "associate"]) => (
+                Route::AssociateDependencies,
+                "/service_dependencies/associate",
+            ),
+            ("POST", ["service_dependencies", "disassociate"]) => (
+                Route::DisassociateDependencies,
+                "/service_dependencies/disassociate",
+            ),
+            ("POST", ["services", _, "integrations"]) => (
+                Route::CreateServiceIntegration(s(1)),
+                "/services/{id}/integrations",
+            ),
+            ("GET", ["services", _, "integrations", _]) => (
+                Route::ServiceIntegration(s(1), s(3)),
+                "/services/{id}/integrations/{integration_id}",
+            ),
             ("POST", ["oauth", "token"]) => (Route::OAuthToken, "/oauth/token"),
             ("POST", ["v2", "enqueue"]) => (Route::Enqueue, "/v2/enqueue"),
             ("POST", ["v2", "change", "enqueue"]) => (Route::ChangeEnqueue, "/v2/change/enqueue"),
@@ -104,9 +134,14 @@ impl Route {
     /// Scopes that grant access (any one of them); `None` = no REST auth.
     pub fn scopes(&self) -> Option<&'static [&'static str]> {
         Some(match self {
-            Route::Services | Route::Service(_) | Route::ServiceChangeEvents(_) => {
-                &["services.read"]
-            }
+            Route::Services
+            | Route::Service(_)
+            | Route::ServiceChangeEvents(_)
+            | Route::ServiceDependencies(_)
+            | Route::ServiceIntegration(..) => &["services.read"],
+            Route::AssociateDependencies
+            | Route::DisassociateDependencies
+            | Route::CreateServiceIntegration(_) => &["services.write"],
             Route::Incidents | Route::Incident(_) => &["incidents.read"],
             Route::Oncalls => &["oncalls.read"],
             Route::EscalationPolicies | Route::EscalationPolicy(_) => &["escalation_policies.read"],
@@ -132,6 +167,7 @@ mod tests {
         for (method, template) in Route::TEMPLATES {
             let path = template
                 .replace("{id}", "PABC123")
+                .replace("{integration_id}", "PDEF456")
                 .replace("{resource_type}", "technical_services");
             let (_, got) = Route::matches(method, &path)
                 .unwrap_or_else(|| panic!("{method} {path} does not match"));

@@ -218,6 +218,8 @@ pub fn rest(sim: &SimHandle) -> Vec<Sample> {
         )
         .status(404),
     ];
+    out.extend(dependencies(&svc_id.clone(), &other.id));
+    out.extend(integrations(sim));
     // Analytics: whole period, per day, filtered, and a bad filter.
     let metrics = "/analytics/metrics/incidents/services";
     let window = json!({
@@ -294,5 +296,85 @@ pub fn events(sim: &SimHandle) -> Vec<Sample> {
         ))
         .status(400),
         none(Sample::post(change_enqueue, change_enqueue, &change)).injected(503),
+    ]
+}
+
+/// Associate, list, disassociate, and their errors.
+fn dependencies(dependent: &str, supporting: &str) -> Vec<Sample> {
+    let (associate, disassociate) = (
+        "/service_dependencies/associate",
+        "/service_dependencies/disassociate",
+    );
+    let list = "/service_dependencies/technical_services/{id}";
+    let pair = |supporting: &str, dependent: &str| {
+        json!({"relationships": [{
+            "supporting_service": {"id": supporting, "type": "service"},
+            "dependent_service": {"id": dependent, "type": "service"},
+        }]})
+    };
+    vec![
+        Sample::post(associate, associate, &pair(supporting, dependent)),
+        Sample::get(
+            list,
+            format!("/service_dependencies/technical_services/{dependent}"),
+        ),
+        Sample::get(
+            list,
+            format!("/service_dependencies/technical_services/{supporting}"),
+        ),
+        Sample::get(list, "/service_dependencies/technical_services/PNOPE00").status(404),
+        Sample::post(associate, associate, &pair(dependent, dependent)).status(400),
+        Sample::post(associate, associate, &pair("PNOPE00", dependent)).status(404),
+        Sample::post(associate, associate, &json!({"relationships": "all"})).status(400),
+        Sample::post(associate, associate, &pair(supporting, dependent))
+            .auth(Auth::Narrow)
+            .status(403),
+        Sample::post(disassociate, disassociate, &pair(supporting, dependent)),
+        Sample::post(disassociate, disassociate, &pair(supporting, dependent)).status(404),
+        Sample::post(disassociate, disassociate, &json!({})).status(400),
+    ]
+}
+
+/// Create (Backstage's body: name, service, vendor) and read, with includes.
+fn integrations(sim: &SimHandle) -> Vec<Sample> {
+    let a = sim.account();
+    let (svc, backstage) = a
+        .services
+        .iter()
+        .find_map(|s| {
+            s.integrations
+                .iter()
+                .find(|i| i.vendor.is_some())
+                .map(|i| (s.id.clone(), i.id.clone()))
+        })
+        .unwrap();
+    let create = "/services/{id}/integrations";
+    let one = "/services/{id}/integrations/{integration_id}";
+    let path = format!("/services/{svc}/integrations");
+    vec![
+        Sample::post(
+            create,
+            path.clone(),
+            &json!({"integration": {
+                "name": "Backstage",
+                "service": {"id": svc, "type": "service_reference"},
+                "vendor": {"id": "PRO19CT", "type": "vendor_reference"},
+            }}),
+        )
+        .status(201),
+        Sample::post(
+            create,
+            path.clone(),
+            &json!({"integration": {"type": "generic_email_inbound_integration", "name": "Mail", "integration_email": "schema@sim.pagerduty.com"}}),
+        )
+        .status(201),
+        Sample::post(create, path.clone(), &json!({"integration": {"name": "no type"}})).status(400),
+        Sample::post(create, path, &json!({})).status(400),
+        Sample::get(one, format!("/services/{svc}/integrations/{backstage}")),
+        Sample::get(
+            one,
+            format!("/services/{svc}/integrations/{backstage}?include[]=services&include[]=vendors"),
+        ),
+        Sample::get(one, format!("/services/{svc}/integrations/PNOPE00")).status(404),
     ]
 }

@@ -3,10 +3,12 @@
 mod analytics;
 mod auth;
 mod common;
+mod dependencies;
 mod events;
 mod faults;
 mod generation;
 mod incidents;
+mod integrations;
 mod oauth;
 mod oncalls;
 mod other_routes;
