@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::account::{AccountView, ChangeEvent, Incident};
 use crate::http::Reply;
+use crate::render::Render;
 use crate::server::State;
+use crate::webhooks::OutboundEvent;
 
 const MAX_BODY: usize = 512 * 1024;
 const SEVERITIES: &[&str] = &["critical", "error", "warning", "info"];
@@ -189,6 +191,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
         .get("routing_key")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let client = map.get("client").and_then(Value::as_str).map(str::to_owned);
     let now = state.now();
     let mut account = state.write_account();
     let Some(svc) = account.service_by_integration_key(routing_key).cloned() else {
@@ -222,7 +225,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
         let assignee = oncall.first().map(|o| o.user_id.clone());
         let id = new_id(state, &account);
         account.push_incident(Incident {
-            id,
+            id: id.clone(),
             incident_number: number,
             title: summary,
             service_id: svc.id.clone(),
@@ -244,9 +247,11 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
             alert_count: 1,
             additional_responders: Vec::new(),
         });
+        publish(state, &account, "incident.triggered", &id, client, now);
         return success(Some(&key), "Event processed");
     }
     let key = dedup_key.unwrap_or_default();
+    let mut changed = None;
     if let Some(inc) = account
         .incidents
         .iter_mut()
@@ -257,14 +262,54 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
             inc.acknowledged_at = Some(now);
             inc.acknowledger_ids = inc.assignee_ids.clone();
             inc.updated_at = now;
+            changed = Some(("incident.acknowledged", inc.id.clone()));
         } else if action == "resolve" {
             inc.status = "resolved".to_owned();
             inc.resolved_at = Some(now);
             inc.assignee_ids.clear();
             inc.updated_at = now;
+            changed = Some(("incident.resolved", inc.id.clone()));
         }
     }
+    if let Some((event_type, id)) = changed {
+        publish(state, &account, event_type, &id, client, now);
+    }
     success(Some(&key), "Event processed")
+}
+
+/// Tells the webhook subscriptions: the incident as it is now, the service
+/// as the agent (the change came through its integration), the event's
+/// `client` as the client.
+fn publish(
+    state: &State,
+    account: &AccountView,
+    event_type: &'static str,
+    incident_id: &str,
+    client: Option<String>,
+    now: DateTime<Utc>,
+) {
+    let Some(inc) = account.incident(incident_id) else {
+        return;
+    };
+    let r = Render {
+        account,
+        base: &state.base_url,
+        now,
+    };
+    state.webhooks.publish(&OutboundEvent {
+        event_type,
+        resource_type: "incident",
+        resource_id: inc.id.clone(),
+        service_id: Some(inc.service_id.clone()),
+        team_ids: account
+            .service(&inc.service_id)
+            .map(|s| s.team_ids.clone())
+            .unwrap_or_default(),
+        occurred_at: now,
+        agent: r.service_ref(&inc.service_id),
+        client: client.map_or(Value::Null, |name| json!({ "name": name })),
+        data: r.webhook_incident(inc),
+    });
 }
 
 /// `POST /v2/change/enqueue`.

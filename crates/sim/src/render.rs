@@ -372,6 +372,43 @@ impl Render<'_> {
         })
     }
 
+    /// An incident as v3 webhooks carry it in `event.data` (PagerDuty's
+    /// "incident" event data type: references only, `number` for
+    /// `incident_number`, `assignees` for assignments).
+    pub fn webhook_incident(&self, i: &Incident) -> Value {
+        let teams: Vec<Value> = self
+            .account
+            .service(&i.service_id)
+            .map(|s| s.team_ids.iter().map(|t| self.team_ref(t)).collect())
+            .unwrap_or_default();
+        let mut assignees: Vec<&str> = i.assignee_ids.iter().map(String::as_str).collect();
+        if i.is_open() {
+            for (u, _) in &i.additional_responders {
+                if !assignees.contains(&u.as_str()) {
+                    assignees.push(u);
+                }
+            }
+        }
+        json!({
+            "id": i.id, "type": "incident",
+            "self": format!("{}/incidents/{}", self.base, i.id),
+            "html_url": format!("{HTML_BASE}/incidents/{}", i.id),
+            "number": i.incident_number,
+            "status": i.status,
+            "incident_key": i.incident_key,
+            "created_at": ts(i.created_at),
+            "title": i.title,
+            "service": self.service_ref(&i.service_id),
+            "assignees": assignees.iter().map(|u| self.user_ref(u)).collect::<Vec<_>>(),
+            "escalation_policy": self.ep_ref(&i.escalation_policy_id),
+            "teams": teams,
+            "priority": null,
+            "urgency": i.urgency,
+            "conference_bridge": null,
+            "resolve_reason": null,
+        })
+    }
+
     /// `include` may hold `users`, `escalation_policies`, `schedules`.
     pub fn oncall(&self, o: &Oncall, include: &[String]) -> Value {
         let inc = |x: &str| include.iter().any(|v| v == x);

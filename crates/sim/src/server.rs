@@ -2,7 +2,7 @@
 //! admin routes, route matching, faults, auth, rate limit, scopes, counters.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -17,7 +17,7 @@ use crate::faults::{self, FaultAction, Faults};
 use crate::http::{Query, Reply, missing_scope, rate_limited, status_error, unauthorized};
 use crate::rest::{self, Route};
 use crate::stats::{STATUS_NO_ANSWER, StatsRecorder};
-use crate::{events, oauth};
+use crate::{events, oauth, webhooks};
 
 /// The characters of PagerDuty's ids.
 pub(crate) const ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -51,6 +51,7 @@ pub(crate) struct State {
     clock_base: DateTime<Utc>,
     started: Instant,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub webhooks: Arc<webhooks::Hub>,
 }
 
 impl State {
@@ -65,6 +66,7 @@ impl State {
         base_url: String,
         clock_base: DateTime<Utc>,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        webhooks: Arc<webhooks::Hub>,
     ) -> Self {
         use rand::SeedableRng;
         Self {
@@ -82,6 +84,7 @@ impl State {
             clock_base,
             started: Instant::now(),
             shutdown,
+            webhooks,
         }
     }
 
@@ -363,6 +366,10 @@ fn admin(method: &str, path: &str, body: &[u8], state: &State) -> Reply {
                 ),
             }
         }
+        ("GET", "/__sim/webhooks") => Reply::json(
+            200,
+            &serde_json::to_value(state.webhooks.stats()).unwrap_or_default(),
+        ),
         ("GET", "/__sim/account") => {
             let account = state.read_account();
             Reply::json(200, &account_summary(&account))

@@ -53,6 +53,15 @@ pub(super) fn optional_str<'a>(v: &'a Value, field: &str) -> Result<Option<&'a s
     }
 }
 
+/// A boolean, or `default`.
+pub(super) fn optional_bool(v: &Value, field: &str, default: bool) -> Result<bool, Reply> {
+    match v {
+        Value::Null => Ok(default),
+        Value::Bool(b) => Ok(*b),
+        _ => Err(invalid(format!("{field} must be true or false"))),
+    }
+}
+
 /// An array of strings, or nothing (empty).
 pub(super) fn string_list(v: &Value, field: &str) -> Result<Vec<String>, Reply> {
     match v {

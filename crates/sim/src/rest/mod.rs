@@ -13,6 +13,7 @@ mod routes;
 mod service_dependencies;
 mod services;
 mod standards;
+mod webhook_subscriptions;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -40,14 +41,20 @@ pub(super) fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> Re
     Ok(())
 }
 
-/// Serves a matched REST route: writes take the account for themselves,
-/// reads share it.
+/// Serves a matched REST route: writes take the account (or the webhook
+/// subscriptions) for themselves, reads share it.
 pub(crate) fn handle(route: &Route, q: &Query, body: &[u8], state: &State) -> Reply {
     let now = state.now();
     let result = match route {
         Route::AssociateDependencies => service_dependencies::associate(body, state),
         Route::DisassociateDependencies => service_dependencies::disassociate(body, state),
         Route::CreateServiceIntegration(id) => integrations::create(id, body, state, now),
+        Route::WebhookSubscriptions => webhook_subscriptions::list(q, state),
+        Route::CreateWebhookSubscription => webhook_subscriptions::create(body, state),
+        Route::WebhookSubscription(id) => webhook_subscriptions::get(id, state),
+        Route::DeleteWebhookSubscription(id) => webhook_subscriptions::delete(id, state),
+        Route::PingWebhookSubscription(id) => webhook_subscriptions::ping(id, state, now),
+        Route::EnableWebhookSubscription(id) => webhook_subscriptions::enable(id, state),
         _ => {
             let account = state.read_account();
             read(route, q, body, &account, &state.base_url, now)

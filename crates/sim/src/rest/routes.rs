@@ -26,6 +26,12 @@ pub(crate) enum Route {
     DisassociateDependencies,
     CreateServiceIntegration(String),
     ServiceIntegration(String, String),
+    WebhookSubscriptions,
+    CreateWebhookSubscription,
+    WebhookSubscription(String),
+    DeleteWebhookSubscription(String),
+    PingWebhookSubscription(String),
+    EnableWebhookSubscription(String),
     OAuthToken,
     Enqueue,
     ChangeEnqueue,
@@ -57,6 +63,12 @@ impl Route {
         ("POST", "/service_dependencies/disassociate"),
         ("POST", "/services/{id}/integrations"),
         ("GET", "/services/{id}/integrations/{integration_id}"),
+        ("GET", "/webhook_subscriptions"),
+        ("POST", "/webhook_subscriptions"),
+        ("GET", "/webhook_subscriptions/{id}"),
+        ("DELETE", "/webhook_subscriptions/{id}"),
+        ("POST", "/webhook_subscriptions/{id}/ping"),
+        ("POST", "/webhook_subscriptions/{id}/enable"),
         ("POST", "/oauth/token"),
         ("POST", "/v2/enqueue"),
         ("POST", "/v2/change/enqueue"),
@@ -123,6 +135,28 @@ impl Route {
                 Route::ServiceIntegration(s(1), s(3)),
                 "/services/{id}/integrations/{integration_id}",
             ),
+            ("GET", ["webhook_subscriptions"]) => {
+                (Route::WebhookSubscriptions, "/webhook_subscriptions")
+            }
+            ("POST", ["webhook_subscriptions"]) => {
+                (Route::CreateWebhookSubscription, "/webhook_subscriptions")
+            }
+            ("GET", ["webhook_subscriptions", _]) => (
+                Route::WebhookSubscription(s(1)),
+                "/webhook_subscriptions/{id}",
+            ),
+            ("DELETE", ["webhook_subscriptions", _]) => (
+                Route::DeleteWebhookSubscription(s(1)),
+                "/webhook_subscriptions/{id}",
+            ),
+            ("POST", ["webhook_subscriptions", _, "ping"]) => (
+                Route::PingWebhookSubscription(s(1)),
+                "/webhook_subscriptions/{id}/ping",
+            ),
+            ("POST", ["webhook_subscriptions", _, "enable"]) => (
+                Route::EnableWebhookSubscription(s(1)),
+                "/webhook_subscriptions/{id}/enable",
+            ),
             ("POST", ["oauth", "token"]) => (Route::OAuthToken, "/oauth/token"),
             ("POST", ["v2", "enqueue"]) => (Route::Enqueue, "/v2/enqueue"),
             ("POST", ["v2", "change", "enqueue"]) => (Route::ChangeEnqueue, "/v2/change/enqueue"),
@@ -142,6 +176,13 @@ impl Route {
             Route::AssociateDependencies
             | Route::DisassociateDependencies
             | Route::CreateServiceIntegration(_) => &["services.write"],
+            Route::WebhookSubscriptions | Route::WebhookSubscription(_) => {
+                &["webhook_subscriptions.read"]
+            }
+            Route::CreateWebhookSubscription
+            | Route::DeleteWebhookSubscription(_)
+            | Route::PingWebhookSubscription(_)
+            | Route::EnableWebhookSubscription(_) => &["webhook_subscriptions.write"],
             Route::Incidents | Route::Incident(_) => &["incidents.read"],
             Route::Oncalls => &["oncalls.read"],
             Route::EscalationPolicies | Route::EscalationPolicy(_) => &["escalation_policies.read"],

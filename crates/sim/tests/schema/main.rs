@@ -39,6 +39,24 @@ async fn start() -> SimHandle {
         .expect("start")
 }
 
+/// Creates an account-wide webhook subscription (to a URL that answers
+/// 404, so nothing is retried); its id.
+async fn subscribe(sim: &SimHandle) -> String {
+    let body = serde_json::json!({"webhook_subscription": {
+        "type": "webhook_subscription",
+        "delivery_method": {"type": "http_delivery_method", "url": format!("{}/__sim/no-receiver", sim.base_url())},
+        "events": ["incident.triggered"],
+        "filter": {"type": "account_reference"},
+    }});
+    let sample = Sample::post("/webhook_subscriptions", "/webhook_subscriptions", &body);
+    let (status, answer) = send(&reqwest::Client::new(), sim, &sample).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["webhook_subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Sends one sample; `(status, body)`.
 async fn send(http: &reqwest::Client, sim: &SimHandle, s: &Sample) -> (u16, Value) {
     let url = format!("{}{}", sim.base_url(), s.path);
@@ -169,7 +187,11 @@ async fn every_rest_answer_matches_the_spec() {
         return;
     };
     let sim = start().await;
-    let samples = samples::rest(&sim);
+    let subs = samples::Subscriptions {
+        kept: subscribe(&sim).await,
+        deleted: subscribe(&sim).await,
+    };
+    let samples = samples::rest(&sim, &subs);
     // Every REST route the simulator serves is sampled with a success.
     for (method, template) in sim::ROUTES {
         if template.starts_with("/v2/") || *template == "/oauth/token" {

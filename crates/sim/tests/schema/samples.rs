@@ -66,6 +66,11 @@ impl Sample {
         self
     }
 
+    pub fn method(mut self, method: &'static str) -> Self {
+        self.method = method;
+        self
+    }
+
     pub fn status(mut self, status: u16) -> Self {
         self.status = status;
         self
@@ -93,8 +98,15 @@ impl Sample {
     }
 }
 
+/// Two webhook subscriptions made before the samples run: one to ping and
+/// read, one to delete.
+pub struct Subscriptions {
+    pub kept: String,
+    pub deleted: String,
+}
+
 /// Samples of every REST route.
-pub fn rest(sim: &SimHandle) -> Vec<Sample> {
+pub fn rest(sim: &SimHandle, subs: &Subscriptions) -> Vec<Sample> {
     let a = sim.account();
     let svc = &a.services[0];
     let other = &a.services[3];
@@ -220,6 +232,7 @@ pub fn rest(sim: &SimHandle) -> Vec<Sample> {
     ];
     out.extend(dependencies(&svc_id.clone(), &other.id));
     out.extend(integrations(sim));
+    out.extend(webhook_subscriptions(sim, subs));
     // Analytics: whole period, per day, filtered, and a bad filter.
     let metrics = "/analytics/metrics/incidents/services";
     let window = json!({
@@ -376,5 +389,71 @@ fn integrations(sim: &SimHandle) -> Vec<Sample> {
             format!("/services/{svc}/integrations/{backstage}?include[]=services&include[]=vendors"),
         ),
         Sample::get(one, format!("/services/{svc}/integrations/PNOPE00")).status(404),
+    ]
+}
+
+/// Create, list, read, ping, enable, delete, and their errors.
+fn webhook_subscriptions(sim: &SimHandle, subs: &Subscriptions) -> Vec<Sample> {
+    let list = "/webhook_subscriptions";
+    let one = "/webhook_subscriptions/{id}";
+    let svc = sim.account().services[0].id.clone();
+    let body = json!({"webhook_subscription": {
+        "type": "webhook_subscription",
+        "delivery_method": {
+            "type": "http_delivery_method",
+            "url": format!("{}/__sim/no-receiver", sim.base_url()),
+            "custom_headers": [{"name": "X-Team", "value": "platform"}],
+        },
+        "description": "schema test",
+        "events": ["incident.triggered", "incident.resolved"],
+        "filter": {"id": svc, "type": "service_reference"},
+    }});
+    let (kept, deleted) = (&subs.kept, &subs.deleted);
+    vec![
+        Sample::post(list, list, &body),
+        Sample::post(
+            list,
+            list,
+            &json!({"webhook_subscription": {"type": "webhook_subscription"}}),
+        )
+        .status(400),
+        Sample::get(list, list),
+        Sample::get(
+            list,
+            format!("/webhook_subscriptions?filter_type=service&filter_id={svc}&total=true"),
+        ),
+        Sample::get(list, "/webhook_subscriptions?filter_type=planet").status(400),
+        Sample::get(list, list).auth(Auth::Narrow).status(403),
+        Sample::get(one, format!("/webhook_subscriptions/{kept}")),
+        Sample::get(one, "/webhook_subscriptions/PNOPE00").status(404),
+        Sample::post(
+            "/webhook_subscriptions/{id}/ping",
+            format!("/webhook_subscriptions/{kept}/ping"),
+            &json!({}),
+        )
+        .status(202),
+        Sample::post(
+            "/webhook_subscriptions/{id}/ping",
+            "/webhook_subscriptions/PNOPE00/ping",
+            &json!({}),
+        )
+        .status(404),
+        Sample::post(
+            "/webhook_subscriptions/{id}/enable",
+            format!("/webhook_subscriptions/{kept}/enable"),
+            &json!({}),
+        ),
+        Sample::post(
+            "/webhook_subscriptions/{id}/enable",
+            "/webhook_subscriptions/PNOPE00/enable",
+            &json!({}),
+        )
+        .status(404),
+        Sample::get(one, format!("/webhook_subscriptions/{deleted}"))
+            .method("DELETE")
+            .status(204),
+        Sample::get(one, format!("/webhook_subscriptions/{deleted}"))
+            .method("DELETE")
+            .status(404),
     ]
 }

@@ -14,5 +14,8 @@ mod oncalls;
 mod other_routes;
 mod pinned;
 mod rate_limit;
+mod receiver;
 mod services;
 mod stats;
+mod webhook_subscriptions;
+mod webhooks;
