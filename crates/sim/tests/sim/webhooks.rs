@@ -55,6 +55,37 @@ pub async fn subscribe(
     )
 }
 
+/// A simulator, a receiver and an account-wide `incident.triggered`
+/// subscription to it, with a routing key to trigger through.
+struct Setup {
+    sim: SimHandle,
+    rx: Receiver,
+    sub: String,
+    secret: String,
+    service: String,
+    key: String,
+}
+
+async fn setup(config: SimConfig, rx: Receiver) -> Setup {
+    let sim = start(config).await;
+    let (sub, secret) = subscribe(
+        &sim,
+        &rx.url,
+        &["incident.triggered"],
+        json!({"type": "account_reference"}),
+    )
+    .await;
+    let (service, key) = routable(&sim, 0);
+    Setup {
+        sim,
+        rx,
+        sub,
+        secret,
+        service,
+        key,
+    }
+}
+
 /// An active service with a routing key: `(service id, key)`.
 pub fn routable(sim: &SimHandle, nth: usize) -> (String, String) {
     let a = sim.account();
@@ -92,17 +123,15 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_trigger_is_delivered_signed_with_pagerdutys_headers() {
-    let sim = start(fast()).await;
-    let mut rx = Receiver::start(&[], 202).await;
-    let (sub, secret) = subscribe(
-        &sim,
-        &rx.url,
-        &["incident.triggered"],
-        json!({"type": "account_reference"}),
-    )
-    .await;
+    let Setup {
+        sim,
+        mut rx,
+        sub,
+        secret,
+        service,
+        key,
+    } = setup(fast(), Receiver::start(&[], 202).await).await;
     assert_eq!(secret.len(), 64);
-    let (service, key) = routable(&sim, 0);
     event(&sim, &key, "trigger", "webhook-1").await;
 
     let got = rx.next().await;
@@ -168,25 +197,21 @@ async fn a_trigger_is_delivered_signed_with_pagerdutys_headers() {
 
 #[tokio::test]
 async fn delivery_does_not_hold_up_the_event_that_caused_it() {
-    let sim = start(SimConfig {
-        webhooks: WebhookConfig {
-            timeout: Duration::from_secs(30),
-            ..WebhookConfig::default()
-        },
-        ..config()
-    })
-    .await;
     // The receiver answers only when released: a trigger that waited for
     // its webhook would hang (the 5 s bound only makes that failure quick).
-    let mut rx = Receiver::start_held(200).await;
-    subscribe(
-        &sim,
-        &rx.url,
-        &["incident.triggered"],
-        json!({"type": "account_reference"}),
+    let Setup {
+        sim, mut rx, key, ..
+    } = setup(
+        SimConfig {
+            webhooks: WebhookConfig {
+                timeout: Duration::from_secs(30),
+                ..WebhookConfig::default()
+            },
+            ..config()
+        },
+        Receiver::start_held(200).await,
     )
     .await;
-    let (_, key) = routable(&sim, 0);
     tokio::time::timeout(
         Duration::from_secs(5),
         event(&sim, &key, "trigger", "held-receiver"),
@@ -209,16 +234,13 @@ async fn delivery_does_not_hold_up_the_event_that_caused_it() {
 
 #[tokio::test]
 async fn a_500_is_retried_with_the_same_webhook_id_until_delivered() {
-    let sim = start(fast()).await;
-    let mut rx = Receiver::start(&[500, 503, 429], 200).await;
-    let (sub, _) = subscribe(
-        &sim,
-        &rx.url,
-        &["incident.triggered"],
-        json!({"type": "account_reference"}),
-    )
-    .await;
-    let (_, key) = routable(&sim, 0);
+    let Setup {
+        sim,
+        mut rx,
+        sub,
+        key,
+        ..
+    } = setup(fast(), Receiver::start(&[500, 503, 429], 200).await).await;
     event(&sim, &key, "trigger", "retried").await;
     let ids: Vec<String> = futures_ids(&mut rx, 4).await;
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
@@ -247,25 +269,25 @@ async fn futures_ids(rx: &mut Receiver, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn no_answer_in_time_is_retried_then_dropped() {
-    let sim = start(SimConfig {
-        webhooks: WebhookConfig {
-            timeout: Duration::from_millis(100),
-            max_attempts: 3,
-            first_retry_after: Duration::from_millis(10),
-            ..WebhookConfig::default()
+    let Setup {
+        sim,
+        mut rx,
+        sub,
+        key,
+        ..
+    } = setup(
+        SimConfig {
+            webhooks: WebhookConfig {
+                timeout: Duration::from_millis(100),
+                max_attempts: 3,
+                first_retry_after: Duration::from_millis(10),
+                ..WebhookConfig::default()
+            },
+            ..config()
         },
-        ..config()
-    })
-    .await;
-    let mut rx = Receiver::start_with_delay(&[], 200, Duration::from_secs(2)).await;
-    let (sub, _) = subscribe(
-        &sim,
-        &rx.url,
-        &["incident.triggered"],
-        json!({"type": "account_reference"}),
+        Receiver::start_with_delay(&[], 200, Duration::from_secs(2)).await,
     )
     .await;
-    let (_, key) = routable(&sim, 0);
     event(&sim, &key, "trigger", "too-slow").await;
     let stats = sim
         .wait_for_webhooks(WAIT, |s| s.count(DeliveryState::Dropped) == 1)
@@ -289,16 +311,13 @@ async fn no_answer_in_time_is_retried_then_dropped() {
 
 #[tokio::test]
 async fn a_4xx_is_not_retried_and_three_drops_disable_the_subscription() {
-    let sim = start(fast()).await;
-    let mut rx = Receiver::start(&[], 410).await;
-    let (sub, _) = subscribe(
-        &sim,
-        &rx.url,
-        &["incident.triggered"],
-        json!({"type": "account_reference"}),
-    )
-    .await;
-    let (_, key) = routable(&sim, 0);
+    let Setup {
+        sim,
+        mut rx,
+        sub,
+        key,
+        ..
+    } = setup(fast(), Receiver::start(&[], 410).await).await;
     for n in 0..3 {
         event(&sim, &key, "trigger", &format!("gone-{n}")).await;
         sim.wait_for_webhooks(WAIT, |s| s.count(DeliveryState::Dropped) == n + 1)
@@ -400,24 +419,24 @@ async fn nothing_is_delivered_after_delete() {
 
 #[tokio::test]
 async fn a_webhook_being_retried_stops_when_its_subscription_is_deleted() {
-    let sim = start(SimConfig {
-        webhooks: WebhookConfig {
-            first_retry_after: Duration::from_millis(1500),
-            max_retry_after: Duration::from_millis(1500),
-            ..fast().webhooks
+    let Setup {
+        sim,
+        mut rx,
+        sub,
+        key,
+        ..
+    } = setup(
+        SimConfig {
+            webhooks: WebhookConfig {
+                first_retry_after: Duration::from_millis(1500),
+                max_retry_after: Duration::from_millis(1500),
+                ..fast().webhooks
+            },
+            ..config()
         },
-        ..config()
-    })
-    .await;
-    let mut rx = Receiver::start(&[], 500).await;
-    let (sub, _) = subscribe(
-        &sim,
-        &rx.url,
-        &["incident.triggered"],
-        json!({"type": "account_reference"}),
+        Receiver::start(&[], 500).await,
     )
     .await;
-    let (_, key) = routable(&sim, 0);
     event(&sim, &key, "trigger", "deleted-while-retrying").await;
     rx.next().await; // first attempt: 500, a retry is due in 1.5 s
     assert_eq!(
