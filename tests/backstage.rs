@@ -44,25 +44,32 @@ const NOT_SIMULATED: &[&str] = &[
     "incidents_responders",
     "resolve_reason",
     "responder_requests",
-    // metrics (the simulator computes the card's counters and timings only)
-    "mean_assignment_count",
-    "mean_engaged_seconds",
-    "mean_engaged_user_count",
-    "total_business_hour_interruptions",
-    "total_engaged_seconds",
+    // metrics not in PagerDuty's AnalyticsIncidentMetrics
     "total_incident_handoff_count",
-    "total_incidents_auto_resolved",
-    "total_incidents_manual_escalated",
-    "total_incidents_reassigned",
-    "total_incidents_timeout_escalated",
     "total_major_incidents",
-    "total_notifications",
-    "total_off_hour_interruptions",
-    "total_sleep_hour_interruptions",
-    "total_snoozed_seconds",
     // users
     "billed",
     "coordinated_incidents",
+];
+
+/// Fields of the Node backend's capture (made against another fake) that the
+/// simulator leaves out, per route, because PagerDuty's OpenAPI description
+/// does not have them (`updated_at`, `parent`, an incident's `description`)
+/// or has no `null` for them (`support_hours`, `priority`) and the simulator
+/// has no value; `conference_bridge` comes only with `include[]`.
+const NOT_IN_SPEC: &[(&str, &str)] = &[
+    ("service", "updated_at"),
+    ("service", "support_hours"),
+    ("service_by_key", "updated_at"),
+    ("service_by_key", "support_hours"),
+    ("services_filtered", "updated_at"),
+    ("services_filtered", "support_hours"),
+    ("services_all", "updated_at"),
+    ("services_all", "support_hours"),
+    ("incidents", "conference_bridge"),
+    ("incidents", "description"),
+    ("incidents", "priority"),
+    ("teams", "parent"),
 ];
 
 /// Same status and envelope as the Node backend's capture of `route`, and
@@ -83,7 +90,9 @@ fn assert_shape(route: &str, status: u16, body: &Value) {
         .unwrap()
         .iter()
         .filter_map(Value::as_str)
-        .filter(|k| !ours.contains(*k) && !NOT_SIMULATED.contains(k))
+        .filter(|k| {
+            !ours.contains(*k) && !NOT_SIMULATED.contains(k) && !NOT_IN_SPEC.contains(&(route, *k))
+        })
         .collect();
     assert!(
         missing.is_empty(),
@@ -329,15 +338,18 @@ async fn card_routes_answer_the_frontends_exact_urls_like_the_node_backend() {
     let (status, body) = get_json(&app, &format!("{P}/services/{}/metrics", busy.service_id)).await;
     assert_shape("metrics", status, &body);
     let row = &body["metrics"][0];
-    for field in ["total_high_urgency_incidents", "total_incident_count"] {
+    for field in ["total_interruptions", "total_incident_count"] {
         assert!(row[field].is_number(), "metrics[0].{field}: {row}");
     }
     assert!(
         row["total_incident_count"].as_u64().unwrap() >= busy.total_incident_count,
         "{row}"
     );
-    // Read by the card too; the simulator does not compute it.
-    assert!(row.get("total_interruptions").is_some(), "{row}");
+    // Read by the card too.
+    assert!(
+        row["total_interruptions"].as_u64().unwrap() >= busy.total_interruptions,
+        "{row}"
+    );
 
     // getOnCallByPolicyId builds `?escalation_policy_ids[]=ID` by string
     // concatenation: literal brackets. Percent-encoded and bare names too.

@@ -97,7 +97,9 @@ pub async fn run(args: SimArgs) -> std::io::Result<()> {
         sim.oauth_token_url()
     );
     println!("  API token    {}{any}", sim.api_token());
-    println!("  Admin        {base}/__sim/stats  {base}/__sim/faults  {base}/__sim/account");
+    println!(
+        "  Admin        {base}/__sim/stats  {base}/__sim/faults  {base}/__sim/account  {base}/__sim/webhooks"
+    );
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;

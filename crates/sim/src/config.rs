@@ -1,5 +1,7 @@
 //! Start-up configuration of the simulator.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use crate::faults::Faults;
@@ -36,6 +38,37 @@ pub struct SimConfig {
     /// [`Faults::rate_limit_per_minute`] when `faults` sets none; change it
     /// at run time with `POST /__sim/faults` or `SimHandle::set_faults`.
     pub rate_limit_per_minute: Option<u32>,
+    /// How v3 webhooks are delivered.
+    pub webhooks: WebhookConfig,
+}
+
+/// How the simulator delivers v3 webhooks: PagerDuty's rules, with the
+/// retry schedule compressed (PagerDuty retries for up to 48 hours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Wait for an answer this long, then count a timeout (PagerDuty: 5 s).
+    pub timeout: Duration,
+    /// Attempts per webhook, the first included, before it is dropped.
+    pub max_attempts: u32,
+    /// Wait before the first retry; each later one waits twice as long.
+    pub first_retry_after: Duration,
+    /// Longest wait between two attempts.
+    pub max_retry_after: Duration,
+    /// Consecutive dropped webhooks after which a subscription is
+    /// temporarily disabled (PagerDuty: 3).
+    pub disable_after_drops: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            max_attempts: 5,
+            first_retry_after: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(60),
+            disable_after_drops: 3,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -52,6 +85,7 @@ impl Default for SimConfig {
             now: None,
             faults: Faults::default(),
             rate_limit_per_minute: None,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -70,6 +104,7 @@ impl std::fmt::Debug for SimConfig {
             .field("now", &self.now)
             .field("faults", &self.faults)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

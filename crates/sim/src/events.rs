@@ -3,12 +3,13 @@
 //! and error bodies.
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::account::{AccountView, ChangeEvent, Incident};
 use crate::http::Reply;
+use crate::render::Render;
 use crate::server::State;
+use crate::webhooks::OutboundEvent;
 
 const MAX_BODY: usize = 512 * 1024;
 const SEVERITIES: &[&str] = &["critical", "error", "warning", "info"];
@@ -104,25 +105,7 @@ fn check_summary(payload: &serde_json::Map<String, Value>, errors: &mut Vec<Stri
 }
 
 fn new_id(state: &State, account: &AccountView) -> String {
-    let mut rng = state.runtime_rng.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let id: String = std::iter::once('P')
-            .chain((0..6).map(|_| {
-                let c = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[rng.random_range(0..36)];
-                c as char
-            }))
-            .collect();
-        if account.incident(&id).is_none() && account.service(&id).is_none() {
-            return id;
-        }
-    }
-}
-
-fn random_chars(state: &State, alphabet: &[u8], len: usize) -> String {
-    let mut rng = state.runtime_rng.lock().unwrap_or_else(|e| e.into_inner());
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    state.fresh_id(|id| account.incident(id).is_some() || account.service(id).is_some())
 }
 
 fn success(dedup_key: Option<&str>, message: &str) -> Reply {
@@ -208,6 +191,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
         .get("routing_key")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let client = map.get("client").and_then(Value::as_str).map(str::to_owned);
     let now = state.now();
     let mut account = state.write_account();
     let Some(svc) = account.service_by_integration_key(routing_key).cloned() else {
@@ -215,7 +199,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
     };
     let action = action.unwrap_or_default();
     if action == "trigger" {
-        let key = dedup_key.unwrap_or_else(|| random_chars(state, b"0123456789abcdef", 32));
+        let key = dedup_key.unwrap_or_else(|| state.random_chars(b"0123456789abcdef", 32));
         if svc.status == "disabled" {
             // PagerDuty accepts the event and drops it.
             return success(Some(&key), "Event processed");
@@ -241,7 +225,7 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
         let assignee = oncall.first().map(|o| o.user_id.clone());
         let id = new_id(state, &account);
         account.push_incident(Incident {
-            id,
+            id: id.clone(),
             incident_number: number,
             title: summary,
             service_id: svc.id.clone(),
@@ -261,10 +245,13 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
             assignee_ids: assignee.into_iter().collect(),
             acknowledger_ids: Vec::new(),
             alert_count: 1,
+            additional_responders: Vec::new(),
         });
+        publish(state, &account, "incident.triggered", &id, client, now);
         return success(Some(&key), "Event processed");
     }
     let key = dedup_key.unwrap_or_default();
+    let mut changed = None;
     if let Some(inc) = account
         .incidents
         .iter_mut()
@@ -275,14 +262,54 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
             inc.acknowledged_at = Some(now);
             inc.acknowledger_ids = inc.assignee_ids.clone();
             inc.updated_at = now;
+            changed = Some(("incident.acknowledged", inc.id.clone()));
         } else if action == "resolve" {
             inc.status = "resolved".to_owned();
             inc.resolved_at = Some(now);
             inc.assignee_ids.clear();
             inc.updated_at = now;
+            changed = Some(("incident.resolved", inc.id.clone()));
         }
     }
+    if let Some((event_type, id)) = changed {
+        publish(state, &account, event_type, &id, client, now);
+    }
     success(Some(&key), "Event processed")
+}
+
+/// Tells the webhook subscriptions: the incident as it is now, the service
+/// as the agent (the change came through its integration), the event's
+/// `client` as the client.
+fn publish(
+    state: &State,
+    account: &AccountView,
+    event_type: &'static str,
+    incident_id: &str,
+    client: Option<String>,
+    now: DateTime<Utc>,
+) {
+    let Some(inc) = account.incident(incident_id) else {
+        return;
+    };
+    let r = Render {
+        account,
+        base: &state.base_url,
+        now,
+    };
+    state.webhooks.publish(&OutboundEvent {
+        event_type,
+        resource_type: "incident",
+        resource_id: inc.id.clone(),
+        service_id: Some(inc.service_id.clone()),
+        team_ids: account
+            .service(&inc.service_id)
+            .map(|s| s.team_ids.clone())
+            .unwrap_or_default(),
+        occurred_at: now,
+        agent: r.service_ref(&inc.service_id),
+        client: client.map_or(Value::Null, |name| json!({ "name": name })),
+        data: r.webhook_incident(inc),
+    });
 }
 
 /// `POST /v2/change/enqueue`.
@@ -347,10 +374,7 @@ pub(crate) fn change_enqueue(state: &State, body: &[u8]) -> Reply {
         .and_then(parse_timestamp)
         .unwrap_or(now);
     let event = ChangeEvent {
-        id: format!(
-            "01{}",
-            random_chars(state, b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 24)
-        ),
+        id: format!("01{}", state.random_chars(crate::server::ID_CHARS, 24)),
         summary: payload
             .get("summary")
             .and_then(Value::as_str)

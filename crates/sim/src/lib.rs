@@ -1,13 +1,63 @@
 //! A faithful fake PagerDuty for tests, benchmarks and the demo.
 //!
 //! [`Sim::start`] serves, on a port of your choice, the parts of PagerDuty's
-//! REST API v2, Scoped OAuth (client credentials) and Events API v2 that
-//! dutycard uses, over a seeded, generated account ([`AccountView`]). It
-//! checks auth and scopes like PagerDuty, paginates like PagerDuty, answers
-//! with PagerDuty's error bodies, keeps incidents consistent with enqueued
-//! events, injects faults on demand ([`Faults`]) and counts requests
-//! ([`SimStats`]). It speaks only HTTP and depends on none of our crates, so
-//! it catches our client's mistakes.
+//! REST API v2, Scoped OAuth (client credentials), Events API v2 and v3
+//! webhooks that dutycard uses, over a seeded, generated account
+//! ([`AccountView`]). It checks auth and scopes like PagerDuty, paginates like
+//! PagerDuty, answers with PagerDuty's error bodies and the shapes of its
+//! OpenAPI description (the `schema` test checks every route against it),
+//! keeps incidents consistent with enqueued events, injects faults on demand
+//! ([`Faults`]) and counts requests ([`SimStats`]). It speaks only HTTP and
+//! depends on none of our crates, so it catches our client's mistakes.
+//!
+//! # Routes
+//!
+//! [`ROUTES`] lists them (the templates stats and faults name); scopes are
+//! PagerDuty's, any one of the listed ones grants access:
+//!
+//! | route | scope |
+//! |---|---|
+//! | `GET /services`, `/services/{id}`, `/services/{id}/change_events` | `services.read` |
+//! | `GET /services/{id}/integrations/{integration_id}` (`include[]` services, vendors) | `services.read` |
+//! | `POST /services/{id}/integrations` (Events API v2 or email; a vendor such as Backstage's `PRO19CT` gives the type; a new Events API v2 key routes events at once) | `services.write` |
+//! | `GET /service_dependencies/technical_services/{id}` | `services.read` |
+//! | `POST /service_dependencies/associate`, `.../disassociate` (all or nothing; no self-dependency, no cycle, 2 000 per service, 100 deep) | `services.write` |
+//! | `GET /incidents`, `/incidents/{id}` | `incidents.read` |
+//! | `GET /oncalls` | `oncalls.read` |
+//! | `GET /escalation_policies`, `/escalation_policies/{id}` | `escalation_policies.read` |
+//! | `GET /change_events` | `change_events.read` |
+//! | `GET /teams`, `/teams/{id}` | `teams.read` |
+//! | `GET /users/{id}` | `users.read` |
+//! | `GET /schedules/{id}` | `schedules.read` |
+//! | `GET /abilities` | `abilities.read` |
+//! | `GET /standards/scores/{resource_type}`, `.../{id}` | `standards.read` |
+//! | `POST /analytics/metrics/incidents/services` (every `AnalyticsIncidentMetrics` field, derived from the incidents) | `analytics.read` or `analytics.write` |
+//! | `GET /webhook_subscriptions`, `/webhook_subscriptions/{id}` | `webhook_subscriptions.read` |
+//! | `POST /webhook_subscriptions`, `DELETE /webhook_subscriptions/{id}`, `POST .../{id}/ping`, `POST .../{id}/enable` | `webhook_subscriptions.write` |
+//! | `POST /oauth/token`, `POST /v2/enqueue`, `POST /v2/change/enqueue` | none (no REST auth) |
+//!
+//! # Webhooks
+//!
+//! A subscription (`http_delivery_method` URL, `filter` account, service or
+//! team, `events`) gets a secret, shown once in the create answer. Events API
+//! v2 changes (an incident triggered, acknowledged, resolved) produce
+//! `incident.*` events, the ping route `pagey.ping`; each is delivered to
+//! every matching subscription from a background task, signed
+//! (`X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>`) with
+//! PagerDuty's headers, retried on no answer, 429 and 5xx with doubling
+//! waits, dropped on other statuses; three drops in a row disable the
+//! subscription until `POST .../enable`. [`WebhookConfig`] sets the timeout
+//! and the (compressed) retry schedule. The simulator has no route that
+//! creates, changes or deletes services, so no `service.*` event is ever
+//! sent.
+//!
+//! # Admin routes (not counted, no auth)
+//!
+//! `GET /__sim/stats` ([`SimStats`]), `POST /__sim/reset` (zero the
+//! counters), `GET`/`POST /__sim/faults` ([`Faults`]), `GET /__sim/account`
+//! (counts and the services' routing keys, for the demo) and
+//! `GET /__sim/webhooks` ([`WebhookStats`]: every subscription's state and
+//! every webhook's attempts; [`SimHandle::wait_for_webhooks`] waits on it).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -31,6 +81,7 @@ mod render;
 mod rest;
 mod server;
 mod stats;
+mod webhooks;
 
 use actix_web::{App, HttpServer, web};
 use chrono::{DateTime, Utc};
@@ -38,10 +89,18 @@ use chrono::{DateTime, Utc};
 pub use account::AccountView;
 pub use config::{
     DEFAULT_API_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, SimOAuthClient,
-    SimToken,
+    SimToken, WebhookConfig,
 };
 pub use faults::{FaultSpec, Faults};
 pub use stats::{RouteStat, STATUS_NO_ANSWER, SimStats};
+pub use webhooks::{
+    DeliveryAttempt, DeliveryState, EVENT_TYPES, WebhookDelivery, WebhookStats,
+    WebhookSubscriptionState,
+};
+
+/// Every route the simulator serves, as `(method, template)`: the
+/// templates [`SimStats`] rows and `per_route` faults name.
+pub const ROUTES: &[(&str, &str)] = rest::Route::TEMPLATES;
 
 use server::State;
 
@@ -94,6 +153,13 @@ impl Sim {
             |c| (c.client_id.clone(), c.client_secret.clone()),
         );
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        // Deliveries run in the caller's runtime, beside the server.
+        let webhooks = webhooks::Hub::new(
+            config.webhooks,
+            config.seed,
+            tokio::runtime::Handle::current(),
+            shutdown_rx.clone(),
+        );
         let state = web::Data::new(State::new(
             account,
             faults,
@@ -104,6 +170,7 @@ impl Sim {
             base_url.clone(),
             clock_base,
             shutdown_rx,
+            webhooks,
         ));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -207,6 +274,35 @@ impl SimHandle {
     /// Removes every fault and the rate limit.
     pub fn clear_faults(&self) {
         self.state.set_faults(Faults::default());
+    }
+
+    /// Every webhook subscription and webhook delivery (as
+    /// `GET /__sim/webhooks` reports them).
+    pub fn webhooks(&self) -> WebhookStats {
+        self.state.webhooks.stats()
+    }
+
+    /// Waits until `done` holds for [`SimHandle::webhooks`], re-checking on
+    /// every delivery change (no polling); `Err` with the last state when
+    /// `timeout` passes first.
+    pub async fn wait_for_webhooks(
+        &self,
+        timeout: std::time::Duration,
+        done: impl Fn(&WebhookStats) -> bool,
+    ) -> Result<WebhookStats, WebhookStats> {
+        let mut changes = self.state.webhooks.watch();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changes.borrow_and_update();
+            let stats = self.webhooks();
+            if done(&stats) {
+                return Ok(stats);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(self.webhooks()),
+            }
+        }
     }
 
     /// A copy of the account as it is now (including incidents opened or

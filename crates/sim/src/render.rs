@@ -19,10 +19,12 @@ fn opt_ts(t: Option<DateTime<Utc>>) -> Value {
     t.map_or(Value::Null, |t| Value::String(ts(t)))
 }
 
-/// Renders account objects with `self` URLs under `base`.
+/// Renders account objects with `self` URLs under `base`, as of `now`
+/// (a schedule's final schedule starts then).
 pub(crate) struct Render<'a> {
     pub account: &'a AccountView,
     pub base: &'a str,
+    pub now: DateTime<Utc>,
 }
 
 impl Render<'_> {
@@ -47,7 +49,7 @@ impl Render<'_> {
             "self": format!("{}/teams/{}", self.base, t.id),
             "html_url": format!("{HTML_BASE}/teams/{}", t.id),
             "name": t.name, "description": t.description,
-            "default_role": "manager", "parent": null,
+            "default_role": "manager",
         })
     }
 
@@ -74,7 +76,8 @@ impl Render<'_> {
         self.reference("schedule", id, name, "schedules", "schedules")
     }
 
-    pub fn schedule(&self, s: &Schedule, now: DateTime<Utc>) -> Value {
+    pub fn schedule(&self, s: &Schedule) -> Value {
+        let now = self.now;
         let eps: Vec<Value> = self
             .account
             .escalation_policies
@@ -119,20 +122,22 @@ impl Render<'_> {
         )
     }
 
-    fn target(&self, t: &Target, full: bool) -> Value {
-        match (t, full) {
-            (Target::User(id), false) => self.user_ref(id),
-            (Target::Schedule(id), false) => self.schedule_ref(id),
-            (Target::User(id), true) => self
-                .account
-                .user(id)
-                .map_or_else(|| self.user_ref(id), |u| self.user(u)),
-            (Target::Schedule(id), true) => {
-                let mut v = self.schedule_ref(id);
-                v["type"] = json!("schedule");
-                v
-            }
+    /// An escalation target: a reference, or with `include[]=targets` the
+    /// same fields typed `user`/`schedule` (what PagerDuty's
+    /// `EscalationTargetReference` allows).
+    fn target(&self, t: &Target, included: bool) -> Value {
+        let mut v = match t {
+            Target::User(id) => self.user_ref(id),
+            Target::Schedule(id) => self.schedule_ref(id),
+        };
+        if included {
+            let kind = match t {
+                Target::User(_) => "user",
+                Target::Schedule(_) => "schedule",
+            };
+            v["type"] = json!(kind);
         }
+        v
     }
 
     /// `include` may hold `services`, `teams`, `targets`.
@@ -191,17 +196,45 @@ impl Render<'_> {
         let mut v = json!({
             "id": i.id, "type": i.kind, "summary": i.name, "self": self_url, "html_url": html_url,
             "name": i.name, "service": self.service_ref(&svc.id), "created_at": ts(i.created_at),
-            "vendor": i.vendor.as_ref().map_or(Value::Null, |(id, name)| json!({
+        });
+        if let Some((id, name)) = &i.vendor {
+            v["vendor"] = json!({
                 "id": id, "type": "vendor_reference", "summary": name,
                 "self": format!("{}/vendors/{id}", self.base),
                 "html_url": null,
-            })),
-        });
+            });
+        }
         if let Some(key) = &i.integration_key {
             v["integration_key"] = json!(key);
         }
         if let Some(email) = &i.integration_email {
             v["integration_email"] = json!(email);
+        }
+        v
+    }
+
+    /// A full integration, as `GET /services/{id}/integrations/{id}` and
+    /// the create route answer it; `include` may hold `services` (the full
+    /// service) and `vendors` (the full vendor).
+    pub fn integration_object(&self, svc: &Service, i: &Integration, include: &[String]) -> Value {
+        let inc = |x: &str| include.iter().any(|v| v == x);
+        let mut v = self.integration(svc, i, true);
+        if inc("services") {
+            v["service"] = self.service(svc, &[]);
+        }
+        if inc("vendors")
+            && let Some(vendor) = i
+                .vendor
+                .as_ref()
+                .and_then(|(id, _)| crate::account::vendor(id))
+        {
+            v["vendor"] = json!({
+                "id": vendor.id, "type": "vendor", "summary": vendor.name,
+                "self": format!("{}/vendors/{}", self.base, vendor.id),
+                "html_url": null,
+                "name": vendor.name, "description": vendor.description,
+                "website_url": vendor.website_url,
+            });
         }
         v
     }
@@ -229,27 +262,34 @@ impl Render<'_> {
             .iter()
             .map(|i| self.integration(s, i, inc("integrations")))
             .collect();
-        json!({
+        let mut v = json!({
             "id": s.id, "type": "service", "summary": s.name,
             "self": format!("{}/services/{}", self.base, s.id),
             "html_url": format!("{HTML_BASE}/service-directory/{}", s.id),
-            "name": s.name, "description": s.description,
+            "name": s.name,
             "auto_resolve_timeout": s.auto_resolve_timeout,
             "acknowledgement_timeout": s.acknowledgement_timeout,
-            "created_at": ts(s.created_at), "updated_at": ts(s.created_at),
+            "created_at": ts(s.created_at),
             "status": self.account.service_status(&s.id),
-            "last_incident_timestamp": opt_ts(self.account.last_incident_timestamp(&s.id)),
             "escalation_policy": ep,
             "response_play": null,
             "teams": teams,
             "integrations": integrations,
             "incident_urgency_rule": {"type": "constant", "urgency": "high"},
-            "support_hours": null,
             "scheduled_actions": [],
             "addons": [],
             "alert_creation": "create_alerts_and_incidents",
             "alert_grouping_parameters": {"type": null},
-        })
+        });
+        // PagerDuty's schema has no null for these: absent, not null, when unset
+        // (no support hours are configured in the simulator).
+        if let Some(d) = &s.description {
+            v["description"] = json!(d);
+        }
+        if let Some(t) = self.account.last_incident_timestamp(&s.id) {
+            v["last_incident_timestamp"] = json!(ts(t));
+        }
+        v
     }
 
     /// `include` may hold `services`, `escalation_policies`, `assignees`,
@@ -289,17 +329,32 @@ impl Render<'_> {
         } else {
             (0, i.alert_count)
         };
+        let mut assignees: Vec<&str> = i.assignee_ids.iter().map(String::as_str).collect();
+        let mut acknowledgements: Vec<Value> = i
+            .acknowledger_ids
+            .iter()
+            .map(|a| json!({"at": opt_ts(i.acknowledged_at), "acknowledger": user(a, full_ack)}))
+            .collect();
+        for (responder, at) in &i.additional_responders {
+            acknowledgements
+                .push(json!({"at": ts(*at), "acknowledger": user(responder, full_ack)}));
+            if i.is_open() && !assignees.contains(&responder.as_str()) {
+                assignees.push(responder);
+            }
+        }
+        // No priorities or conference bridges in the simulator: PagerDuty's
+        // schema has no null for them, so they are left out.
         json!({
             "id": i.id, "type": "incident",
             "summary": format!("[#{}] {}", i.incident_number, i.title),
             "self": format!("{}/incidents/{}", self.base, i.id),
             "html_url": format!("{HTML_BASE}/incidents/{}", i.id),
             "incident_number": i.incident_number,
-            "title": i.title, "description": i.title,
+            "title": i.title,
             "created_at": ts(i.created_at), "updated_at": ts(i.updated_at),
             "status": i.status, "incident_key": i.incident_key,
             "service": service,
-            "assignments": i.assignee_ids.iter().map(|a| json!({
+            "assignments": assignees.iter().map(|a| json!({
                 "at": ts(i.created_at), "assignee": user(a, full_assignee),
             })).collect::<Vec<_>>(),
             "assigned_via": "escalation_policy",
@@ -310,14 +365,47 @@ impl Render<'_> {
             "escalation_policy": ep,
             "teams": teams,
             "pending_actions": [],
-            "acknowledgements": i.acknowledger_ids.iter().map(|a| json!({
-                "at": opt_ts(i.acknowledged_at), "acknowledger": user(a, full_ack),
-            })).collect::<Vec<_>>(),
+            "acknowledgements": acknowledgements,
             "alert_grouping": null,
             "last_status_change_by": self.service_ref(&i.service_id),
+            "urgency": i.urgency,
+        })
+    }
+
+    /// An incident as v3 webhooks carry it in `event.data` (PagerDuty's
+    /// "incident" event data type: references only, `number` for
+    /// `incident_number`, `assignees` for assignments).
+    pub fn webhook_incident(&self, i: &Incident) -> Value {
+        let teams: Vec<Value> = self
+            .account
+            .service(&i.service_id)
+            .map(|s| s.team_ids.iter().map(|t| self.team_ref(t)).collect())
+            .unwrap_or_default();
+        let mut assignees: Vec<&str> = i.assignee_ids.iter().map(String::as_str).collect();
+        if i.is_open() {
+            for (u, _) in &i.additional_responders {
+                if !assignees.contains(&u.as_str()) {
+                    assignees.push(u);
+                }
+            }
+        }
+        json!({
+            "id": i.id, "type": "incident",
+            "self": format!("{}/incidents/{}", self.base, i.id),
+            "html_url": format!("{HTML_BASE}/incidents/{}", i.id),
+            "number": i.incident_number,
+            "status": i.status,
+            "incident_key": i.incident_key,
+            "created_at": ts(i.created_at),
+            "title": i.title,
+            "service": self.service_ref(&i.service_id),
+            "assignees": assignees.iter().map(|u| self.user_ref(u)).collect::<Vec<_>>(),
+            "escalation_policy": self.ep_ref(&i.escalation_policy_id),
+            "teams": teams,
             "priority": null,
             "urgency": i.urgency,
             "conference_bridge": null,
+            "resolve_reason": null,
         })
     }
 
@@ -338,24 +426,22 @@ impl Render<'_> {
         let schedule = match &o.schedule_id {
             None => Value::Null,
             Some(id) => match (inc("schedules"), self.account.schedule(id)) {
-                (true, Some(s)) => {
-                    let mut v = self.schedule_ref(&s.id);
-                    v["type"] = json!("schedule");
-                    v["name"] = json!(s.name);
-                    v["time_zone"] = json!(s.time_zone);
-                    v
-                }
+                (true, Some(s)) => self.schedule(s),
                 _ => self.schedule_ref(id),
             },
         };
-        json!({
+        let mut v = json!({
             "escalation_policy": ep,
             "escalation_level": o.escalation_level,
-            "schedule": schedule,
             "user": user,
             "start": opt_ts(o.start),
             "end": opt_ts(o.end),
-        })
+        });
+        // A direct user target has no schedule; PagerDuty's schema has no null.
+        if !schedule.is_null() {
+            v["schedule"] = schedule;
+        }
+        v
     }
 
     pub fn change_event(&self, c: &ChangeEvent) -> Value {

@@ -2,7 +2,7 @@
 //! admin routes, route matching, faults, auth, rate limit, scopes, counters.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -17,7 +17,10 @@ use crate::faults::{self, FaultAction, Faults};
 use crate::http::{Query, Reply, missing_scope, rate_limited, status_error, unauthorized};
 use crate::rest::{self, Route};
 use crate::stats::{STATUS_NO_ANSWER, StatsRecorder};
-use crate::{events, oauth};
+use crate::{events, oauth, webhooks};
+
+/// The characters of PagerDuty's ids.
+pub(crate) const ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// Longest time a `timeout_next` request is held.
 pub(crate) const HOLD: Duration = Duration::from_secs(60);
@@ -48,6 +51,7 @@ pub(crate) struct State {
     clock_base: DateTime<Utc>,
     started: Instant,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub webhooks: Arc<webhooks::Hub>,
 }
 
 impl State {
@@ -62,6 +66,7 @@ impl State {
         base_url: String,
         clock_base: DateTime<Utc>,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        webhooks: Arc<webhooks::Hub>,
     ) -> Self {
         use rand::SeedableRng;
         Self {
@@ -79,7 +84,27 @@ impl State {
             clock_base,
             started: Instant::now(),
             shutdown,
+            webhooks,
         }
+    }
+
+    /// A `P` + 6 id (like PagerDuty's) that `taken` says is free.
+    pub fn fresh_id(&self, taken: impl Fn(&str) -> bool) -> String {
+        loop {
+            let id = format!("P{}", self.random_chars(ID_CHARS, 6));
+            if !taken(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// `len` characters drawn from `alphabet` (ids and keys made at run time).
+    pub fn random_chars(&self, alphabet: &[u8], len: usize) -> String {
+        use rand::Rng;
+        let mut rng = self.runtime_rng.lock().unwrap_or_else(|e| e.into_inner());
+        (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+            .collect()
     }
 
     /// The simulator's clock: the configured base advancing in real time.
@@ -299,8 +324,7 @@ fn serve(route: &Route, req: &HttpRequest, body: &[u8], state: &State) -> Reply 
     }
     .unwrap_or_else(|| {
         let q = Query::parse(req.query_string());
-        let account = state.read_account();
-        rest::handle(route, &q, body, &account, &state.base_url, state.now())
+        rest::handle(route, &q, body, state)
     });
     if let Some((limit, remaining, reset)) = rate_headers {
         reply = reply
@@ -342,6 +366,10 @@ fn admin(method: &str, path: &str, body: &[u8], state: &State) -> Reply {
                 ),
             }
         }
+        ("GET", "/__sim/webhooks") => Reply::json(
+            200,
+            &serde_json::to_value(state.webhooks.stats()).unwrap_or_default(),
+        ),
         ("GET", "/__sim/account") => {
             let account = state.read_account();
             Reply::json(200, &account_summary(&account))

@@ -91,6 +91,20 @@ pub async fn post_json(sim: &SimHandle, path: &str, body: &Value) -> Resp {
     read(resp).await
 }
 
+/// `method` `path` with the API token and an optional JSON body.
+pub async fn call(sim: &SimHandle, method: &str, path: &str, body: Option<&Value>) -> Resp {
+    let mut req = http()
+        .request(
+            method.parse().unwrap(),
+            format!("{}{}", sim.base_url(), path),
+        )
+        .header("Authorization", format!("Token token={}", sim.api_token()));
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    read(req.send().await.unwrap()).await
+}
+
 /// POST a raw body without auth (Events API).
 pub async fn post_raw(sim: &SimHandle, path: &str, body: &str) -> Resp {
     let resp = http()
