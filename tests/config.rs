@@ -536,7 +536,9 @@ fn every_key_filled() -> Settings {
             enabled: true,
             prefix: "/p".into(),
             list_ttl_secs: 1,
-            redact_integration_keys: true,
+            integration_keys: IntegrationKeys::Alias,
+            integration_key_alias_secret: Some(SecretString::from("s")),
+            integration_key_alias_secret_file: Some("/s".into()),
             app_config_file: Some("/a".into()),
         },
     }

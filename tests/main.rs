@@ -7,6 +7,7 @@ mod cards;
 mod config;
 mod errors;
 mod first_run;
+mod frontends;
 mod health;
 mod helpers;
 mod metrics;

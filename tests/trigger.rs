@@ -791,7 +791,7 @@ fn debug_output_never_shows_an_integration_key() {
 
 /// The simulator for the REST API (routing-key lookups), but `events` (a
 /// wiremock server) as the Events API host.
-async fn spawn_with_events_host(events: &wiremock::MockServer, extra: &str) -> SimApp {
+pub async fn spawn_with_events_host(events: &wiremock::MockServer, extra: &str) -> SimApp {
     let sim = start_sim(small_sim()).await;
     let mut env: Vec<(String, String)> = sim_env(&sim)
         .into_iter()

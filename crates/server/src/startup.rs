@@ -19,6 +19,7 @@ use crate::backstage::{self, BackstageRoutes};
 use crate::config::{AuthMode, Settings};
 use crate::http::extract::BodyRules;
 use crate::http::routes::{KnownRoutes, not_found};
+use crate::keys::KeyAliases;
 use crate::metrics::Metrics;
 use crate::middleware::cors::{cors, cors_errors_as_json};
 use crate::middleware::telemetry::{self, RequestSpan};
@@ -81,12 +82,19 @@ impl Application {
             &accounts.default_account().id,
         );
         readiness.start();
+        let keys = Arc::new(KeyAliases::new(
+            &accounts,
+            settings.backstage.integration_keys,
+            settings.backstage.integration_key_alias_secret.as_ref(),
+            &settings.pagerduty,
+        ));
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
             readiness,
             accounts,
-            trigger: Arc::new(TriggerService::new(&settings.trigger)),
+            trigger: Arc::new(TriggerService::new(&settings.trigger, keys.clone())),
+            keys,
             backstage: settings.backstage.clone(),
         });
         let shared = state.clone();

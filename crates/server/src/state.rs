@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::accounts::{Account, Accounts, UnknownAccount};
 use crate::config::BackstageSettings;
+use crate::keys::KeyAliases;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::trigger::TriggerService;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// The create-incident proxy; pass it an account.
     pub trigger: Arc<TriggerService>,
+    /// Integration key aliases (what Backstage answers show instead of keys).
+    pub keys: Arc<KeyAliases>,
     /// `[backstage]`: what the drop-in routes answer.
     pub backstage: BackstageSettings,
 }

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::http::extract::{Json, Query};
 use crate::http::{cache, deadline};
+use crate::keys::KeyAliases;
 use crate::state::AppState;
 
 /// Largest batch accepted by `POST /v1/cards/batch`.
@@ -263,17 +264,23 @@ pub async fn find_card(
     Query(params, _): Query<LookupParams, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let (key, params) = params.split();
-    if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    let alias = KeyAliases::is_alias(&key);
+    if !alias
+        && (key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
         // The key is a secret: the message never repeats it.
         return Err(ApiError::InvalidParameter {
             parameter: "integration_key".into(),
-            message: "must be an integration key: 1 to 64 letters and digits".into(),
+            message: "must be an integration key (1 to 64 letters and digits) or its dcak_ alias"
+                .into(),
         });
     }
     let options = params.options()?;
-    let cards = params.cards(&state)?;
+    let account = state.account(params.account.as_deref())?;
+    // An alias (what Backstage answers show) stands for its key.
+    let key = state.keys.key(account, &key).await?;
     let service = ServiceRef::IntegrationKey(IntegrationKey::new(key));
-    let card = Box::pin(cards.card(service, &options));
+    let card = Box::pin(account.cards.card(service, &options));
     let card = deadline::within(state.request_deadline, card).await??;
     card_response(&req, &card)
 }

@@ -16,6 +16,7 @@ use crate::accounts::UnknownAccount;
 use crate::auth::AuthError;
 use crate::http::RequestError;
 use crate::http::deadline::DeadlineExceeded;
+use crate::keys::AliasError;
 use crate::trigger::TriggerError;
 
 /// Every error the API answers with.
@@ -154,6 +155,17 @@ impl From<UnknownAccount> for ApiError {
         ApiError::InvalidParameter {
             parameter: "account".into(),
             message: e.to_string(),
+        }
+    }
+}
+
+impl From<AliasError> for ApiError {
+    fn from(e: AliasError) -> Self {
+        match e {
+            AliasError::Unknown => ApiError::NotFound {
+                what: "integration key".into(),
+            },
+            AliasError::Unavailable(why) => ApiError::UpstreamUnavailable(why),
         }
     }
 }

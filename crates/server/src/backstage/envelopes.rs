@@ -14,16 +14,34 @@ pub(super) fn json_of<T: Serialize>(value: &T) -> Result<Value> {
         .map_err(|_| BackstageError::internal("serialising a PagerDuty object"))
 }
 
-/// A service as JSON, without integration keys when so configured.
-pub(super) fn service_json(state: &AppState, service: &pagerduty::Service) -> Result<Value> {
+/// A service of `account` as JSON, each integration key shown as
+/// `backstage.integration_keys` says (an alias by default).
+pub(super) fn service_json(
+    state: &AppState,
+    account: &str,
+    service: &pagerduty::Service,
+) -> Result<Value> {
     let mut value = json_of(service)?;
-    if state.backstage.redact_integration_keys
-        && let Some(integrations) = value.get_mut("integrations").and_then(Value::as_array_mut)
-    {
+    if let Some(integrations) = value.get_mut("integrations").and_then(Value::as_array_mut) {
         for integration in integrations {
-            if let Some(map) = integration.as_object_mut() {
+            let Some(map) = integration.as_object_mut() else {
+                continue;
+            };
+            if state.keys.display() == crate::config::IntegrationKeys::Omit {
                 map.remove("integration_key");
+                continue;
             }
+            let Some(key) = map
+                .get("integration_key")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            match state.keys.shown(account, &key) {
+                Some(shown) => map.insert("integration_key".into(), Value::String(shown)),
+                None => map.remove("integration_key"),
+            };
         }
     }
     Ok(value)
@@ -35,7 +53,7 @@ pub(super) fn service_with_account(
     service: &pagerduty::Service,
     account: &str,
 ) -> Result<Value> {
-    let mut value = service_json(state, service)?;
+    let mut value = service_json(state, account, service)?;
     if let Value::Object(map) = &mut value {
         map.insert("account".into(), Value::String(account.to_owned()));
     }

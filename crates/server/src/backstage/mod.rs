@@ -22,6 +22,7 @@
 //! | `GET /teams` | `[team + "account"]` |
 //! | `GET /accounts` | `{"accounts": [{"id","isDefault"}]}` |
 //! | `POST /services/{id}/incidents` | trigger through the server (see [`trigger`]) |
+//! | `POST /enqueue`, `POST /v2/enqueue` | an Events v2 event through the same machinery (see [`enqueue`]) |
 //!
 //! Card routes read the same cached sections as `/v1/cards` (no upstream call
 //! when the card data is warm); the lists are cached for
@@ -54,6 +55,7 @@
 //! (the per-service card data), [`oncall`], [`lists`] (policies, teams,
 //! accounts) and [`trigger`].
 
+pub mod enqueue;
 pub mod envelopes;
 pub mod error;
 pub mod lists;
@@ -122,6 +124,8 @@ pub fn configure(
                         .service(lists::list_escalation_policies)
                         .service(lists::list_teams)
                         .service(lists::list_accounts)
+                        .service(enqueue::enqueue)
+                        .service(enqueue::enqueue_v2)
                         .default_service(web::to(not_found::<BackstageError>)),
                 ),
         );

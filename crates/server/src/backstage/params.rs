@@ -101,14 +101,15 @@ where
 
 /// The shared body of the per-service routes: the account (`?account=`), the
 /// checked id, and one read from that account's card cache within the
-/// request deadline, its failure worded for `op`.
-pub(super) async fn read_for_service<T, Fut>(
+/// request deadline, its failure worded for `op`. Returns the value and the
+/// account it came from.
+pub(super) async fn read_for_service<'a, T, Fut>(
     req: &HttpRequest,
-    state: &AppState,
+    state: &'a AppState,
     service_id: web::Path<String>,
     op: Op,
     read: impl FnOnce(cards::CardService, String) -> Fut,
-) -> Result<T>
+) -> Result<(T, &'a Arc<Account>)>
 where
     Fut: Future<Output = std::result::Result<T, cards::CardError>>,
 {
@@ -117,10 +118,11 @@ where
     let id = service_id.into_inner();
     check_service_id(&id)?;
     let read = read(account.cards.clone(), id);
-    within(state, op, async {
+    let value = within(state, op, async {
         read.await.map_err(|e| BackstageError::from_card(op, &e))
     })
-    .await
+    .await?;
+    Ok((value, account))
 }
 
 /// PagerDuty ids are short alphanumeric strings.

@@ -36,7 +36,7 @@ pub async fn service_incidents(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let incidents = read_for_service(
+    let (incidents, _) = read_for_service(
         &req,
         &state,
         service_id,
@@ -73,7 +73,7 @@ pub async fn service_change_events(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let events = read_for_service(
+    let (events, _) = read_for_service(
         &req,
         &state,
         service_id,
@@ -115,7 +115,7 @@ pub async fn service_standards(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let standards = read_for_service(
+    let (standards, _) = read_for_service(
         &req,
         &state,
         service_id,
@@ -151,7 +151,7 @@ pub async fn service_metrics(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let metrics = read_for_service(
+    let (metrics, _) = read_for_service(
         &req,
         &state,
         service_id,

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use super::envelopes::{ServiceEnvelope, ServicesEnvelope, service_json, service_with_account};
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, each_account, read_for_service, within};
+use crate::keys::AliasError;
 use crate::state::AppState;
 
 /// Largest `limit` of the filtered services route (PagerDuty's page size).
@@ -34,7 +35,7 @@ pub async fn get_service(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let service = read_for_service(
+    let (service, account) = read_for_service(
         &req,
         &state,
         service_id,
@@ -43,7 +44,7 @@ pub async fn get_service(
     )
     .await?;
     Ok(HttpResponse::Ok().json(ServiceEnvelope {
-        service: service_json(&state, &service.value)?,
+        service: service_json(&state, &account.id, &service.value)?,
     }))
 }
 
@@ -84,6 +85,14 @@ pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Resu
             .ok_or_else(|| BackstageError::bad_request("'integration_key' must not be empty"))?
             .to_owned();
         let service = within(&state, Op::GetService, async {
+            // An alias (what these answers show) stands for its key.
+            let key = state.keys.key(account, &key).await.map_err(|e| match e {
+                AliasError::Unknown => BackstageError::not_found(Op::GetService),
+                AliasError::Unavailable(why) => BackstageError::with_status(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    format!("Failed to get service. {why}"),
+                ),
+            })?;
             let resolved = account
                 .cards
                 .resolve_integration_key(&key)
@@ -97,7 +106,7 @@ pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Resu
         })
         .await?;
         return Ok(HttpResponse::Ok().json(ServiceEnvelope {
-            service: service_json(&state, &service.value)?,
+            service: service_json(&state, &account.id, &service.value)?,
         }));
     }
     if params.has("team_id") || params.has("query") || params.has("limit") {

@@ -1,9 +1,12 @@
 //! `[backstage]`: the drop-in routes of PagerDuty's Backstage backend.
 
+use std::path::PathBuf;
+
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use super::checks::problem;
+use super::checks::{problem, redact_opt, secret_from_file};
 
 /// The Node backend's mount point (`pluginId` `pagerduty`).
 pub const DEFAULT_PREFIX: &str = "/api/pagerduty";
@@ -17,9 +20,21 @@ pub struct BackstageSettings {
     pub prefix: String,
     /// How long the lists (escalation policies, teams, services) are cached.
     pub list_ttl_secs: u64,
-    /// Remove `integration_key` from the services returned.
+    /// How integration keys appear in the answers: an opaque alias that
+    /// only dutycard maps back (default), the key itself, or nothing.
     #[serde(default)]
-    pub redact_integration_keys: bool,
+    pub integration_keys: IntegrationKeys,
+    /// The secret the aliases are made with (the same on every replica).
+    /// Unset: derived from each account's PagerDuty credential.
+    #[serde(
+        default,
+        serialize_with = "redact_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub integration_key_alias_secret: Option<SecretString>,
+    /// A file holding that secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_key_alias_secret_file: Option<PathBuf>,
     /// A Backstage `app-config.yaml` whose `pagerDuty:` block supplies the
     /// PagerDuty credentials and hosts (see [`super::app_config`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,14 +47,46 @@ impl Default for BackstageSettings {
             enabled: true,
             prefix: DEFAULT_PREFIX.to_owned(),
             list_ttl_secs: 60,
-            redact_integration_keys: false,
+            integration_keys: IntegrationKeys::default(),
+            integration_key_alias_secret: None,
+            integration_key_alias_secret_file: None,
             app_config_file: None,
         }
     }
 }
 
+/// `backstage.integration_keys`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrationKeys {
+    /// An opaque alias that dutycard maps back; useless at PagerDuty.
+    #[default]
+    Alias,
+    /// The key itself: every portal user can page the service directly.
+    Raw,
+    /// No key.
+    Omit,
+}
+
 impl BackstageSettings {
+    pub(super) fn read_secret_files(&mut self, problems: &mut Vec<Problem>) {
+        secret_from_file(
+            "backstage.integration_key_alias_secret",
+            &mut self.integration_key_alias_secret,
+            self.integration_key_alias_secret_file.as_deref(),
+            problems,
+        );
+    }
+
     pub(super) fn validate(&self, problems: &mut Vec<Problem>) {
+        if let Some(secret) = &self.integration_key_alias_secret
+            && secrecy::ExposeSecret::expose_secret(secret).chars().count() < 16
+        {
+            problems.push(problem(
+                "backstage.integration_key_alias_secret",
+                "must be at least 16 characters long",
+            ));
+        }
         if let Err(why) = check_prefix(&self.prefix) {
             problems.push(problem(
                 "backstage.prefix",

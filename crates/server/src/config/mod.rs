@@ -30,7 +30,7 @@ mod render;
 pub mod server;
 pub mod trigger;
 
-pub use self::backstage::{BackstageSettings, DEFAULT_PREFIX};
+pub use self::backstage::{BackstageSettings, DEFAULT_PREFIX, IntegrationKeys};
 pub use self::checks::{REDACTED, redact_values};
 pub use self::pagerduty::{
     AccountSettings, ConnectionSettings, DEFAULT_OAUTH_SCOPES, LEGACY_ACCOUNT_ID, OAuthSettings,
@@ -226,6 +226,7 @@ impl Settings {
     fn finish_with(&mut self, problems: &mut Vec<Problem>) {
         self.pagerduty.read_secret_files(problems);
         self.server.auth.read_tokens_file(problems);
+        self.backstage.read_secret_files(problems);
         self.validate(problems);
         // After validation, and saturating: an absurd deadline (u64::MAX) is
         // a reported problem, never an overflow.

@@ -80,6 +80,7 @@ use tokio_util::task::TaskTracker;
 use crate::accounts::Account;
 use crate::auth::Caller;
 use crate::config::TriggerSettings;
+use crate::keys::KeyAliases;
 use delivery::{deliver, log_outcome, lookup_failure, not_delivered};
 pub use error::{DeliveryFailure, TriggerError};
 use idempotency::{Begin, IdempotencyStore, RecentTriggers};
@@ -103,6 +104,8 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// The trigger proxy. One per process, shared by all workers.
 pub struct TriggerService {
     settings: TriggerSettings,
+    /// Maps integration key aliases back to keys.
+    keys: Arc<KeyAliases>,
     /// Owns every delivery and follow-up task: shutdown waits for the
     /// deliveries in flight (bounded) and stops the delayed invalidations.
     tasks: TaskTracker,
@@ -122,9 +125,11 @@ impl std::fmt::Debug for TriggerService {
 }
 
 impl TriggerService {
-    /// A proxy with `[trigger]`'s settings.
-    pub fn new(settings: &TriggerSettings) -> Self {
+    /// A proxy with `[trigger]`'s settings; `keys` maps the integration key
+    /// aliases Backstage answers show back to keys.
+    pub fn new(settings: &TriggerSettings, keys: Arc<KeyAliases>) -> Self {
         TriggerService {
+            keys,
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
             recent: RecentTriggers::new(DERIVED_DEDUP_WINDOW),
@@ -256,7 +261,7 @@ impl TriggerService {
         let remaining = self.settings.deadline().saturating_sub(started.elapsed());
         let resolved = match tokio::time::timeout(
             remaining,
-            routing::resolve(self.settings.allow, cards, &prepared.target),
+            routing::resolve(self.settings.allow, &self.keys, account, &prepared.target),
         )
         .await
         {
@@ -474,11 +479,14 @@ mod tests {
             )
             .mount(&events)
             .await;
-        let service = Arc::new(TriggerService::new(&TriggerSettings {
-            allow: TriggerAllow::Any,
-            deadline_ms: 5000,
-            ..validate::tests::settings()
-        }));
+        let service = Arc::new(TriggerService::new(
+            &TriggerSettings {
+                allow: TriggerAllow::Any,
+                deadline_ms: 5000,
+                ..validate::tests::settings()
+            },
+            Arc::new(KeyAliases::none()),
+        ));
         let account = Arc::new(account(&events));
         let caller = Caller {
             name: "alice".into(),

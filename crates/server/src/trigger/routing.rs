@@ -10,14 +10,35 @@ use pagerduty::{Event, RoutingKey};
 
 use super::TriggerError;
 use super::validate::Target;
+use crate::accounts::Account;
 use crate::config::TriggerAllow;
+use crate::keys::{AliasError, KeyAliases};
 
-/// Resolve the routing key (and the service when known).
+/// Resolve the routing key (and the service when known); an alias is first
+/// mapped back to its key.
 pub(super) async fn resolve(
     allow: TriggerAllow,
-    cards: &CardService,
+    keys: &KeyAliases,
+    account: &Account,
     target: &Target,
 ) -> Result<(RoutingKey, Option<String>), TriggerError> {
+    let cards = &account.cards;
+    let key;
+    let target = match target {
+        Target::Key(text) if KeyAliases::is_alias(text) => {
+            key = keys.key(account, text).await.map_err(|e| match e {
+                AliasError::Unknown => TriggerError::KeyNotAllowed,
+                AliasError::Unavailable(why) => {
+                    TriggerError::Lookup(cards::CardError::Unavailable {
+                        message: why,
+                        cause: None,
+                    })
+                }
+            })?;
+            &Target::Key(key)
+        }
+        other => other,
+    };
     match target {
         Target::Service(id) => {
             let info = cards

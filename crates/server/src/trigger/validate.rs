@@ -175,6 +175,8 @@ fn target(
             }
             Ok(Target::Service(id))
         }
+        // An alias from a Backstage answer: mapped back when it is routed.
+        (None, Some(key)) if crate::keys::KeyAliases::is_alias(&key) => Ok(Target::Key(key)),
         (None, Some(key)) => {
             let n = key.chars().count();
             if n != pagerduty::events::ROUTING_KEY_CHARS {
