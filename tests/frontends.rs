@@ -120,7 +120,7 @@ async fn raw_keys_and_no_keys_are_opt_in() {
         let (_, body) = get(&app, &format!("{P}/services/{service_id}")).await;
         let text = body.to_string();
         assert_eq!(text.contains(&real), shows_real, "{mode}");
-        assert_eq!(text.contains("dcak_"), false, "{mode}");
+        assert!(!text.contains("dcak_"), "{mode}");
     }
 }
 
