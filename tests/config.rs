@@ -536,6 +536,8 @@ fn every_key_filled() -> Settings {
             enabled: true,
             prefix: "/p".into(),
             list_ttl_secs: 1,
+            legacy_enabled: true,
+            legacy_prefix: "/l".into(),
             integration_keys: IntegrationKeys::Alias,
             integration_key_alias_secret: Some(SecretString::from("s")),
             integration_key_alias_secret_file: Some("/s".into()),

@@ -71,10 +71,29 @@ fn every_schema_reference_resolves() {
 
 #[tokio::test]
 async fn the_served_spec_is_the_generated_one_and_docs_are_local() {
-    let app = TestApp::spawn(settings("", &[])).await;
-    let served: Value = app.get("/openapi.json").await.json().await.unwrap();
+    // With callers authenticated the served spec is the committed one.
+    let secured = TestApp::spawn(settings(&crate::auth::static_auth_toml(false), &[])).await;
+    let served: Value = secured.get("/openapi.json").await.json().await.unwrap();
     let generated: Value = serde_json::from_str(&dutycard_server::openapi::spec_json()).unwrap();
     assert_eq!(served, generated);
+    assert!(served["paths"]["/v1/cards/{service_id}"]["get"]["security"].is_array());
+
+    // With server.auth.mode = "none" nothing claims a bearer requirement.
+    let app = TestApp::spawn(settings("", &[])).await;
+    let open: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let text = open.to_string();
+    assert!(
+        !text.contains("\"security\""),
+        "security left in the open spec"
+    );
+    assert!(
+        !text.contains("\"bearer\""),
+        "bearer scheme left in the open spec"
+    );
+    assert_eq!(
+        open["paths"].as_object().unwrap().len(),
+        served["paths"].as_object().unwrap().len()
+    );
 
     let page = app.get("/docs/").await;
     assert_eq!(page.status(), 200);

@@ -209,7 +209,7 @@ async fn client_decodes_every_rest_route() {
                     && i.created_at >= now - Duration::from_secs(90 * 86_400)
             })
             .count() as u64;
-        assert_eq!(m.total_incident_count, Some(want));
+        assert_eq!(m.total_incident_count, Some(Some(want)));
     }
     sim.shutdown().await;
 }

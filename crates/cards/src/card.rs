@@ -11,7 +11,8 @@ use crate::cache::Lookup;
 use crate::clock::{deadline, until};
 use crate::error::{CardError, SectionError};
 use crate::model::{
-    CardOptions, EscalationPolicySection, OncallSection, SectionResult, ServiceCard, ServiceRef,
+    CardOptions, EscalationPolicySection, OncallSection, SectionResult, ServiceCard, ServiceId,
+    ServiceRef,
 };
 use crate::sections;
 use crate::service::CardService;
@@ -22,8 +23,10 @@ impl CardService {
     /// Sections are fetched in parallel; only the service section can fail
     /// the whole card (not found, or no data and no stale copy). The on-call
     /// section needs the escalation policy id from the service, so a cold
-    /// card costs the service read plus the on-call read on that path; every
-    /// other section runs alongside.
+    /// card costs the service read plus the on-call read on that path. For a
+    /// lone cold card the other sections start once the service is read (a
+    /// cold card whose service fails makes no other call); when a copy of
+    /// the service is cached, and in a batch, they run alongside it.
     pub async fn card(
         &self,
         service: ServiceRef,
@@ -32,7 +35,10 @@ impl CardService {
         let id = match service {
             ServiceRef::Id(id) => id,
             ServiceRef::IntegrationKey(key) => {
-                self.resolve_integration_key(key.expose()).await?.service_id
+                let service_id = self.resolve_integration_key(key.expose()).await?.service_id;
+                // PagerDuty's own answer; a malformed id would be a 404 anyway.
+                ServiceId::new(&service_id)
+                    .map_err(|_| CardError::not_found(format!("service {service_id}")))?
             }
         };
         // Boxed: a card's sections make a large future (kept off the caller's stack).
@@ -42,7 +48,7 @@ impl CardService {
     /// Builds many cards at once (same order as `service_ids`); their misses share batches.
     pub async fn cards(
         &self,
-        service_ids: &[String],
+        service_ids: &[ServiceId],
         options: &CardOptions,
     ) -> Vec<Result<ServiceCard, CardError>> {
         futures::future::join_all(
@@ -59,13 +65,11 @@ impl CardService {
     /// nothing to answer anyway.
     async fn card_by_id(
         &self,
-        id: &str,
+        id: &ServiceId,
         options: &CardOptions,
         bound_service: bool,
     ) -> Result<ServiceCard, CardError> {
-        if id.is_empty() {
-            return Err(CardError::not_found("service (empty id)"));
-        }
+        let id = id.as_str();
         let key = self.known_service_id(id).await?;
         let i = &self.inner;
         // Every section wait ends at the card's deadline; a section still
@@ -79,6 +83,21 @@ impl CardService {
             "service",
             self.service_lookup(&key),
         )));
+        // A lone cold card (no copy of its service, fresh or stale) first
+        // learns whether the service can be read at all: when it cannot
+        // (404, refused, PagerDuty down) there is no card, and the other
+        // sections' calls would spend the account's budget for nothing (an
+        // entity page of a deleted service would pay five calls per view).
+        // It costs no latency: the on-call read waits for the service anyway.
+        // A batch does not wait: its cards share their section calls (one
+        // incidents call for all), so a failing card adds little, while the
+        // wait would add a round trip to every card whose sections page.
+        if !bound_service
+            && i.services.peek(&key).await.is_none()
+            && let Err(e) = service_fut.clone().await
+        {
+            return Err(CardError::from_section(&e, format!("service {id}")));
+        }
         let oncall_fut = self.oncall_section(service_fut.clone(), deadline);
         let incidents_fut = async {
             section(

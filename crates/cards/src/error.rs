@@ -314,6 +314,15 @@ impl PartialEq for CardError {
 
 impl Eq for CardError {}
 
+/// A lasting refusal by PagerDuty, from [`CardError::refusal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// PagerDuty's status: 401, 402, 403 or 404.
+    pub status: u16,
+    /// What PagerDuty said, as the card error shows it (no secret).
+    pub message: String,
+}
+
 impl CardError {
     /// A `NotFound` that PagerDuty did not say (no cause).
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
@@ -352,6 +361,39 @@ impl CardError {
                 cause,
             },
         }
+    }
+
+    /// A failed list read (the account-wide lists answer PagerDuty's error
+    /// itself) as a card error about `what`, keeping the error as cause.
+    pub fn from_list(error: Arc<pagerduty::Error>, what: impl Into<String>) -> Self {
+        let section = SectionError {
+            cause: Some(Cause::from(error.clone())),
+            ..SectionError::from(&*error)
+        };
+        Self::from_section(&section, what)
+    }
+
+    /// PagerDuty's refusal behind this error, when it is one that retrying
+    /// will not cure and that a portal can live without for an optional
+    /// section (standards, metrics): PagerDuty refused the credentials
+    /// (401), the plan lacks the feature (402), the token lacks a scope
+    /// (403), or there is nothing to read (404). None for failures that
+    /// may pass (rate limits, timeouts, PagerDuty down).
+    pub fn refusal(&self) -> Option<Refusal> {
+        let status = match self {
+            CardError::Unauthorized { .. } => 401,
+            CardError::Forbidden { .. } => 403,
+            CardError::NotFound { .. } => 404,
+            CardError::Unavailable { .. } => match self.pagerduty()?.status()? {
+                402 => 402,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(Refusal {
+            status,
+            message: self.to_string(),
+        })
     }
 
     /// The PagerDuty error behind this one, if any.
@@ -428,6 +470,60 @@ mod tests {
         let back: SectionError = serde_json::from_value(json).unwrap();
         assert_eq!(back, with);
         assert!(back.cause.is_none());
+    }
+
+    #[test]
+    fn refusals_are_401_402_403_and_404_and_nothing_that_may_pass() {
+        let status_of = |error: pagerduty::Error| {
+            CardError::from_section(&SectionError::from(error), "metrics of PX")
+                .refusal()
+                .map(|r| r.status)
+        };
+        let body = |status| pagerduty::PdErrorBody {
+            status: Some(status),
+            ..pagerduty::PdErrorBody::parse(br#"{"error":{"message":"no"}}"#)
+        };
+        assert_eq!(
+            status_of(pagerduty::Error::Unauthorized { body: body(401) }),
+            Some(401)
+        );
+        assert_eq!(
+            status_of(pagerduty::Error::InvalidRequest { body: body(402) }),
+            Some(402)
+        );
+        assert_eq!(
+            status_of(pagerduty::Error::Forbidden {
+                missing_scopes: true,
+                body: body(403)
+            }),
+            Some(403)
+        );
+        assert_eq!(
+            status_of(pagerduty::Error::NotFound { body: body(404) }),
+            Some(404)
+        );
+        assert_eq!(
+            status_of(pagerduty::Error::InvalidRequest { body: body(400) }),
+            None
+        );
+        assert_eq!(status_of(upstream_500()), None);
+        assert_eq!(status_of(pagerduty::Error::Timeout), None);
+        assert_eq!(
+            status_of(pagerduty::Error::RateLimited {
+                retry_after: None,
+                body: body(429)
+            }),
+            None
+        );
+        let refusal = CardError::Forbidden {
+            message: "Access Denied".into(),
+            missing_scopes: true,
+            required_scopes: vec!["analytics.read".into()],
+            cause: None,
+        }
+        .refusal()
+        .unwrap();
+        assert_eq!(refusal.message, "PagerDuty denied access: Access Denied");
     }
 
     #[test]

@@ -235,7 +235,7 @@ mod store;
 mod tasks;
 
 pub use config::CardsConfig;
-pub use error::{CardError, Cause, SectionError, SectionErrorKind};
+pub use error::{CardError, Cause, Refusal, SectionError, SectionErrorKind};
 pub use model::*;
 pub use service::CardService;
 pub use stats::{CardStats, SectionStats};

@@ -4,9 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+pub use pagerduty::{IntegrationKey, ServiceId};
 
 use crate::error::SectionError;
 
@@ -18,8 +19,8 @@ pub const MAX_ITEM_LIMIT: usize = 25;
 /// How a card names its service.
 #[derive(Clone)]
 pub enum ServiceRef {
-    /// A PagerDuty service id, e.g. `PABC123`.
-    Id(String),
+    /// A PagerDuty service id, e.g. `PABC123` (validated: see [`ServiceId`]).
+    Id(ServiceId),
     /// An integration (routing) key of one of the service's integrations.
     IntegrationKey(IntegrationKey),
 }
@@ -30,40 +31,6 @@ impl fmt::Debug for ServiceRef {
             ServiceRef::Id(id) => f.debug_tuple("Id").field(id).finish(),
             ServiceRef::IntegrationKey(key) => f.debug_tuple("IntegrationKey").field(key).finish(),
         }
-    }
-}
-
-/// An integration key: a secret that never appears in `Debug` output or logs.
-#[derive(Clone)]
-pub struct IntegrationKey(SecretString);
-
-impl IntegrationKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        IntegrationKey(SecretString::from(key.into()))
-    }
-
-    /// The key itself. It is a secret: never log it.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for IntegrationKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IntegrationKey(<redacted>)")
-    }
-}
-
-impl From<&str> for IntegrationKey {
-    fn from(key: &str) -> Self {
-        IntegrationKey::new(key)
-    }
-}
-
-impl From<String> for IntegrationKey {
-    fn from(key: String) -> Self {
-        IntegrationKey::new(key)
     }
 }
 

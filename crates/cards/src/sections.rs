@@ -247,9 +247,12 @@ pub(crate) fn metrics_section(
     MetricsSection {
         since,
         until,
-        total_incident_count: Some(row.and_then(|r| r.total_incident_count).unwrap_or(0)),
-        mean_seconds_to_resolve: row.and_then(|r| r.mean_seconds_to_resolve),
-        mean_seconds_to_first_ack: row.and_then(|r| r.mean_seconds_to_first_ack),
+        total_incident_count: Some(
+            row.and_then(|r| r.total_incident_count.flatten())
+                .unwrap_or(0),
+        ),
+        mean_seconds_to_resolve: row.and_then(|r| r.mean_seconds_to_resolve.flatten()),
+        mean_seconds_to_first_ack: row.and_then(|r| r.mean_seconds_to_first_ack.flatten()),
         raw: row
             .and_then(|r| serde_json::to_value(r).ok())
             .unwrap_or(serde_json::Value::Null),

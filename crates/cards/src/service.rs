@@ -463,7 +463,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::loaders::testing::{client, sim};
-    use crate::model::{CardOptions, ServiceRef};
+    use crate::model::{CardOptions, ServiceId, ServiceRef};
 
     async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::timeout(Duration::from_secs(10), async {
@@ -478,11 +478,11 @@ mod tests {
     #[tokio::test]
     async fn shutdown_cancels_a_refresh_in_flight_and_nothing_is_spawned_after() {
         let sim = sim(5).await;
-        let ids: Vec<String> = sim
+        let ids: Vec<ServiceId> = sim
             .account()
             .services
             .iter()
-            .map(|s| s.id.clone())
+            .map(|s| s.id.parse().unwrap())
             .collect();
         let clock = Arc::new(ManualClock::new());
         let config = CardsConfig {
@@ -532,7 +532,7 @@ mod tests {
             "no refresh started"
         );
         let cold = card(1).await.unwrap();
-        assert_eq!(cold.service.data.unwrap().id, ids[1]);
+        assert_eq!(cold.service.data.unwrap().id, ids[1].as_str());
         assert!(cold.incidents.data.is_some());
         let many = cards.cards(&ids[2..], &options).await;
         assert!(many.iter().all(Result::is_ok));

@@ -10,7 +10,8 @@
 //! 2. [`accounts`]: one PagerDuty client and card service per account.
 //! 3. Domain services, free of HTTP: [`auth`] (who is calling; owns
 //!    [`auth::jwt`]), [`keys`] (integration key aliases), [`trigger`] (the
-//!    create-incident proxy),
+//!    create-incident proxy), [`degraded`] (optional sections PagerDuty
+//!    refuses, answered empty on the Backstage routes and reported),
 //!    [`readiness`] (are the credentials good?), [`metrics`] (counters and
 //!    their Prometheus text), [`state`] (the one [`state::AppState`] holding
 //!    them).
@@ -27,6 +28,7 @@ pub mod config;
 pub mod accounts;
 
 pub mod auth;
+pub mod degraded;
 pub mod keys;
 pub mod metrics;
 pub mod readiness;

@@ -17,6 +17,7 @@ pub const BEARER: &str = "bearer";
         (name = "cards", description = "Aggregated PagerDuty service cards"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "incidents", description = "Trigger, acknowledge and resolve incidents through PagerDuty's Events API v2, server-side"),
+        (name = "legacy", description = "Read-only PagerDuty REST passthrough for the legacy Backstage frontend (`@backstage/plugin-pagerduty` 0.6.8), under `backstage.legacy_prefix` (default `/pagerduty-rest`): PagerDuty's paths, shapes and error bodies, answered from the caches"),
         (name = "backstage", description = "Drop-in routes of PagerDuty's Backstage backend plugin (under `backstage.prefix`, default `/api/pagerduty`): same paths, envelopes and `{\"errors\": [...]}` bodies"),
     )
 )]
@@ -73,6 +74,35 @@ pub fn spec() -> OpenApiDoc {
         ))
         .split_for_parts()
         .1
+}
+
+/// The spec as served when callers are not authenticated
+/// (`server.auth.mode = "none"`): no operation claims a bearer requirement
+/// and the scheme is gone, so generated clients and the explorer do not
+/// ask for a token that nothing checks.
+pub fn without_auth(mut doc: OpenApiDoc) -> OpenApiDoc {
+    doc.security = None;
+    if let Some(components) = doc.components.as_mut() {
+        components.security_schemes.remove(BEARER);
+    }
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.security = None;
+        }
+    }
+    doc
 }
 
 /// The spec as committed in `openapi/openapi.json` (pretty JSON + newline).

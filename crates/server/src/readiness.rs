@@ -44,6 +44,11 @@ pub struct ReadyReport {
     /// Every account by id (`default` when `[pagerduty]` alone is
     /// configured), the default one included.
     pub accounts: BTreeMap<String, AccountReadiness>,
+    /// Optional sections (standards, metrics) PagerDuty refuses an account:
+    /// the Backstage routes answer them empty, the cards show the error.
+    /// Not a readiness failure: the cards still render.
+    #[serde(default)]
+    pub degraded: Vec<crate::degraded::DegradedSection>,
 }
 
 /// One PagerDuty account's readiness.
@@ -207,6 +212,7 @@ impl Readiness {
             pagerduty,
             token,
             accounts,
+            degraded: Vec::new(),
         }
     }
 }

@@ -96,6 +96,7 @@ impl Application {
             trigger: Arc::new(TriggerService::new(&settings.trigger, keys.clone())),
             keys,
             backstage: settings.backstage.clone(),
+            degraded: Default::default(),
         });
         let shared = state.clone();
         let backstage_routes = BackstageRoutes::from_settings(&settings.backstage);
@@ -108,6 +109,7 @@ impl Application {
         }
         let auth = web::Data::new(authenticator);
         let body_limit = server_settings.body_limit_bytes;
+        let auth_none = server_settings.auth.mode == Some(AuthMode::None);
         let request_deadline = server_settings.request_deadline();
         let origins = server_settings.cors_allowed_origins.clone();
         let options = RouteOptions {
@@ -150,6 +152,11 @@ impl Application {
             // JSON errors), metrics and the access log, the request span,
             // the request id.
             let known = web::Data::new(KnownRoutes::from_spec(&api));
+            let api = if auth_none {
+                crate::openapi::without_auth(api)
+            } else {
+                api
+            };
             app.app_data(known)
                 // validatorUrl "none": the page never calls
                 // validator.swagger.io (or anything else outside this server).

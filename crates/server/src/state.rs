@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::accounts::{Account, Accounts, UnknownAccount};
 use crate::config::BackstageSettings;
+use crate::degraded::Degradations;
 use crate::keys::KeyAliases;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub keys: Arc<KeyAliases>,
     /// `[backstage]`: what the drop-in routes answer.
     pub backstage: BackstageSettings,
+    /// Standards and metrics PagerDuty refuses (Backstage answers them empty).
+    pub degraded: Degradations,
 }
 
 impl AppState {
@@ -49,6 +52,8 @@ impl AppState {
             .iter()
             .filter_map(|a| Some((a.id.clone(), serde_json::to_value(a.cards.stats()).ok()?)))
             .collect();
-        self.metrics.render(&stats)
+        let mut text = self.metrics.render(&stats);
+        self.degraded.render(&mut text);
+        text
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cards::clock::ManualClock;
 use cards::{CardOptions, CardService, CardsConfig, ServiceRef};
 
-use crate::support::{TestPd, config, eventually, sid};
+use crate::support::{TestPd, config, eventually, sid, sref, typed_ids};
 
 /// The default minimum interval between two batch loads of a section.
 const MIN_BATCH_INTERVAL: Duration = Duration::from_millis(250);
@@ -38,7 +38,7 @@ fn settings() -> CardsConfig {
 async fn all_fresh(cards: &CardService, ids: &[String]) -> bool {
     for id in ids {
         let card = cards
-            .card(ServiceRef::Id(id.clone()), &CardOptions::default())
+            .card(ServiceRef::Id(id.parse().unwrap()), &CardOptions::default())
             .await
             .unwrap();
         if card.service.stale
@@ -63,7 +63,7 @@ async fn run(views: usize) -> (usize, u64) {
     for round in 0..ROUNDS {
         let requests = (0..views)
             .flat_map(|_| ids.iter())
-            .map(|id| cards.card(ServiceRef::Id(id.clone()), &options));
+            .map(|id| cards.card(ServiceRef::Id(id.parse().unwrap()), &options));
         let seen = futures::future::join_all(requests).await;
         assert!(seen.iter().all(Result::is_ok));
         if round > 0 {
@@ -107,7 +107,7 @@ async fn five_hundred_cold_services_viewed_in_waves_stay_far_under_the_budget() 
     let ids: Vec<String> = (0..500).map(sid).collect();
     // 20 waves of 25 users each opening a different service.
     for wave in ids.chunks(25) {
-        let results = cards.cards(wave, &CardOptions::default()).await;
+        let results = cards.cards(&typed_ids(wave), &CardOptions::default()).await;
         assert!(results.iter().all(Result::is_ok));
     }
     let calls = pd.total_calls().await;
@@ -148,9 +148,9 @@ async fn a_trickle_of_five_hundred_cold_cards_with_every_section_stays_under_the
         tick.tick().await;
         let cards = cards.clone();
         let options = options.clone();
-        views.push(tokio::spawn(async move {
-            cards.card(ServiceRef::Id(sid(i)), &options).await
-        }));
+        views.push(tokio::spawn(
+            async move { cards.card(sref(i), &options).await },
+        ));
     }
     for (i, view) in views.into_iter().enumerate() {
         let card = tokio::time::timeout(Duration::from_secs(30), view)

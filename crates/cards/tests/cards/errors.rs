@@ -1,11 +1,11 @@
 //! Per-section errors.
 
-use cards::{CardError, CardOptions, SectionErrorKind, ServiceRef};
+use cards::{CardError, CardOptions, SectionErrorKind};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::support::{TestPd, config, sid};
+use crate::support::{TestPd, config, sid, sref, typed_ids};
 
 fn missing_scopes() -> ResponseTemplate {
     ResponseTemplate::new(403)
@@ -22,7 +22,7 @@ async fn one_forbidden_section_leaves_the_other_sections_intact() {
         .await;
     let cards = pd.cards(config());
     let card = cards
-        .card(ServiceRef::Id(sid(1)), &CardOptions::default())
+        .card(sref(1), &CardOptions::default())
         .await
         .expect("the card survives a failing section");
     assert!(card.incidents.data.is_none());
@@ -36,10 +36,7 @@ async fn one_forbidden_section_leaves_the_other_sections_intact() {
     assert!(card.change_events.data.is_some());
     assert_eq!(card.max_age_secs(), 0);
     // Errors are not cached: the next card asks again.
-    cards
-        .card(ServiceRef::Id(sid(1)), &CardOptions::default())
-        .await
-        .unwrap();
+    cards.card(sref(1), &CardOptions::default()).await.unwrap();
     assert_eq!(pd.calls("GET", "/incidents").await, 2);
 }
 
@@ -58,10 +55,7 @@ async fn a_forbidden_section_names_the_scopes_pagerduty_requires() {
         .mount(&pd.server)
         .await;
     let cards = pd.cards(config());
-    let card = cards
-        .card(ServiceRef::Id(sid(1)), &CardOptions::default())
-        .await
-        .unwrap();
+    let card = cards.card(sref(1), &CardOptions::default()).await.unwrap();
     let error = card.incidents.error.as_ref().unwrap();
     assert_eq!(error.kind, SectionErrorKind::Forbidden);
     assert!(error.missing_scopes);
@@ -89,7 +83,7 @@ async fn a_forbidden_service_fails_the_card_with_the_required_scopes() {
         .await;
     let cards = pd.cards(config());
     let error = cards
-        .card(ServiceRef::Id(sid(2)), &CardOptions::default())
+        .card(sref(2), &CardOptions::default())
         .await
         .unwrap_err();
     match error {
@@ -130,10 +124,7 @@ async fn rate_limited_sections_carry_the_retry_time() {
         .mount(&pd.server)
         .await;
     let cards = pd.cards(config());
-    let card = cards
-        .card(ServiceRef::Id(sid(1)), &CardOptions::default())
-        .await
-        .unwrap();
+    let card = cards.card(sref(1), &CardOptions::default()).await.unwrap();
     let error = card.oncall.error.as_ref().unwrap();
     assert_eq!(error.kind, SectionErrorKind::RateLimited);
     assert_eq!(error.retry_after_secs, Some(7));
@@ -150,7 +141,7 @@ async fn change_events_fall_back_per_service_without_change_events_read() {
         .await;
     let cards = pd.cards(config());
     let options = CardOptions::default();
-    let card = cards.card(ServiceRef::Id(sid(2)), &options).await.unwrap();
+    let card = cards.card(sref(2), &options).await.unwrap();
     let items = &card
         .change_events
         .data
@@ -160,7 +151,7 @@ async fn change_events_fall_back_per_service_without_change_events_read() {
     assert_eq!(items.len(), 2);
     assert!(card.change_events.error.is_none());
     // The fallback is remembered: the account-wide call is not retried per card.
-    cards.card(ServiceRef::Id(sid(0)), &options).await.unwrap();
+    cards.card(sref(0), &options).await.unwrap();
     assert_eq!(pd.calls("GET", "/change_events").await, 1);
     assert_eq!(
         pd.calls("GET", &format!("/services/{}/change_events", sid(2)))
@@ -188,7 +179,7 @@ async fn a_failing_service_section_fails_the_card_with_its_kind() {
         .await;
     let cards = pd.cards(config());
     let error = cards
-        .card(ServiceRef::Id(sid(1)), &CardOptions::default())
+        .card(sref(1), &CardOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(error, CardError::Unauthorized { .. }), "{error:?}");
@@ -215,7 +206,7 @@ async fn a_slow_section_times_out_alone_and_still_fills_the_cache() {
     let started = std::time::Instant::now();
     let card = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        cards.card(ServiceRef::Id(sid(1)), &CardOptions::default()),
+        cards.card(sref(1), &CardOptions::default()),
     )
     .await
     .expect("bounded")
@@ -265,7 +256,7 @@ async fn a_slow_service_fails_only_its_card() {
     let started = std::time::Instant::now();
     let results = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        cards.cards(&ids, &CardOptions::default()),
+        cards.cards(&typed_ids(&ids), &CardOptions::default()),
     )
     .await
     .expect("bounded");
@@ -308,7 +299,7 @@ async fn an_alert_storm_caps_the_incident_pages_and_marks_the_section_truncated(
     let cards = pd.cards(config());
     let card = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        cards.card(ServiceRef::Id(sid(1)), &CardOptions::default()),
+        cards.card(sref(1), &CardOptions::default()),
     )
     .await
     .expect("the read is bounded")
@@ -317,9 +308,6 @@ async fn an_alert_storm_caps_the_incident_pages_and_marks_the_section_truncated(
     assert!(incidents.truncated);
     assert_eq!(incidents.triggered, 1000, "a lower bound");
     assert_eq!(pd.calls("GET", "/incidents").await, 10);
-    let quiet = cards
-        .card(ServiceRef::Id(sid(2)), &CardOptions::default())
-        .await
-        .unwrap();
+    let quiet = cards.card(sref(2), &CardOptions::default()).await.unwrap();
     assert!(quiet.incidents.data.expect("incidents").truncated);
 }

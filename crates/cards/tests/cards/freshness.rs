@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use cards::clock::ManualClock;
 
-use cards::{CardOptions, CardsConfig, Section, SectionErrorKind, ServiceRef};
+use cards::{CardOptions, CardsConfig, Section, SectionErrorKind};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::support::{TestPd, config, eventually, incident, sid};
+use crate::support::{TestPd, config, eventually, incident, sid, sref};
 
 const INCIDENTS_TTL: Duration = Duration::from_secs(20);
 
@@ -29,7 +29,7 @@ async fn an_expired_section_is_served_stale_at_once_and_refreshed_once() {
     let (settings, clock) = expiring();
     let cards = pd.cards_with_clock(settings, clock.clone());
     let options = CardOptions::default();
-    let first = cards.card(ServiceRef::Id(sid(2)), &options).await.unwrap();
+    let first = cards.card(sref(2), &options).await.unwrap();
     assert!(!first.incidents.stale);
     assert_eq!(pd.calls("GET", "/incidents").await, 1);
 
@@ -37,9 +37,7 @@ async fn an_expired_section_is_served_stale_at_once_and_refreshed_once() {
     // Upstream is now slow: a stale answer must not wait for it.
     pd.set_delay(Duration::from_millis(700));
     let started = Instant::now();
-    let stale =
-        futures::future::join_all((0..20).map(|_| cards.card(ServiceRef::Id(sid(2)), &options)))
-            .await;
+    let stale = futures::future::join_all((0..20).map(|_| cards.card(sref(2), &options))).await;
     assert!(
         started.elapsed() < Duration::from_millis(600),
         "served at once"
@@ -53,7 +51,7 @@ async fn an_expired_section_is_served_stale_at_once_and_refreshed_once() {
         assert!(!card.service.stale, "other sections are still fresh");
     }
     eventually("the refreshed section is served", || async {
-        let card = cards.card(ServiceRef::Id(sid(2)), &options).await.unwrap();
+        let card = cards.card(sref(2), &options).await.unwrap();
         !card.incidents.stale && card.incidents.fetched_at > first.incidents.fetched_at
     })
     .await;
@@ -72,7 +70,7 @@ async fn an_upstream_failure_after_a_good_value_serves_it_stale_with_the_error()
     let (settings, clock) = expiring();
     let cards = pd.cards_with_clock(settings, clock.clone());
     let options = CardOptions::default();
-    let first = cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+    let first = cards.card(sref(1), &options).await.unwrap();
     Mock::given(method("GET"))
         .and(path("/incidents"))
         .respond_with(
@@ -83,7 +81,7 @@ async fn an_upstream_failure_after_a_good_value_serves_it_stale_with_the_error()
     clock.advance(INCIDENTS_TTL);
     let card = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let card = cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+            let card = cards.card(sref(1), &options).await.unwrap();
             if card.incidents.error.is_some() {
                 return card;
             }
@@ -107,13 +105,13 @@ async fn an_upstream_failure_after_a_good_value_serves_it_stale_with_the_error()
     // The failing refresh is not retried on every view (backoff).
     let calls = pd.calls("GET", "/incidents").await;
     for _ in 0..10 {
-        cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+        cards.card(sref(1), &options).await.unwrap();
     }
     assert_eq!(pd.calls("GET", "/incidents").await, calls);
     // After the backoff (the TTL, capped at 10 s) the next view retries once.
     clock.advance(Duration::from_secs(10));
     for _ in 0..5 {
-        cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+        cards.card(sref(1), &options).await.unwrap();
     }
     let pd = &pd;
     eventually("one retry after the backoff", || async move {
@@ -128,7 +126,7 @@ async fn invalidation_after_a_trigger_makes_the_next_card_show_the_new_incident(
     let pd = TestPd::start(3, 2).await;
     let cards = pd.cards(config());
     let options = CardOptions::default();
-    let before = cards.card(ServiceRef::Id(sid(0)), &options).await.unwrap();
+    let before = cards.card(sref(0), &options).await.unwrap();
     assert_eq!(before.incidents.data.as_ref().unwrap().triggered, 0);
 
     // A trigger opened an incident upstream.
@@ -138,7 +136,7 @@ async fn invalidation_after_a_trigger_makes_the_next_card_show_the_new_incident(
         "triggered",
         "2026-11-23T08:00:00Z",
     ));
-    let cached = cards.card(ServiceRef::Id(sid(0)), &options).await.unwrap();
+    let cached = cards.card(sref(0), &options).await.unwrap();
     assert_eq!(
         cached.incidents.data.as_ref().unwrap().triggered,
         0,
@@ -146,7 +144,7 @@ async fn invalidation_after_a_trigger_makes_the_next_card_show_the_new_incident(
     );
 
     cards.invalidate(&sid(0), &[Section::Incidents]).await;
-    let after = cards.card(ServiceRef::Id(sid(0)), &options).await.unwrap();
+    let after = cards.card(sref(0), &options).await.unwrap();
     let incidents = after.incidents.data.as_ref().unwrap();
     assert_eq!(incidents.triggered, 1);
     assert_eq!(incidents.newest[0].id, "PNEW001");
@@ -169,7 +167,7 @@ async fn invalidation_during_a_cold_load_makes_the_next_card_show_the_new_incide
     let loading = tokio::spawn({
         let cards = cards.clone();
         let options = options.clone();
-        async move { cards.card(ServiceRef::Id(sid(0)), &options).await }
+        async move { cards.card(sref(0), &options).await }
     });
     // The incidents read is under way (its answer was computed on arrival).
     eventually("the incidents read started", || async {
@@ -193,7 +191,7 @@ async fn invalidation_during_a_cold_load_makes_the_next_card_show_the_new_incide
         0,
         "read before the trigger"
     );
-    let after = cards.card(ServiceRef::Id(sid(0)), &options).await.unwrap();
+    let after = cards.card(sref(0), &options).await.unwrap();
     let incidents = after.incidents.data.as_ref().unwrap();
     assert_eq!(incidents.triggered, 1, "the pre-trigger read was not kept");
     assert_eq!(incidents.newest[0].id, "PNEW002");
@@ -205,11 +203,11 @@ async fn invalidating_service_and_oncall_refetches_them() {
     let pd = TestPd::start(3, 2).await;
     let cards = pd.cards(config());
     let options = CardOptions::default();
-    cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+    cards.card(sref(1), &options).await.unwrap();
     cards
         .invalidate(&sid(1), &[Section::Oncall, Section::Service])
         .await;
-    cards.card(ServiceRef::Id(sid(1)), &options).await.unwrap();
+    cards.card(sref(1), &options).await.unwrap();
     assert_eq!(pd.calls("GET", &format!("/services/{}", sid(1))).await, 2);
     assert_eq!(pd.calls("GET", "/oncalls").await, 2);
     assert_eq!(pd.calls("GET", "/incidents").await, 1);

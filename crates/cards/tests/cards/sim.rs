@@ -34,7 +34,11 @@ async fn cards_match_the_simulated_account() {
     .await;
     let cards = cards_for(&sim, config());
     let account = sim.account();
-    let ids: Vec<String> = account.services.iter().map(|s| s.id.clone()).collect();
+    let ids: Vec<cards::ServiceId> = account
+        .services
+        .iter()
+        .map(|s| s.id.parse().unwrap())
+        .collect();
     let results = cards
         .cards(
             &ids,
@@ -46,7 +50,7 @@ async fn cards_match_the_simulated_account() {
             },
         )
         .await;
-    for (id, card) in ids.iter().zip(&results) {
+    for (id, card) in ids.iter().map(cards::ServiceId::as_str).zip(&results) {
         let card = card.as_ref().expect("card");
         let expected = account.service(id).unwrap();
         let service = card.service.data.as_ref().unwrap();
@@ -145,7 +149,7 @@ async fn a_trigger_shows_up_in_the_next_card_after_invalidation() {
         .expect("a service with an Events API v2 integration");
     let options = CardOptions::default();
     let before = cards
-        .card(ServiceRef::Id(service.id.clone()), &options)
+        .card(ServiceRef::Id(service.id.parse().unwrap()), &options)
         .await
         .unwrap();
     let triggered = before.incidents.data.as_ref().unwrap().triggered;
@@ -183,7 +187,7 @@ async fn a_trigger_shows_up_in_the_next_card_after_invalidation() {
     cards.invalidate(&service.id, &[Section::Incidents]).await;
 
     let after = cards
-        .card(ServiceRef::Id(service.id.clone()), &options)
+        .card(ServiceRef::Id(service.id.parse().unwrap()), &options)
         .await
         .unwrap();
     let incidents = after.incidents.data.as_ref().unwrap();
@@ -213,7 +217,11 @@ async fn without_change_events_read_change_events_are_read_per_service() {
     .await;
     let cards = CardService::new(client(&sim, "limited"), config());
     let account = sim.account();
-    let ids: Vec<String> = account.services.iter().map(|s| s.id.clone()).collect();
+    let ids: Vec<cards::ServiceId> = account
+        .services
+        .iter()
+        .map(|s| s.id.parse().unwrap())
+        .collect();
     let results = cards.cards(&ids, &CardOptions::default()).await;
     for card in &results {
         let card = card.as_ref().unwrap();

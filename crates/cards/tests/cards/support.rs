@@ -21,6 +21,16 @@ pub fn sid(i: usize) -> String {
     format!("PS{i:05}")
 }
 
+/// The card reference of service `i`.
+pub fn sref(i: usize) -> cards::ServiceRef {
+    cards::ServiceRef::Id(sid(i).parse().unwrap())
+}
+
+/// Validated ids, for the batch API.
+pub fn typed_ids(ids: &[String]) -> Vec<cards::ServiceId> {
+    ids.iter().map(|id| id.parse().unwrap()).collect()
+}
+
 /// Id of escalation policy `e`.
 pub fn epid(e: usize) -> String {
     format!("PE{e:05}")

@@ -474,8 +474,8 @@ async fn incident_metrics_by_service_posts_filters() {
             .await
             .unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].total_incident_count, Some(17));
-        assert_eq!(rows[0].mean_seconds_to_resolve, Some(2710.5));
+        assert_eq!(rows[0].total_incident_count, Some(Some(17)));
+        assert_eq!(rows[0].mean_seconds_to_resolve, Some(Some(2710.5)));
         assert_eq!(rows[0].extra["total_notifications"], json!(58));
     })
     .await

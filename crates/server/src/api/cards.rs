@@ -1,7 +1,8 @@
 //! `/v1/cards`: aggregated PagerDuty service cards.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use cards::{CardOptions, IntegrationKey, ServiceCard, ServiceRef};
+use cards::{CardOptions, IntegrationKey, ServiceCard, ServiceId, ServiceRef};
+use pagerduty::InvalidId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -122,12 +123,9 @@ fn limit(parameter: &str, value: Option<u32>) -> Result<Option<usize>, ApiError>
     }
 }
 
-/// PagerDuty ids are short alphanumeric strings (`PABC123`).
-fn check_service_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err("must be a PagerDuty id: 1 to 64 letters and digits".into());
-    }
-    Ok(())
+/// A service id, or the rule it breaks (the id itself is not echoed).
+fn parse_service_id(id: &str) -> Result<ServiceId, String> {
+    ServiceId::new(id).map_err(|_| InvalidId::RULE.to_owned())
 }
 
 /// `POST /v1/cards/batch` body.
@@ -215,11 +213,11 @@ pub async fn get_card(
     service_id: web::Path<String>,
     Query(params, _): Query<CardParams, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let service_id = service_id.into_inner();
-    check_service_id(&service_id).map_err(|message| ApiError::InvalidParameter {
-        parameter: "service_id".into(),
-        message,
-    })?;
+    let service_id =
+        parse_service_id(&service_id).map_err(|message| ApiError::InvalidParameter {
+            parameter: "service_id".into(),
+            message,
+        })?;
     let options = params.options()?;
     let cards = params.cards(&state)?;
     // Boxed: a card future is large (clippy::large_futures).
@@ -265,9 +263,8 @@ pub async fn find_card(
 ) -> Result<HttpResponse, ApiError> {
     let (key, params) = params.split();
     let alias = KeyAliases::is_alias(&key);
-    if !alias
-        && (key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
+    // Integration keys follow the id rule (1 to 64 letters and digits).
+    if !alias && !pagerduty::ids::is_pagerduty_id(&key) {
         // The key is a secret: the message never repeats it.
         return Err(ApiError::InvalidParameter {
             parameter: "integration_key".into(),
@@ -320,18 +317,23 @@ pub async fn batch_cards(
             ),
         });
     }
-    for (i, id) in body.service_ids.iter().enumerate() {
-        check_service_id(id).map_err(|message| ApiError::InvalidBody {
-            field: Some(format!("service_ids[{i}]")),
-            message,
-        })?;
-    }
+    let ids = body
+        .service_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            parse_service_id(id).map_err(|message| ApiError::InvalidBody {
+                field: Some(format!("service_ids[{i}]")),
+                message,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let options = params.options()?;
     let cards = params.cards(&state)?;
     // Each card's wait ends at the card service's section timeout (80 % of
     // the request deadline): a card still loading then is an inline 504 and
     // the others are returned; the deadline here is only a backstop.
-    let results = Box::pin(cards.cards(&body.service_ids, &options));
+    let results = Box::pin(cards.cards(&ids, &options));
     let results = deadline::within(state.request_deadline, results).await?;
     let cards = body
         .service_ids
@@ -410,9 +412,9 @@ mod tests {
 
     #[test]
     fn service_ids_are_checked() {
-        assert!(check_service_id("PABC123").is_ok());
-        assert!(check_service_id("").is_err());
-        assert!(check_service_id("P../x").is_err());
-        assert!(check_service_id(&"P".repeat(65)).is_err());
+        assert!(parse_service_id("PABC123").is_ok());
+        assert!(parse_service_id("").is_err());
+        assert!(parse_service_id("P../x").is_err());
+        assert!(parse_service_id(&"P".repeat(65)).is_err());
     }
 }

@@ -45,7 +45,8 @@ pub async fn get_healthz() -> web::Json<Health> {
 )]
 #[get("/readyz")]
 pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
-    let report = state.readiness.check().await;
+    let mut report = state.readiness.check().await;
+    report.degraded = state.degraded.list();
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {

@@ -69,6 +69,20 @@ pub(super) fn with_account<T: Serialize>(value: &T, account: &str) -> Result<Val
     Ok(value)
 }
 
+/// What `GET /services` answers, by its parameters (for OpenAPI: the
+/// handler writes the variants directly).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only its schema is used
+pub enum ServicesAnswer {
+    /// `?integration_key=`: the service owning the key.
+    ByKey(ServiceEnvelope),
+    /// `?team_id`, `?query`, `?limit`: a bare array (the Node backend's shape), each with `account`.
+    Filtered(Vec<Value>),
+    /// No parameter: every service of every account.
+    All(ServicesEnvelope),
+}
+
 /// `{"service": {…}}`: the PagerDuty service object.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ServiceEnvelope {
@@ -107,6 +121,14 @@ pub struct StandardsEnvelope {
     /// PagerDuty's scores object: `resource_id`, `resource_type`, `score`, `standards`.
     #[schema(value_type = Object)]
     pub standards: Value,
+}
+
+/// `{"oncalls": […]}`: PagerDuty's on-call entries.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OncallsEnvelope {
+    /// PagerDuty's on-call objects (`user`, `escalation_level`, `schedule`, `escalation_policy`, `start`, `end`).
+    #[schema(value_type = Vec<Object>)]
+    pub oncalls: Vec<Value>,
 }
 
 /// `{"metrics": […]}`.

@@ -18,6 +18,7 @@
 //! | `GET /services/{id}/standards` | `{"standards": …}` |
 //! | `GET /services/{id}/metrics` | `{"metrics": […]}` (last 30 days) |
 //! | `GET /oncall-users?escalation_policy_ids[]=` | `{"users": […]}` |
+//! | `GET /oncalls?escalation_policy_ids[]=` | `{"oncalls": […]}` (PagerDuty's on-calls, every level) |
 //! | `GET /escalation_policies` | `[{"label","value"}]` |
 //! | `GET /teams` | `[team + "account"]` |
 //! | `GET /accounts` | `{"accounts": [{"id","isDefault"}]}` |
@@ -29,7 +30,10 @@
 //! `backstage.list_ttl_secs` with concurrent misses coalesced.
 //!
 //! **Errors** are `{"errors":["…"]}` (the only shape the frontend parses),
-//! with the anchor's message texts. PagerDuty's 401, 403 and 404 pass through
+//! with the anchor's message texts. On `/standards` and `/metrics`,
+//! PagerDuty's 401, 402, 403 and 404 are answered 200 and empty (the card
+//! renders "-" instead of going blank) and reported ([`crate::degraded`]).
+//! Elsewhere PagerDuty's 401, 403 and 404 pass through
 //! with their status (the frontend maps them to "missing token", "forbidden"
 //! and "not found"); where the Node backend answered `200 {}` (a 429 on a
 //! service) or never answered (unknown account, network failure), dutycard
@@ -53,11 +57,13 @@
 //! surface's one error type; [`envelopes`] the Node backend's answer shapes;
 //! the handlers are grouped by what they read: [`services`], [`sections`]
 //! (the per-service card data), [`oncall`], [`lists`] (policies, teams,
-//! accounts) and [`trigger`].
+//! accounts) and [`trigger`]. [`legacy`] is the legacy frontend's
+//! PagerDuty-shaped passthrough, at its own prefix.
 
 pub mod enqueue;
 pub mod envelopes;
 pub mod error;
+pub mod legacy;
 pub mod lists;
 pub mod oncall;
 pub mod params;
@@ -79,6 +85,8 @@ use error::BackstageError;
 pub struct BackstageRoutes {
     pub enabled: bool,
     pub prefix: String,
+    /// The legacy frontend's passthrough prefix, when it is served.
+    pub legacy_prefix: Option<String>,
 }
 
 impl BackstageRoutes {
@@ -87,6 +95,9 @@ impl BackstageRoutes {
         Self {
             enabled: settings.enabled,
             prefix: settings.prefix.clone(),
+            legacy_prefix: settings
+                .legacy_enabled
+                .then(|| settings.legacy_prefix.clone()),
         }
     }
 }
@@ -104,6 +115,9 @@ pub fn configure(
     options: BackstageRoutes,
 ) -> impl FnOnce(&mut utoipa_actix_web::service_config::ServiceConfig) {
     move |cfg| {
+        if let Some(prefix) = options.legacy_prefix {
+            legacy::configure(prefix)(cfg);
+        }
         if !options.enabled {
             return;
         }
@@ -121,6 +135,7 @@ pub fn configure(
                         .service(sections::service_standards)
                         .service(sections::service_metrics)
                         .service(oncall::oncall_users)
+                        .service(oncall::list_oncalls)
                         .service(lists::list_escalation_policies)
                         .service(lists::list_teams)
                         .service(lists::list_accounts)

@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use pagerduty::{Oncall, User};
 
-use super::envelopes::{UsersEnvelope, json_of};
+use super::envelopes::{OncallsEnvelope, UsersEnvelope, json_of};
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, within};
+use crate::accounts::Account;
 use crate::state::AppState;
 
 /// Most escalation policies one on-call request may name.
@@ -55,19 +56,7 @@ fn merge_oncall_users<'a>(per_policy: impl IntoIterator<Item = &'a [Oncall]>) ->
 pub async fn oncall_users(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let params = Params::parse(&req)?;
     let account = params.account(&state)?;
-    let mut ids = params.all(&["escalation_policy_ids[]", "escalation_policy_ids"]);
-    let mut seen = HashSet::new();
-    ids.retain(|id| seen.insert(id.clone()));
-    if ids.is_empty() {
-        return Err(BackstageError::bad_request(
-            "'escalation_policy_ids[]' is required",
-        ));
-    }
-    if ids.len() > MAX_POLICIES {
-        return Err(BackstageError::bad_request(format!(
-            "at most {MAX_POLICIES} 'escalation_policy_ids[]' per request"
-        )));
-    }
+    let ids = policy_ids(&params)?;
     let per_policy = within(&state, Op::Oncalls, async {
         futures::future::try_join_all(ids.iter().map(|id| async {
             account
@@ -85,6 +74,85 @@ pub async fn oncall_users(req: HttpRequest, state: web::Data<AppState>) -> Resul
         .map(json_of)
         .collect::<Result<_>>()?;
     Ok(HttpResponse::Ok().json(UsersEnvelope { users }))
+}
+
+/// The distinct `escalation_policy_ids[]` (1 to [`MAX_POLICIES`]).
+fn policy_ids(params: &Params) -> Result<Vec<String>> {
+    let mut ids = params.all(&["escalation_policy_ids[]", "escalation_policy_ids"]);
+    let mut seen = HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    if ids.is_empty() {
+        return Err(BackstageError::bad_request(
+            "'escalation_policy_ids[]' is required",
+        ));
+    }
+    if ids.len() > MAX_POLICIES {
+        return Err(BackstageError::bad_request(format!(
+            "at most {MAX_POLICIES} 'escalation_policy_ids[]' per request"
+        )));
+    }
+    if !ids.iter().all(|id| pagerduty::ids::is_pagerduty_id(id)) {
+        return Err(BackstageError::bad_request(format!(
+            "'escalation_policy_ids[]' {}",
+            pagerduty::InvalidId::RULE
+        )));
+    }
+    Ok(ids)
+}
+
+/// Every on-call entry of the policies (every level, users and schedules
+/// included), policy by policy in the order given, each by level: what
+/// PagerDuty's `GET /oncalls` lists, from the card cache.
+pub(super) async fn every_level(
+    account: &Account,
+    ids: &[String],
+) -> std::result::Result<Vec<Oncall>, cards::CardError> {
+    let per_policy = futures::future::try_join_all(
+        ids.iter()
+            .map(|id| async { account.cards.raw_oncalls(id).await.map(|c| c.value) }),
+    )
+    .await?;
+    Ok(per_policy
+        .into_iter()
+        .flat_map(|mut oncalls| {
+            oncalls.sort_by_key(|o| o.escalation_level);
+            oncalls
+        })
+        .collect())
+}
+
+/// `GET /oncalls?escalation_policy_ids[]=…`: PagerDuty's raw on-calls.
+///
+/// Every level of each policy (not only the lowest, as `/oncall-users`
+/// answers), with users and schedules, as PagerDuty's newer plugin actions
+/// read them: `{"oncalls": […]}`.
+#[utoipa::path(
+    tag = "backstage",
+    params(
+        ("escalation_policy_ids[]" = Vec<String>, Query, description = "Escalation policy ids (also `escalation_policy_ids`)"),
+        ("account" = Option<String>, Query, description = "Account id"),
+    ),
+    responses(
+        (status = 200, description = "The on-call entries, every level", body = OncallsEnvelope),
+        (status = 400, description = "No policy id, or unknown account", body = ErrorsBody),
+        ReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/oncalls")]
+pub async fn list_oncalls(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let params = Params::parse(&req)?;
+    let account = params.account(&state)?;
+    let ids = policy_ids(&params)?;
+    let oncalls = within(&state, Op::Oncalls, async {
+        every_level(account, &ids)
+            .await
+            .map_err(|e| BackstageError::from_card(Op::Oncalls, &e))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(OncallsEnvelope {
+        oncalls: oncalls.iter().map(json_of).collect::<Result<_>>()?,
+    }))
 }
 
 #[cfg(test)]

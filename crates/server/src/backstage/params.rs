@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, web};
 
 use super::error::{BackstageError, Op};
 use crate::accounts::Account;
+use crate::degraded::OptionalSection;
 use crate::http::deadline;
 use crate::state::AppState;
 
@@ -19,9 +20,14 @@ pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
     pub(super) fn parse(req: &HttpRequest) -> Result<Params> {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
-            .map(Params)
+        Self::from_query(req.query_string())
             .map_err(|e| BackstageError::bad_request(format!("invalid query string: {e}")))
+    }
+
+    pub(super) fn from_query(query: &str) -> std::result::Result<Params, String> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .map(Params)
+            .map_err(|e| e.to_string())
     }
 
     /// The first non-empty value of `name`.
@@ -113,10 +119,7 @@ pub(super) async fn read_for_service<'a, T, Fut>(
 where
     Fut: Future<Output = std::result::Result<T, cards::CardError>>,
 {
-    let params = Params::parse(req)?;
-    let account = params.account(state)?;
-    let id = service_id.into_inner();
-    check_service_id(&id)?;
+    let (account, id) = service_target(req, state, service_id)?;
     let read = read(account.cards.clone(), id);
     let value = within(state, op, async {
         read.await.map_err(|e| BackstageError::from_card(op, &e))
@@ -125,9 +128,60 @@ where
     Ok((value, account))
 }
 
+/// Like [`read_for_service`], for a section a card can do without
+/// (standards, metrics): when PagerDuty refuses it (401, 402, 403, 404;
+/// see [`cards::CardError::refusal`]) the answer is `None` rather than an
+/// error, so PagerDuty's card still renders (with "-"), and the refusal is
+/// recorded for the operator ([`crate::degraded`]). Any other failure
+/// (rate limit, timeout, PagerDuty down) stays an error: it may pass, and
+/// the frontend shows it.
+pub(super) async fn read_optional<T, Fut>(
+    req: &HttpRequest,
+    state: &AppState,
+    service_id: web::Path<String>,
+    op: Op,
+    section: OptionalSection,
+    read: impl FnOnce(cards::CardService, String) -> Fut,
+) -> Result<Option<T>>
+where
+    Fut: Future<Output = std::result::Result<T, cards::CardError>>,
+{
+    let (account, id) = service_target(req, state, service_id)?;
+    let read = read(account.cards.clone(), id);
+    within(state, op, async {
+        match read.await {
+            Ok(value) => {
+                state.degraded.served(&account.id, section);
+                Ok(Some(value))
+            }
+            Err(e) => match e.refusal() {
+                Some(refusal) => {
+                    state.degraded.refused(&account.id, section, &refusal);
+                    Ok(None)
+                }
+                None => Err(BackstageError::from_card(op, &e)),
+            },
+        }
+    })
+    .await
+}
+
+/// The account (`?account=`) and the checked service id of a per-service route.
+fn service_target<'a>(
+    req: &HttpRequest,
+    state: &'a AppState,
+    service_id: web::Path<String>,
+) -> Result<(&'a Arc<Account>, String)> {
+    let params = Params::parse(req)?;
+    let account = params.account(state)?;
+    let id = service_id.into_inner();
+    check_service_id(&id)?;
+    Ok((account, id))
+}
+
 /// PagerDuty ids are short alphanumeric strings.
 pub(super) fn check_service_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !pagerduty::ids::is_pagerduty_id(id) {
         return Err(BackstageError::bad_request(
             "':serviceId' must be a PagerDuty id (1 to 64 letters and digits)",
         ));

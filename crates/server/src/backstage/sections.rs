@@ -7,7 +7,8 @@ use super::envelopes::{
     ChangeEventsEnvelope, IncidentsEnvelope, MetricsEnvelope, StandardsEnvelope, json_of,
 };
 use super::error::{ErrorsBody, Op, ReadErrors};
-use super::params::{Result, read_for_service};
+use super::params::{Result, read_for_service, read_optional};
+use crate::degraded::OptionalSection;
 use crate::state::AppState;
 
 /// Change events returned per service (the Node backend asks PagerDuty for 5).
@@ -93,8 +94,10 @@ pub async fn service_change_events(
 
 /// `GET /services/{service_id}/standards`: the service's standards scores.
 ///
-/// PagerDuty's 400 and 404 are real errors here (the Node backend answered
-/// 200 with PagerDuty's error object inside `standards`).
+/// When PagerDuty refuses them (401, 402, 403, 404: a token without the
+/// scope, a plan without standards) the answer is `200 {"standards": {}}`,
+/// so the card still renders, and the refusal shows in `/readyz` and
+/// `/metrics` (logged once per account). PagerDuty's 400 stays an error.
 #[utoipa::path(
     tag = "backstage",
     params(
@@ -102,9 +105,8 @@ pub async fn service_change_events(
         ("account" = Option<String>, Query, description = "Account id"),
     ),
     responses(
-        (status = 200, description = "The scores", body = StandardsEnvelope),
+        (status = 200, description = "The scores; `{}` when PagerDuty refuses them", body = StandardsEnvelope),
         (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
-        (status = 404, description = "No such service", body = ErrorsBody),
         ReadErrors,
     ),
     security(("bearer" = []))
@@ -115,23 +117,29 @@ pub async fn service_standards(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (standards, _) = read_for_service(
+    let standards = read_optional(
         &req,
         &state,
         service_id,
         Op::Standards,
+        OptionalSection::Standards,
         |cards, id| async move { cards.raw_standards(&id).await },
     )
     .await?;
     Ok(HttpResponse::Ok().json(StandardsEnvelope {
-        standards: json_of(&standards.value)?,
+        standards: match standards {
+            Some(standards) => json_of(&standards.value)?,
+            None => serde_json::Value::Object(Default::default()),
+        },
     }))
 }
 
 /// `GET /services/{service_id}/metrics`: incident analytics, last 30 days.
 ///
-/// PagerDuty's 401, 403 and 404 are real errors here (the Node backend
-/// answered `200 {}`).
+/// When PagerDuty refuses them (401, 402, 403, 404: no `analytics.read`,
+/// a plan without analytics) the answer is `200 {"metrics": []}`, as the
+/// Node backend's `200 {}` let the card render, and the refusal shows in
+/// `/readyz` and `/metrics` (logged once per account).
 #[utoipa::path(
     tag = "backstage",
     params(
@@ -139,7 +147,7 @@ pub async fn service_standards(
         ("account" = Option<String>, Query, description = "Account id"),
     ),
     responses(
-        (status = 200, description = "The metrics rows (empty without incidents)", body = MetricsEnvelope),
+        (status = 200, description = "The metrics rows (empty without incidents, or when PagerDuty refuses analytics)", body = MetricsEnvelope),
         (status = 400, description = "Bad id or unknown account", body = ErrorsBody),
         ReadErrors,
     ),
@@ -151,15 +159,19 @@ pub async fn service_metrics(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (metrics, _) = read_for_service(
+    let metrics = read_optional(
         &req,
         &state,
         service_id,
         Op::Metrics,
+        OptionalSection::Metrics,
         |cards, id| async move { cards.raw_metrics(&id).await },
     )
     .await?;
     Ok(HttpResponse::Ok().json(MetricsEnvelope {
-        metrics: metrics.value.iter().map(json_of).collect::<Result<_>>()?,
+        metrics: match metrics {
+            Some(metrics) => metrics.value.iter().map(json_of).collect::<Result<_>>()?,
+            None => Vec::new(),
+        },
     }))
 }

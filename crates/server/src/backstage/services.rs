@@ -2,7 +2,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
-use super::envelopes::{ServiceEnvelope, ServicesEnvelope, service_json, service_with_account};
+use super::envelopes::{
+    ServiceEnvelope, ServicesAnswer, ServicesEnvelope, service_json, service_with_account,
+};
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, each_account, read_for_service, within};
 use crate::keys::AliasError;
@@ -68,7 +70,7 @@ pub async fn get_service(
         ("account" = Option<String>, Query, description = "Account id"),
     ),
     responses(
-        (status = 200, description = "`{\"service\"}` by key, a bare array when filtered, `{\"services\"}` otherwise", body = Object),
+        (status = 200, description = "`{\"service\"}` by key, a bare array when filtered, `{\"services\"}` otherwise", body = ServicesAnswer),
         (status = 400, description = "Bad parameter or unknown account", body = ErrorsBody),
         (status = 404, description = "No service has this integration key", body = ErrorsBody),
         ReadErrors,

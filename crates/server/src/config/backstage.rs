@@ -10,6 +10,8 @@ use super::checks::{problem, redact_opt, secret_from_file};
 
 /// The Node backend's mount point (`pluginId` `pagerduty`).
 pub const DEFAULT_PREFIX: &str = "/api/pagerduty";
+/// Where the legacy frontend's PagerDuty REST passthrough is served.
+pub const DEFAULT_LEGACY_PREFIX: &str = "/pagerduty-rest";
 
 /// `[backstage]` settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -20,6 +22,13 @@ pub struct BackstageSettings {
     pub prefix: String,
     /// How long the lists (escalation policies, teams, services) are cached.
     pub list_ttl_secs: u64,
+    /// Serve the read-only PagerDuty REST passthrough for the legacy
+    /// frontend (`@backstage/plugin-pagerduty` 0.6.8).
+    #[serde(default = "yes")]
+    pub legacy_enabled: bool,
+    /// Where it is mounted (Backstage's proxy `/pagerduty` target).
+    #[serde(default = "default_legacy_prefix")]
+    pub legacy_prefix: String,
     /// How integration keys appear in the answers: an opaque alias that
     /// only dutycard maps back (default), the key itself, or nothing.
     #[serde(default)]
@@ -47,12 +56,22 @@ impl Default for BackstageSettings {
             enabled: true,
             prefix: DEFAULT_PREFIX.to_owned(),
             list_ttl_secs: 60,
+            legacy_enabled: true,
+            legacy_prefix: DEFAULT_LEGACY_PREFIX.to_owned(),
             integration_keys: IntegrationKeys::default(),
             integration_key_alias_secret: None,
             integration_key_alias_secret_file: None,
             app_config_file: None,
         }
     }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_legacy_prefix() -> String {
+    DEFAULT_LEGACY_PREFIX.to_owned()
 }
 
 /// `backstage.integration_keys`.
@@ -93,6 +112,24 @@ impl BackstageSettings {
                 format!("`{}` {why}", self.prefix),
             ));
         }
+        if let Err(why) = check_prefix(&self.legacy_prefix) {
+            problems.push(problem(
+                "backstage.legacy_prefix",
+                format!("`{}` {why}", self.legacy_prefix),
+            ));
+        } else if self.enabled
+            && self.legacy_enabled
+            && (nested(&self.prefix, &self.legacy_prefix)
+                || nested(&self.legacy_prefix, &self.prefix))
+        {
+            problems.push(problem(
+                "backstage.legacy_prefix",
+                format!(
+                    "`{}` overlaps backstage.prefix `{}`: give each its own path",
+                    self.legacy_prefix, self.prefix
+                ),
+            ));
+        }
         if !(1..=3600).contains(&self.list_ttl_secs) {
             problems.push(problem(
                 "backstage.list_ttl_secs",
@@ -100,6 +137,11 @@ impl BackstageSettings {
             ));
         }
     }
+}
+
+/// `inner` is `outer` or lies under it.
+fn nested(outer: &str, inner: &str) -> bool {
+    inner == outer || inner.starts_with(&format!("{outer}/"))
 }
 
 fn check_prefix(prefix: &str) -> Result<(), String> {
@@ -126,6 +168,28 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legacy_prefix_is_checked_and_apart_from_the_prefix() {
+        let mut problems = Vec::new();
+        BackstageSettings::default().validate(&mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        for (legacy, bad) in [
+            ("/api/pagerduty", true),
+            ("/api/pagerduty/rest", true),
+            ("/api", true),
+            ("/pd-rest", false),
+            ("pd", true),
+        ] {
+            let settings = BackstageSettings {
+                legacy_prefix: legacy.into(),
+                ..BackstageSettings::default()
+            };
+            let mut problems = Vec::new();
+            settings.validate(&mut problems);
+            assert_eq!(!problems.is_empty(), bad, "{legacy}: {problems:?}");
+        }
+    }
 
     #[test]
     fn prefixes() {

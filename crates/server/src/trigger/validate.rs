@@ -167,11 +167,8 @@ fn target(
             "one of service_id or integration_key is required",
         )),
         (Some(id), None) => {
-            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(invalid(
-                    "service_id",
-                    "must be a PagerDuty id: 1 to 64 letters and digits",
-                ));
+            if !pagerduty::ids::is_pagerduty_id(&id) {
+                return Err(invalid("service_id", pagerduty::InvalidId::RULE));
             }
             Ok(Target::Service(id))
         }
