@@ -14,4 +14,5 @@ mod metrics;
 mod openapi;
 mod sim_client;
 mod trigger;
+mod ui;
 mod upstream;
