@@ -3,6 +3,7 @@
 mod auth;
 mod auth_jwt;
 mod backstage;
+mod browser;
 mod cards;
 mod config;
 mod errors;
