@@ -4,6 +4,7 @@
 //! (printed). One browser at a time: they share two cores with the suite.
 
 mod driver;
+mod live;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -231,8 +232,18 @@ async fn the_demo_grid_shows_every_card_with_on_call_and_incidents_and_no_consol
         )
         .await;
 
+    let mut backgrounds = BTreeSet::new();
     for theme in ["light", "dark"] {
         browser.js(&set_theme(theme), vec![]).await;
+        let contrast = browser.js(CONTRAST, vec![json!(busy)]).await;
+        for (name, ratio) in contrast["ratios"].as_object().unwrap() {
+            let ratio = ratio.as_f64().unwrap();
+            assert!(
+                ratio >= 4.5,
+                "{theme}: {name} on the background is {ratio:.2}:1"
+            );
+        }
+        backgrounds.insert(contrast["background"].as_str().unwrap().to_owned());
         browser.screenshot(&format!("grid-{theme}.png")).await;
         let card = format!("dutycard-card[service-id=\"{busy}\"]");
         browser
@@ -240,10 +251,38 @@ async fn the_demo_grid_shows_every_card_with_on_call_and_incidents_and_no_consol
             .await;
     }
 
+    assert_eq!(
+        backgrounds.len(),
+        2,
+        "light and dark differ: {backgrounds:?}"
+    );
+
     let errors = errors(&browser, &app.app.address).await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }
+
+/// JS: the card's text colours against its background (WCAG contrast
+/// ratios, from the computed custom properties) and the background itself.
+const CONTRAST: &str = r#"
+const host = document.querySelector(`dutycard-card[service-id="${arguments[0]}"]`);
+const style = getComputedStyle(host);
+const rgb = (name) => {
+  const hex = style.getPropertyValue(name).trim().replace('#', '');
+  return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255);
+};
+const lum = (c) => {
+  const [r, g, b] = c.map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const bg = lum(rgb('--dc-bg'));
+const ratios = {};
+for (const name of ['--dc-fg', '--dc-muted', '--dc-accent', '--dc-ok', '--dc-warn', '--dc-critical']) {
+  const fg = lum(rgb(name));
+  ratios[name] = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+}
+return { ratios, background: getComputedStyle(host.shadowRoot.querySelector('.card')).backgroundColor };
+"#;
 
 #[tokio::test]
 async fn keyboard_only_the_form_creates_an_incident_that_shows_on_the_card_within_2s() {

@@ -23,7 +23,7 @@ function headers() {
  * (the Backstage route, every account, each service with its account). */
 async function services() {
   const listed = new URLSearchParams(location.search).get("services");
-  if (listed) return listed.split(",").filter(Boolean).map((id) => ({ id, name: id }));
+  if (listed !== null) return listed.split(",").filter(Boolean).map((id) => ({ id, name: id }));
   if (!servicesUrl) {
     throw new Error("this server has its Backstage routes off (backstage.enabled = false), which list the services: add ?services=PABC123,PDEF456 to the address");
   }
