@@ -226,6 +226,26 @@ impl Browser {
             .collect()
     }
 
+    /// Emulate the system's colour scheme (`prefers-color-scheme`) through
+    /// chromedriver's DevTools passthrough.
+    pub async fn prefer_color_scheme(&self, scheme: &str) {
+        let url = format!(
+            "{}/session/{}/goog/cdp/execute",
+            self.driver_url, self.session
+        );
+        let res = reqwest::Client::new()
+            .post(url)
+            .json(&json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+            }))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("chromedriver CDP request");
+        assert!(res.status().is_success(), "CDP: {}", res.status());
+    }
+
     /// A PNG of the viewport, saved as `name` under [`screenshot_dir`].
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");

@@ -141,7 +141,57 @@ async fn a_card_follows_its_stream_and_polls_with_if_none_match_when_it_ends() {
     .await;
     assert_eq!(name, real_name);
 
+    // The other ways to name a card: an integration key gives the same
+    // service; an entity, on a server without entity cards, says so.
+    let (keyed, key) = triggerable_service(&app.sim);
+    let keyed_name = app
+        .sim
+        .account()
+        .services
+        .iter()
+        .find(|s| s.id == keyed)
+        .unwrap()
+        .name
+        .clone();
+    browser
+        .js(
+            "for (const [attr, value] of [['integration-key', arguments[0]], ['entity', 'component:default/checkout']]) {
+               const c = document.createElement('dutycard-card');
+               c.setAttribute(attr, value);
+               c.className = attr;
+               document.body.append(c);
+             }",
+            vec![json!(key)],
+        )
+        .await;
+    let shown = browser
+        .wait_for(
+            "the integration-key card",
+            super::RENDER_TIMEOUT,
+            "const c = document.querySelector('.integration-key');
+             return c.dataset.state === 'ready' ? c.shadowRoot.querySelector('h2').innerText : null;",
+        )
+        .await;
+    assert_eq!(shown, json!(keyed_name));
+    let entity = browser
+        .wait_for(
+            "the entity card's answer",
+            super::RENDER_TIMEOUT,
+            "const c = document.querySelector('.entity');
+             return c.dataset.state === 'error' ? c.shadowRoot.querySelector('[role=alert]').innerText : null;",
+        )
+        .await;
+    assert_eq!(
+        entity,
+        json!("This dutycard server does not offer this kind of card.")
+    );
+
     let errors = errors(&browser, &app.app.address).await;
+    // The entity route's 404 is the answer the card turned into words.
+    let errors: Vec<_> = errors
+        .into_iter()
+        .filter(|e| !e.contains("/v1/entities/"))
+        .collect();
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }

@@ -232,6 +232,16 @@ async fn the_demo_grid_shows_every_card_with_on_call_and_incidents_and_no_consol
         )
         .await;
 
+    // Without a theme the card follows the system's colour scheme.
+    let background = format!(
+        "return getComputedStyle({}.querySelector('.card')).backgroundColor;",
+        root(&busy)
+    );
+    assert_eq!(text(&browser, &background).await, "rgb(255, 255, 255)");
+    browser.prefer_color_scheme("dark").await;
+    assert_eq!(text(&browser, &background).await, "rgb(22, 27, 34)");
+    browser.prefer_color_scheme("light").await;
+
     let mut backgrounds = BTreeSet::new();
     for theme in ["light", "dark"] {
         browser.js(&set_theme(theme), vec![]).await;
@@ -377,6 +387,10 @@ async fn keyboard_only_the_form_creates_an_incident_that_shows_on_the_card_withi
     .await;
     assert!(answer.starts_with("Created"), "{answer}");
     assert_eq!(app.sim.stats().count("POST", ENQUEUE), 1, "one event sent");
+    // Escape closes the form and gives the focus back to its button.
+    browser.keys(&[fantoccini::key::Key::Escape.into()]).await;
+    assert_eq!(browser.js(&form_shown, vec![]).await, json!(false));
+    assert_eq!(browser.js(&focused, vec![]).await, json!("open-form"));
     println!("incident on the card {took:?} after the submit");
     browser.screenshot_of(&card, "card-after-trigger.png").await;
 

@@ -89,8 +89,10 @@ export function incidentForm(send, done) {
   form.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") setOpen(false);
   });
+  let busy = false;
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    if (busy) return;
     if (!summary.value.trim()) {
       summary.focus();
       return;
@@ -100,7 +102,10 @@ export function incidentForm(send, done) {
     const text = JSON.stringify(body);
     if (sentBody !== null && sentBody !== text) key = uuid();
     sentBody = text;
-    submit.disabled = true;
+    // aria-disabled, not disabled: a disabled button loses the focus, and
+    // a keyboard user should stay where they pressed Enter.
+    busy = true;
+    submit.setAttribute("aria-disabled", "true");
     answer.hidden = false;
     answer.className = "answer";
     answer.textContent = "Sending…";
@@ -111,7 +116,8 @@ export function incidentForm(send, done) {
     } catch (e) {
       result = { ok: false, text: `Could not be confirmed: dutycard did not answer (${e.message}). Safe to retry.` };
     }
-    submit.disabled = false;
+    busy = false;
+    submit.removeAttribute("aria-disabled");
     answer.className = `answer ${result.ok ? "answer-ok" : "answer-bad"}`;
     answer.dataset.ok = String(result.ok);
     answer.textContent = result.text;
