@@ -63,6 +63,7 @@ export class DutycardCard extends HTMLElement {
     this._timer = null;
     this._stream = null;
     this._generation = 0;
+    this._pending = false;
     this._onVisible = () => {
       if (!document.hidden) this.refresh();
     };
@@ -71,7 +72,7 @@ export class DutycardCard extends HTMLElement {
   /** A fetch hook `(url, init) => Promise<Response>`; replaces the `token`. */
   set fetch(fn) {
     this._hook = typeof fn === "function" ? fn : null;
-    if (this.isConnected) this._restart();
+    this._queueRestart();
   }
 
   get fetch() {
@@ -85,16 +86,28 @@ export class DutycardCard extends HTMLElement {
 
   connectedCallback() {
     document.addEventListener("visibilitychange", this._onVisible);
-    this._restart();
+    this._queueRestart();
   }
 
   disconnectedCallback() {
     document.removeEventListener("visibilitychange", this._onVisible);
+    this._generation += 1;
     this._stop();
   }
 
   attributeChangedCallback(name, before, after) {
-    if (before !== after && this.isConnected) this._restart();
+    if (before !== after) this._queueRestart();
+  }
+
+  /** One restart for a burst of changes (an upgraded element reports each
+   * of its attributes, then its connection). */
+  _queueRestart() {
+    if (this._pending || !this.isConnected) return;
+    this._pending = true;
+    queueMicrotask(() => {
+      this._pending = false;
+      if (this.isConnected) this._restart();
+    });
   }
 
   /** Read the card now (a 304 keeps what is shown). */
@@ -173,8 +186,9 @@ export class DutycardCard extends HTMLElement {
     this._etag = null;
     this.setAttribute("data-state", "loading");
     const live = this.getAttribute("live") || "auto";
+    const generation = this._generation;
     this.refresh().then(() => {
-      if (live === "off") return;
+      if (live === "off" || generation !== this._generation || !this.isConnected) return;
       if (live !== "poll" && this._tryStream()) return;
       this._schedule();
     });
