@@ -36,7 +36,7 @@ async fn the_page_and_the_component_are_served_with_their_types_and_headers() {
     }
     let html = page.text().await.unwrap();
     assert!(
-        html.contains(r#"<meta name="dutycard-services" content="/api/pagerduty/services">"#),
+        html.contains(r#"<meta name="dutycard-services" content="../api/pagerduty/services">"#),
         "{html}"
     );
     assert!(

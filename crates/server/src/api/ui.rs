@@ -102,7 +102,9 @@ impl DemoPage {
     /// off it says so and takes `?services=` ids instead.
     pub fn new(backstage: &BackstageSettings) -> Self {
         let url = if backstage.enabled {
-            format!("{}/services", backstage.prefix.trim_end_matches('/'))
+            // Relative to /ui/, so the page also works behind a reverse
+            // proxy that mounts dutycard under a path.
+            format!("..{}/services", backstage.prefix.trim_end_matches('/'))
         } else {
             String::new()
         };
@@ -232,7 +234,7 @@ mod tests {
     fn the_page_names_the_services_route_or_none() {
         let page = DemoPage::new(&BackstageSettings::default());
         assert!(
-            page.html.contains(r#"content="/api/pagerduty/services""#),
+            page.html.contains(r#"content="../api/pagerduty/services""#),
             "{}",
             page.html
         );
