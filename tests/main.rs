@@ -3,6 +3,7 @@
 mod auth;
 mod auth_jwt;
 mod backstage;
+mod browser;
 mod cards;
 mod config;
 mod degraded;
@@ -16,4 +17,5 @@ mod metrics;
 mod openapi;
 mod sim_client;
 mod trigger;
+mod ui;
 mod upstream;

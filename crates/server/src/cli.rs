@@ -195,7 +195,7 @@ async fn demo(port: Option<u16>, config: Option<PathBuf>, seed: u64, services: u
     }
 }
 
-/// What to open: the API explorer and a few cards of real simulated services.
+/// What to open: the card page, the API explorer and a few cards of real simulated services.
 fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64) -> String {
     use std::fmt::Write as _;
     let account = sim.account();
@@ -205,6 +205,8 @@ fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64) -> String {
         "\ndutycard demo: {} simulated PagerDuty services (seed {seed}), auth off\n",
         account.services.len()
     );
+    // The cards to look at first; the rest is for API users.
+    let _ = writeln!(out, "  cards (web)    {base}/ui/");
     let _ = writeln!(out, "  API explorer   {base}/docs/");
     let _ = writeln!(out, "  OpenAPI        {base}/openapi.json");
     let _ = writeln!(out, "  readiness      {base}/readyz");

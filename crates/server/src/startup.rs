@@ -100,6 +100,7 @@ impl Application {
         });
         let shared = state.clone();
         let backstage_routes = BackstageRoutes::from_settings(&settings.backstage);
+        let ui_page = api::ui::DemoPage::new(&settings.backstage);
         let metrics = web::Data::from(metrics);
         let mut authenticator = Authenticator::from_settings(&server_settings.auth);
         if let Some(jwt) = &server_settings.auth.jwt {
@@ -166,6 +167,8 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::default().validator_url("none")),
                 )
                 .service(web::redirect("/docs", "/docs/"))
+                // The card component and demo page: not in the spec, like /docs.
+                .configure(api::ui::configure(ui_page.clone()))
                 .default_service(web::to(not_found::<ApiError>))
                 .wrap(cors(&origins))
                 .wrap(from_fn(cors_errors_as_json))

@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod metrics;
+pub mod ui;
 
 /// What changes the route tree (not the handlers' state).
 #[derive(Debug, Clone, Copy, Default)]

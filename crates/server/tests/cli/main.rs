@@ -363,6 +363,20 @@ fn demo_on_a_taken_port_says_how_to_choose_another() {
 #[test]
 fn demo_serves_the_cards_it_prints() {
     let demo = Running::start(&["demo", "--port", "0", "--services", "5"], &[]);
+    demo.line_with(
+        "simulated PagerDuty services",
+        std::time::Duration::from_secs(60),
+    );
+    // The first URL printed is the card page (issue 19).
+    let first = demo.line_with("http://", std::time::Duration::from_secs(5));
+    assert!(first.contains("/ui/"), "{first}");
+    let page = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"));
+    let (status, head) = http_get(page);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
     let line = demo.line_with("/v1/cards/", std::time::Duration::from_secs(60));
     let url = line
         .split_whitespace()
