@@ -10,6 +10,7 @@ mod first_run;
 mod frontends;
 mod health;
 mod helpers;
+mod live;
 mod metrics;
 mod openapi;
 mod sim_client;

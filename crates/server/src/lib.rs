@@ -10,7 +10,8 @@
 //! 2. [`accounts`]: one PagerDuty client and card service per account.
 //! 3. Domain services, free of HTTP: [`auth`] (who is calling; owns
 //!    [`auth::jwt`]), [`keys`] (integration key aliases), [`trigger`] (the
-//!    create-incident proxy),
+//!    create-incident proxy), [`webhooks`] (PagerDuty v3 webhooks in:
+//!    signature, dedupe, invalidation), [`streams`] (live card streams),
 //!    [`readiness`] (are the credentials good?), [`metrics`] (counters and
 //!    their Prometheus text), [`state`] (the one [`state::AppState`] holding
 //!    them).
@@ -31,7 +32,9 @@ pub mod keys;
 pub mod metrics;
 pub mod readiness;
 pub mod state;
+pub mod streams;
 pub mod trigger;
+pub mod webhooks;
 
 pub mod api;
 pub mod backstage;

@@ -17,6 +17,7 @@ pub const BEARER: &str = "bearer";
         (name = "cards", description = "Aggregated PagerDuty service cards"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "incidents", description = "Trigger, acknowledge and resolve incidents through PagerDuty's Events API v2, server-side"),
+        (name = "webhooks", description = "PagerDuty v3 webhooks in: a signed delivery drops the sections it changed, and card streams show the refetched card"),
         (name = "backstage", description = "Drop-in routes of PagerDuty's Backstage backend plugin (under `backstage.prefix`, default `/api/pagerduty`): same paths, envelopes and `{\"errors\": [...]}` bodies"),
     )
 )]

@@ -123,7 +123,7 @@ fn limit(parameter: &str, value: Option<u32>) -> Result<Option<usize>, ApiError>
 }
 
 /// PagerDuty ids are short alphanumeric strings (`PABC123`).
-fn check_service_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_service_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err("must be a PagerDuty id: 1 to 64 letters and digits".into());
     }
@@ -177,6 +177,29 @@ pub struct BatchItem {
     /// The error, otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
+}
+
+impl BatchItem {
+    /// The entry of one card read (also a card stream's event).
+    pub fn new(service_id: String, result: Result<ServiceCard, cards::CardError>) -> Self {
+        match result {
+            Ok(card) => BatchItem {
+                service_id,
+                status: 200,
+                card: Some(card),
+                error: None,
+            },
+            Err(e) => {
+                let error = ApiError::from(e);
+                BatchItem {
+                    service_id,
+                    status: actix_web::ResponseError::status_code(&error).as_u16(),
+                    card: None,
+                    error: Some(error.body().error),
+                }
+            }
+        }
+    }
 }
 
 /// Get the card of one service.
@@ -337,23 +360,7 @@ pub async fn batch_cards(
         .service_ids
         .into_iter()
         .zip(results)
-        .map(|(service_id, result)| match result {
-            Ok(card) => BatchItem {
-                service_id,
-                status: 200,
-                card: Some(card),
-                error: None,
-            },
-            Err(e) => {
-                let error = ApiError::from(e);
-                BatchItem {
-                    service_id,
-                    status: actix_web::ResponseError::status_code(&error).as_u16(),
-                    card: None,
-                    error: Some(error.body().error),
-                }
-            }
-        })
+        .map(|(service_id, result)| BatchItem::new(service_id, result))
         .collect();
     Ok(web::Json(BatchResponse { cards }))
 }
