@@ -218,6 +218,16 @@ impl Application {
         }
     }
 
+    /// The default account's PagerDuty client.
+    pub fn default_client(&self) -> pagerduty::Client {
+        self.state.accounts.default_account().client.clone()
+    }
+
+    /// The default account's id.
+    pub fn default_account_id(&self) -> String {
+        self.state.accounts.default_account().id.clone()
+    }
+
     /// The webhook intake (to accept a subscription created after start-up).
     pub fn webhooks(&self) -> Arc<crate::webhooks::WebhookService> {
         self.state.webhooks.clone()

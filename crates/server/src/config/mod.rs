@@ -42,7 +42,7 @@ pub use self::server::{
     AuthMode, AuthSettings, JwtSettings, LogFormat, ServerSettings, StaticToken,
 };
 pub use self::trigger::{TriggerAllow, TriggerSettings};
-pub(crate) use checks::problem;
+pub(crate) use checks::{check_http_url, problem};
 
 /// The documented defaults; every key is in this file.
 pub const DEFAULT_TOML: &str = include_str!("../../../../config/default.toml");
