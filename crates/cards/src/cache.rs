@@ -422,6 +422,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn loads_refreshes_and_invalidations_are_reported() {
+        use crate::changes::{ChangeKind, Changes};
+        let (cache, calls, _) = counting(30);
+        let changes = Changes::default();
+        let mut rx = changes.subscribe();
+        cache.on_change(changes.notifier::<u32>(crate::model::Section::Incidents));
+        let kind = |c: crate::changes::SectionChange| (c.id, c.kind);
+        cache.get(&7).await.unwrap();
+        assert_eq!(
+            kind(recv(&mut rx).await),
+            ("7".into(), ChangeKind::Replaced)
+        );
+        // Stale: the background refresh replaces it and says so.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(cache.get(&7).await.unwrap().stale);
+        wait_for(&calls, 2).await;
+        assert_eq!(
+            kind(recv(&mut rx).await),
+            ("7".into(), ChangeKind::Replaced)
+        );
+        cache.invalidate(&7).await;
+        assert_eq!(
+            kind(recv(&mut rx).await),
+            ("7".into(), ChangeKind::Invalidated)
+        );
+    }
+
+    async fn recv(
+        rx: &mut tokio::sync::broadcast::Receiver<crate::changes::SectionChange>,
+    ) -> crate::changes::SectionChange {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a change in time")
+            .unwrap()
+    }
+
+    #[tokio::test]
     async fn concurrent_misses_coalesce() {
         let (cache, calls, _) = counting(10_000);
         let results = futures::future::join_all((0..50).map(|_| cache.get(&7))).await;

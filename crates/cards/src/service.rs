@@ -322,6 +322,16 @@ impl CardService {
         self.inner.changes.subscribe()
     }
 
+    /// Whether the service section of `service_id` is cached (fresh or
+    /// stale): a webhook about a service no card shows has nothing to drop.
+    pub async fn has_cached_service(&self, service_id: &str) -> bool {
+        self.inner
+            .services
+            .peek(&service_id.to_owned())
+            .await
+            .is_some()
+    }
+
     /// A service was created, changed or deleted: drops the services lists
     /// (all and filtered) and the integration key mappings, so the next
     /// read sees the service as it is now. The service's own section is

@@ -298,6 +298,12 @@ async fn work(mut jobs: mpsc::Receiver<Job>, metrics: Arc<Metrics>, stopping: Ca
             cards.invalidate_service_lists();
         }
         for ((account, service_id), (cards, sections)) in merged {
+            if !cards.has_cached_service(&service_id).await {
+                // Another account's service, a new one, or one no portal
+                // shows: answered 2xx all the same (PagerDuty must not
+                // disable the subscription), and said so.
+                tracing::info!(%account, %service_id, "webhook about a service no cached card shows");
+            }
             cards.invalidate(&service_id, &sections).await;
             tracing::debug!(%account, %service_id, ?sections, "webhook: sections invalidated");
         }
