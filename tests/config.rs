@@ -543,6 +543,29 @@ fn every_key_filled() -> Settings {
             integration_key_alias_secret_file: Some("/s".into()),
             app_config_file: Some("/a".into()),
         },
+        webhooks: WebhookSettings {
+            enabled: true,
+            secrets: vec![SecretString::from("s")],
+            secrets_file: Some("/w".into()),
+            accounts: [(
+                "<id>".to_owned(),
+                WebhookSecrets {
+                    secrets: vec![SecretString::from("s")],
+                    secrets_file: Some("/w".into()),
+                },
+            )]
+            .into(),
+            dedupe_window_secs: 1,
+            max_body_bytes: 1,
+            queue_size: 1,
+        },
+        streams: StreamSettings {
+            heartbeat_ms: 1,
+            buffer: 1,
+            max_per_caller: 1,
+            max_total: 1,
+            max_services: 1,
+        },
     }
 }
 

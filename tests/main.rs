@@ -13,6 +13,7 @@ mod frontends;
 mod health;
 mod helpers;
 mod legacy;
+mod live;
 mod metrics;
 mod openapi;
 mod sim_client;

@@ -84,6 +84,11 @@ pub struct ServerOptions {
     pub keep_log: bool,
     /// `[cache]` keys to override, e.g. `("incidents_ttl_secs", 2)`.
     pub cache: Vec<(String, u64)>,
+    /// The port, when the scenario must know it before the start (a webhook
+    /// subscription's URL); else a free one.
+    pub port: Option<u16>,
+    /// More TOML appended to the config (e.g. `[webhooks]` secrets).
+    pub extra_toml: String,
 }
 
 impl Default for ServerOptions {
@@ -95,6 +100,8 @@ impl Default for ServerOptions {
             client_rate_limit_per_minute: None,
             keep_log: false,
             cache: Vec::new(),
+            port: None,
+            extra_toml: String::new(),
         }
     }
 }
@@ -127,6 +134,7 @@ pub fn server_config_toml(port: u16, sim: &SimHandle, opts: &ServerOptions) -> S
         let _ = writeln!(s, "per_caller_per_minute = 1000000");
         let _ = writeln!(s, "per_routing_key_per_minute = 1000000");
     }
+    s.push_str(&opts.extra_toml);
     s
 }
 
@@ -158,7 +166,10 @@ impl ServerProcess {
         opts: &ServerOptions,
         http: &reqwest::Client,
     ) -> Result<Self, String> {
-        let port = free_port().map_err(|e| format!("picking a port: {e}"))?;
+        let port = match opts.port {
+            Some(port) => port,
+            None => free_port().map_err(|e| format!("picking a port: {e}"))?,
+        };
         static STARTED: AtomicU64 = AtomicU64::new(0);
         let stem = format!(
             "dutycard-bench-{}-{port}-{}",

@@ -17,6 +17,8 @@ use crate::load::{self, LoadSpec, Outcome};
 use crate::report::{self, Report, Row};
 use crate::zipf::Zipf;
 
+mod freshness;
+
 /// A scenario name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -32,6 +34,9 @@ pub enum Scenario {
     Degraded,
     /// `/healthz` under the warm-card load.
     Ceiling,
+    /// A change at PagerDuty to the new card on a stream, and upstream
+    /// calls with webhooks on and off.
+    Freshness,
     /// All of the above in sequence.
     All,
 }
@@ -405,6 +410,8 @@ impl Bench {
             client_rate_limit_per_minute: None,
             keep_log: self.opts.keep_server_logs,
             cache: Vec::new(),
+            port: None,
+            extra_toml: String::new(),
         }
     }
 
@@ -475,6 +482,10 @@ impl Bench {
         if wants(Scenario::Degraded) {
             let r = self.degraded().await;
             record("degraded", r);
+        }
+        if wants(Scenario::Freshness) {
+            let r = self.freshness().await;
+            record("freshness", r);
         }
         environment.insert(
             "load_average_after".to_owned(),

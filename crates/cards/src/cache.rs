@@ -33,6 +33,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use moka::ops::compute::Op;
 
+use crate::changes::{ChangeKind, Notify, NotifySlot};
 use crate::error::{SectionError, SectionErrorKind};
 use crate::stats::Counters;
 use crate::store::{Store, Stored};
@@ -76,6 +77,8 @@ pub(crate) struct SectionCache<K, V> {
     /// Miss loads running now, with a flag `invalidate` raises: a load that
     /// was running when its key was invalidated is not kept.
     inflight: Arc<Mutex<HashMap<K, Arc<AtomicBool>>>>,
+    /// Told when an entry is dropped or replaced (see `crate::changes`).
+    notify: Arc<NotifySlot<K>>,
 }
 
 /// Why a miss load produced no entry to keep.
@@ -107,7 +110,14 @@ where
             counters,
             tasks,
             inflight: Arc::default(),
+            notify: Arc::default(),
         }
+    }
+
+    /// Reports every dropped or replaced entry to `notify` from now on
+    /// (set once; later calls are ignored).
+    pub(crate) fn on_change(&self, notify: Notify<K>) {
+        self.notify.set(notify);
     }
 
     /// The counters of this cache.
@@ -198,6 +208,7 @@ where
             let cache = self.store.cache.clone();
             let counters = Arc::clone(&self.counters);
             let inflight = Arc::clone(&self.inflight);
+            let notify = Arc::clone(&self.notify);
             let key = key.clone();
             self.tasks.start(async move {
                 let result = cache
@@ -229,6 +240,8 @@ where
                                 std::future::ready(op)
                             })
                             .await;
+                    } else if result.is_ok() {
+                        notify.send(&key, ChangeKind::Replaced);
                     }
                 }
                 Counters::bump(if ran {
@@ -257,6 +270,14 @@ where
             dropped.store(true, Ordering::Release);
         }
         self.store.cache.invalidate(key).await;
+        self.notify.send(key, ChangeKind::Invalidated);
+    }
+
+    /// Drops every entry (a running miss load is still kept; callers use
+    /// this for lists, where a slightly early answer is harmless). Not
+    /// reported to the change listener.
+    pub(crate) fn invalidate_all(&self) {
+        self.store.cache.invalidate_all();
     }
 
     fn maybe_refresh(&self, key: &K, stored: &Arc<Stored<V>>, now: Instant) {
@@ -284,6 +305,7 @@ where
         let origin = Arc::clone(stored);
         let key = key.clone();
         let flag = Arc::clone(&origin);
+        let notify = Arc::clone(&self.notify);
         let refresh = async move {
             let replacement = match refresh(key.clone()).await {
                 Ok(value) => store.stored(value),
@@ -302,9 +324,9 @@ where
                     })
                 }
             };
-            store
+            let result = store
                 .cache
-                .entry(key)
+                .entry(key.clone())
                 .and_compute_with(|current| {
                     let op = match current {
                         Some(entry) if Arc::ptr_eq(entry.value(), &origin) => Op::Put(replacement),
@@ -314,6 +336,9 @@ where
                     std::future::ready(op)
                 })
                 .await;
+            if matches!(result, moka::ops::compute::CompResult::ReplacedWith(_)) {
+                notify.send(&key, ChangeKind::Replaced);
+            }
         };
         if self.tasks.background(refresh).is_err() {
             // Shut down meanwhile: the next refresh may try again (none will).
@@ -394,6 +419,43 @@ mod tests {
         })
         .await
         .expect("bounded wait");
+    }
+
+    #[tokio::test]
+    async fn loads_refreshes_and_invalidations_are_reported() {
+        use crate::changes::{ChangeKind, Changes};
+        let (cache, calls, _) = counting(30);
+        let changes = Changes::default();
+        let mut rx = changes.subscribe();
+        cache.on_change(changes.notifier::<u32>(crate::model::Section::Incidents));
+        let kind = |c: crate::changes::SectionChange| (c.id, c.kind);
+        cache.get(&7).await.unwrap();
+        assert_eq!(
+            kind(recv(&mut rx).await),
+            ("7".into(), ChangeKind::Replaced)
+        );
+        // Stale: the background refresh replaces it and says so.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(cache.get(&7).await.unwrap().stale);
+        wait_for(&calls, 2).await;
+        assert_eq!(
+            kind(recv(&mut rx).await),
+            ("7".into(), ChangeKind::Replaced)
+        );
+        cache.invalidate(&7).await;
+        assert_eq!(
+            kind(recv(&mut rx).await),
+            ("7".into(), ChangeKind::Invalidated)
+        );
+    }
+
+    async fn recv(
+        rx: &mut tokio::sync::broadcast::Receiver<crate::changes::SectionChange>,
+    ) -> crate::changes::SectionChange {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a change in time")
+            .unwrap()
     }
 
     #[tokio::test]

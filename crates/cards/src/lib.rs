@@ -222,6 +222,7 @@ mod batcher;
 mod build;
 mod cache;
 mod card;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -234,6 +235,7 @@ pub mod stats;
 mod store;
 mod tasks;
 
+pub use changes::{ChangeKind, SectionChange};
 pub use config::CardsConfig;
 pub use error::{CardError, Cause, Refusal, SectionError, SectionErrorKind};
 pub use model::*;

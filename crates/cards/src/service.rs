@@ -12,6 +12,7 @@ use pagerduty::{
 
 use crate::build::Builder;
 use crate::cache::{Lookup, SectionCache};
+use crate::changes::{Changes, SectionChange};
 use crate::clock::{Clock, SystemClock};
 use crate::config::CardsConfig;
 use crate::error::{CardError, SectionError, SectionErrorKind};
@@ -65,6 +66,8 @@ pub(crate) struct Inner {
     /// deleted or mistyped service costs one call per period, not one per view.
     /// On the injected clock, like every other freshness decision.
     pub missing_services: Store<String, ()>,
+    /// Where the section caches report dropped and replaced entries.
+    pub changes: Changes,
 }
 
 impl CardService {
@@ -162,6 +165,12 @@ impl CardService {
 
         let missing_services = build.store_with(config.max_entries, miss_ttl, miss_ttl);
         let change_events = ChangeEvents::new(&build, &client);
+        let changes = Changes::default();
+        services.on_change(changes.notifier(Section::Service));
+        oncalls.on_change(changes.notifier(Section::Oncall));
+        incidents.on_change(changes.notifier(Section::Incidents));
+        standards.on_change(changes.notifier(Section::Standards));
+        metrics.on_change(changes.notifier(Section::Metrics));
         CardService {
             inner: Arc::new(Inner {
                 client,
@@ -176,6 +185,7 @@ impl CardService {
                 keys,
                 lists,
                 missing_services,
+                changes,
             }),
         }
     }
@@ -301,6 +311,36 @@ impl CardService {
                 Section::Metrics => i.metrics.invalidate(&key).await,
             }
         }
+    }
+
+    /// Every change of a card section from now on: an entry dropped
+    /// ([`CardService::invalidate`]) or replaced (a load or a background
+    /// refresh), named by section and service (see [`SectionChange`]).
+    /// Read the card again to see the change; a lagging receiver
+    /// (`RecvError::Lagged`) should re-read every card it shows.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<SectionChange> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Whether the service section of `service_id` is cached (fresh or
+    /// stale): a webhook about a service no card shows has nothing to drop.
+    pub async fn has_cached_service(&self, service_id: &str) -> bool {
+        self.inner
+            .services
+            .peek(&service_id.to_owned())
+            .await
+            .is_some()
+    }
+
+    /// A service was created, changed or deleted: drops the services lists
+    /// (all and filtered) and the integration key mappings, so the next
+    /// read sees the service as it is now. The service's own section is
+    /// [`CardService::invalidate`]'s.
+    pub fn invalidate_service_lists(&self) {
+        let i = &self.inner;
+        i.lists.services.invalidate_all();
+        i.lists.filtered.invalidate_all();
+        i.keys.invalidate_all();
     }
 
     /// The service object (read with `include[]=escalation_policies,integrations,teams`).

@@ -123,6 +123,7 @@ pub mod region;
 pub mod retry;
 mod secret;
 
+pub use api::{DeliveryMethod, NewWebhookSubscription, WebhookFilter, WebhookSubscription};
 pub use auth::{Credentials, OAuthCredentials, TokenHealth, TokenKind};
 pub use budget::{LocalRateBudget, PermitDenied, PermitRequest, RateBudget, RateLimitHeaders};
 pub use client::{CallObserver, CallRecord, Client, ClientBuilder};
@@ -140,7 +141,7 @@ pub use models::*;
 pub use page::{AtCap, Collected, Page, PageRequest, Pages, Paging};
 pub use query::{
     IncidentMetricsQuery, ListChangeEvents, ListEscalationPolicies, ListIncidents, ListOncalls,
-    ListServices, ListTeams, ServiceInclude,
+    ListServices, ListTeams, ListWebhookSubscriptions, ServiceInclude,
 };
 pub use region::Region;
 pub use retry::RetryPolicy;

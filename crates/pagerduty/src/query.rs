@@ -328,6 +328,24 @@ impl ListTeams {
 }
 paged!(ListTeams);
 
+/// `GET /webhook_subscriptions` parameters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListWebhookSubscriptions {
+    /// Page size (≤ 100).
+    pub limit: Option<u32>,
+    /// Start index.
+    pub offset: Option<u32>,
+}
+
+impl ListWebhookSubscriptions {
+    pub(crate) fn to_pairs(&self) -> Pairs {
+        let mut p = Pairs::new();
+        push_page(&mut p, self.limit, self.offset);
+        p
+    }
+}
+paged!(ListWebhookSubscriptions);
+
 /// `POST /analytics/metrics/incidents/services` parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentMetricsQuery {

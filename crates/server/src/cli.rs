@@ -9,6 +9,8 @@ use crate::config::{ConfigSources, LogFormat, Settings};
 use crate::startup::Application;
 use crate::telemetry;
 
+mod webhooks;
+
 /// PagerDuty service cards for developer portals.
 #[derive(Debug, Parser)]
 #[command(name = "dutycard", version, about)]
@@ -61,6 +63,17 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         services: usize,
     },
+    /// Manage the PagerDuty v3 webhook subscription that makes cards live.
+    Webhooks {
+        /// TOML file overriding config/default.toml (env DUTYCARD_* overrides both).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// PagerDuty account id (`[pagerduty.accounts.<id>]`); the default account when absent.
+        #[arg(long, value_name = "ID", global = true)]
+        account: Option<String>,
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
     /// Run only the PagerDuty simulator (same flags as `dutycard-sim`).
     Sim(sim::cli::SimArgs),
     /// Print the OpenAPI document.
@@ -85,6 +98,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             seed,
             services,
         } => demo(port, config, seed, services).await,
+        Command::Webhooks {
+            config,
+            account,
+            command,
+        } => match load(config, None) {
+            Ok(settings) => webhooks::run(settings, account.as_deref(), command).await,
+            Err(code) => code,
+        },
         Command::Sim(args) => match sim::cli::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -183,7 +204,24 @@ async fn demo(port: Option<u16>, config: Option<PathBuf>, seed: u64, services: u
         }
     };
     let base = format!("http://{host}:{}", app.port());
-    print!("{}", demo_banner(&base, &sim, seed));
+    // Live cards: the simulator delivers signed webhooks to us.
+    let client = app.default_client();
+    let live = match webhooks::subscribe(&client, &format!("{base}/v1/webhooks/pagerduty")).await {
+        Ok(sub) => match sub.delivery_method.secret {
+            Some(secret) => {
+                app.webhooks().add_secret(&app.default_account_id(), secret);
+                Some(sub.id)
+            }
+            None => None,
+        },
+        Err(e) => {
+            eprintln!(
+                "dutycard demo: cards stay TTL-refreshed, the webhook subscription failed: {e}"
+            );
+            None
+        }
+    };
+    print!("{}", demo_banner(&base, &sim, seed, live.as_deref()));
     let result = app.run_until_stopped().await;
     sim.shutdown().await;
     match result {
@@ -196,7 +234,7 @@ async fn demo(port: Option<u16>, config: Option<PathBuf>, seed: u64, services: u
 }
 
 /// What to open: the card page, the API explorer and a few cards of real simulated services.
-fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64) -> String {
+fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64, live: Option<&str>) -> String {
     use std::fmt::Write as _;
     let account = sim.account();
     let mut out = String::new();
@@ -256,6 +294,13 @@ fn demo_banner(base: &str, sim: &sim::SimHandle, seed: u64) -> String {
             "\n  backstage:  {base}/api/pagerduty/services/{id}   {base}/api/pagerduty/services/{id}/incidents\n              {base}/api/pagerduty/oncall-users?escalation_policy_ids%5B%5D={policy}",
             id = service.id,
             policy = service.escalation_policy_id
+        );
+    }
+    if let (Some(subscription), Some(service)) = (live, account.services.first()) {
+        let _ = writeln!(
+            out,
+            "\n  live:  curl -N {base}/v1/cards/{}/stream   (webhook subscription {subscription}: a trigger shows at once)",
+            service.id
         );
     }
     let _ = writeln!(

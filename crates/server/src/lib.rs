@@ -12,6 +12,8 @@
 //!    [`auth::jwt`]), [`keys`] (integration key aliases), [`trigger`] (the
 //!    create-incident proxy), [`degraded`] (optional sections PagerDuty
 //!    refuses, answered empty on the Backstage routes and reported),
+//!    [`webhooks`] (PagerDuty v3 webhooks in:
+//!    signature, dedupe, invalidation), [`streams`] (live card streams),
 //!    [`readiness`] (are the credentials good?), [`metrics`] (counters and
 //!    their Prometheus text), [`state`] (the one [`state::AppState`] holding
 //!    them).
@@ -33,7 +35,9 @@ pub mod keys;
 pub mod metrics;
 pub mod readiness;
 pub mod state;
+pub mod streams;
 pub mod trigger;
+pub mod webhooks;
 
 pub mod api;
 pub mod backstage;

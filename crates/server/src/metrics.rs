@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod live;
+
 /// Latency buckets in seconds: from a warm-cache hit to a slow upstream.
 const BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -23,14 +25,14 @@ const BUCKETS: [f64; 12] = [
 pub const UNMATCHED: &str = "unmatched";
 
 #[derive(Debug, Default, Clone)]
-struct Histogram {
+pub(crate) struct Histogram {
     counts: [u64; BUCKETS.len()],
     sum: f64,
     count: u64,
 }
 
 impl Histogram {
-    fn observe(&mut self, elapsed: Duration) {
+    pub(crate) fn observe(&mut self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         for (count, bound) in self.counts.iter_mut().zip(BUCKETS) {
             if secs <= bound {
@@ -43,7 +45,7 @@ impl Histogram {
 }
 
 #[derive(Debug, Default)]
-struct Inner {
+pub(crate) struct Inner {
     /// (method, route template, status) -> count
     requests: BTreeMap<(String, String, u16), u64>,
     /// (method, route template) -> latency
@@ -52,6 +54,8 @@ struct Inner {
     upstream: BTreeMap<(String, String, String), u64>,
     /// (method, endpoint template) -> latency
     upstream_latency: BTreeMap<(String, String), Histogram>,
+    /// Webhooks and streams (`observe_webhook*`, `stream_*`).
+    live: live::Live,
 }
 
 /// The `method` label of a request: a standard HTTP method, or `OTHER`.
@@ -78,7 +82,7 @@ impl Metrics {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps inconsistent
         // (each update is one insert), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -192,6 +196,7 @@ impl Metrics {
                 h,
             );
         }
+        inner.live.render(&mut out);
         drop(inner);
         render_cache_stats(&mut out, cache_stats);
         out
@@ -270,12 +275,12 @@ fn collect_cache_stats(
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+pub(crate) fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     for (bound, count) in BUCKETS.iter().zip(h.counts) {
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
     }

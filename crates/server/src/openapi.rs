@@ -18,6 +18,7 @@ pub const BEARER: &str = "bearer";
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "incidents", description = "Trigger, acknowledge and resolve incidents through PagerDuty's Events API v2, server-side"),
         (name = "legacy", description = "Read-only PagerDuty REST passthrough for the legacy Backstage frontend (`@backstage/plugin-pagerduty` 0.6.8), under `backstage.legacy_prefix` (default `/pagerduty-rest`): PagerDuty's paths, shapes and error bodies, answered from the caches"),
+        (name = "webhooks", description = "PagerDuty v3 webhooks in: a signed delivery drops the sections it changed, and card streams show the refetched card"),
         (name = "backstage", description = "Drop-in routes of PagerDuty's Backstage backend plugin (under `backstage.prefix`, default `/api/pagerduty`): same paths, envelopes and `{\"errors\": [...]}` bodies"),
     )
 )]

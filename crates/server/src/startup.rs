@@ -25,7 +25,9 @@ use crate::middleware::cors::{cors, cors_errors_as_json};
 use crate::middleware::telemetry::{self, RequestSpan};
 use crate::readiness::Readiness;
 use crate::state::AppState;
+use crate::streams::StreamService;
 use crate::trigger::TriggerService;
+use crate::webhooks::WebhookService;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,7 @@ impl Application {
             settings.backstage.integration_key_alias_secret.as_ref(),
             &settings.pagerduty,
         ));
+        let webhooks = WebhookService::start(&settings.webhooks, &accounts, metrics.clone());
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
@@ -97,8 +100,16 @@ impl Application {
             keys,
             backstage: settings.backstage.clone(),
             degraded: Default::default(),
+            webhooks,
+            webhooks_max_body: settings.webhooks.max_body_bytes,
+            streams: StreamService::new(
+                settings.streams.clone(),
+                crate::http::cache::etag,
+                metrics.clone(),
+            ),
         });
         let shared = state.clone();
+        let streams = state.streams.clone();
         let backstage_routes = BackstageRoutes::from_settings(&settings.backstage);
         let ui_page = api::ui::DemoPage::new(&settings.backstage);
         let metrics = web::Data::from(metrics);
@@ -180,6 +191,12 @@ impl Application {
         })
         .workers(server_settings.workers)
         .shutdown_timeout(server_settings.shutdown_timeout_secs)
+        // Our own SIGINT/SIGTERM handling: the card streams end first, so
+        // the graceful stop does not wait the shutdown timeout for them.
+        .shutdown_signal(async move {
+            stop_signal().await;
+            streams.stop();
+        })
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
         .run();
@@ -196,9 +213,34 @@ impl Application {
         self.port
     }
 
-    /// A handle to stop the server (gracefully or not).
+    /// A handle to stop the server (gracefully or not). Open card streams
+    /// hold their connections until the shutdown timeout: [`Application::stopper`]
+    /// ends them first.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
+    }
+
+    /// Stops like SIGTERM does: card streams end, then the server stops.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            streams: self.state.streams.clone(),
+        }
+    }
+
+    /// The default account's PagerDuty client.
+    pub fn default_client(&self) -> pagerduty::Client {
+        self.state.accounts.default_account().client.clone()
+    }
+
+    /// The default account's id.
+    pub fn default_account_id(&self) -> String {
+        self.state.accounts.default_account().id.clone()
+    }
+
+    /// The webhook intake (to accept a subscription created after start-up).
+    pub fn webhooks(&self) -> Arc<crate::webhooks::WebhookService> {
+        self.state.webhooks.clone()
     }
 
     /// Serve until SIGINT/SIGTERM or `handle().stop(..)`; in-flight requests
@@ -208,5 +250,44 @@ impl Application {
         let result = self.server.await;
         self.state.shutdown().await;
         result
+    }
+}
+
+/// Stops a running [`Application`] (see [`Application::stopper`]).
+#[derive(Clone)]
+pub struct Stopper {
+    server: ServerHandle,
+    streams: Arc<crate::streams::StreamService>,
+}
+
+impl Stopper {
+    /// Ends the card streams, then stops the server (`graceful`: in-flight
+    /// requests finish).
+    pub async fn stop(&self, graceful: bool) {
+        self.streams.stop();
+        self.server.stop(graceful).await;
+    }
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -10,7 +10,9 @@ use crate::degraded::Degradations;
 use crate::keys::KeyAliases;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::streams::StreamService;
 use crate::trigger::TriggerService;
+use crate::webhooks::WebhookService;
 
 /// Shared application state (behind `web::Data`), for both surfaces.
 pub struct AppState {
@@ -28,6 +30,12 @@ pub struct AppState {
     pub backstage: BackstageSettings,
     /// Standards and metrics PagerDuty refuses (Backstage answers them empty).
     pub degraded: Degradations,
+    /// PagerDuty v3 webhooks in (`POST /v1/webhooks/pagerduty`).
+    pub webhooks: Arc<WebhookService>,
+    /// `webhooks.max_body_bytes`.
+    pub webhooks_max_body: usize,
+    /// Live card streams (`/v1/cards/{id}/stream`, `/v1/stream`).
+    pub streams: Arc<StreamService>,
 }
 
 impl AppState {
@@ -40,6 +48,8 @@ impl AppState {
     /// flight finish, then every account's cache refreshes stop (see
     /// [`TriggerService::shutdown`] and [`cards::CardService::shutdown`]).
     pub async fn shutdown(&self) {
+        self.streams.shutdown().await;
+        self.webhooks.shutdown().await;
         self.trigger.shutdown().await;
         self.readiness.shutdown().await;
         futures::future::join_all(self.accounts.iter().map(|a| a.cards.shutdown())).await;

@@ -10,6 +10,7 @@ mod services;
 mod standards;
 mod teams;
 mod users;
+mod webhook_subscriptions;
 
 use std::sync::Arc;
 
@@ -17,6 +18,10 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+pub use webhook_subscriptions::{
+    DeliveryMethod, NewWebhookSubscription, WebhookFilter, WebhookSubscription,
+};
 
 use crate::client::{Call, Client, Host};
 use crate::error::{Error, Result};

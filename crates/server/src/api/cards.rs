@@ -124,8 +124,13 @@ fn limit(parameter: &str, value: Option<u32>) -> Result<Option<usize>, ApiError>
 }
 
 /// A service id, or the rule it breaks (the id itself is not echoed).
-fn parse_service_id(id: &str) -> Result<ServiceId, String> {
+pub(crate) fn parse_service_id(id: &str) -> Result<ServiceId, String> {
     ServiceId::new(id).map_err(|_| InvalidId::RULE.to_owned())
+}
+
+/// Checks a service id (see [`parse_service_id`]).
+pub(crate) fn check_service_id(id: &str) -> Result<(), String> {
+    parse_service_id(id).map(|_| ())
 }
 
 /// `POST /v1/cards/batch` body.
@@ -175,6 +180,29 @@ pub struct BatchItem {
     /// The error, otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
+}
+
+impl BatchItem {
+    /// The entry of one card read (also a card stream's event).
+    pub fn new(service_id: String, result: Result<ServiceCard, cards::CardError>) -> Self {
+        match result {
+            Ok(card) => BatchItem {
+                service_id,
+                status: 200,
+                card: Some(card),
+                error: None,
+            },
+            Err(e) => {
+                let error = ApiError::from(e);
+                BatchItem {
+                    service_id,
+                    status: actix_web::ResponseError::status_code(&error).as_u16(),
+                    card: None,
+                    error: Some(error.body().error),
+                }
+            }
+        }
+    }
 }
 
 /// Get the card of one service.
@@ -339,23 +367,7 @@ pub async fn batch_cards(
         .service_ids
         .into_iter()
         .zip(results)
-        .map(|(service_id, result)| match result {
-            Ok(card) => BatchItem {
-                service_id,
-                status: 200,
-                card: Some(card),
-                error: None,
-            },
-            Err(e) => {
-                let error = ApiError::from(e);
-                BatchItem {
-                    service_id,
-                    status: actix_web::ResponseError::status_code(&error).as_u16(),
-                    card: None,
-                    error: Some(error.body().error),
-                }
-            }
-        })
+        .map(|(service_id, result)| BatchItem::new(service_id, result))
         .collect();
     Ok(web::Json(BatchResponse { cards }))
 }

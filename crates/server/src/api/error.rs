@@ -93,6 +93,17 @@ pub enum ApiError {
         origin: Option<String>,
         reason: String,
     },
+    /// A webhook not signed by one of the account's secrets (nothing was done).
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// A limit on concurrent work was reached (streams, the webhook
+    /// queue): 503 with `Retry-After`.
+    #[error("{message}")]
+    Overloaded {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A bug on our side: the log shows the reason, the caller only
     /// "internal error".
     #[error("internal error: {0}")]
@@ -247,6 +258,8 @@ impl ApiError {
             ApiError::NoEventsIntegration { .. } => "no_events_integration",
             ApiError::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
             ApiError::CorsRejected { .. } => "cors_rejected",
+            ApiError::InvalidSignature(_) => "invalid_signature",
+            ApiError::Overloaded { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -277,6 +290,9 @@ impl ApiError {
                 ..
             } => json!({ "origin": origin }),
             ApiError::Trigger(e) => return crate::http::trigger::details(e),
+            ApiError::Overloaded {
+                retry_after_secs, ..
+            } => json!({ "retry_after_secs": retry_after_secs }),
             _ => json!({}),
         };
         match value {
@@ -325,15 +341,15 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpstreamUnauthorized(_)
             | ApiError::UpstreamForbidden { .. }
             | ApiError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
-            ApiError::UpstreamRateLimited { .. } | ApiError::IdentityProviderUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::UpstreamRateLimited { .. }
+            | ApiError::IdentityProviderUnavailable(_)
+            | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamTimeout | ApiError::DeadlineExceeded { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -357,6 +373,11 @@ impl ResponseError for ApiError {
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 builder.insert_header((header::ALLOW, allow.as_str()));
+            }
+            ApiError::Overloaded {
+                retry_after_secs, ..
+            } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}
         }

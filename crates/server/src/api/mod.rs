@@ -12,7 +12,9 @@ pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod metrics;
+pub mod stream;
 pub mod ui;
+pub mod webhooks;
 
 /// What changes the route tree (not the handlers' state).
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,9 +38,14 @@ pub fn configure(
                     ))
                     .service(metrics::get_metrics),
             )
+            // Before the /v1 scope and outside its caller auth: PagerDuty
+            // authenticates by signature (crate::webhooks).
+            .service(webhooks::receive_webhook)
             .service(
                 utoipa_actix_web::scope("/v1")
                     .wrap(from_fn(require_caller::<ApiError>))
+                    .service(stream::stream_card)
+                    .service(stream::stream_cards)
                     .service(cards::batch_cards)
                     .service(cards::get_card)
                     .service(cards::find_card)

@@ -107,6 +107,8 @@ impl Merged {
         check::<cards::CardsConfig>(&self.config, "cache", &mut out);
         check::<super::TriggerSettings>(&self.config, "trigger", &mut out);
         check::<super::BackstageSettings>(&self.config, "backstage", &mut out);
+        check::<super::WebhookSettings>(&self.config, "webhooks", &mut out);
+        check::<super::StreamSettings>(&self.config, "streams", &mut out);
         out
     }
 

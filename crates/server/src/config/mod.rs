@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub mod app_config;
 pub mod backstage;
 mod checks;
+pub mod live;
 mod load;
 pub mod pagerduty;
 mod render;
@@ -32,6 +33,7 @@ pub mod trigger;
 
 pub use self::backstage::{BackstageSettings, DEFAULT_PREFIX, IntegrationKeys};
 pub use self::checks::{REDACTED, redact_values};
+pub use self::live::{StreamSettings, WebhookSecrets, WebhookSettings};
 pub use self::pagerduty::{
     AccountSettings, ConnectionSettings, DEFAULT_OAUTH_SCOPES, LEGACY_ACCOUNT_ID, OAuthSettings,
     PagerDutySettings,
@@ -40,7 +42,7 @@ pub use self::server::{
     AuthMode, AuthSettings, JwtSettings, LogFormat, ServerSettings, StaticToken,
 };
 pub use self::trigger::{TriggerAllow, TriggerSettings};
-pub(crate) use checks::problem;
+pub(crate) use checks::{check_http_url, problem};
 
 /// The documented defaults; every key is in this file.
 pub const DEFAULT_TOML: &str = include_str!("../../../../config/default.toml");
@@ -133,9 +135,17 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)?;
         // Keys of the Backstage app-config (`pagerDuty.…`) have no variable.
-        let ours = ["server.", "pagerduty.", "cache.", "trigger.", "backstage."]
-            .iter()
-            .any(|section| self.key.starts_with(section));
+        let ours = [
+            "server.",
+            "pagerduty.",
+            "cache.",
+            "trigger.",
+            "backstage.",
+            "webhooks.",
+            "streams.",
+        ]
+        .iter()
+        .any(|section| self.key.starts_with(section));
         let env = env_name(&self.key);
         match (&self.origin, ours) {
             (Some(origin), true) => write!(f, " (set in {origin}; environment variable {env})"),
@@ -167,6 +177,12 @@ pub struct Settings {
     pub cache: cards::CardsConfig,
     pub trigger: TriggerSettings,
     pub backstage: BackstageSettings,
+    /// `[webhooks]`: PagerDuty v3 webhooks in (secrets per account).
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+    /// `[streams]`: card streams out (heartbeat, buffer, limits).
+    #[serde(default)]
+    pub streams: StreamSettings,
 }
 
 impl Settings {
@@ -227,6 +243,7 @@ impl Settings {
         self.pagerduty.read_secret_files(problems);
         self.server.auth.read_tokens_file(problems);
         self.backstage.read_secret_files(problems);
+        self.webhooks.read_secret_files(problems);
         self.validate(problems);
         // After validation, and saturating: an absurd deadline (u64::MAX) is
         // a reported problem, never an overflow.
@@ -246,6 +263,13 @@ impl Settings {
         self.trigger
             .validate(self.server.request_deadline_ms, problems);
         self.backstage.validate(problems);
+        let accounts: Vec<String> = if self.pagerduty.accounts.is_empty() {
+            vec![LEGACY_ACCOUNT_ID.to_owned()]
+        } else {
+            self.pagerduty.accounts.keys().cloned().collect()
+        };
+        self.webhooks.validate(&accounts, problems);
+        self.streams.validate(problems);
     }
 
     /// The effective settings as TOML that validates when fed back: secrets

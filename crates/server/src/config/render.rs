@@ -27,6 +27,7 @@ fn fed_back_safely(value: &mut toml::Value) {
             for (secret, file) in [
                 ("api_token", "api_token_file"),
                 ("client_secret", "client_secret_file"),
+                ("secrets", "secrets_file"),
             ] {
                 if table.contains_key(file) {
                     table.remove(secret);

@@ -5,7 +5,9 @@
 
 use std::process::{Command, Output};
 
-fn dutycard(args: &[&str], env: &[(&str, &str)]) -> Output {
+mod webhooks;
+
+pub(crate) fn dutycard(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dutycard"))
         .args(args)
         .env_clear()

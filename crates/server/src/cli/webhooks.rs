@@ -1,0 +1,189 @@
+//! `dutycard webhooks subscribe|list|delete|ping`: the account's v3 webhook
+//! subscriptions, through the PagerDuty client (the account's credentials
+//! from the same settings `serve` reads).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use pagerduty::{NewWebhookSubscription, WebhookFilter, WebhookSubscription};
+use secrecy::ExposeSecret;
+
+use crate::accounts::Accounts;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::webhooks::event::subscribed_events;
+
+/// What `dutycard webhooks` does.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Create an account-wide subscription to the events dutycard uses
+    /// (incident.*, service.*); its secret is shown once.
+    Subscribe {
+        /// Where PagerDuty delivers: dutycard's https://…/v1/webhooks/pagerduty
+        /// (add ?account=ID for another account than the default).
+        #[arg(long)]
+        url: String,
+        /// Write the secret to this file (mode 0600) instead of printing it.
+        #[arg(long, value_name = "PATH")]
+        secret_file: Option<PathBuf>,
+    },
+    /// List the account's subscriptions.
+    List,
+    /// Delete a subscription.
+    Delete {
+        /// The subscription id.
+        id: String,
+    },
+    /// Ask PagerDuty to send a `pagey.ping` to a subscription.
+    Ping {
+        /// The subscription id.
+        id: String,
+    },
+}
+
+/// Creates the account-wide subscription dutycard needs, to `url`.
+pub async fn subscribe(
+    client: &pagerduty::Client,
+    url: &str,
+) -> pagerduty::Result<WebhookSubscription> {
+    client
+        .create_webhook_subscription(&NewWebhookSubscription {
+            url: url.to_owned(),
+            events: subscribed_events().into_iter().map(str::to_owned).collect(),
+            filter: WebhookFilter::account(),
+            description: Some("dutycard: live cards".into()),
+        })
+        .await
+}
+
+/// Runs a `webhooks` command against `account` (the default when None).
+pub async fn run(settings: Settings, account: Option<&str>, command: WebhooksCommand) -> ExitCode {
+    let accounts = match Accounts::from_settings(&settings, Arc::new(Metrics::new())) {
+        Ok(accounts) => accounts,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let account = match accounts.get(account) {
+        Ok(account) => account,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let client = &account.client;
+    match command {
+        WebhooksCommand::Subscribe { url, secret_file } => {
+            if let Err(why) = crate::config::check_http_url(&url) {
+                return fail(&format!("--url `{url}` {why}"));
+            }
+            let sub = match subscribe(client, &url).await {
+                Ok(sub) => sub,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let Some(secret) = sub.delivery_method.secret.as_ref() else {
+                return fail("PagerDuty answered without the subscription's secret");
+            };
+            println!("created subscription {} for account {}", sub.id, account.id);
+            match secret_file {
+                Some(path) => {
+                    if let Err(e) = write_secret(&path, secret.expose_secret()) {
+                        return fail(&format!("cannot write {}: {e}", path.display()));
+                    }
+                    println!(
+                        "secret written to {} (mode 0600): point webhooks.secrets_file{} at it",
+                        path.display(),
+                        section(&account.id, account.is_default)
+                    );
+                }
+                None => {
+                    println!(
+                        "secret (shown once; put it in webhooks.secrets{}):",
+                        section(&account.id, account.is_default)
+                    );
+                    println!("{}", secret.expose_secret());
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        WebhooksCommand::List => match client.list_webhook_subscriptions().await {
+            Ok(subs) => {
+                for s in subs {
+                    println!(
+                        "{}\t{}\t{}\t{} events{}",
+                        s.id,
+                        if s.active { "active" } else { "inactive" },
+                        without_credentials(&s.delivery_method.url),
+                        s.events.len(),
+                        if s.delivery_method.temporarily_disabled {
+                            "\ttemporarily disabled"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+        WebhooksCommand::Delete { id } => match client.delete_webhook_subscription(&id).await {
+            Ok(()) => {
+                println!("deleted subscription {id}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+        WebhooksCommand::Ping { id } => match client.ping_webhook_subscription(&id).await {
+            Ok(()) => {
+                println!("PagerDuty is sending a pagey.ping to subscription {id}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+    }
+}
+
+/// Where the secret goes: `webhooks.secrets` for the default account,
+/// `[webhooks.accounts.<id>]` otherwise.
+fn section(account: &str, is_default: bool) -> String {
+    if is_default {
+        String::new()
+    } else {
+        format!(" of [webhooks.accounts.{account}]")
+    }
+}
+
+/// `url` without user and password (a URL may carry basic-auth credentials).
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "[unparsable URL]".to_owned(),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("dutycard webhooks: {message}");
+    ExitCode::FAILURE
+}
+
+/// Writes `secret` and a newline to `path`, readable by its owner only
+/// (the mode is set before any byte is written).
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode on open: set it.
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    writeln!(file, "{secret}")
+}
