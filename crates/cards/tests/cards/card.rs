@@ -301,6 +301,9 @@ async fn a_cold_card_costs_the_slowest_path_not_the_sum_of_its_calls() {
     assert!(elapsed < delay * 3, "took {elapsed:?}");
 }
 
+/// The simulated PagerDuty latency of the round-trip tests.
+const ROUND_TRIP: Duration = Duration::from_millis(1000);
+
 /// Single service reads (`GET /services/{id}`) received so far.
 async fn single_reads(pd: &TestPd) -> usize {
     pd.server
@@ -320,7 +323,9 @@ async fn single_reads(pd: &TestPd) -> usize {
 #[tokio::test]
 async fn ten_cold_cards_that_start_a_listing_cost_one_round_trip_for_their_services() {
     let pd = TestPd::start(500, 50).await;
-    let delay = Duration::from_millis(500);
+    // Long enough that a loaded machine's scheduling (hundreds of ms) cannot
+    // pass for a round trip: the bounds count round trips.
+    let delay = ROUND_TRIP;
     pd.set_delay(delay);
     let cards = pd.cards(cards::CardsConfig {
         batch_window: Duration::from_millis(5),
@@ -349,7 +354,9 @@ async fn ten_cold_cards_that_start_a_listing_cost_one_round_trip_for_their_servi
 #[tokio::test]
 async fn cold_cards_on_the_last_listing_page_wait_two_round_trips_not_five() {
     let pd = TestPd::start(500, 50).await;
-    let delay = Duration::from_millis(500);
+    // Long enough that a loaded machine's scheduling (hundreds of ms) cannot
+    // pass for a round trip: the bounds count round trips.
+    let delay = ROUND_TRIP;
     pd.set_delay(delay);
     let cards = pd.cards(cards::CardsConfig {
         batch_window: Duration::from_millis(5),
@@ -385,7 +392,9 @@ async fn a_lone_card_that_starts_a_listing_does_not_wait_for_its_last_page() {
     }
     assert_eq!(single_reads(&pd).await, 10);
     assert_eq!(pd.calls("GET", "/services").await, 0);
-    let delay = Duration::from_millis(500);
+    // Long enough that a loaded machine's scheduling (hundreds of ms) cannot
+    // pass for a round trip: the bounds count round trips.
+    let delay = ROUND_TRIP;
     pd.set_delay(delay);
     let started = std::time::Instant::now();
     let card = cards.card(sref(42), &options).await.unwrap();
