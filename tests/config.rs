@@ -541,6 +541,13 @@ fn every_key_filled() -> Settings {
             integration_key_alias_secret_file: Some("/s".into()),
             app_config_file: Some("/a".into()),
         },
+        store: StoreSettings {
+            url: Some(SecretString::from("postgres://u:p@h/d")),
+            data_dir: "/d".into(),
+            pool_size: 1,
+            statement_timeout_ms: 1,
+            acquire_timeout_ms: 1,
+        },
     }
 }
 

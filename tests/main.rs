@@ -12,6 +12,8 @@ mod health;
 mod helpers;
 mod metrics;
 mod openapi;
+mod postgres;
 mod sim_client;
+mod store;
 mod trigger;
 mod upstream;

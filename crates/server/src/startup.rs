@@ -20,6 +20,7 @@ use crate::config::{AuthMode, Settings};
 use crate::http::extract::BodyRules;
 use crate::http::routes::{KnownRoutes, not_found};
 use crate::keys::KeyAliases;
+use crate::mappings::MappingService;
 use crate::metrics::Metrics;
 use crate::middleware::cors::{cors, cors_errors_as_json};
 use crate::middleware::telemetry::{self, RequestSpan};
@@ -40,6 +41,8 @@ pub enum StartupError {
     Client(String),
     #[error("cannot set up JWT authentication: {0}")]
     Jwt(String),
+    #[error("cannot open the store: {0}")]
+    Store(String),
 }
 
 /// What to do about a port that is taken.
@@ -74,6 +77,17 @@ impl Application {
             Accounts::from_settings(&settings, metrics.clone())
                 .map_err(|e| StartupError::Client(e.to_string()))?,
         );
+        // The store is opened (and migrated) before anything listens or starts
+        // (the readiness checks): a server without its mappings would answer
+        // them wrongly.
+        let store = store::Store::open(&settings.store.options())
+            .await
+            .map_err(|e| StartupError::Store(e.to_string()))?;
+        tracing::info!(
+            store = store.location(),
+            backend = store.backend().name(),
+            "store open"
+        );
         let readiness = Readiness::new(
             accounts
                 .iter()
@@ -88,6 +102,7 @@ impl Application {
             settings.backstage.integration_key_alias_secret.as_ref(),
             &settings.pagerduty,
         ));
+        let mappings = Arc::new(MappingService::new(store, keys.clone()));
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
@@ -96,6 +111,7 @@ impl Application {
             trigger: Arc::new(TriggerService::new(&settings.trigger, keys.clone())),
             keys,
             backstage: settings.backstage.clone(),
+            mappings,
         });
         let shared = state.clone();
         let backstage_routes = BackstageRoutes::from_settings(&settings.backstage);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::accounts::{Account, Accounts, UnknownAccount};
 use crate::config::BackstageSettings;
 use crate::keys::KeyAliases;
+use crate::mappings::MappingService;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::trigger::TriggerService;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub keys: Arc<KeyAliases>,
     /// `[backstage]`: what the drop-in routes answer.
     pub backstage: BackstageSettings,
+    /// Entity mappings and settings, over the store.
+    pub mappings: Arc<MappingService>,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
         self.trigger.shutdown().await;
         self.readiness.shutdown().await;
         futures::future::join_all(self.accounts.iter().map(|a| a.cards.shutdown())).await;
+        self.mappings.store().close().await;
     }
 
     /// The `/metrics` body: cache counters of every account.

@@ -30,7 +30,8 @@ pub async fn get_healthz() -> web::Json<Health> {
 
 /// Readiness probe.
 ///
-/// Ready when the configuration loaded and PagerDuty accepted our credentials
+/// Ready when the configuration loaded, the store answers (`store`: one
+/// `SELECT 1`, at most 500 ms) and PagerDuty accepted our credentials
 /// (`GET /abilities`, checked at most every 30 s, failures re-checked after
 /// 5 s). Reports the credential's health (kind, OAuth expiry, last error).
 /// Answers 503 with the same body when not ready. Answers at once from the
@@ -45,7 +46,10 @@ pub async fn get_healthz() -> web::Json<Health> {
 )]
 #[get("/readyz")]
 pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
-    let report = state.readiness.check().await;
+    let mut report = state.readiness.check().await;
+    let store = crate::readiness::store_check(state.mappings.store()).await;
+    report.ready &= store.ok;
+    report.store = Some(store);
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {

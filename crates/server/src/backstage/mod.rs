@@ -23,6 +23,8 @@
 //! | `GET /accounts` | `{"accounts": [{"id","isDefault"}]}` |
 //! | `POST /services/{id}/incidents` | trigger through the server (see [`trigger`]) |
 //! | `POST /enqueue`, `POST /v2/enqueue` | an Events v2 event through the same machinery (see [`enqueue`]) |
+//! | `GET /settings/{id}`, `POST /settings` | the admin page's settings, in the store ([`settings`]) |
+//! | `POST /mapping/entity`, `POST /mapping/entities/bulk`, `GET /mapping/entity`, `GET /mapping/entity/{type}/{namespace}/{name}`, `GET`/`DELETE /mapping/entity/service/{id}` | entity mappings, in the store ([`mapping`]) |
 //!
 //! Card routes read the same cached sections as `/v1/cards` (no upstream call
 //! when the card data is warm); the lists are cached for
@@ -59,10 +61,13 @@ pub mod enqueue;
 pub mod envelopes;
 pub mod error;
 pub mod lists;
+pub mod mapping;
 pub mod oncall;
 pub mod params;
 pub mod sections;
 pub mod services;
+pub mod settings;
+mod store_errors;
 pub mod trigger;
 
 use actix_web::middleware::from_fn;
@@ -126,6 +131,14 @@ pub fn configure(
                         .service(lists::list_accounts)
                         .service(enqueue::enqueue)
                         .service(enqueue::enqueue_v2)
+                        .service(settings::get_setting)
+                        .service(settings::store_settings)
+                        .service(mapping::store_mapping)
+                        .service(mapping::store_mappings_bulk)
+                        .service(mapping::list_mappings)
+                        .service(mapping::mapping_of_service)
+                        .service(mapping::unmap_service)
+                        .service(mapping::mapping_of_entity)
                         .default_service(web::to(not_found::<BackstageError>)),
                 ),
         );

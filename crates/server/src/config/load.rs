@@ -107,6 +107,7 @@ impl Merged {
         check::<cards::CardsConfig>(&self.config, "cache", &mut out);
         check::<super::TriggerSettings>(&self.config, "trigger", &mut out);
         check::<super::BackstageSettings>(&self.config, "backstage", &mut out);
+        check::<super::StoreSettings>(&self.config, "store", &mut out);
         out
     }
 

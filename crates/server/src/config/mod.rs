@@ -28,6 +28,7 @@ mod load;
 pub mod pagerduty;
 mod render;
 pub mod server;
+pub mod store;
 pub mod trigger;
 
 pub use self::backstage::{BackstageSettings, DEFAULT_PREFIX, IntegrationKeys};
@@ -39,6 +40,7 @@ pub use self::pagerduty::{
 pub use self::server::{
     AuthMode, AuthSettings, JwtSettings, LogFormat, ServerSettings, StaticToken,
 };
+pub use self::store::StoreSettings;
 pub use self::trigger::{TriggerAllow, TriggerSettings};
 pub(crate) use checks::problem;
 
@@ -133,9 +135,16 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)?;
         // Keys of the Backstage app-config (`pagerDuty.…`) have no variable.
-        let ours = ["server.", "pagerduty.", "cache.", "trigger.", "backstage."]
-            .iter()
-            .any(|section| self.key.starts_with(section));
+        let ours = [
+            "server.",
+            "pagerduty.",
+            "cache.",
+            "trigger.",
+            "backstage.",
+            "store.",
+        ]
+        .iter()
+        .any(|section| self.key.starts_with(section));
         let env = env_name(&self.key);
         match (&self.origin, ours) {
             (Some(origin), true) => write!(f, " (set in {origin}; environment variable {env})"),
@@ -167,6 +176,8 @@ pub struct Settings {
     pub cache: cards::CardsConfig,
     pub trigger: TriggerSettings,
     pub backstage: BackstageSettings,
+    /// `[store]`: entity mappings and settings (SQLite or Postgres).
+    pub store: StoreSettings,
 }
 
 impl Settings {
@@ -246,6 +257,7 @@ impl Settings {
         self.trigger
             .validate(self.server.request_deadline_ms, problems);
         self.backstage.validate(problems);
+        self.store.validate(problems);
     }
 
     /// The effective settings as TOML that validates when fed back: secrets
