@@ -5,6 +5,7 @@ mod auth_jwt;
 mod backstage;
 mod cards;
 mod config;
+mod entities;
 mod errors;
 mod first_run;
 mod frontends;

@@ -10,7 +10,8 @@
 //! 2. [`accounts`]: one PagerDuty client and card service per account.
 //! 3. Domain services, free of HTTP: [`auth`] (who is calling; owns
 //!    [`auth::jwt`]), [`keys`] (integration key aliases), [`mappings`] (entity
-//!    mappings and settings over the `store` crate), [`trigger`] (the
+//!    mappings and settings over the `store` crate), [`entities`] (one card
+//!    per catalog entity over its mapped services), [`trigger`] (the
 //!    create-incident proxy),
 //!    [`readiness`] (are the credentials good?), [`metrics`] (counters and
 //!    their Prometheus text), [`state`] (the one [`state::AppState`] holding
@@ -28,6 +29,7 @@ pub mod config;
 pub mod accounts;
 
 pub mod auth;
+pub mod entities;
 pub mod keys;
 pub mod mappings;
 pub mod metrics;

@@ -97,6 +97,9 @@ pub enum ApiError {
     /// "internal error".
     #[error("internal error: {0}")]
     Internal(String),
+    /// The store (entity mappings) is down or slow; retry later.
+    #[error("the store is unavailable: {0}; retry later")]
+    StoreUnavailable(String),
     /// A trigger (or acknowledge/resolve) failed; statuses and details in
     /// [`crate::http::trigger`].
     #[error(transparent)]
@@ -248,6 +251,7 @@ impl ApiError {
             ApiError::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
             ApiError::CorsRejected { .. } => "cors_rejected",
             ApiError::Internal(_) => "internal",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
         }
     }
 
@@ -331,9 +335,9 @@ impl ResponseError for ApiError {
             ApiError::UpstreamUnauthorized(_)
             | ApiError::UpstreamForbidden { .. }
             | ApiError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
-            ApiError::UpstreamRateLimited { .. } | ApiError::IdentityProviderUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::UpstreamRateLimited { .. }
+            | ApiError::IdentityProviderUnavailable(_)
+            | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamTimeout | ApiError::DeadlineExceeded { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
