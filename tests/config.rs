@@ -548,6 +548,12 @@ fn every_key_filled() -> Settings {
             statement_timeout_ms: 1,
             acquire_timeout_ms: 1,
         },
+        catalog: CatalogSettings {
+            url: Some("https://c".into()),
+            token: Some(SecretString::from("t")),
+            token_file: Some("/t".into()),
+            timeout_ms: 1,
+        },
     }
 }
 

@@ -4,6 +4,7 @@ mod auth;
 mod auth_jwt;
 mod backstage;
 mod cards;
+mod catalog;
 mod config;
 mod entities;
 mod errors;

@@ -2,7 +2,7 @@
 //! services (the Node plugin's most asked-for feature), free of HTTP.
 //!
 //! The services are the entity's mappings in the store (each with its
-//! account); each service's card comes from its account's
+//! account) and the catalog's `pagerduty.com/service-id` annotation; each service's card comes from its account's
 //! [`cards::CardService`] (same caches as `/v1/cards`; the misses of one
 //! account share batches). A service whose card fails is reported inside the
 //! entity card, with its error, never as a failed request. The summary
@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::accounts::Accounts;
-use crate::mappings::{MappingError, MappingService};
+use crate::catalog::CatalogError;
+use crate::mappings::{MappingError, MappingService, normalize_entity_ref};
 
 /// One mapped service and its card (or why there is none).
 #[derive(Debug)]
@@ -86,29 +87,62 @@ pub struct EntitySummary {
     pub oncall: Vec<EntityOncall>,
 }
 
-/// Every card of the entity's mapped services (store order, oldest mapping
-/// first); 404 ([`MappingError::NotFound`]) when none is mapped. `account`
-/// keeps only the services of that account.
+/// The entity's services and their cards.
+#[derive(Debug)]
+pub struct EntityServices {
+    /// `kind:namespace/name`, lower case.
+    pub entity_ref: String,
+    /// Store mappings first (oldest first), then the catalog's annotated
+    /// service when no mapping names it.
+    pub services: Vec<EntityService>,
+    /// Why the catalog's annotation could not be read (the mapped services
+    /// are answered all the same).
+    pub catalog_error: Option<String>,
+}
+
+/// Every card of the entity's services: the store's mappings (any account)
+/// plus the catalog's `pagerduty.com/service-id` annotation (default
+/// account) when `catalog.url` is set; 404 ([`MappingError::NotFound`]) when
+/// neither names one. `account` keeps only the services of that account.
 pub async fn entity_services(
     accounts: &Accounts,
     mappings: &MappingService,
     (kind, namespace, name): (&str, &str, &str),
     account: Option<&str>,
     options: &CardOptions,
-) -> Result<(String, Vec<EntityService>), MappingError> {
-    let found = mappings.of_entity(kind, namespace, name).await?;
-    let entity_ref = found[0].entity_ref.clone();
-    let found: Vec<_> = found
-        .into_iter()
-        .filter(|m| account.is_none_or(|a| a == m.account))
-        .collect();
+) -> Result<EntityServices, MappingError> {
+    let entity_ref = normalize_entity_ref("entityRef", &format!("{kind}:{namespace}/{name}"))?;
+    let mut found: Vec<(String, String)> = match mappings.of_entity(kind, namespace, name).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|m| (m.account, m.service_id))
+            .collect(),
+        Err(MappingError::NotFound(_)) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let mut catalog_error = None;
+    if let Some(catalog) = mappings.catalog() {
+        match catalog.service_id(kind, namespace, name).await {
+            Ok(id) if !found.iter().any(|(_, s)| *s == id) => {
+                found.push((accounts.default_account().id.clone(), id));
+            }
+            Ok(_) | Err(CatalogError::NotFound(_) | CatalogError::NoAnnotation(_)) => {}
+            Err(e) => catalog_error = Some(e.to_string()),
+        }
+    }
+    found.retain(|(a, _)| account.is_none_or(|wanted| wanted == a));
+    if found.is_empty() {
+        return Err(MappingError::NotFound(format!(
+            "No PagerDuty service is mapped to entity {entity_ref}."
+        )));
+    }
     // One batch per account, the accounts concurrently.
     let mut by_account: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for m in &found {
+    for (account, service_id) in &found {
         by_account
-            .entry(m.account.as_str())
+            .entry(account.as_str())
             .or_default()
-            .push(m.service_id.clone());
+            .push(service_id.clone());
     }
     let batches = futures::future::join_all(by_account.into_iter().map(|(id, ids)| async move {
         let cards = match accounts.get(Some(id)) {
@@ -130,16 +164,20 @@ pub async fn entity_services(
     let mut batches: BTreeMap<&str, BTreeMap<String, _>> = batches.into_iter().collect();
     let services = found
         .iter()
-        .filter_map(|m| {
-            let card = batches.get_mut(m.account.as_str())?.remove(&m.service_id)?;
+        .filter_map(|(account, service_id)| {
+            let card = batches.get_mut(account.as_str())?.remove(service_id)?;
             Some(EntityService {
-                service_id: m.service_id.clone(),
-                account: m.account.clone(),
+                service_id: service_id.clone(),
+                account: account.clone(),
                 card,
             })
         })
         .collect();
-    Ok((entity_ref, services))
+    Ok(EntityServices {
+        entity_ref,
+        services,
+        catalog_error,
+    })
 }
 
 /// The combined view of `services`.

@@ -9,7 +9,8 @@
 //!    imports nothing else of this crate.
 //! 2. [`accounts`]: one PagerDuty client and card service per account.
 //! 3. Domain services, free of HTTP: [`auth`] (who is calling; owns
-//!    [`auth::jwt`]), [`keys`] (integration key aliases), [`mappings`] (entity
+//!    [`auth::jwt`]), [`keys`] (integration key aliases), [`catalog`] (the
+//!    Backstage catalog's annotations), [`mappings`] (entity
 //!    mappings and settings over the `store` crate), [`entities`] (one card
 //!    per catalog entity over its mapped services), [`trigger`] (the
 //!    create-incident proxy),
@@ -29,6 +30,7 @@ pub mod config;
 pub mod accounts;
 
 pub mod auth;
+pub mod catalog;
 pub mod entities;
 pub mod keys;
 pub mod mappings;

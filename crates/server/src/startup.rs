@@ -102,7 +102,11 @@ impl Application {
             settings.backstage.integration_key_alias_secret.as_ref(),
             &settings.pagerduty,
         ));
-        let mappings = Arc::new(MappingService::new(store, keys.clone()));
+        let mappings = Arc::new(MappingService::new(
+            store,
+            keys.clone(),
+            crate::catalog::CatalogClient::from_settings(&settings.catalog),
+        ));
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),

@@ -41,6 +41,9 @@ pub struct EntityCard {
     /// Every mapped service, oldest mapping first.
     pub services: Vec<EntityServiceItem>,
     pub summary: EntitySummary,
+    /// Why the catalog's annotation could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_error: Option<String>,
     pub generated_at: DateTime<Utc>,
 }
 
@@ -109,7 +112,9 @@ fn etag(items: &[EntityServiceItem]) -> String {
 /// Get the card of a catalog entity.
 ///
 /// The entity's services are the ones mapped to it (`POST
-/// /api/pagerduty/mapping/entity`, any account): one or several. Answers
+/// /api/pagerduty/mapping/entity`, any account) plus, with `catalog.url`
+/// set, the service its catalog annotation `pagerduty.com/service-id`
+/// names (default account): one or several. Answers
 /// each service's card (the same card, caches and options as
 /// `GET /v1/cards/{service_id}`) and a `summary`: open incidents across the
 /// services (newest first, each naming its service), who is on call now per
@@ -159,9 +164,9 @@ pub async fn get_entity_card(
         account.as_deref(),
         &options,
     ));
-    let (entity_ref, services) = deadline::within(state.request_deadline, work).await??;
-    let summary = summarize(&services);
-    let services: Vec<_> = services.into_iter().map(item).collect();
+    let found = deadline::within(state.request_deadline, work).await??;
+    let summary = summarize(&found.services);
+    let services: Vec<_> = found.services.into_iter().map(item).collect();
     let etag = etag(&services);
     let not_modified = crate::http::cache::matches(&req, &etag);
     let builder = || {
@@ -178,9 +183,10 @@ pub async fn get_entity_card(
         return Ok(builder().finish());
     }
     Ok(builder().json(EntityCard {
-        entity_ref,
+        entity_ref: found.entity_ref,
         services,
         summary,
+        catalog_error: found.catalog_error,
         generated_at: Utc::now(),
     }))
 }

@@ -23,6 +23,7 @@
 //! | `GET /accounts` | `{"accounts": [{"id","isDefault"}]}` |
 //! | `POST /services/{id}/incidents` | trigger through the server (see [`trigger`]) |
 //! | `POST /enqueue`, `POST /v2/enqueue` | an Events v2 event through the same machinery (see [`enqueue`]) |
+//! | `GET /catalog/entity/{type}/{namespace}/{name}` | the entity's `pagerduty.com/service-id`, from the Backstage catalog ([`catalog`]) |
 //! | `GET /settings/{id}`, `POST /settings` | the admin page's settings, in the store ([`settings`]) |
 //! | `POST /mapping/entity`, `POST /mapping/entities/bulk`, `GET /mapping/entity`, `GET /mapping/entity/{type}/{namespace}/{name}`, `GET`/`DELETE /mapping/entity/service/{id}` | entity mappings, in the store ([`mapping`]) |
 //!
@@ -57,6 +58,7 @@
 //! (the per-service card data), [`oncall`], [`lists`] (policies, teams,
 //! accounts) and [`trigger`].
 
+pub mod catalog;
 pub mod enqueue;
 pub mod envelopes;
 pub mod error;
@@ -139,6 +141,7 @@ pub fn configure(
                         .service(mapping::mapping_of_service)
                         .service(mapping::unmap_service)
                         .service(mapping::mapping_of_entity)
+                        .service(catalog::entity_service_id)
                         .default_service(web::to(not_found::<BackstageError>)),
                 ),
         );

@@ -108,6 +108,7 @@ impl Merged {
         check::<super::TriggerSettings>(&self.config, "trigger", &mut out);
         check::<super::BackstageSettings>(&self.config, "backstage", &mut out);
         check::<super::StoreSettings>(&self.config, "store", &mut out);
+        check::<super::CatalogSettings>(&self.config, "catalog", &mut out);
         out
     }
 

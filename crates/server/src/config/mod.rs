@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod app_config;
 pub mod backstage;
+pub mod catalog;
 mod checks;
 mod load;
 pub mod pagerduty;
@@ -32,6 +33,7 @@ pub mod store;
 pub mod trigger;
 
 pub use self::backstage::{BackstageSettings, DEFAULT_PREFIX, IntegrationKeys};
+pub use self::catalog::CatalogSettings;
 pub use self::checks::{REDACTED, redact_values};
 pub use self::pagerduty::{
     AccountSettings, ConnectionSettings, DEFAULT_OAUTH_SCOPES, LEGACY_ACCOUNT_ID, OAuthSettings,
@@ -178,6 +180,8 @@ pub struct Settings {
     pub backstage: BackstageSettings,
     /// `[store]`: entity mappings and settings (SQLite or Postgres).
     pub store: StoreSettings,
+    /// `[catalog]`: the Backstage catalog (entity annotations).
+    pub catalog: CatalogSettings,
 }
 
 impl Settings {
@@ -238,6 +242,7 @@ impl Settings {
         self.pagerduty.read_secret_files(problems);
         self.server.auth.read_tokens_file(problems);
         self.backstage.read_secret_files(problems);
+        self.catalog.read_secret_files(problems);
         self.validate(problems);
         // After validation, and saturating: an absurd deadline (u64::MAX) is
         // a reported problem, never an overflow.
@@ -258,6 +263,7 @@ impl Settings {
             .validate(self.server.request_deadline_ms, problems);
         self.backstage.validate(problems);
         self.store.validate(problems);
+        self.catalog.validate(problems);
     }
 
     /// The effective settings as TOML that validates when fed back: secrets

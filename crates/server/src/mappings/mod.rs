@@ -20,6 +20,7 @@ use std::sync::Arc;
 use store::{Inserted, Mapping, NewMapping, Store, StoreError, StoredKey};
 
 use crate::accounts::Account;
+use crate::catalog::CatalogClient;
 use crate::keys::{AliasError, KeyAliases};
 pub use settings::{KNOWN_SETTINGS, check_setting};
 
@@ -91,11 +92,21 @@ pub enum BulkRow {
 pub struct MappingService {
     store: Store,
     keys: Arc<KeyAliases>,
+    catalog: Option<CatalogClient>,
 }
 
 impl MappingService {
-    pub fn new(store: Store, keys: Arc<KeyAliases>) -> Self {
-        Self { store, keys }
+    pub fn new(store: Store, keys: Arc<KeyAliases>, catalog: Option<CatalogClient>) -> Self {
+        Self {
+            store,
+            keys,
+            catalog,
+        }
+    }
+
+    /// The Backstage catalog, when `catalog.url` is set.
+    pub fn catalog(&self) -> Option<&CatalogClient> {
+        self.catalog.as_ref()
     }
 
     /// The store (readiness pings it).
