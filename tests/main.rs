@@ -6,6 +6,7 @@ mod backstage;
 mod cards;
 mod catalog;
 mod config;
+mod dependencies;
 mod entities;
 mod errors;
 mod first_run;

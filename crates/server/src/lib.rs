@@ -31,6 +31,7 @@ pub mod accounts;
 
 pub mod auth;
 pub mod catalog;
+pub mod dependencies;
 pub mod entities;
 pub mod keys;
 pub mod mappings;

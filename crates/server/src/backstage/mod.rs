@@ -24,6 +24,7 @@
 //! | `POST /services/{id}/incidents` | trigger through the server (see [`trigger`]) |
 //! | `POST /enqueue`, `POST /v2/enqueue` | an Events v2 event through the same machinery (see [`enqueue`]) |
 //! | `GET /catalog/entity/{type}/{namespace}/{name}` | the entity's `pagerduty.com/service-id`, from the Backstage catalog ([`catalog`]) |
+//! | `GET`/`POST`/`DELETE /dependencies/service/{id}`, `POST /services/{id}/integration/{vendorId}` | PagerDuty's service dependencies and new integrations ([`dependencies`]) |
 //! | `GET /settings/{id}`, `POST /settings` | the admin page's settings, in the store ([`settings`]) |
 //! | `POST /mapping/entity`, `POST /mapping/entities/bulk`, `GET /mapping/entity`, `GET /mapping/entity/{type}/{namespace}/{name}`, `GET`/`DELETE /mapping/entity/service/{id}` | entity mappings, in the store ([`mapping`]) |
 //!
@@ -59,6 +60,7 @@
 //! accounts) and [`trigger`].
 
 pub mod catalog;
+pub mod dependencies;
 pub mod enqueue;
 pub mod envelopes;
 pub mod error;
@@ -142,6 +144,10 @@ pub fn configure(
                         .service(mapping::unmap_service)
                         .service(mapping::mapping_of_entity)
                         .service(catalog::entity_service_id)
+                        .service(dependencies::list_dependencies)
+                        .service(dependencies::add_dependencies)
+                        .service(dependencies::remove_dependencies)
+                        .service(dependencies::create_integration)
                         .default_service(web::to(not_found::<BackstageError>)),
                 ),
         );
