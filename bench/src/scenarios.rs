@@ -32,6 +32,8 @@ pub enum Scenario {
     Degraded,
     /// `/healthz` under the warm-card load.
     Ceiling,
+    /// `GET /api/pagerduty/mapping/entity` over 2,000 services (issue 15).
+    MappingList,
     /// All of the above in sequence.
     All,
 }
@@ -165,11 +167,11 @@ pub struct Bench {
     pub opts: Options,
     /// How the server is started.
     pub server_bin: ServerBin,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 /// Counters at the start of a phase.
-struct Phase {
+pub(crate) struct Phase {
     sim_total: u64,
     sim_429: u64,
     server_cpu: Option<f64>,
@@ -177,7 +179,7 @@ struct Phase {
 }
 
 impl Phase {
-    fn begin(sim: &SimHandle, server: &ServerProcess) -> Self {
+    pub(crate) fn begin(sim: &SimHandle, server: &ServerProcess) -> Self {
         let stats = sim.stats();
         Self {
             sim_total: stats.total(),
@@ -187,7 +189,7 @@ impl Phase {
         }
     }
 
-    fn end(self, row: &mut Row, sim: &SimHandle, server: &ServerProcess) {
+    pub(crate) fn end(self, row: &mut Row, sim: &SimHandle, server: &ServerProcess) {
         let stats = sim.stats();
         row.set_upstream(
             stats.total() - self.sim_total,
@@ -248,7 +250,7 @@ pub fn inspect_cards(body: &Value) -> (u64, u64, u64) {
     }
 }
 
-async fn get_ok(http: &reqwest::Client, url: &str) -> Outcome {
+pub(crate) async fn get_ok(http: &reqwest::Client, url: &str) -> Outcome {
     match http.get(url).send().await {
         Ok(resp) => {
             let status = resp.status();
@@ -386,7 +388,7 @@ impl Bench {
         })
     }
 
-    fn sim_setup(&self, services: usize, rate_limit: Option<u32>) -> SimSetup {
+    pub(crate) fn sim_setup(&self, services: usize, rate_limit: Option<u32>) -> SimSetup {
         SimSetup {
             services,
             seed: self.opts.seed,
@@ -397,7 +399,7 @@ impl Bench {
         }
     }
 
-    fn server_options(&self) -> ServerOptions {
+    pub(crate) fn server_options(&self) -> ServerOptions {
         ServerOptions {
             workers: self.opts.server_workers,
             log_level: self.opts.server_log_level.clone(),
@@ -408,7 +410,7 @@ impl Bench {
         }
     }
 
-    async fn start(
+    pub(crate) async fn start(
         &self,
         setup: &SimSetup,
         server: &ServerOptions,
@@ -475,6 +477,10 @@ impl Bench {
         if wants(Scenario::Degraded) {
             let r = self.degraded().await;
             record("degraded", r);
+        }
+        if wants(Scenario::MappingList) {
+            let r = self.mapping_list().await;
+            record("mapping-list", r);
         }
         environment.insert(
             "load_average_after".to_owned(),
