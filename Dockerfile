@@ -44,7 +44,8 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dutycard
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dutycard \
+    && mkdir -p /var/lib/dutycard && chown 10001 /var/lib/dutycard
 COPY --from=builder /app/target/release/dutycard /usr/local/bin/dutycard
 USER 10001
 # Listen on all interfaces inside the container; everything else keeps the
@@ -52,7 +53,11 @@ USER 10001
 ENV DUTYCARD_SERVER__HOST=0.0.0.0 \
     DUTYCARD_SERVER__PORT=8080 \
     DUTYCARD_SERVER__LOG_FORMAT=json \
+    DUTYCARD_STORE__DATA_DIR=/var/lib/dutycard \
     RUST_LOG=info
+# The embedded store (SQLite, entity mappings and settings) lives here; mount
+# a volume to keep it, or set DUTYCARD_STORE__URL to a Postgres.
+VOLUME /var/lib/dutycard
 EXPOSE 8080
 # SIGTERM (docker stop) drains in-flight requests for
 # server.shutdown_timeout_secs before exiting.

@@ -566,6 +566,19 @@ fn every_key_filled() -> Settings {
             max_total: 1,
             max_services: 1,
         },
+        store: StoreSettings {
+            url: Some(SecretString::from("postgres://u:p@h/d")),
+            data_dir: "/d".into(),
+            pool_size: 1,
+            statement_timeout_ms: 1,
+            acquire_timeout_ms: 1,
+        },
+        catalog: CatalogSettings {
+            url: Some("https://c".into()),
+            token: Some(SecretString::from("t")),
+            token_file: Some("/t".into()),
+            timeout_ms: 1,
+        },
     }
 }
 

@@ -16,6 +16,8 @@ log_format = "pretty"
 mode = "none"
 [pagerduty]
 max_attempts = 1
+[store]
+url = "sqlite::memory:"
 "#;
 
 /// The smallest valid configuration: [`BASE_NO_CREDENTIALS`] plus a
@@ -30,6 +32,8 @@ mode = "none"
 [pagerduty]
 max_attempts = 1
 api_token = "test-token"
+[store]
+url = "sqlite::memory:"
 "#;
 
 /// Load settings from TOML layers (in order) and `env`.

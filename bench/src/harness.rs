@@ -134,6 +134,8 @@ pub fn server_config_toml(port: u16, sim: &SimHandle, opts: &ServerOptions) -> S
         let _ = writeln!(s, "per_caller_per_minute = 1000000");
         let _ = writeln!(s, "per_routing_key_per_minute = 1000000");
     }
+    // The store in memory: no file left behind, no disk in the numbers.
+    let _ = writeln!(s, "\n[store]\nurl = \"sqlite::memory:\"");
     s.push_str(&opts.extra_toml);
     s
 }

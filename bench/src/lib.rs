@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod harness;
 pub mod load;
+pub mod mappings;
 pub mod report;
 pub mod scenarios;
 pub mod zipf;

@@ -37,6 +37,8 @@ pub enum Scenario {
     /// A change at PagerDuty to the new card on a stream, and upstream
     /// calls with webhooks on and off.
     Freshness,
+    /// `GET /api/pagerduty/mapping/entity` over 2,000 services (issue 15).
+    MappingList,
     /// All of the above in sequence.
     All,
 }
@@ -170,11 +172,11 @@ pub struct Bench {
     pub opts: Options,
     /// How the server is started.
     pub server_bin: ServerBin,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 /// Counters at the start of a phase.
-struct Phase {
+pub(crate) struct Phase {
     sim_total: u64,
     sim_429: u64,
     server_cpu: Option<f64>,
@@ -182,7 +184,7 @@ struct Phase {
 }
 
 impl Phase {
-    fn begin(sim: &SimHandle, server: &ServerProcess) -> Self {
+    pub(crate) fn begin(sim: &SimHandle, server: &ServerProcess) -> Self {
         let stats = sim.stats();
         Self {
             sim_total: stats.total(),
@@ -192,7 +194,7 @@ impl Phase {
         }
     }
 
-    fn end(self, row: &mut Row, sim: &SimHandle, server: &ServerProcess) {
+    pub(crate) fn end(self, row: &mut Row, sim: &SimHandle, server: &ServerProcess) {
         let stats = sim.stats();
         row.set_upstream(
             stats.total() - self.sim_total,
@@ -253,7 +255,7 @@ pub fn inspect_cards(body: &Value) -> (u64, u64, u64) {
     }
 }
 
-async fn get_ok(http: &reqwest::Client, url: &str) -> Outcome {
+pub(crate) async fn get_ok(http: &reqwest::Client, url: &str) -> Outcome {
     match http.get(url).send().await {
         Ok(resp) => {
             let status = resp.status();
@@ -391,7 +393,7 @@ impl Bench {
         })
     }
 
-    fn sim_setup(&self, services: usize, rate_limit: Option<u32>) -> SimSetup {
+    pub(crate) fn sim_setup(&self, services: usize, rate_limit: Option<u32>) -> SimSetup {
         SimSetup {
             services,
             seed: self.opts.seed,
@@ -402,7 +404,7 @@ impl Bench {
         }
     }
 
-    fn server_options(&self) -> ServerOptions {
+    pub(crate) fn server_options(&self) -> ServerOptions {
         ServerOptions {
             workers: self.opts.server_workers,
             log_level: self.opts.server_log_level.clone(),
@@ -415,7 +417,7 @@ impl Bench {
         }
     }
 
-    async fn start(
+    pub(crate) async fn start(
         &self,
         setup: &SimSetup,
         server: &ServerOptions,
@@ -486,6 +488,10 @@ impl Bench {
         if wants(Scenario::Freshness) {
             let r = self.freshness().await;
             record("freshness", r);
+        }
+        if wants(Scenario::MappingList) {
+            let r = self.mapping_list().await;
+            record("mapping-list", r);
         }
         environment.insert(
             "load_average_after".to_owned(),

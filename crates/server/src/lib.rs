@@ -9,7 +9,10 @@
 //!    imports nothing else of this crate.
 //! 2. [`accounts`]: one PagerDuty client and card service per account.
 //! 3. Domain services, free of HTTP: [`auth`] (who is calling; owns
-//!    [`auth::jwt`]), [`keys`] (integration key aliases), [`trigger`] (the
+//!    [`auth::jwt`]), [`keys`] (integration key aliases), [`catalog`] (the
+//!    Backstage catalog's annotations), [`mappings`] (entity
+//!    mappings and settings over the `store` crate), [`entities`] (one card
+//!    per catalog entity over its mapped services), [`trigger`] (the
 //!    create-incident proxy), [`degraded`] (optional sections PagerDuty
 //!    refuses, answered empty on the Backstage routes and reported),
 //!    [`webhooks`] (PagerDuty v3 webhooks in:
@@ -30,8 +33,12 @@ pub mod config;
 pub mod accounts;
 
 pub mod auth;
+pub mod catalog;
 pub mod degraded;
+pub mod dependencies;
+pub mod entities;
 pub mod keys;
+pub mod mappings;
 pub mod metrics;
 pub mod readiness;
 pub mod state;

@@ -49,6 +49,42 @@ pub struct ReadyReport {
     /// Not a readiness failure: the cards still render.
     #[serde(default)]
     pub degraded: Vec<crate::degraded::DegradedSection>,
+    /// The store (entity mappings, settings): reachable now? Filled in by
+    /// [`store_check`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreCheck>,
+}
+
+/// The store's readiness: one `SELECT 1` within [`STORE_PING`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct StoreCheck {
+    /// The database answered.
+    pub ok: bool,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Why not (never a driver message or a password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The longest a probe waits for the store.
+pub const STORE_PING: Duration = Duration::from_millis(500);
+
+/// Pings `store` within [`STORE_PING`].
+pub async fn store_check(store: &store::Store) -> StoreCheck {
+    let error = match tokio::time::timeout(STORE_PING, store.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "checking the store: no answer within {} ms",
+            STORE_PING.as_millis()
+        )),
+    };
+    StoreCheck {
+        ok: error.is_none(),
+        backend: store.backend().name().to_owned(),
+        error,
+    }
 }
 
 /// One PagerDuty account's readiness.
@@ -213,6 +249,7 @@ impl Readiness {
             token,
             accounts,
             degraded: Vec::new(),
+            store: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::config::{AuthMode, Settings};
 use crate::http::extract::BodyRules;
 use crate::http::routes::{KnownRoutes, not_found};
 use crate::keys::KeyAliases;
+use crate::mappings::MappingService;
 use crate::metrics::Metrics;
 use crate::middleware::cors::{cors, cors_errors_as_json};
 use crate::middleware::telemetry::{self, RequestSpan};
@@ -42,6 +43,8 @@ pub enum StartupError {
     Client(String),
     #[error("cannot set up JWT authentication: {0}")]
     Jwt(String),
+    #[error("cannot open the store: {0}")]
+    Store(String),
 }
 
 /// What to do about a port that is taken.
@@ -76,6 +79,17 @@ impl Application {
             Accounts::from_settings(&settings, metrics.clone())
                 .map_err(|e| StartupError::Client(e.to_string()))?,
         );
+        // The store is opened (and migrated) before anything listens or starts
+        // (the readiness checks): a server without its mappings would answer
+        // them wrongly.
+        let store = store::Store::open(&settings.store.options())
+            .await
+            .map_err(|e| StartupError::Store(e.to_string()))?;
+        tracing::info!(
+            store = store.location(),
+            backend = store.backend().name(),
+            "store open"
+        );
         let readiness = Readiness::new(
             accounts
                 .iter()
@@ -91,6 +105,11 @@ impl Application {
             &settings.pagerduty,
         ));
         let webhooks = WebhookService::start(&settings.webhooks, &accounts, metrics.clone());
+        let mappings = Arc::new(MappingService::new(
+            store,
+            keys.clone(),
+            crate::catalog::CatalogClient::from_settings(&settings.catalog),
+        ));
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),
             request_deadline: server_settings.request_deadline(),
@@ -107,6 +126,7 @@ impl Application {
                 crate::http::cache::etag,
                 metrics.clone(),
             ),
+            mappings,
         });
         let shared = state.clone();
         let streams = state.streams.clone();

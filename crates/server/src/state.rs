@@ -8,6 +8,7 @@ use crate::accounts::{Account, Accounts, UnknownAccount};
 use crate::config::BackstageSettings;
 use crate::degraded::Degradations;
 use crate::keys::KeyAliases;
+use crate::mappings::MappingService;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::streams::StreamService;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub webhooks_max_body: usize,
     /// Live card streams (`/v1/cards/{id}/stream`, `/v1/stream`).
     pub streams: Arc<StreamService>,
+    /// Entity mappings and settings, over the store.
+    pub mappings: Arc<MappingService>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
         self.trigger.shutdown().await;
         self.readiness.shutdown().await;
         futures::future::join_all(self.accounts.iter().map(|a| a.cards.shutdown())).await;
+        self.mappings.store().close().await;
     }
 
     /// The `/metrics` body: cache counters of every account.

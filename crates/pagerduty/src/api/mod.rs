@@ -3,6 +3,7 @@
 mod abilities;
 mod analytics;
 mod change_events;
+mod dependencies;
 mod escalation_policies;
 mod incidents;
 mod oncalls;

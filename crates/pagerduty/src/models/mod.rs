@@ -8,6 +8,7 @@
 mod analytics;
 mod change_event;
 mod common;
+mod dependency;
 mod escalation_policy;
 mod incident;
 mod oncall;
@@ -19,6 +20,7 @@ mod user;
 pub use analytics::ServiceIncidentMetrics;
 pub use change_event::ChangeEvent;
 pub use common::{Link, Reference};
+pub use dependency::ServiceDependency;
 pub use escalation_policy::{EscalationPolicy, EscalationRule};
 pub use incident::{Assignment, Incident, IncidentStatus, Urgency};
 pub use oncall::Oncall;

@@ -108,6 +108,9 @@ pub enum ApiError {
     /// "internal error".
     #[error("internal error: {0}")]
     Internal(String),
+    /// The store (entity mappings) is down or slow; retry later.
+    #[error("the store is unavailable: {0}; retry later")]
+    StoreUnavailable(String),
     /// A trigger (or acknowledge/resolve) failed; statuses and details in
     /// [`crate::http::trigger`].
     #[error(transparent)]
@@ -261,6 +264,7 @@ impl ApiError {
             ApiError::InvalidSignature(_) => "invalid_signature",
             ApiError::Overloaded { code, .. } => code,
             ApiError::Internal(_) => "internal",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
         }
     }
 
@@ -349,7 +353,8 @@ impl ResponseError for ApiError {
             | ApiError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamRateLimited { .. }
             | ApiError::IdentityProviderUnavailable(_)
-            | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::Overloaded { .. }
+            | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamTimeout | ApiError::DeadlineExceeded { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }

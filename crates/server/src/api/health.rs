@@ -30,7 +30,8 @@ pub async fn get_healthz() -> web::Json<Health> {
 
 /// Readiness probe.
 ///
-/// Ready when the configuration loaded and PagerDuty accepted our credentials
+/// Ready when the configuration loaded, the store answers (`store`: one
+/// `SELECT 1`, at most 500 ms) and PagerDuty accepted our credentials
 /// (`GET /abilities`, checked at most every 30 s, failures re-checked after
 /// 5 s). Reports the credential's health (kind, OAuth expiry, last error).
 /// Answers 503 with the same body when not ready. Answers at once from the
@@ -47,6 +48,9 @@ pub async fn get_healthz() -> web::Json<Health> {
 pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut report = state.readiness.check().await;
     report.degraded = state.degraded.list();
+    let store = crate::readiness::store_check(state.mappings.store()).await;
+    report.ready &= store.ok;
+    report.store = Some(store);
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {

@@ -8,6 +8,7 @@ use crate::middleware::auth::require_caller;
 use error::ApiError;
 
 pub mod cards;
+pub mod entities;
 pub mod error;
 pub mod health;
 pub mod incidents;
@@ -49,6 +50,7 @@ pub fn configure(
                     .service(cards::batch_cards)
                     .service(cards::get_card)
                     .service(cards::find_card)
+                    .service(entities::get_entity_card)
                     .service(incidents::trigger_incident)
                     .service(incidents::acknowledge_incident)
                     .service(incidents::resolve_incident),

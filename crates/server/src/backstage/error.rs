@@ -59,6 +59,9 @@ pub enum Op {
     EscalationPolicies,
     Teams,
     Trigger,
+    Dependencies,
+    ChangeDependencies,
+    CreateIntegration,
 }
 
 impl Op {
@@ -74,6 +77,9 @@ impl Op {
             Op::EscalationPolicies => "Failed to list escalation policies.",
             Op::Teams => "Failed to list teams.",
             Op::Trigger => "Failed to trigger the incident.",
+            Op::Dependencies => "Failed to get service dependencies.",
+            Op::ChangeDependencies => "Failed to update service dependencies.",
+            Op::CreateIntegration => "Failed to create the service integration.",
         }
     }
 }

@@ -24,6 +24,10 @@
 //! | `GET /accounts` | `{"accounts": [{"id","isDefault"}]}` |
 //! | `POST /services/{id}/incidents` | trigger through the server (see [`trigger`]) |
 //! | `POST /enqueue`, `POST /v2/enqueue` | an Events v2 event through the same machinery (see [`enqueue`]) |
+//! | `GET /catalog/entity/{type}/{namespace}/{name}` | the entity's `pagerduty.com/service-id`, from the Backstage catalog ([`catalog`]) |
+//! | `GET`/`POST`/`DELETE /dependencies/service/{id}`, `POST /services/{id}/integration/{vendorId}` | PagerDuty's service dependencies and new integrations ([`dependencies`]) |
+//! | `GET /settings/{id}`, `POST /settings` | the admin page's settings, in the store ([`settings`]) |
+//! | `POST /mapping/entity`, `POST /mapping/entities/bulk`, `GET /mapping/entity`, `GET /mapping/entity/{type}/{namespace}/{name}`, `GET`/`DELETE /mapping/entity/service/{id}` | entity mappings, in the store ([`mapping`]) |
 //!
 //! Card routes read the same cached sections as `/v1/cards` (no upstream call
 //! when the card data is warm); the lists are cached for
@@ -60,15 +64,20 @@
 //! accounts) and [`trigger`]. [`legacy`] is the legacy frontend's
 //! PagerDuty-shaped passthrough, at its own prefix.
 
+pub mod catalog;
+pub mod dependencies;
 pub mod enqueue;
 pub mod envelopes;
 pub mod error;
 pub mod legacy;
 pub mod lists;
+pub mod mapping;
 pub mod oncall;
 pub mod params;
 pub mod sections;
 pub mod services;
+pub mod settings;
+mod store_errors;
 pub mod trigger;
 
 use actix_web::middleware::from_fn;
@@ -141,6 +150,19 @@ pub fn configure(
                         .service(lists::list_accounts)
                         .service(enqueue::enqueue)
                         .service(enqueue::enqueue_v2)
+                        .service(settings::get_setting)
+                        .service(settings::store_settings)
+                        .service(mapping::store_mapping)
+                        .service(mapping::store_mappings_bulk)
+                        .service(mapping::list_mappings)
+                        .service(mapping::mapping_of_service)
+                        .service(mapping::unmap_service)
+                        .service(mapping::mapping_of_entity)
+                        .service(catalog::entity_service_id)
+                        .service(dependencies::list_dependencies)
+                        .service(dependencies::add_dependencies)
+                        .service(dependencies::remove_dependencies)
+                        .service(dependencies::create_integration)
                         .default_service(web::to(not_found::<BackstageError>)),
                 ),
         );

@@ -23,15 +23,18 @@ use serde::{Deserialize, Serialize};
 
 pub mod app_config;
 pub mod backstage;
+pub mod catalog;
 mod checks;
 pub mod live;
 mod load;
 pub mod pagerduty;
 mod render;
 pub mod server;
+pub mod store;
 pub mod trigger;
 
 pub use self::backstage::{BackstageSettings, DEFAULT_PREFIX, IntegrationKeys};
+pub use self::catalog::CatalogSettings;
 pub use self::checks::{REDACTED, redact_values};
 pub use self::live::{StreamSettings, WebhookSecrets, WebhookSettings};
 pub use self::pagerduty::{
@@ -41,6 +44,7 @@ pub use self::pagerduty::{
 pub use self::server::{
     AuthMode, AuthSettings, JwtSettings, LogFormat, ServerSettings, StaticToken,
 };
+pub use self::store::StoreSettings;
 pub use self::trigger::{TriggerAllow, TriggerSettings};
 pub(crate) use checks::{check_http_url, problem};
 
@@ -143,6 +147,7 @@ impl fmt::Display for Problem {
             "backstage.",
             "webhooks.",
             "streams.",
+            "store.",
         ]
         .iter()
         .any(|section| self.key.starts_with(section));
@@ -183,6 +188,10 @@ pub struct Settings {
     /// `[streams]`: card streams out (heartbeat, buffer, limits).
     #[serde(default)]
     pub streams: StreamSettings,
+    /// `[store]`: entity mappings and settings (SQLite or Postgres).
+    pub store: StoreSettings,
+    /// `[catalog]`: the Backstage catalog (entity annotations).
+    pub catalog: CatalogSettings,
 }
 
 impl Settings {
@@ -244,6 +253,7 @@ impl Settings {
         self.server.auth.read_tokens_file(problems);
         self.backstage.read_secret_files(problems);
         self.webhooks.read_secret_files(problems);
+        self.catalog.read_secret_files(problems);
         self.validate(problems);
         // After validation, and saturating: an absurd deadline (u64::MAX) is
         // a reported problem, never an overflow.
@@ -270,6 +280,8 @@ impl Settings {
         };
         self.webhooks.validate(&accounts, problems);
         self.streams.validate(problems);
+        self.store.validate(problems);
+        self.catalog.validate(problems);
     }
 
     /// The effective settings as TOML that validates when fed back: secrets

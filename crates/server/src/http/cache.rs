@@ -86,7 +86,7 @@ impl std::io::Write for Fnv1a {
 }
 
 /// Does `If-None-Match` name this ETag (weak comparison, lists and `*`)?
-fn matches(req: &HttpRequest, etag: &str) -> bool {
+pub(crate) fn matches(req: &HttpRequest, etag: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let ours = bare(etag);
     req.headers()

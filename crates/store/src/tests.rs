@@ -1,0 +1,190 @@
+//! Unit tests on SQLite (in memory and in a file); the end-to-end suite runs
+//! the same behaviour against Postgres too.
+
+use std::time::Duration;
+
+use super::*;
+
+fn temp_db() -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("dutycard-store-{}", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}/nested/dutycard.db", dir.display());
+    (dir, url)
+}
+
+fn new_mapping(service: &str, entity: &str) -> NewMapping {
+    NewMapping {
+        service_id: service.into(),
+        entity_ref: entity.into(),
+        integration_key: Some(StoredKey::new("k-".to_owned() + service)),
+        account: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn migrations_run_once_and_a_rerun_is_a_no_op() {
+    let (dir, url) = temp_db();
+    let store = Store::open(&StoreOptions::new(&url)).await.expect("opens");
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1]);
+    store.migrate().await.expect("re-run");
+    store.close().await;
+    let again = Store::open(&StoreOptions::new(&url))
+        .await
+        .expect("reopens");
+    assert_eq!(
+        again.applied_migrations().await.unwrap(),
+        vec![migrate::latest_version()]
+    );
+    again.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_upsert_replaces_the_services_row_and_keeps_its_id() {
+    let store = Store::open(&StoreOptions::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    let first = store
+        .upsert_mapping(&new_mapping("P1", "component:default/a"))
+        .await
+        .unwrap();
+    assert_eq!(first.revision, 1);
+    let second = store
+        .upsert_mapping(&new_mapping("P1", "component:default/b"))
+        .await
+        .unwrap();
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.index, first.index);
+    assert_eq!(second.revision, 2);
+    assert_eq!(second.entity_ref, "component:default/b");
+    assert_eq!(store.mappings().await.unwrap(), vec![second.clone()]);
+    assert_eq!(
+        store
+            .mappings_of_entity("component:default/a")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(store.delete_mapping("P1").await.unwrap(), Some(second));
+    assert_eq!(store.mapping_by_service("P1").await.unwrap(), None);
+    assert_eq!(store.delete_mapping("P1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn bulk_inserts_skip_mapped_services_across_chunks() {
+    let store = Store::open(&StoreOptions::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    store
+        .upsert_mapping(&new_mapping("S3", "component:default/old"))
+        .await
+        .unwrap();
+    let rows: Vec<_> = (0..BULK_CHUNK + 5)
+        .map(|i| new_mapping(&format!("S{i}"), "component:default/many"))
+        .collect();
+    let outcomes = store.insert_new_mappings(&rows).await.unwrap();
+    assert_eq!(outcomes.len(), rows.len());
+    assert_eq!(outcomes[3], Inserted::Exists);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Inserted::Created(_)))
+            .count(),
+        rows.len() - 1
+    );
+    assert_eq!(
+        store
+            .mappings_of_entity("component:default/many")
+            .await
+            .unwrap()
+            .len(),
+        rows.len() - 1
+    );
+    assert_eq!(
+        store
+            .mapping_by_service("S3")
+            .await
+            .unwrap()
+            .unwrap()
+            .entity_ref,
+        "component:default/old"
+    );
+}
+
+#[tokio::test]
+async fn settings_are_written_together_and_read_back() {
+    let store = Store::open(&StoreOptions::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    assert_eq!(store.setting("a").await.unwrap(), None);
+    store
+        .put_settings(&[("a".into(), "1".into()), ("b".into(), "2".into())])
+        .await
+        .unwrap();
+    store
+        .put_settings(&[("a".into(), "3".into())])
+        .await
+        .unwrap();
+    let a = store.setting("a").await.unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.value.as_str()), ("a", "3"));
+    assert_eq!(a.updated_at.len(), "2026-11-22 13:34:08".len());
+    assert_eq!(store.setting("b").await.unwrap().unwrap().value, "2");
+}
+
+#[tokio::test]
+async fn keys_never_show_in_debug_output() {
+    let m = new_mapping("P1", "component:default/a");
+    assert!(!format!("{m:?}").contains("k-P1"));
+}
+
+#[tokio::test]
+async fn a_closed_store_is_unavailable_at_once() {
+    let mut options = StoreOptions::new("sqlite::memory:");
+    options.acquire_timeout = Duration::from_millis(200);
+    let store = Store::open(&options).await.unwrap();
+    store.close().await;
+    let e = store.ping().await.unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_file_is_unavailable_within_the_bound() {
+    let (dir, url) = temp_db();
+    let mut options = StoreOptions::new(&url);
+    options.statement_timeout = Duration::from_millis(100);
+    options.acquire_timeout = Duration::from_millis(100);
+    let store = Store::open(&options).await.unwrap();
+    // Another writer holds the write lock.
+    let Pool::Sqlite(pool) = &store.pool else {
+        unreachable!()
+    };
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = store
+        .upsert_mapping(&new_mapping("P1", "component:default/a"))
+        .await
+        .unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    assert!(started.elapsed() < options.operation_timeout() + Duration::from_secs(1));
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    store
+        .upsert_mapping(&new_mapping("P1", "component:default/a"))
+        .await
+        .expect("recovers");
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_url_names_the_problem_without_the_password() {
+    let e = Store::open(&StoreOptions::new("mysql://u:hunter2@h/d"))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("expected sqlite:"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
