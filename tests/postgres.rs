@@ -7,22 +7,24 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Where Debian and the CI image put the PostgreSQL binaries.
-const BIN_DIRS: &[&str] = &[
-    "/usr/local/bin",
-    "/usr/lib/postgresql/15/bin",
-    "/usr/lib/postgresql/16/bin",
-    "/usr/lib/postgresql/17/bin",
-];
-
+/// Where the PostgreSQL binaries are: `PATH` (the CI image links them into
+/// /usr/local/bin), then Debian's `/usr/lib/postgresql/<version>/bin`,
+/// newest version first.
 fn binary(name: &str) -> PathBuf {
-    BIN_DIRS
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| entries.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    debian.sort_by(|a, b| b.cmp(a));
+    dirs.extend(debian);
+    dirs.iter()
+        .map(|dir| dir.join(name))
         .find(|p| p.exists())
         .unwrap_or_else(|| {
             panic!(
-                "{name} not found in {BIN_DIRS:?}: run scripts/test, which installs PostgreSQL (Debian's postgresql package)"
+                "{name} not found on PATH or under /usr/lib/postgresql/*/bin: run scripts/test, which installs PostgreSQL (Debian's postgresql package)"
             )
         })
 }
