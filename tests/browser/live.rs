@@ -71,14 +71,14 @@ async fn a_card_follows_its_stream_and_polls_with_if_none_match_when_it_ends() {
         "the stream is asked for: {urls:?}"
     );
 
-    // A pushed card (split across reads, after a heartbeat) is shown, its
-    // id kept as the ETag.
+    // A pushed card (in the server's event shape, a batch entry; split
+    // across reads, after a heartbeat) is shown, its id kept as the ETag.
     let pushed = browser
         .js(
             &format!(
                 "const c = structuredClone({LIVE}.card);
                  c.service.data.name = 'Pushed by the stream';
-                 return JSON.stringify(c);"
+                 return JSON.stringify({{ service_id: c.service.data.id, status: 200, card: c }});"
             ),
             vec![],
         )

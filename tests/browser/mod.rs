@@ -5,6 +5,7 @@
 
 mod driver;
 mod live;
+mod stream;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -275,13 +275,20 @@ export class DutycardCard extends HTMLElement {
   }
 
   _onEvent(text, id) {
-    let card;
+    let item;
     try {
-      card = JSON.parse(text);
+      item = JSON.parse(text);
     } catch {
       return;
     }
-    if (card && typeof card === "object" && card.service) this._show(card, id);
+    if (!item || typeof item !== "object") return;
+    // The server's stream sends a batch entry ({service_id, status, card}
+    // or {status, error}); a bare card (a hook's own stream) is taken too.
+    if (item.card && typeof item.card === "object") return this._show(item.card, id);
+    if (item.error && typeof item.error === "object") {
+      return this._fail(item.status || 0, cardErrorText(item.status || 0, { error: item.error }), this._generation);
+    }
+    if (item.service) this._show(item, id);
   }
 
   _show(card, etag) {

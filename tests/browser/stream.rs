@@ -1,0 +1,199 @@
+//! The card on the demo page against the real stream (issue 16 meets
+//! issue 19): a trigger made straight at PagerDuty (the simulator), which
+//! the simulator announces with a signed webhook, shows on the open card
+//! with no poll of the card route.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dutycard_server::startup::{Application, Stopper};
+use dutycard_server::webhooks::WebhookService;
+use serde_json::{Value, json};
+
+use super::driver::Browser;
+use super::{errors, root, turn, wait_until_cards_ready};
+use crate::helpers::{BASE_TOML, settings_from, sim_env, small_sim, start_sim};
+use crate::trigger::triggerable_service;
+
+/// Incidents and on-call fresh for 5 minutes: no poll or expiry can bring
+/// a new incident in during the test, only the webhook.
+const LONG_TTLS: &str = "[cache]\nincidents_ttl_secs = 300\noncall_ttl_secs = 300\n";
+
+/// Stops the app when the test ends, however it ends.
+struct StopOnDrop(Stopper);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let stopper = self.0.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { stopper.stop(false).await });
+        }
+    }
+}
+
+/// Subscribes the simulator's account to the app's webhook intake and
+/// gives the app the subscription's secret.
+async fn subscribe(
+    http: &reqwest::Client,
+    sim: &sim::SimHandle,
+    app: &str,
+    webhooks: &WebhookService,
+) {
+    let r = http
+        .post(format!("{}/webhook_subscriptions", sim.base_url()))
+        .header("Authorization", format!("Token token={}", sim.api_token()))
+        .json(&json!({"webhook_subscription": {
+            "type": "webhook_subscription",
+            "delivery_method": {"type": "http_delivery_method", "url": format!("{app}/v1/webhooks/pagerduty")},
+            "events": ["incident.triggered", "incident.acknowledged", "incident.resolved"],
+            "filter": {"type": "account_reference"},
+        }}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let secret = body["webhook_subscription"]["delivery_method"]["secret"]
+        .as_str()
+        .expect("the created subscription's secret")
+        .to_owned();
+    webhooks.add_secret("default", secret.into());
+}
+
+async fn metrics(http: &reqwest::Client, app: &str) -> String {
+    http.get(format!("{app}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Every `GET /v1/cards/{service_id}` the app answered (any status).
+fn card_gets(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("dutycard_http_requests_total{")
+                && l.contains(r#"method="GET""#)
+                && l.contains(r#"route="/v1/cards/{service_id}""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn gauge(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_trigger_at_pagerduty_shows_on_the_open_card_within_2s_through_the_real_stream_without_a_poll()
+ {
+    let _turn = turn().await;
+    let sim = start_sim(small_sim()).await;
+    let mut env = sim_env(&sim);
+    env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
+    let app = Application::build(settings_from(&[BASE_TOML, LONG_TTLS], &env))
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let webhooks: Arc<WebhookService> = app.webhooks();
+    let _stop = StopOnDrop(app.stopper());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    subscribe(&http, &sim, &address, &webhooks).await;
+    let (id, key) = triggerable_service(&sim);
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{address}/ui/?services={id}")).await;
+    wait_until_cards_ready(&browser, 1).await;
+    // The card's stream is open (it opens after the first read).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gauge(&metrics(&http, &address).await, "dutycard_streams_open") != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the card never opened its stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gets = card_gets(&metrics(&http, &address).await);
+    assert!(gets >= 1, "the card's first read is counted");
+    let incident_reads = sim.stats().count("GET", "/incidents");
+
+    // A trigger straight at PagerDuty's Events API, not through dutycard.
+    let title = "Disk full on db-1 (browser, real stream)";
+    let r = http
+        .post(format!("{}/enqueue", sim.events_base_url()))
+        .json(&json!({
+            "routing_key": key,
+            "event_action": "trigger",
+            "dedup_key": "browser-stream-1",
+            "payload": {"summary": title, "source": "db-1", "severity": "critical"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let sent = Instant::now();
+    browser
+        .wait_for(
+            "the incident triggered at PagerDuty on the card",
+            Duration::from_secs(2),
+            &format!(
+                "const s = {}.querySelector('[data-section=\"incidents\"]');
+                 return s && s.innerText.includes({title:?});",
+                root(&id)
+            ),
+        )
+        .await;
+    let took = sent.elapsed();
+    println!("incident triggered at PagerDuty on the card after {took:?}");
+
+    // The card did not poll: no further card read, and the incidents were
+    // read from PagerDuty once (the webhook's refetch; TTLs are 5 minutes).
+    let after = metrics(&http, &address).await;
+    assert_eq!(card_gets(&after), gets, "the card polled: {after}");
+    assert_eq!(
+        sim.stats().count("GET", "/incidents"),
+        incident_reads + 1,
+        "one incidents refetch"
+    );
+    assert!(
+        after.contains(r#"dutycard_webhook_deliveries_total{account="default",event_type="incident.triggered",outcome="queued"} 1"#),
+        "the simulator's webhook came in: {after}"
+    );
+    // What the stream brought is the card GET answers (its ETag kept).
+    let etag = browser
+        .js(
+            &format!(
+                "return document.querySelector('dutycard-card[service-id=\"{id}\"]').dataset.etag;"
+            ),
+            vec![],
+        )
+        .await;
+    let get = http
+        .get(format!("{address}/v1/cards/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get.headers().get("etag").and_then(|v| v.to_str().ok()),
+        etag.as_str(),
+        "the shown card's ETag is the server's"
+    );
+    browser
+        .screenshot_of(
+            &format!("dutycard-card[service-id=\"{id}\"]"),
+            "card-after-real-stream.png",
+        )
+        .await;
+    let errors = errors(&browser, &address).await;
+    assert!(errors.is_empty(), "browser errors: {errors:#?}");
+    browser.close().await;
+}
