@@ -181,10 +181,9 @@ async fn a_card_follows_its_stream_and_polls_with_if_none_match_when_it_ends() {
              return c.dataset.state === 'error' ? c.shadowRoot.querySelector('[role=alert]').innerText : null;",
         )
         .await;
-    assert_eq!(
-        entity,
-        json!("This dutycard server does not offer this kind of card.")
-    );
+    // The entity route exists (issue 15): an entity nothing is mapped to
+    // is its 404, in words.
+    assert_eq!(entity, json!("PagerDuty has no such service."));
 
     let errors = errors(&browser, &app.app.address).await;
     // The entity route's 404 is the answer the card turned into words.
