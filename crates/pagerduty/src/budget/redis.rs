@@ -13,7 +13,9 @@
 //!   second script that never shortens a longer pause already in force, and
 //!   the GCRA script answers "paused" while it exists. It carries the raw
 //!   body of PagerDuty's 429 (no secret: PagerDuty's error text), so a call
-//!   denied on another replica fails with the same error.
+//!   denied on another replica fails with the same error. PagerDuty's
+//!   `ratelimit-remaining: 0` with a `ratelimit-reset` pauses every replica
+//!   the same way until the reset, before anyone earns that 429.
 //! * **Redis down or slow**: every Redis call is bounded by
 //!   [`RedisBudgetConfig::call_timeout`] (and by the call's deadline). On the
 //!   first failure the budget logs once and switches to a local
@@ -40,7 +42,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{LocalRateBudget, PermitDenied, PermitRequest, RateBudget};
+use super::{LocalRateBudget, PermitDenied, PermitRequest, RateBudget, RateLimitHeaders};
 use crate::error::{Error, PdErrorBody, Result};
 use crate::retry::jitter;
 
@@ -285,13 +287,17 @@ impl Inner {
         Some(Ok(match answer.0 {
             0 => Verdict::Granted,
             1 => Verdict::Wait(ms),
-            _ => Verdict::Paused(
-                ms,
-                PdErrorBody {
-                    status: Some(429),
-                    ..PdErrorBody::parse(answer.2.as_bytes())
-                },
-            ),
+            _ => {
+                // "<status>|<body>", as `publish_pause` writes it.
+                let (status, text) = answer.2.split_once('|').unwrap_or(("", &answer.2));
+                Verdict::Paused(
+                    ms,
+                    PdErrorBody {
+                        status: status.parse().ok(),
+                        ..PdErrorBody::parse(text.as_bytes())
+                    },
+                )
+            }
         }))
     }
 
@@ -412,17 +418,45 @@ impl RateBudget for RedisRateBudget {
     }
 
     fn on_rate_limited(&self, pause: Duration, body: &PdErrorBody) {
+        self.publish_pause(pause, body);
+    }
+
+    /// `ratelimit-remaining: 0` with a reset: the account's next call would
+    /// earn a 429, so every replica pauses until the reset (at most a
+    /// minute, PagerDuty's window) instead.
+    fn on_headers(&self, headers: &RateLimitHeaders) {
+        if let (Some(0), Some(reset)) = (headers.remaining, headers.reset)
+            && !reset.is_zero()
+        {
+            let body = PdErrorBody {
+                message: Some(
+                    "PagerDuty's ratelimit-remaining reached 0 for the account; calls wait for its ratelimit-reset"
+                        .into(),
+                ),
+                ..Default::default()
+            };
+            self.publish_pause(reset.min(Duration::from_secs(60)), &body);
+        }
+    }
+}
+
+impl RedisRateBudget {
+    /// Applies a pause here at once and publishes it to every replica.
+    fn publish_pause(&self, pause: Duration, body: &PdErrorBody) {
         self.inner.local.on_rate_limited(pause, body);
         // Publishing must not block the request path: a spawned task,
         // bounded by the call timeout.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let raw = body
+        // "<status>|<body>": PagerDuty's raw body, or our message as JSON
+        // (so the other replicas parse the same `message` back).
+        let text = body
             .raw
             .clone()
-            .or_else(|| body.message.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| serde_json::json!({ "message": body.message }).to_string());
+        let status = body.status.map(|s| s.to_string()).unwrap_or_default();
+        let raw = format!("{status}|{text}");
         let pause_ms = pause.as_millis().max(1) as u64;
         self.inner.in_flight.send_modify(|n| *n += 1);
         let guard = InFlight(Arc::clone(&self.inner));
@@ -437,7 +471,7 @@ impl RateBudget for RedisRateBudget {
                 Ok(Err(_)) | Err(_) => {
                     tracing::debug!(
                         key = %inner.pause_key,
-                        "shared rate budget: could not publish a 429 pause to Redis; it holds on this replica"
+                        "shared rate budget: could not publish a pause to Redis; it holds on this replica"
                     );
                     inner.degrade();
                 }

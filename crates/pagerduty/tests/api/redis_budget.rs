@@ -12,7 +12,7 @@ use std::time::Duration;
 use pagerduty::budget::redis::{
     BudgetMode, RedisBudgetConfig, RedisRateBudget, connection_manager,
 };
-use pagerduty::{PdErrorBody, PermitRequest, RateBudget};
+use pagerduty::{PdErrorBody, PermitRequest, RateBudget, RateLimitHeaders};
 use tokio::time::Instant;
 
 /// A `redis-server` of this test: killed and its directory removed on drop.
@@ -205,7 +205,11 @@ async fn a_429_reported_to_one_replica_pauses_the_other() {
     b.acquire(request(Duration::from_secs(1))).await.unwrap();
 
     let raw = r#"{"error":{"message":"Rate Limit Exceeded","code":2020}}"#;
-    a.on_rate_limited(Duration::from_secs(3), &PdErrorBody::parse(raw.as_bytes()));
+    let body = PdErrorBody {
+        status: Some(429),
+        ..PdErrorBody::parse(raw.as_bytes())
+    };
+    a.on_rate_limited(Duration::from_secs(3), &body);
     a.flush().await;
     let denied = b
         .acquire(request(Duration::from_millis(500)))
@@ -241,6 +245,46 @@ async fn a_429_reported_to_one_replica_pauses_the_other() {
         .acquire(request(Duration::from_secs(1)))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn no_remaining_calls_in_pagerdutys_headers_pause_every_replica_until_the_reset() {
+    let server = RedisServer::start();
+    let a = replica(&server, "acct-headers", config(6000, 2));
+    let b = replica(&server, "acct-headers", config(6000, 2));
+    // Calls left: nothing happens.
+    a.on_headers(&RateLimitHeaders {
+        limit: Some(960),
+        remaining: Some(5),
+        reset: Some(Duration::from_secs(30)),
+    });
+    a.flush().await;
+    b.acquire(request(Duration::from_millis(500)))
+        .await
+        .unwrap();
+    a.on_headers(&RateLimitHeaders {
+        limit: Some(960),
+        remaining: Some(0),
+        reset: Some(Duration::from_secs(2)),
+    });
+    a.flush().await;
+    let denied = b
+        .acquire(request(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert!(
+        denied.retry_after > Duration::from_secs(1) && denied.retry_after <= Duration::from_secs(2),
+        "{denied:?}"
+    );
+    assert_eq!(denied.body.status, None, "not a 429 from PagerDuty");
+    assert!(
+        denied
+            .body
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("ratelimit-remaining")),
+        "{denied:?}"
+    );
 }
 
 #[tokio::test]
