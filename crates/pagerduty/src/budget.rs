@@ -14,6 +14,9 @@
 //! and an account-wide pause after a 429. Several replicas sharing one
 //! account can supply a shared one instead (for example through Redis) with
 //! [`ClientBuilder::rate_budget`](crate::ClientBuilder::rate_budget).
+//! With the cargo feature `redis`, [`redis::RedisRateBudget`] is that shared
+//! budget: a GCRA and the 429 pause kept in Redis, with a local fallback at
+//! the replica's share of the rate while Redis is unreachable.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -28,6 +31,9 @@ use tokio::time::Instant;
 
 use crate::error::{Error, PdErrorBody, Result};
 use crate::retry::jitter;
+
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// Decides when the client may send a REST request; see the
 /// [module docs](self).

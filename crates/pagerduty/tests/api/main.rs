@@ -10,6 +10,7 @@ mod fixtures;
 mod helpers;
 mod oauth;
 mod pagination;
+mod redis_budget;
 mod resources;
 mod retries;
 mod telemetry;
