@@ -78,7 +78,7 @@ pub enum StreamError {
 #[derive(Debug, Clone)]
 pub struct StreamRequest {
     /// The services, in order.
-    pub service_ids: Vec<String>,
+    pub service_ids: Vec<cards::ServiceId>,
     /// One card (`/v1/cards/{id}/stream`): the event id is its ETag, and a
     /// card that cannot be read fails the request instead of being an event.
     pub single: bool,
@@ -276,7 +276,7 @@ struct Watch {
     cards: CardService,
     options: CardOptions,
     single: bool,
-    service_ids: Vec<String>,
+    service_ids: Vec<cards::ServiceId>,
     /// The ETag last sent (or the client already has), per service.
     last: Vec<Option<String>>,
     /// Each card's escalation policy (on-call changes are keyed by it).
@@ -285,12 +285,9 @@ struct Watch {
 
 impl Watch {
     async fn read(&self, i: usize) -> Result<ServiceCard, CardError> {
-        // Checked by the handler; a bad id here could only be a 404.
-        let id = cards::ServiceId::new(&self.service_ids[i]).map_err(|_| CardError::NotFound {
-            what: format!("service {}", self.service_ids[i]),
-            cause: None,
-        })?;
-        let card = self.cards.card(ServiceRef::Id(id), &self.options);
+        let card = self
+            .cards
+            .card(ServiceRef::Id(self.service_ids[i].clone()), &self.options);
         Box::pin(card).await
     }
 
@@ -304,7 +301,7 @@ impl Watch {
         for i in 0..self.service_ids.len() {
             let hit = match change.section {
                 Section::Oncall => self.policies[i].as_deref() == Some(change.id.as_str()),
-                _ => self.service_ids[i] == change.id,
+                _ => self.service_ids[i] == change.id.as_str(),
             };
             if hit {
                 dirty.insert(i);
@@ -337,7 +334,7 @@ impl Watch {
         };
         Some(StreamItem {
             id,
-            service_id: self.service_ids[i].clone(),
+            service_id: self.service_ids[i].to_string(),
             card,
         })
     }
@@ -416,7 +413,7 @@ mod tests {
 
     fn request(ids: &[&str], single: bool, last: Option<&str>) -> StreamRequest {
         StreamRequest {
-            service_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+            service_ids: ids.iter().map(|s| s.parse().unwrap()).collect(),
             single,
             options: CardOptions::default(),
             last_event_id: last.map(str::to_owned),

@@ -128,11 +128,6 @@ pub(crate) fn parse_service_id(id: &str) -> Result<ServiceId, String> {
     ServiceId::new(id).map_err(|_| InvalidId::RULE.to_owned())
 }
 
-/// Checks a service id (see [`parse_service_id`]).
-pub(crate) fn check_service_id(id: &str) -> Result<(), String> {
-    parse_service_id(id).map(|_| ())
-}
-
 /// `POST /v1/cards/batch` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@ use actix_web_lab::sse;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::cards::{BatchItem, CardParams, check_service_id};
+use super::cards::{BatchItem, CardParams, parse_service_id};
 use super::error::{ApiError, ErrorBody};
 use crate::auth::Caller;
 use crate::http::extract::Query;
@@ -88,11 +88,11 @@ pub async fn stream_card(
     service_id: web::Path<String>,
     Query(params, _): Query<CardParams, ApiError>,
 ) -> Result<impl actix_web::Responder, ApiError> {
-    let service_id = service_id.into_inner();
-    check_service_id(&service_id).map_err(|message| ApiError::InvalidParameter {
-        parameter: "service_id".into(),
-        message,
-    })?;
+    let service_id =
+        parse_service_id(&service_id).map_err(|message| ApiError::InvalidParameter {
+            parameter: "service_id".into(),
+            message,
+        })?;
     let request = StreamRequest {
         service_ids: vec![service_id],
         single: true,
@@ -138,14 +138,14 @@ pub async fn stream_cards(
     Query(params, _): Query<StreamParams, ApiError>,
 ) -> Result<impl actix_web::Responder, ApiError> {
     let max = state.streams.settings().max_services;
-    let mut service_ids: Vec<String> = Vec::new();
+    let mut service_ids: Vec<cards::ServiceId> = Vec::new();
     for id in params.service_ids.split(',').map(str::trim) {
-        check_service_id(id).map_err(|message| ApiError::InvalidParameter {
+        let id = parse_service_id(id).map_err(|message| ApiError::InvalidParameter {
             parameter: "service_ids".into(),
             message: format!("`{id}` {message}"),
         })?;
-        if !service_ids.iter().any(|s| s == id) {
-            service_ids.push(id.to_owned());
+        if !service_ids.contains(&id) {
+            service_ids.push(id);
         }
     }
     if service_ids.len() > max {

@@ -78,26 +78,9 @@ pub async fn oncall_users(req: HttpRequest, state: web::Data<AppState>) -> Resul
 
 /// The distinct `escalation_policy_ids[]` (1 to [`MAX_POLICIES`]).
 fn policy_ids(params: &Params) -> Result<Vec<String>> {
-    let mut ids = params.all(&["escalation_policy_ids[]", "escalation_policy_ids"]);
-    let mut seen = HashSet::new();
-    ids.retain(|id| seen.insert(id.clone()));
-    if ids.is_empty() {
-        return Err(BackstageError::bad_request(
-            "'escalation_policy_ids[]' is required",
-        ));
-    }
-    if ids.len() > MAX_POLICIES {
-        return Err(BackstageError::bad_request(format!(
-            "at most {MAX_POLICIES} 'escalation_policy_ids[]' per request"
-        )));
-    }
-    if !ids.iter().all(|id| pagerduty::ids::is_pagerduty_id(id)) {
-        return Err(BackstageError::bad_request(format!(
-            "'escalation_policy_ids[]' {}",
-            pagerduty::InvalidId::RULE
-        )));
-    }
-    Ok(ids)
+    params
+        .distinct_ids("escalation_policy_ids", MAX_POLICIES)
+        .map_err(BackstageError::bad_request)
 }
 
 /// Every on-call entry of the policies (every level, users and schedules

@@ -54,6 +54,30 @@ impl Params {
             .collect()
     }
 
+    /// The distinct ids of `name[]` (also plain `name`, repeated or
+    /// comma-separated): 1 to `max`, each a PagerDuty id. The error says
+    /// which rule failed, without echoing a value (it may be a pasted secret).
+    pub(super) fn distinct_ids(
+        &self,
+        name: &str,
+        max: usize,
+    ) -> std::result::Result<Vec<String>, String> {
+        let array = format!("{name}[]");
+        let mut ids = self.all(&[array.as_str(), name]);
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        if ids.is_empty() {
+            return Err(format!("'{array}' is required"));
+        }
+        if ids.len() > max {
+            return Err(format!("at most {max} '{array}' per request"));
+        }
+        if !ids.iter().all(|id| pagerduty::ids::is_pagerduty_id(id)) {
+            return Err(format!("'{array}' {}", pagerduty::InvalidId::RULE));
+        }
+        Ok(ids)
+    }
+
     /// The account `?account=` names (the default when absent or empty).
     pub(super) fn account<'a>(&self, state: &'a AppState) -> Result<&'a Arc<Account>> {
         Ok(state.account(self.first("account"))?)

@@ -361,7 +361,7 @@ pub fn normalize_entity_ref(field: &str, text: &str) -> Result<String, MappingEr
 
 /// PagerDuty ids are short alphanumeric strings.
 pub fn check_service_id(field: &str, id: &str) -> Result<(), MappingError> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !pagerduty::ids::is_pagerduty_id(id) {
         return Err(MappingError::invalid(
             field,
             "must be a PagerDuty id (1 to 64 letters and digits)",

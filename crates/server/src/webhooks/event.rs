@@ -96,8 +96,7 @@ impl Event {
         }
         let service_id = |v: &serde_json::Value| {
             v.as_str()
-                .filter(|id| !id.is_empty() && id.len() <= 64)
-                .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .filter(|id| pagerduty::ids::is_pagerduty_id(id))
                 .map(str::to_owned)
         };
         if INCIDENT_EVENTS.contains(&t) {

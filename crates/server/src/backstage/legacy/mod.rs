@@ -26,7 +26,6 @@
 
 pub mod error;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -118,29 +117,9 @@ impl<'a> Request<'a> {
 
     /// The distinct ids of `name[]` (1 to [`MAX_IDS`], each a PagerDuty id).
     fn ids(&self, name: &str) -> Result<Vec<String>> {
-        let array = format!("{name}[]");
-        let mut ids = self.params.all(&[array.as_str(), name]);
-        let mut seen = HashSet::new();
-        ids.retain(|id| seen.insert(id.clone()));
-        if ids.is_empty() {
-            return Err(RestError::invalid(format!(
-                "'{array}' is required: this passthrough answers from per-{} caches",
-                name.trim_end_matches("_ids")
-            )));
-        }
-        if ids.len() > MAX_IDS {
-            return Err(RestError::invalid(format!(
-                "at most {MAX_IDS} '{array}' per request"
-            )));
-        }
-        if let Some(bad) = ids.iter().find(|id| !pagerduty::ids::is_pagerduty_id(id)) {
-            let _ = bad; // not echoed: it may be a pasted secret
-            return Err(RestError::invalid(format!(
-                "'{array}': {}",
-                pagerduty::InvalidId::RULE
-            )));
-        }
-        Ok(ids)
+        self.params
+            .distinct_ids(name, MAX_IDS)
+            .map_err(RestError::invalid)
     }
 
     fn service_json(&self, service: &pagerduty::Service) -> Result<Value> {
