@@ -20,6 +20,7 @@ mod live;
 mod metrics;
 mod openapi;
 mod postgres;
+mod redis_server;
 mod sim_client;
 mod store;
 mod trigger;
