@@ -51,6 +51,7 @@ pub fn configure(
                     .service(cards::get_card)
                     .service(cards::find_card)
                     .service(entities::get_entity_card)
+                    .service(entities::stream_entity)
                     .service(incidents::trigger_incident)
                     .service(incidents::acknowledge_incident)
                     .service(incidents::resolve_incident),
