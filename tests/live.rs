@@ -473,6 +473,32 @@ async fn a_redelivered_webhook_is_processed_once_and_unusable_ones_get_2xx() {
     let first = app.deliver(&body, signed(&body), "same-id").await;
     assert_eq!(first.status(), 202);
     assert_eq!(status(first.json().await.unwrap()), "queued");
+    // The account may be a path segment too: the same delivery is a
+    // duplicate there; an unknown account is a 400 naming it.
+    for (path, code) in [
+        ("/v1/webhooks/pagerduty/default", 202),
+        ("/v1/webhooks/pagerduty/nope", 400),
+    ] {
+        let r = app
+            .http
+            .post(app.url(path))
+            .header("X-Webhook-Id", "same-id")
+            .header("X-PagerDuty-Signature", signed(&body).unwrap())
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), code, "{path}");
+        let answer: Value = r.json().await.unwrap();
+        if code == 202 {
+            assert_eq!(status(answer), "duplicate");
+        } else {
+            assert_eq!(
+                answer["error"]["details"]["parameter"], "account",
+                "{answer}"
+            );
+        }
+    }
     let again = app.deliver(&body, signed(&body), "same-id").await;
     assert_eq!(again.status(), 202);
     assert_eq!(status(again.json().await.unwrap()), "duplicate");
@@ -505,7 +531,8 @@ async fn a_redelivered_webhook_is_processed_once_and_unusable_ones_get_2xx() {
     let metrics = app.metrics().await;
     for line in [
         r#"event_type="incident.acknowledged",outcome="queued"} 1"#,
-        r#"event_type="incident.acknowledged",outcome="duplicate"} 1"#,
+        // One redelivery on each route form.
+        r#"event_type="incident.acknowledged",outcome="duplicate"} 2"#,
         r#"event_type="other",outcome="unknown_event_type"} 1"#,
         r#"event_type="other",outcome="not_an_event"} 1"#,
         r#"event_type="pagey.ping",outcome="ping"} 1"#,

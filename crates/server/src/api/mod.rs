@@ -42,6 +42,7 @@ pub fn configure(
             // Before the /v1 scope and outside its caller auth: PagerDuty
             // authenticates by signature (crate::webhooks).
             .service(webhooks::receive_webhook)
+            .service(webhooks::receive_account_webhook)
             .service(
                 utoipa_actix_web::scope("/v1")
                     .wrap(from_fn(require_caller::<ApiError>))
