@@ -414,3 +414,37 @@ async fn a_slow_redis_costs_a_trigger_at_most_the_call_timeouts_and_recovers() {
     mode_becomes(&r.a, SharedMode::Shared).await;
     assert_eq!(r.sent().await, 1);
 }
+
+#[tokio::test]
+async fn concurrent_duplicates_on_both_replicas_send_one_event() {
+    let slow = accepted().set_delay(Duration::from_millis(500));
+    let r = replicas(events_answering(slow).await, 30, 100).await;
+    let send = |replica: &Arc<TriggerService>| {
+        let (replica, account) = (replica.clone(), r.account.clone());
+        tokio::spawn(async move {
+            replica
+                .trigger(&account, &caller("alice"), request("down"), Some("key-9"))
+                .await
+        })
+    };
+    let all = [send(&r.a), send(&r.a), send(&r.b), send(&r.b)];
+    let outcomes: Vec<Outcome> = futures::future::join_all(all)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let dedup_keys: Vec<String> = outcomes
+        .iter()
+        .map(|o| o.result.as_ref().expect("accepted").dedup_key.clone())
+        .collect();
+    assert!(
+        dedup_keys.iter().all(|k| *k == dedup_keys[0]),
+        "{dedup_keys:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| !o.replayed).count(),
+        1,
+        "one leader across both replicas: {outcomes:?}"
+    );
+    assert_eq!(r.sent().await, 1);
+}
