@@ -144,4 +144,30 @@ mod tests {
         assert!(limits.check_routing_key(1).is_err());
         assert!(limits.check_routing_key(2).is_ok());
     }
+
+    #[tokio::test]
+    async fn without_redis_the_shared_limits_are_the_local_ones() {
+        use crate::trigger::shared::{SharedMode, SharedSettings, SharedTrigger};
+        // Nothing listens on port 1: every Redis call fails at once.
+        let client = redis::Client::open("redis://127.0.0.1:1/").unwrap();
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(50)))
+            .set_number_of_retries(0);
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config).unwrap();
+        let shared = SharedTrigger::new(
+            conn,
+            SharedSettings {
+                call_timeout: Duration::from_millis(50),
+                ..SharedSettings::default()
+            },
+        );
+        let limits = RateLimits::new(2, 1).with_shared(shared.clone());
+        assert!(limits.caller("a").await.is_ok());
+        assert_eq!(shared.mode(), SharedMode::Local);
+        assert!(limits.caller("a").await.is_ok());
+        assert!(limits.caller("a").await.is_err(), "the local budget");
+        assert!(limits.routing_key(1).await.is_ok());
+        assert!(limits.routing_key(1).await.is_err());
+        assert!(shared.fallbacks() >= 5, "{}", shared.fallbacks());
+    }
 }
