@@ -24,5 +24,6 @@ mod redis_server;
 mod sim_client;
 mod store;
 mod trigger;
+mod trigger_shared;
 mod ui;
 mod upstream;
