@@ -10,8 +10,11 @@
 //! and never logged; answers show them by the `backstage.integration_keys`
 //! rule.
 //!
-//! [`listing`] builds the status rows (`InSync` / `NotMapped`).
+//! [`listing`] builds the status rows of every service (`InSync` /
+//! `OutOfSync` / `NotMapped`, with the catalog's annotations);
+//! [`entity_listing`] the paged rows of every catalog entity.
 
+pub mod entity_listing;
 pub mod listing;
 mod settings;
 
