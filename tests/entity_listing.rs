@@ -88,7 +88,7 @@ async fn app_on(sim: &sim::SimHandle, db: &Db, catalog: &MockServer) -> TestApp 
     env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
     let toml = format!(
         "[store]\nurl = \"{}\"\nstatement_timeout_ms = 1000\nacquire_timeout_ms = 500\n\
-         [catalog]\nurl = \"{}/api/catalog\"\ntoken = \"catalog-token\"\n",
+         [backstage]\ncatalog_url = \"{}/api/catalog\"\ncatalog_token = \"catalog-token\"\n",
         db.url(),
         catalog.uri()
     );

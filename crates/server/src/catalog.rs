@@ -1,10 +1,10 @@
 //! The Backstage catalog, read for an entity's `pagerduty.com/service-id`
-//! annotation (`GET {catalog.url}/entities/by-name/{kind}/{namespace}/{name}`
+//! annotation (`GET {backstage.catalog_url}/entities/by-name/{kind}/{namespace}/{name}`
 //! with a service token) and for lists of entities
-//! (`GET {catalog.url}/entities/by-query`, paged by cursor: the annotated
+//! (`GET {backstage.catalog_url}/entities/by-query`, paged by cursor: the annotated
 //! entities behind the mapping statuses, the components of the paged
 //! listing). Every call, a whole paged list included, is bounded by
-//! `catalog.timeout_ms`.
+//! `backstage.catalog_timeout_ms`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,13 +30,15 @@ const FIELDS: &str = "kind,metadata.name,metadata.namespace,metadata.uid,metadat
 /// Why the catalog could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
-    #[error("the Backstage catalog is not configured: set catalog.url (DUTYCARD_CATALOG__URL)")]
+    #[error(
+        "the Backstage catalog is not configured: set backstage.catalog_url (DUTYCARD_BACKSTAGE__CATALOG_URL)"
+    )]
     NotConfigured,
     #[error("entity {0} was not found in the catalog")]
     NotFound(String),
     #[error("entity {0} has no {SERVICE_ID_ANNOTATION} annotation")]
     NoAnnotation(String),
-    #[error("the catalog refused dutycard's token (HTTP {0}): check catalog.token")]
+    #[error("the catalog refused dutycard's token (HTTP {0}): check backstage.catalog_token")]
     Refused(u16),
     #[error("the catalog failed: {0}")]
     Unavailable(String),
@@ -118,7 +120,7 @@ impl std::fmt::Debug for CatalogClient {
 }
 
 impl CatalogClient {
-    /// The client `[catalog]` describes, if a URL is set (validated by the
+    /// The client `backstage.catalog_*` describes, if a URL is set (validated by the
     /// settings already).
     pub fn from_settings(settings: &CatalogSettings) -> Option<CatalogClient> {
         let base = url::Url::parse(settings.url.as_deref()?).ok()?;
@@ -145,7 +147,9 @@ impl CatalogClient {
         let entity_ref = format!("{kind}:{namespace}/{name}");
         let mut url = self.base.clone();
         url.path_segments_mut()
-            .map_err(|_| CatalogError::Unavailable("catalog.url cannot be a base".into()))?
+            .map_err(|_| {
+                CatalogError::Unavailable("backstage.catalog_url cannot be a base".into())
+            })?
             .pop_if_empty()
             .extend(["entities", "by-name", kind, namespace, name]);
         let mut request = self.http.get(url);
@@ -192,7 +196,7 @@ impl CatalogClient {
 
     /// `GET /entities/by-query?filter=…`, every page (the first with the
     /// filters, the next ones with the cursor the catalog answered), the
-    /// whole list inside one `catalog.timeout_ms`.
+    /// whole list inside one `backstage.catalog_timeout_ms`.
     async fn query(&self, filters: &[String]) -> Result<Vec<CatalogEntity>, CatalogError> {
         let result = self.read_pages(filters).await;
         // A listing without the catalog still answers; the outage is logged
@@ -216,7 +220,9 @@ impl CatalogClient {
             loop {
                 let mut url = self.base.clone();
                 url.path_segments_mut()
-                    .map_err(|_| CatalogError::Unavailable("catalog.url cannot be a base".into()))?
+                    .map_err(|_| {
+                        CatalogError::Unavailable("backstage.catalog_url cannot be a base".into())
+                    })?
                     .pop_if_empty()
                     .extend(["entities", "by-query"]);
                 {

@@ -78,7 +78,7 @@ pub struct EntitiesAnswer {
 
 /// `POST /mapping/entities`: catalog entities and their services, paged.
 ///
-/// Every `Component` of the catalog (`catalog.url`, at most 10,000) with the
+/// Every `Component` of the catalog (`backstage.catalog_url`, at most 10,000) with the
 /// service its `pagerduty.com/service-id` (or integration key) annotation
 /// or a stored mapping names, its status (`InSync`, `OutOfSync`,
 /// `NotMapped`), filtered (`filters.name`/`teamName`/`serviceName`/`account`:

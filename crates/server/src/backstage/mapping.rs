@@ -302,7 +302,7 @@ pub async fn store_mappings_bulk(
 /// service name: the entity it is mapped to, its status, name, first team,
 /// escalation policy, URL and account. The services come from the cached
 /// services lists; the status compares the stored row with the catalog's
-/// annotated entities (`catalog.url`): `InSync` when the annotated entity
+/// annotated entities (`backstage.catalog_url`): `InSync` when the annotated entity
 /// is the stored one (or there is no row and an entity is annotated with
 /// the service), `OutOfSync` when the row names another entity, `NotMapped`
 /// when neither. A catalog that cannot be read does not fail the listing:

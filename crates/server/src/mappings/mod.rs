@@ -107,7 +107,7 @@ impl MappingService {
         }
     }
 
-    /// The Backstage catalog, when `catalog.url` is set.
+    /// The Backstage catalog, when `backstage.catalog_url` is set.
     pub fn catalog(&self) -> Option<&CatalogClient> {
         self.catalog.as_ref()
     }
