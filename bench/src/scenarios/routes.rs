@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use sim::SimHandle;
 
 use super::{Bench, NotRun};
-use crate::harness::{self, ServerProcess};
+use crate::harness::ServerProcess;
 use crate::report::Row;
 
 /// Cards in the batch route's body (a portal page).
