@@ -22,7 +22,7 @@ pub struct Cli {
     /// Also write the JSON report to this file (the table still goes to stdout).
     #[arg(long, value_name = "FILE")]
     pub json_out: Option<PathBuf>,
-    /// Evaluate issue 8's budgets; exit 1 when one is missed.
+    /// Evaluate the budgets (issues 8 and 18); exit 1 when one is missed.
     #[arg(long)]
     pub check: bool,
     /// Short phases (2-8 s) for a quick look; numbers are noisier.

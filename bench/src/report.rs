@@ -207,6 +207,7 @@ pub fn evaluate_budgets(rows: &[Row]) -> Vec<Budget> {
             met: n == 0,
         });
     }
+    routes_budgets(rows, &mut out);
     for d in rows.iter().filter(|r| r.scenario == "degraded") {
         if let Some(avail) = d.extra_f64("availability") {
             out.push(Budget {
@@ -229,6 +230,47 @@ pub fn evaluate_budgets(rows: &[Row]) -> Vec<Budget> {
         }
     }
     out
+}
+
+/// Issue 18's budgets over the `routes` rows: every cached route at least
+/// 80 % of the ceiling's throughput (each concurrency), p99 ≤ 5 ms at
+/// c=64, no failed answer, and the warm server's peak RSS ≤ 64 MB. Each
+/// budget names its route.
+fn routes_budgets(rows: &[Row], out: &mut Vec<Budget>) {
+    let routes: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.scenario == "routes" && !r.variant.starts_with("ceiling"))
+        .collect();
+    for r in &routes {
+        if let Some(share) = r.extra_f64("share_of_ceiling") {
+            out.push(Budget {
+                name: format!("routes {}: throughput >= 80% of the ceiling", r.variant),
+                measured: format!("{:.0}% ({:.0} req/s)", share * 100.0, r.rps),
+                limit: "80%".to_owned(),
+                met: share >= 0.80 && r.errors == 0,
+            });
+        }
+        if r.concurrency == 64 {
+            out.push(Budget {
+                name: format!("routes {}: p99 <= 5 ms", r.variant),
+                measured: format!("{:.2} ms", r.p99_ms),
+                limit: "5 ms".to_owned(),
+                met: r.p99_ms <= 5.0 && r.errors == 0,
+            });
+        }
+    }
+    if let Some(rss) = routes
+        .iter()
+        .filter_map(|r| r.server_peak_rss_mib)
+        .reduce(f64::max)
+    {
+        out.push(Budget {
+            name: "routes: warm server peak RSS <= 64 MB".to_owned(),
+            measured: format!("{rss:.1} MiB"),
+            limit: "64 MB".to_owned(),
+            met: rss <= 64.0,
+        });
+    }
 }
 
 fn opt(v: Option<f64>, decimals: usize) -> String {
@@ -341,6 +383,30 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert!(!b[0].met, "65% < 70%");
         assert!(b[1].met, "4 ms <= 5 ms");
+    }
+
+    #[test]
+    fn routes_budgets_name_the_route() {
+        let mut fast = row("routes", "GET /a c=64", 900.0, 2.0);
+        fast.extra.insert("share_of_ceiling".into(), 0.9.into());
+        fast.server_peak_rss_mib = Some(30.0);
+        let mut slow = row("routes", "GET /b c=64", 500.0, 7.0);
+        slow.extra.insert("share_of_ceiling".into(), 0.5.into());
+        let ceiling = row("routes", "ceiling /healthz c=64", 1000.0, 1.0);
+        let b = evaluate_budgets(&[ceiling, fast, slow]);
+        let missed: Vec<&str> = b
+            .iter()
+            .filter(|b| !b.met)
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(
+            missed,
+            vec![
+                "routes GET /b c=64: throughput >= 80% of the ceiling",
+                "routes GET /b c=64: p99 <= 5 ms",
+            ]
+        );
+        assert_eq!(b.len(), 5, "{b:?}");
     }
 
     #[test]

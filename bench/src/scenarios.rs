@@ -18,6 +18,7 @@ use crate::report::{self, Report, Row};
 use crate::zipf::Zipf;
 
 mod freshness;
+mod routes;
 
 /// A scenario name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +40,9 @@ pub enum Scenario {
     Freshness,
     /// `GET /api/pagerduty/mapping/entity` over 2,000 services (issue 15).
     MappingList,
+    /// Every cached read route at concurrency 1 and 64, interleaved with
+    /// `/healthz`, driven by `wrk` (issue 18).
+    Routes,
     /// All of the above in sequence.
     All,
 }
@@ -48,6 +52,8 @@ pub enum Scenario {
 pub struct Options {
     /// Seconds per warm-card/ceiling phase (issue: 15).
     pub warm_secs: f64,
+    /// Seconds per `wrk` run of the routes scenario (default 3).
+    pub routes_phase_secs: Option<f64>,
     /// Seconds per portal run (issue: 60).
     pub portal_secs: f64,
     /// Seconds of the trigger run.
@@ -101,6 +107,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             warm_secs: 15.0,
+            routes_phase_secs: None,
             portal_secs: 60.0,
             trigger_secs: 15.0,
             degraded_secs: 60.0,
@@ -133,6 +140,7 @@ impl Options {
     pub fn quick() -> Self {
         Self {
             warm_secs: 2.0,
+            routes_phase_secs: Some(1.0),
             portal_secs: 8.0,
             trigger_secs: 2.0,
             degraded_secs: 8.0,
@@ -144,6 +152,7 @@ impl Options {
     /// The same duration for every phase.
     pub fn set_duration(&mut self, secs: f64) {
         self.warm_secs = secs;
+        self.routes_phase_secs = Some(secs);
         self.portal_secs = secs;
         self.trigger_secs = secs;
         self.degraded_secs = secs;
@@ -492,6 +501,10 @@ impl Bench {
         if wants(Scenario::MappingList) {
             let r = self.mapping_list().await;
             record("mapping-list", r);
+        }
+        if wants(Scenario::Routes) {
+            let r = self.routes().await;
+            record("routes", r);
         }
         environment.insert(
             "load_average_after".to_owned(),

@@ -52,6 +52,9 @@ pub(crate) struct Lookup<V> {
     pub error: Option<SectionError>,
     /// Time until the value is due for refresh (zero when stale).
     pub max_age: Duration,
+    /// The stored entry's version (`crate::version`): equal versions mean
+    /// the same value and error.
+    pub version: u64,
 }
 
 impl<V> Lookup<V> {
@@ -63,6 +66,7 @@ impl<V> Lookup<V> {
             stale: self.stale,
             error: self.error,
             max_age: self.max_age,
+            version: self.version,
         }
     }
 }
@@ -321,6 +325,8 @@ where
                         error: Some(error),
                         error_at: Some(store.now()),
                         refreshing: AtomicBool::new(false),
+                        // The error is part of what a stale read shows.
+                        version: crate::version::next(),
                     })
                 }
             };
@@ -368,6 +374,7 @@ fn lookup<V: Clone>(stored: &Stored<V>, stale: bool, now: Instant) -> Lookup<V> 
         max_age: stored
             .ttl
             .saturating_sub(now.saturating_duration_since(stored.fetched)),
+        version: stored.version,
     }
 }
 

@@ -4,17 +4,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::Utc;
-use pagerduty::Service;
+use pagerduty::{Oncall, Service};
 
 use crate::cache::Lookup;
 use crate::clock::{deadline, until};
 use crate::error::{CardError, SectionError};
-use crate::model::{
-    CardOptions, EscalationPolicySection, OncallSection, SectionResult, ServiceCard, ServiceId,
-    ServiceRef,
-};
-use crate::sections;
+use crate::model::{CardOptions, ServiceCard, ServiceId, ServiceRef};
+use crate::parts::CardParts;
 use crate::service::CardService;
 
 impl CardService {
@@ -32,6 +28,19 @@ impl CardService {
         service: ServiceRef,
         options: &CardOptions,
     ) -> Result<ServiceCard, CardError> {
+        Ok(self.card_parts(service, options).await?.build())
+    }
+
+    /// What [`CardService::card`] reads, without building the card: the
+    /// cached sections with their versions ([`CardParts::versions`]), so a
+    /// caller that keeps what it rendered from a card can tell whether it
+    /// is still the answer. Same lookups, counters, refreshes and errors
+    /// as [`CardService::card`]; [`CardParts::build`] makes the card.
+    pub async fn card_parts(
+        &self,
+        service: ServiceRef,
+        options: &CardOptions,
+    ) -> Result<CardParts, CardError> {
         let id = match service {
             ServiceRef::Id(id) => id,
             ServiceRef::IntegrationKey(key) => {
@@ -42,7 +51,7 @@ impl CardService {
             }
         };
         // Boxed: a card's sections make a large future (kept off the caller's stack).
-        Box::pin(self.card_by_id(&id, options, false)).await
+        Box::pin(self.parts_by_id(&id, options, false)).await
     }
 
     /// Builds many cards at once (same order as `service_ids`); their misses share batches.
@@ -51,10 +60,24 @@ impl CardService {
         service_ids: &[ServiceId],
         options: &CardOptions,
     ) -> Vec<Result<ServiceCard, CardError>> {
+        self.cards_parts(service_ids, options)
+            .await
+            .into_iter()
+            .map(|parts| parts.map(|p| p.build()))
+            .collect()
+    }
+
+    /// [`CardService::cards`] without building the cards (see
+    /// [`CardService::card_parts`]).
+    pub async fn cards_parts(
+        &self,
+        service_ids: &[ServiceId],
+        options: &CardOptions,
+    ) -> Vec<Result<CardParts, CardError>> {
         futures::future::join_all(
             service_ids
                 .iter()
-                .map(|id| self.card_by_id(id, options, true)),
+                .map(|id| self.parts_by_id(id, options, true)),
         )
         .await
     }
@@ -63,12 +86,12 @@ impl CardService {
     /// `section_timeout` (failing the card with [`CardError::Timeout`]). A
     /// lone card leaves that to its caller: without the service there is
     /// nothing to answer anyway.
-    async fn card_by_id(
+    async fn parts_by_id(
         &self,
         id: &ServiceId,
         options: &CardOptions,
         bound_service: bool,
-    ) -> Result<ServiceCard, CardError> {
+    ) -> Result<CardParts, CardError> {
         let id = id.as_str();
         let key = self.known_service_id(id).await?;
         let i = &self.inner;
@@ -98,41 +121,19 @@ impl CardService {
         {
             return Err(CardError::from_section(&e, format!("service {id}")));
         }
-        let oncall_fut = self.oncall_section(service_fut.clone(), deadline);
-        let incidents_fut = async {
-            section(
-                within(deadline, "incidents", i.incidents.get(&key)).await,
-                |open| {
-                    sections::incidents_section(
-                        &open.items,
-                        open.truncated,
-                        options.incident_limit(),
-                    )
-                },
-            )
-        };
-        let changes_fut = async {
-            section(
-                within(deadline, "change events", i.change_events.of(&key)).await,
-                |events| sections::change_events_section(events, options.change_event_limit()),
-            )
-        };
+        let oncall_fut = self.oncall_lookup(service_fut.clone(), deadline);
+        let incidents_fut = within(deadline, "incidents", i.incidents.get(&key));
+        let changes_fut = within(deadline, "change events", i.change_events.shared(&key));
         let standards_fut = async {
             if options.include_standards {
-                Some(section(
-                    within(deadline, "standards", i.standards.get(&key)).await,
-                    |s| sections::standards_section(s),
-                ))
+                Some(within(deadline, "standards", i.standards.get(&key)).await)
             } else {
                 None
             }
         };
         let metrics_fut = async {
             if options.include_metrics {
-                Some(section(
-                    within(deadline, "metrics", i.metrics.get(&key)).await,
-                    |m| sections::metrics_section(&m.rows, m.since, m.until),
-                ))
+                Some(within(deadline, "metrics", i.metrics.get(&key)).await)
             } else {
                 None
             }
@@ -146,42 +147,28 @@ impl CardService {
             metrics_fut
         );
         let service = service.map_err(|e| CardError::from_section(&e, format!("service {id}")))?;
-        let escalation_policy = escalation_policy_result(&service);
-        Ok(ServiceCard {
-            service: SectionResult::ok(
-                sections::service_section(&service.value),
-                service.fetched_at,
-                service.stale,
-                service.error.clone(),
-                service.max_age,
-            ),
-            escalation_policy,
+        Ok(CardParts {
+            service_id: key,
+            options: options.clone(),
+            service,
             oncall,
             incidents,
             change_events,
             standards,
             metrics,
-            generated_at: Utc::now(),
         })
     }
 
-    async fn oncall_section(
+    async fn oncall_lookup(
         &self,
         service: impl Future<Output = Result<Lookup<Arc<Service>>, SectionError>>,
         deadline: Option<tokio::time::Instant>,
-    ) -> SectionResult<OncallSection> {
-        let service = match service.await {
-            Ok(service) => service,
-            Err(error) => return SectionResult::failed(error),
-        };
+    ) -> Result<Lookup<Arc<Vec<Oncall>>>, SectionError> {
+        let service = service.await?;
         let Some(policy) = service.value.escalation_policy.as_ref() else {
-            return SectionResult::failed(no_policy());
+            return Err(no_policy());
         };
-        let levels = policy.escalation_rules.len();
-        section(
-            within(deadline, "on-call", self.inner.oncalls.get(&policy.id)).await,
-            |oncalls| sections::oncall_section(&policy.id, levels, oncalls),
-        )
+        within(deadline, "on-call", self.inner.oncalls.get(&policy.id)).await
     }
 }
 
@@ -198,37 +185,6 @@ async fn within<V>(
     })
 }
 
-fn section<V, T>(
-    lookup: Result<Lookup<V>, SectionError>,
-    f: impl FnOnce(&V) -> T,
-) -> SectionResult<T> {
-    match lookup {
-        Ok(lookup) => SectionResult::ok(
-            f(&lookup.value),
-            lookup.fetched_at,
-            lookup.stale,
-            lookup.error,
-            lookup.max_age,
-        ),
-        Err(error) => SectionResult::failed(error),
-    }
-}
-
-fn no_policy() -> SectionError {
+pub(crate) fn no_policy() -> SectionError {
     SectionError::not_found("the service has no escalation policy")
-}
-
-fn escalation_policy_result(
-    service: &Lookup<Arc<Service>>,
-) -> SectionResult<EscalationPolicySection> {
-    match &service.value.escalation_policy {
-        Some(policy) => SectionResult::ok(
-            sections::escalation_policy_section(policy),
-            service.fetched_at,
-            service.stale,
-            service.error.clone(),
-            service.max_age,
-        ),
-        None => SectionResult::failed(no_policy()),
-    }
 }

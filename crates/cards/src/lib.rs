@@ -16,6 +16,10 @@
 //! * `service`: [`CardService`], the facade: construction, counters,
 //!   invalidation, raw objects, the Backstage lists, shutdown;
 //! * `card`: card assembly (parallel sections under one deadline);
+//! * `parts`: [`CardParts`], a card's cached sections with their versions
+//!   ([`CardVersions`]) before it is built, so the server can reuse what it
+//!   rendered while the versions hold; `version`: the process-wide counter
+//!   every stored section value takes its version from;
 //! * `loaders`: one module per section with its upstream loader, unit-tested
 //!   against the simulator: `service` (single reads and the services-listing
 //!   rule), `oncall`, `incidents`, `change_events` (with the per-service
@@ -229,15 +233,20 @@ pub mod error;
 mod loaders;
 pub mod model;
 mod paging;
+mod parts;
 mod sections;
 mod service;
 pub mod stats;
 mod store;
 mod tasks;
+mod version;
+mod versioned;
 
 pub use changes::{ChangeKind, SectionChange};
 pub use config::CardsConfig;
 pub use error::{CardError, Cause, Refusal, SectionError, SectionErrorKind};
 pub use model::*;
+pub use parts::{CardParts, CardVersions};
 pub use service::CardService;
 pub use stats::{CardStats, SectionStats};
+pub use versioned::Versioned;

@@ -103,6 +103,10 @@ pub struct Cached<T> {
     pub fetched_at: DateTime<Utc>,
     /// True when it is older than its section's TTL (a refresh is under way or failed).
     pub stale: bool,
+    /// The cached entry's version: the same version is the same object
+    /// (a replaced or reloaded entry gets a new, larger one). Not serialized.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 /// One section of a card: its data (if any) and how fresh it is.

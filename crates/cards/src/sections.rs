@@ -192,8 +192,11 @@ pub(crate) fn incidents_section(
 }
 
 /// The newest `limit` change events, newest first.
-pub(crate) fn change_events_section(events: &[ChangeEvent], limit: usize) -> ChangeEventsSection {
-    let mut events: Vec<&ChangeEvent> = events.iter().collect();
+pub(crate) fn change_events_section<'a>(
+    events: impl IntoIterator<Item = &'a ChangeEvent>,
+    limit: usize,
+) -> ChangeEventsSection {
+    let mut events: Vec<&ChangeEvent> = events.into_iter().collect();
     events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
     ChangeEventsSection {
         items: events

@@ -476,12 +476,13 @@ fn raw<V, T>(
         value: f(&lookup.value),
         fetched_at: lookup.fetched_at,
         stale: lookup.stale,
+        version: lookup.version,
     })
 }
 
 /// A list from its cache, failing with PagerDuty's own error (the Backstage
 /// routes word each kind of it).
-fn list<T>(
+pub(crate) fn list<T>(
     lookup: Result<Lookup<Arc<Vec<T>>>, SectionError>,
 ) -> Result<Arc<Vec<T>>, Arc<pagerduty::Error>> {
     match lookup {

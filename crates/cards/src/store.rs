@@ -31,6 +31,9 @@ pub(crate) struct Stored<V> {
     pub error: Option<SectionError>,
     pub error_at: Option<Instant>,
     pub refreshing: AtomicBool,
+    /// Unique and increasing across every store of the process (see
+    /// `crate::version`): a replaced or re-stored value gets a new one.
+    pub version: u64,
 }
 
 struct HardExpiry;
@@ -123,6 +126,7 @@ where
             error: None,
             error_at: None,
             refreshing: AtomicBool::new(false),
+            version: crate::version::next(),
         })
     }
 

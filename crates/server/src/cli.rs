@@ -154,12 +154,13 @@ async fn serve(
         Err(code) => return code,
     };
     // A second init (never in the binary) only means logs already flow.
-    let _ = telemetry::init(log_format.unwrap_or(settings.server.log_format));
+    // The guard flushes the queued lines once the server has stopped.
+    let _log = telemetry::init(log_format.unwrap_or(settings.server.log_format)).ok();
     serve_settings(settings).await
 }
 
 async fn demo(port: Option<u16>, config: Option<PathBuf>, seed: u64, services: usize) -> ExitCode {
-    let _ = telemetry::init(LogFormat::Pretty);
+    let _log = telemetry::init(LogFormat::Pretty).ok();
     let sim = match sim::Sim::start(sim::SimConfig {
         seed,
         services,

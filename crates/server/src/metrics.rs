@@ -47,9 +47,11 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     /// (method, route template, status) -> count
-    requests: BTreeMap<(String, String, u16), u64>,
+    /// Per route template (looked up by `&str`: no allocation per
+    /// request once a route was seen): counts by (method, status) and
+    /// latency by method. Rendered in (method, route, status) order.
+    requests: BTreeMap<String, RouteStats>,
     /// (method, route template) -> latency
-    request_latency: BTreeMap<(String, String), Histogram>,
     /// (method, endpoint template, status or "error") -> count
     upstream: BTreeMap<(String, String, String), u64>,
     /// (method, endpoint template) -> latency
@@ -59,7 +61,20 @@ pub(crate) struct Inner {
 }
 
 /// The `method` label of a request: a standard HTTP method, or `OTHER`.
-fn method_label(method: &str) -> &str {
+#[derive(Debug, Default)]
+struct RouteStats {
+    counts: BTreeMap<(&'static str, u16), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
+impl RouteStats {
+    fn observe(&mut self, method: &'static str, status: u16, elapsed: Duration) {
+        *self.counts.entry((method, status)).or_default() += 1;
+        self.latency.entry(method).or_default().observe(elapsed);
+    }
+}
+
+fn method_label(method: &str) -> &'static str {
     const STANDARD: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
     ];
@@ -94,15 +109,13 @@ impl Metrics {
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let method = method_label(method);
         let mut inner = self.lock();
-        *inner
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        inner
-            .request_latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default()
-            .observe(elapsed);
+        if let Some(stats) = inner.requests.get_mut(route) {
+            stats.observe(method, status, elapsed);
+            return;
+        }
+        let mut stats = RouteStats::default();
+        stats.observe(method, status, elapsed);
+        inner.requests.insert(route.to_owned(), stats);
     }
 
     /// Record one HTTP attempt to PagerDuty (`status` None = transport error
@@ -139,7 +152,18 @@ impl Metrics {
             "counter",
             "HTTP requests answered, by route template and status.",
         );
-        for ((method, route, status), n) in &inner.requests {
+        let mut counts: Vec<(&str, &str, u16, u64)> = inner
+            .requests
+            .iter()
+            .flat_map(|(route, stats)| {
+                stats
+                    .counts
+                    .iter()
+                    .map(move |((method, status), n)| (*method, route.as_str(), *status, *n))
+            })
+            .collect();
+        counts.sort_unstable();
+        for (method, route, status, n) in counts {
             let _ = writeln!(
                 out,
                 "dutycard_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
@@ -153,7 +177,18 @@ impl Metrics {
             "histogram",
             "Time to answer HTTP requests, by route template.",
         );
-        for ((method, route), h) in &inner.request_latency {
+        let mut latencies: Vec<(&str, &str, &Histogram)> = inner
+            .requests
+            .iter()
+            .flat_map(|(route, stats)| {
+                stats
+                    .latency
+                    .iter()
+                    .map(move |(method, h)| (*method, route.as_str(), h))
+            })
+            .collect();
+        latencies.sort_unstable_by_key(|(method, route, _)| (*method, *route));
+        for (method, route, h) in latencies {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             histogram(
                 &mut out,

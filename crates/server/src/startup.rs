@@ -127,6 +127,7 @@ impl Application {
                 metrics.clone(),
             ),
             mappings,
+            rendered: Default::default(),
         });
         let shared = state.clone();
         let streams = state.streams.clone();

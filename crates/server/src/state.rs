@@ -39,6 +39,9 @@ pub struct AppState {
     pub streams: Arc<StreamService>,
     /// Entity mappings and settings, over the store.
     pub mappings: Arc<MappingService>,
+    /// Rendered card and Backstage answers, reused while the versions of
+    /// what they were rendered from hold ([`crate::http::rendered`]).
+    pub rendered: crate::http::rendered::Rendered,
 }
 
 impl AppState {

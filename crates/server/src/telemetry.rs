@@ -1,26 +1,96 @@
 //! Logging: a `RUST_LOG`-style filter, JSON or pretty lines (the per-request
 //! span is [`crate::middleware::telemetry`]).
+//!
+//! Lines are not written on the request path: the formatter hands each
+//! line to `tracing-appender`'s non-blocking writer, whose one thread
+//! writes them to stdout through a 64 KiB buffer (flushed whenever its
+//! queue is empty, so a busy server writes many lines per system call).
+//! It is **not lossy**: when the queue is full (128,000 lines) a logging
+//! thread waits for room (backpressure) rather than dropping a line, so
+//! every access line reaches the log. The [`LogGuard`] that [`init`]
+//! returns flushes what is queued when it is dropped: hold it until the
+//! server has stopped.
 
+use std::io::{BufWriter, Write};
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
+/// Flushes the queued log lines when dropped (at shutdown).
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+
+/// The non-blocking, non-lossy writer in front of `out`.
+fn writer<W: Write + Send + 'static>(
+    out: W,
+) -> (tracing_appender::non_blocking::NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("dutycard-log")
+        .finish(BufWriter::with_capacity(64 << 10, out))
+}
+
 /// Install the global subscriber. `RUST_LOG` sets the filter (default
 /// `info`). Returns an error if a subscriber is already installed (tests).
-pub fn init(format: LogFormat) -> Result<(), tracing_subscriber::util::TryInitError> {
+pub fn init(format: LogFormat) -> Result<LogGuard, tracing_subscriber::util::TryInitError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
+    let (out, guard) = writer(std::io::stdout());
     match format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_writer(out),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().compact().with_writer(out))
+            .try_init(),
+    }
+    .map(|()| LogGuard(guard))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Far more lines than the queue holds, written as fast as possible:
+    /// none is lost, and dropping the guard flushes them all.
+    #[test]
+    fn the_writer_loses_no_line_and_the_guard_flushes() {
+        let captured = Captured::default();
+        let (out, guard) = writer(captured.clone());
+        let subscriber = tracing_subscriber::registry().with(fmt::layer().json().with_writer(out));
+        let lines = 200_000;
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..lines {
+                tracing::info!(i, "line");
+            }
+        });
+        drop(guard);
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), lines);
     }
 }

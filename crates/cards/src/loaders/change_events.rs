@@ -104,6 +104,31 @@ impl BatchLoad<String, Arc<Vec<ChangeEvent>>> for PerServiceLoader {
     }
 }
 
+/// Change events as cached: the account's newest (every service's) or one
+/// service's own.
+#[derive(Clone)]
+pub(crate) struct EventsOf {
+    pub events: Arc<Vec<ChangeEvent>>,
+    /// True for the account's list (to be filtered by service).
+    pub account_wide: bool,
+}
+
+impl EventsOf {
+    /// The events of `service_id`.
+    pub(crate) fn of_service(self, service_id: &str) -> Arc<Vec<ChangeEvent>> {
+        if !self.account_wide {
+            return self.events;
+        }
+        Arc::new(
+            self.events
+                .iter()
+                .filter(|e| e.services.iter().any(|s| s.id == service_id))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 /// The change events of one service: from the account-wide list, or per
 /// service for `change_events_fallback_ttl` after that list was refused
 /// (403: the token lacks `change_events.read`). Both caches count in one set
@@ -153,20 +178,28 @@ impl ChangeEvents {
         &self,
         service_id: &String,
     ) -> Result<Lookup<Arc<Vec<ChangeEvent>>>, SectionError> {
+        Ok(self
+            .shared(service_id)
+            .await?
+            .map(|events| events.of_service(service_id)))
+    }
+
+    /// What [`ChangeEvents::of`] reads, before it picks the service's
+    /// events out of the account's list: a card whose rendering is cached
+    /// needs only the version, not the copy.
+    pub(crate) async fn shared(
+        &self,
+        service_id: &String,
+    ) -> Result<Lookup<EventsOf>, SectionError> {
         if !self.in_fallback() {
             match self.account.get(&()).await {
                 Ok(lookup)
                     if lookup.error.as_ref().map(|e| e.kind)
                         != Some(SectionErrorKind::Forbidden) =>
                 {
-                    return Ok(lookup.map(|events| {
-                        Arc::new(
-                            events
-                                .iter()
-                                .filter(|e| e.services.iter().any(|s| &s.id == service_id))
-                                .cloned()
-                                .collect(),
-                        )
+                    return Ok(lookup.map(|events| EventsOf {
+                        events,
+                        account_wide: true,
                     }));
                 }
                 Ok(_) => self.start_fallback(),
@@ -174,7 +207,14 @@ impl ChangeEvents {
                 Err(error) => return Err(error),
             }
         }
-        self.per_service.get(service_id).await
+        Ok(self
+            .per_service
+            .get(service_id)
+            .await?
+            .map(|events| EventsOf {
+                events,
+                account_wide: false,
+            }))
     }
 
     /// Drops the account-wide list (every service's change events) and the

@@ -1,13 +1,17 @@
 //! `/v1/cards`: aggregated PagerDuty service cards.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use cards::{CardOptions, IntegrationKey, ServiceCard, ServiceId, ServiceRef};
+use bytes::{BufMut, BytesMut};
+use cards::{CardOptions, CardParts, IntegrationKey, ServiceCard, ServiceId, ServiceRef};
 use pagerduty::InvalidId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::http::extract::{Json, Query};
+use crate::http::rendered::CardTemplate;
 use crate::http::{cache, deadline};
 use crate::keys::KeyAliases;
 use crate::state::AppState;
@@ -91,11 +95,6 @@ impl CardParams {
             }
         }
         Ok(options)
-    }
-
-    /// The card service of the account `?account=` names.
-    fn cards<'a>(&self, state: &'a AppState) -> Result<&'a cards::CardService, ApiError> {
-        Ok(&state.account(self.account.as_deref())?.cards)
     }
 }
 
@@ -242,15 +241,42 @@ pub async fn get_card(
             message,
         })?;
     let options = params.options()?;
-    let cards = params.cards(&state)?;
+    let account = state.account(params.account.as_deref())?;
     // Boxed: a card future is large (clippy::large_futures).
-    let card = Box::pin(cards.card(ServiceRef::Id(service_id), &options));
-    let card = deadline::within(state.request_deadline, card).await??;
-    card_response(&req, &card)
+    let parts = Box::pin(
+        account
+            .cards
+            .card_parts(ServiceRef::Id(service_id), &options),
+    );
+    let parts = deadline::within(state.request_deadline, parts).await??;
+    card_response(&req, &state, &account.id, &parts, &options)
 }
 
-fn card_response(req: &HttpRequest, card: &ServiceCard) -> Result<HttpResponse, ApiError> {
-    cache::card_response(req, card)
+/// The card's answer from its rendered template (see [`crate::http::rendered`]).
+fn card_response(
+    req: &HttpRequest,
+    state: &AppState,
+    account: &str,
+    parts: &CardParts,
+    options: &CardOptions,
+) -> Result<HttpResponse, ApiError> {
+    let template = template(state, account, parts, options)?;
+    Ok(cache::template_response(
+        req,
+        &template,
+        &parts.max_age_secs(),
+    ))
+}
+
+fn template(
+    state: &AppState,
+    account: &str,
+    parts: &CardParts,
+    options: &CardOptions,
+) -> Result<Arc<CardTemplate>, ApiError> {
+    state
+        .rendered
+        .card(account, parts, options)
         .map_err(|e| ApiError::Internal(format!("card could not be serialized: {e}")))
 }
 
@@ -300,9 +326,9 @@ pub async fn find_card(
     // An alias (what Backstage answers show) stands for its key.
     let key = state.keys.key(account, &key).await?;
     let service = ServiceRef::IntegrationKey(IntegrationKey::new(key));
-    let card = Box::pin(account.cards.card(service, &options));
-    let card = deadline::within(state.request_deadline, card).await??;
-    card_response(&req, &card)
+    let parts = Box::pin(account.cards.card_parts(service, &options));
+    let parts = deadline::within(state.request_deadline, parts).await??;
+    card_response(&req, &state, &account.id, &parts, &options)
 }
 
 /// Get the cards of many services.
@@ -330,7 +356,7 @@ pub async fn batch_cards(
     state: web::Data<AppState>,
     Query(params, _): Query<CardParams, ApiError>,
     Json(body, _): Json<BatchRequest, ApiError>,
-) -> Result<web::Json<BatchResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     if body.service_ids.is_empty() || body.service_ids.len() > MAX_BATCH {
         return Err(ApiError::InvalidBody {
             field: Some("service_ids".into()),
@@ -352,19 +378,54 @@ pub async fn batch_cards(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let options = params.options()?;
-    let cards = params.cards(&state)?;
+    let account = state.account(params.account.as_deref())?;
     // Each card's wait ends at the card service's section timeout (80 % of
     // the request deadline): a card still loading then is an inline 504 and
     // the others are returned; the deadline here is only a backstop.
-    let results = Box::pin(cards.cards(&ids, &options));
+    let results = Box::pin(account.cards.cards_parts(&ids, &options));
     let results = deadline::within(state.request_deadline, results).await?;
-    let cards = body
-        .service_ids
-        .into_iter()
-        .zip(results)
-        .map(|(service_id, result)| BatchItem::new(service_id, result))
-        .collect();
-    Ok(web::Json(BatchResponse { cards }))
+    // The `BatchResponse` JSON, written from each card's rendered template
+    // (byte for byte what serde writes: see the tests).
+    let now = chrono::Utc::now();
+    let mut out = BytesMut::with_capacity(64 + results.len() * 4096);
+    out.put_slice(b"{\"cards\":[");
+    for (i, (service_id, result)) in body.service_ids.into_iter().zip(results).enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        match result {
+            Ok(parts) => {
+                let template = template(&state, &account.id, &parts, &options)?;
+                write_batch_card(&mut out, &service_id, &template, &parts.max_age_secs(), now);
+            }
+            Err(e) => {
+                let item = BatchItem::new(service_id, Err(e));
+                serde_json::to_writer((&mut out).writer(), &item)
+                    .map_err(|e| ApiError::Internal(format!("batch item: {e}")))?;
+            }
+        }
+    }
+    out.put_slice(b"]}");
+    Ok(HttpResponse::Ok()
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(out.freeze()))
+}
+
+/// One 200 entry of a batch: what serde writes for a [`BatchItem`] with
+/// its card.
+fn write_batch_card(
+    out: &mut BytesMut,
+    service_id: &str,
+    template: &CardTemplate,
+    max_ages: &[Option<u64>; 7],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    out.put_slice(b"{\"service_id\":");
+    // A string always serializes.
+    let _ = serde_json::to_writer((&mut *out).writer(), service_id);
+    out.put_slice(b",\"status\":200,\"card\":");
+    template.write_to(out, max_ages, now);
+    out.put_u8(b'}');
 }
 
 #[cfg(test)]
@@ -415,6 +476,26 @@ mod tests {
                 other => panic!("expected an error naming {name}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_batch_entry_is_what_serde_writes() {
+        let s = serde_json::json!({"data": null, "fetched_at": null, "stale": false,
+                                   "error": null, "max_age_secs": 4});
+        let card: ServiceCard = serde_json::from_value(serde_json::json!({
+            "service": s, "escalation_policy": s, "oncall": s, "incidents": s,
+            "change_events": s, "generated_at": "2026-11-01T00:00:00Z",
+        }))
+        .unwrap();
+        let template = CardTemplate::render(&card).unwrap();
+        let mut out = BytesMut::new();
+        let id = "PABC\"123";
+        write_batch_card(&mut out, id, &template, &[Some(4); 7], card.generated_at);
+        let expected = BatchItem::new(id.to_owned(), Ok(card));
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
     }
 
     #[test]

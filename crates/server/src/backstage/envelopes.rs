@@ -9,6 +9,18 @@ use super::error::BackstageError;
 use super::params::Result;
 use crate::state::AppState;
 
+/// A 200 JSON answer with a rendered body (see [`crate::http::rendered`]).
+pub(super) fn json_body(bytes: bytes::Bytes) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(bytes)
+}
+
+/// The JSON bytes of an answer.
+pub(super) fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|_| BackstageError::internal("serialising an answer"))
+}
+
 pub(super) fn json_of<T: Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value)
         .map_err(|_| BackstageError::internal("serialising a PagerDuty object"))

@@ -2,9 +2,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
-use super::envelopes::{AccountEntry, AccountsEnvelope, PolicyOption, with_account};
+use super::envelopes::{
+    AccountEntry, AccountsEnvelope, PolicyOption, json_body, to_bytes, with_account,
+};
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, each_account};
+use super::services::list_key;
 use crate::state::AppState;
 
 /// `GET /escalation_policies`: the policies of `?account=` (or of every
@@ -34,28 +37,38 @@ pub async fn list_escalation_policies(
     let lists = each_account(&state, &params, op, |account| async {
         account
             .cards
-            .escalation_policies()
+            .escalation_policies_versioned()
             .await
             .map_err(|e| BackstageError::from_pagerduty(op, &e))
     })
     .await?;
-    let mut options = Vec::new();
-    for (account, list) in lists {
-        let mut policies: Vec<_> = list.iter().collect();
-        policies.sort_by_key(|p| policy_name(p).to_lowercase());
-        for policy in policies {
-            let name = policy_name(policy);
-            options.push(PolicyOption {
-                label: if prefixed {
-                    format!("({account}) {name}")
-                } else {
-                    name.to_owned()
-                },
-                value: policy.id.clone(),
-            });
-        }
-    }
-    Ok(HttpResponse::Ok().json(options))
+    let (accounts, versions) = list_key(&lists);
+    let bytes = state.rendered.bodies.get_or_render(
+        "escalation_policies",
+        "",
+        &accounts,
+        &versions,
+        || {
+            let mut options = Vec::new();
+            for (account, (list, _)) in &lists {
+                let mut policies: Vec<_> = list.iter().collect();
+                policies.sort_by_key(|p| policy_name(p).to_lowercase());
+                for policy in policies {
+                    let name = policy_name(policy);
+                    options.push(PolicyOption {
+                        label: if prefixed {
+                            format!("({account}) {name}")
+                        } else {
+                            name.to_owned()
+                        },
+                        value: policy.id.clone(),
+                    });
+                }
+            }
+            to_bytes(&options)
+        },
+    )?;
+    Ok(json_body(bytes))
 }
 
 fn policy_name(policy: &pagerduty::EscalationPolicy) -> &str {
@@ -86,26 +99,33 @@ pub async fn list_teams(req: HttpRequest, state: web::Data<AppState>) -> Result<
     let lists = each_account(&state, &params, Op::Teams, |account| async {
         account
             .cards
-            .teams()
+            .teams_versioned()
             .await
             .map_err(|e| BackstageError::from_pagerduty(Op::Teams, &e))
     })
     .await?;
-    let mut teams: Vec<(&str, &str, &pagerduty::Team)> = lists
-        .iter()
-        .flat_map(|(account, list)| {
-            list.iter().map(move |t| {
-                let name = t.name.as_deref().or(t.summary.as_deref()).unwrap_or("");
-                (name, *account, t)
-            })
-        })
-        .collect();
-    teams.sort_by_cached_key(|(name, account, _)| (name.to_lowercase(), *account));
-    let body = teams
-        .into_iter()
-        .map(|(_, account, team)| with_account(team, account))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(HttpResponse::Ok().json(body))
+    let (accounts, versions) = list_key(&lists);
+    let bytes = state
+        .rendered
+        .bodies
+        .get_or_render("teams", "", &accounts, &versions, || {
+            let mut teams: Vec<(&str, &str, &pagerduty::Team)> = lists
+                .iter()
+                .flat_map(|(account, (list, _))| {
+                    list.iter().map(move |t| {
+                        let name = t.name.as_deref().or(t.summary.as_deref()).unwrap_or("");
+                        (name, *account, t)
+                    })
+                })
+                .collect();
+            teams.sort_by_cached_key(|(name, account, _)| (name.to_lowercase(), *account));
+            let body = teams
+                .into_iter()
+                .map(|(_, account, team)| with_account(team, account))
+                .collect::<Result<Vec<_>>>()?;
+            to_bytes(&body)
+        })?;
+    Ok(json_body(bytes))
 }
 
 /// `GET /accounts`: the configured accounts.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use pagerduty::{Oncall, User};
 
-use super::envelopes::{OncallsEnvelope, UsersEnvelope, json_of};
+use super::envelopes::{OncallsEnvelope, UsersEnvelope, json_body, json_of, to_bytes};
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, within};
 use crate::accounts::Account;
@@ -63,17 +63,26 @@ pub async fn oncall_users(req: HttpRequest, state: web::Data<AppState>) -> Resul
                 .cards
                 .raw_oncalls(id)
                 .await
-                .map(|c| c.value)
                 .map_err(|e| BackstageError::from_card(Op::Oncalls, &e))
         }))
         .await
     })
     .await?;
-    let users = merge_oncall_users(per_policy.iter().map(Vec::as_slice))
-        .into_iter()
-        .map(json_of)
-        .collect::<Result<_>>()?;
-    Ok(HttpResponse::Ok().json(UsersEnvelope { users }))
+    let versions: Vec<u64> = per_policy.iter().map(|c| c.version).collect();
+    let bytes = state.rendered.bodies.get_or_render(
+        "oncall-users",
+        &account.id,
+        &ids.join(","),
+        &versions,
+        || {
+            let users = merge_oncall_users(per_policy.iter().map(|c| c.value.as_slice()))
+                .into_iter()
+                .map(json_of)
+                .collect::<Result<_>>()?;
+            to_bytes(&UsersEnvelope { users })
+        },
+    )?;
+    Ok(json_body(bytes))
 }
 
 /// The distinct `escalation_policy_ids[]` (1 to [`MAX_POLICIES`]).
@@ -85,23 +94,24 @@ fn policy_ids(params: &Params) -> Result<Vec<String>> {
 
 /// Every on-call entry of the policies (every level, users and schedules
 /// included), policy by policy in the order given, each by level: what
-/// PagerDuty's `GET /oncalls` lists, from the card cache.
+/// PagerDuty's `GET /oncalls` lists, from the card cache; with the
+/// versions of the cached entries.
 pub(super) async fn every_level(
     account: &Account,
     ids: &[String],
-) -> std::result::Result<Vec<Oncall>, cards::CardError> {
-    let per_policy = futures::future::try_join_all(
-        ids.iter()
-            .map(|id| async { account.cards.raw_oncalls(id).await.map(|c| c.value) }),
-    )
-    .await?;
-    Ok(per_policy
+) -> std::result::Result<(Vec<Oncall>, Vec<u64>), cards::CardError> {
+    let per_policy =
+        futures::future::try_join_all(ids.iter().map(|id| account.cards.raw_oncalls(id))).await?;
+    let versions = per_policy.iter().map(|c| c.version).collect();
+    let oncalls = per_policy
         .into_iter()
-        .flat_map(|mut oncalls| {
+        .flat_map(|cached| {
+            let mut oncalls = cached.value;
             oncalls.sort_by_key(|o| o.escalation_level);
             oncalls
         })
-        .collect())
+        .collect();
+    Ok((oncalls, versions))
 }
 
 /// `GET /oncalls?escalation_policy_ids[]=…`: PagerDuty's raw on-calls.
@@ -127,15 +137,24 @@ pub async fn list_oncalls(req: HttpRequest, state: web::Data<AppState>) -> Resul
     let params = Params::parse(&req)?;
     let account = params.account(&state)?;
     let ids = policy_ids(&params)?;
-    let oncalls = within(&state, Op::Oncalls, async {
+    let (oncalls, versions) = within(&state, Op::Oncalls, async {
         every_level(account, &ids)
             .await
             .map_err(|e| BackstageError::from_card(Op::Oncalls, &e))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(OncallsEnvelope {
-        oncalls: oncalls.iter().map(json_of).collect::<Result<_>>()?,
-    }))
+    let bytes = state.rendered.bodies.get_or_render(
+        "oncalls",
+        &account.id,
+        &ids.join(","),
+        &versions,
+        || {
+            to_bytes(&OncallsEnvelope {
+                oncalls: oncalls.iter().map(json_of).collect::<Result<_>>()?,
+            })
+        },
+    )?;
+    Ok(json_body(bytes))
 }
 
 #[cfg(test)]

@@ -166,20 +166,20 @@ where
 /// recorded for the operator ([`crate::degraded`]). Any other failure
 /// (rate limit, timeout, PagerDuty down) stays an error: it may pass, and
 /// the frontend shows it.
-pub(super) async fn read_optional<T, Fut>(
+pub(super) async fn read_optional<'a, T, Fut>(
     req: &HttpRequest,
-    state: &AppState,
+    state: &'a AppState,
     service_id: web::Path<String>,
     op: Op,
     section: OptionalSection,
     read: impl FnOnce(cards::CardService, String) -> Fut,
-) -> Result<Option<T>>
+) -> Result<(Option<T>, &'a Arc<Account>)>
 where
     Fut: Future<Output = std::result::Result<T, cards::CardError>>,
 {
     let (account, id) = service_target(req, state, service_id)?;
     let read = read(account.cards.clone(), id);
-    within(state, op, async {
+    let value = within(state, op, async {
         match read.await {
             Ok(value) => {
                 state.degraded.served(&account.id, section);
@@ -194,7 +194,8 @@ where
             },
         }
     })
-    .await
+    .await?;
+    Ok((value, account))
 }
 
 /// The account (`?account=`) and the checked service id of a per-service route.

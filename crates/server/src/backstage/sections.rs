@@ -4,7 +4,8 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::envelopes::{
-    ChangeEventsEnvelope, IncidentsEnvelope, MetricsEnvelope, StandardsEnvelope, json_of,
+    ChangeEventsEnvelope, IncidentsEnvelope, MetricsEnvelope, StandardsEnvelope, json_body,
+    json_of, to_bytes,
 };
 use super::error::{ErrorsBody, Op, ReadErrors};
 use super::params::{Result, read_for_service, read_optional};
@@ -37,17 +38,26 @@ pub async fn service_incidents(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (incidents, _) = read_for_service(
+    let ((incidents, id), account) = read_for_service(
         &req,
         &state,
         service_id,
         Op::Incidents,
-        |cards, id| async move { cards.raw_open_incidents(&id).await },
+        |cards, id| async move { cards.raw_open_incidents(&id).await.map(|c| (c, id)) },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(IncidentsEnvelope {
-        incidents: incidents.value.iter().map(json_of).collect::<Result<_>>()?,
-    }))
+    let bytes = state.rendered.bodies.get_or_render(
+        "incidents",
+        &account.id,
+        &id,
+        &[incidents.version],
+        || {
+            to_bytes(&IncidentsEnvelope {
+                incidents: incidents.value.iter().map(json_of).collect::<Result<_>>()?,
+            })
+        },
+    )?;
+    Ok(json_body(bytes))
 }
 
 /// `GET /services/{service_id}/change-events`: recent change events.
@@ -74,22 +84,31 @@ pub async fn service_change_events(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (events, _) = read_for_service(
+    let ((events, id), account) = read_for_service(
         &req,
         &state,
         service_id,
         Op::ChangeEvents,
-        |cards, id| async move { cards.raw_change_events(&id).await },
+        |cards, id| async move { cards.raw_change_events(&id).await.map(|c| (c, id)) },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(ChangeEventsEnvelope {
-        change_events: events
-            .value
-            .iter()
-            .take(CHANGE_EVENTS)
-            .map(json_of)
-            .collect::<Result<_>>()?,
-    }))
+    let bytes = state.rendered.bodies.get_or_render(
+        "change-events",
+        &account.id,
+        &id,
+        &[events.version],
+        || {
+            to_bytes(&ChangeEventsEnvelope {
+                change_events: events
+                    .value
+                    .iter()
+                    .take(CHANGE_EVENTS)
+                    .map(json_of)
+                    .collect::<Result<_>>()?,
+            })
+        },
+    )?;
+    Ok(json_body(bytes))
 }
 
 /// `GET /services/{service_id}/standards`: the service's standards scores.
@@ -117,21 +136,32 @@ pub async fn service_standards(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let standards = read_optional(
+    let (standards, account) = read_optional(
         &req,
         &state,
         service_id,
         Op::Standards,
         OptionalSection::Standards,
-        |cards, id| async move { cards.raw_standards(&id).await },
+        |cards, id| async move { cards.raw_standards(&id).await.map(|c| (c, id)) },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(StandardsEnvelope {
-        standards: match standards {
-            Some(standards) => json_of(&standards.value)?,
-            None => serde_json::Value::Object(Default::default()),
+    let Some((standards, id)) = standards else {
+        return Ok(HttpResponse::Ok().json(StandardsEnvelope {
+            standards: serde_json::Value::Object(Default::default()),
+        }));
+    };
+    let bytes = state.rendered.bodies.get_or_render(
+        "standards",
+        &account.id,
+        &id,
+        &[standards.version],
+        || {
+            to_bytes(&StandardsEnvelope {
+                standards: json_of(&standards.value)?,
+            })
         },
-    }))
+    )?;
+    Ok(json_body(bytes))
 }
 
 /// `GET /services/{service_id}/metrics`: incident analytics, last 30 days.
@@ -159,19 +189,30 @@ pub async fn service_metrics(
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let metrics = read_optional(
+    let (metrics, account) = read_optional(
         &req,
         &state,
         service_id,
         Op::Metrics,
         OptionalSection::Metrics,
-        |cards, id| async move { cards.raw_metrics(&id).await },
+        |cards, id| async move { cards.raw_metrics(&id).await.map(|c| (c, id)) },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(MetricsEnvelope {
-        metrics: match metrics {
-            Some(metrics) => metrics.value.iter().map(json_of).collect::<Result<_>>()?,
-            None => Vec::new(),
+    let Some((metrics, id)) = metrics else {
+        return Ok(HttpResponse::Ok().json(MetricsEnvelope {
+            metrics: Vec::new(),
+        }));
+    };
+    let bytes = state.rendered.bodies.get_or_render(
+        "metrics",
+        &account.id,
+        &id,
+        &[metrics.version],
+        || {
+            to_bytes(&MetricsEnvelope {
+                metrics: metrics.value.iter().map(json_of).collect::<Result<_>>()?,
+            })
         },
-    }))
+    )?;
+    Ok(json_body(bytes))
 }

@@ -3,7 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::envelopes::{
-    ServiceEnvelope, ServicesAnswer, ServicesEnvelope, service_json, service_with_account,
+    ServiceEnvelope, ServicesAnswer, ServicesEnvelope, json_body, service_json,
+    service_with_account, to_bytes,
 };
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, each_account, read_for_service, within};
@@ -45,9 +46,28 @@ pub async fn get_service(
         |cards, id| async move { cards.raw_service(&id).await },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(ServiceEnvelope {
-        service: service_json(&state, &account.id, &service.value)?,
-    }))
+    service_answer(&state, &account.id, &service)
+}
+
+/// `{"service": …}`, rendered once per version of the cached service
+/// (the by-key route answers the same body).
+fn service_answer(
+    state: &AppState,
+    account: &str,
+    service: &cards::Cached<pagerduty::Service>,
+) -> Result<HttpResponse> {
+    let bytes = state.rendered.bodies.get_or_render(
+        "service",
+        account,
+        &service.value.id,
+        &[service.version],
+        || {
+            to_bytes(&ServiceEnvelope {
+                service: service_json(state, account, &service.value)?,
+            })
+        },
+    )?;
+    Ok(json_body(bytes))
 }
 
 /// `GET /services`: by integration key, filtered, or all.
@@ -107,9 +127,7 @@ pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Resu
                 .map_err(|e| BackstageError::from_card(Op::GetService, &e))
         })
         .await?;
-        return Ok(HttpResponse::Ok().json(ServiceEnvelope {
-            service: service_json(&state, &account.id, &service.value)?,
-        }));
+        return service_answer(&state, &account.id, &service);
     }
     if params.has("team_id") || params.has("query") || params.has("limit") {
         let account = params.account(&state)?;
@@ -128,33 +146,63 @@ pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Resu
         };
         let team = params.first("team_id").map(str::to_owned);
         let query = params.first("query").map(str::to_owned);
-        let services = within(&state, Op::GetServices, async {
+        let args = format!("{team:?}\u{0}{query:?}\u{0}{limit}");
+        let (services, version) = within(&state, Op::GetServices, async {
             account
                 .cards
-                .filtered_services(team, query, limit)
+                .filtered_services_versioned(team, query, limit)
                 .await
                 .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
         })
         .await?;
-        let body = services
-            .iter()
-            .map(|s| service_with_account(&state, s, &account.id))
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(HttpResponse::Ok().json(body));
+        let bytes = state.rendered.bodies.get_or_render(
+            "services-filtered",
+            &account.id,
+            &args,
+            &[version],
+            || {
+                let body = services
+                    .iter()
+                    .map(|s| service_with_account(&state, s, &account.id))
+                    .collect::<Result<Vec<_>>>()?;
+                to_bytes(&body)
+            },
+        )?;
+        return Ok(json_body(bytes));
     }
     let lists = each_account(&state, &params, Op::GetServices, |account| async {
         account
             .cards
-            .services()
+            .services_versioned()
             .await
             .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
     })
     .await?;
-    let mut services = Vec::new();
-    for (account, list) in lists {
-        for service in list.iter() {
-            services.push(service_with_account(&state, service, account)?);
-        }
-    }
-    Ok(HttpResponse::Ok().json(ServicesEnvelope { services }))
+    let (accounts, versions) = list_key(&lists);
+    let bytes =
+        state
+            .rendered
+            .bodies
+            .get_or_render("services", "", &accounts, &versions, || {
+                let mut services = Vec::new();
+                for (account, (list, _)) in &lists {
+                    for service in list.iter() {
+                        services.push(service_with_account(&state, service, account)?);
+                    }
+                }
+                to_bytes(&ServicesEnvelope { services })
+            })?;
+    Ok(json_body(bytes))
+}
+
+/// What an all-accounts list body is kept under: the accounts it covers
+/// and the version of each account's list.
+pub(super) fn list_key<T>(lists: &[(&str, cards::Versioned<T>)]) -> (String, Vec<u64>) {
+    let accounts = lists
+        .iter()
+        .map(|(account, _)| *account)
+        .collect::<Vec<_>>()
+        .join(",");
+    let versions = lists.iter().map(|(_, (_, version))| *version).collect();
+    (accounts, versions)
 }

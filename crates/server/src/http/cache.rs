@@ -7,12 +7,17 @@
 //! A warm card is the hottest route, so the card is serialized once, straight
 //! to bytes, and the ETag is hashed while serializing a borrowed projection
 //! (no JSON tree, no copy): an earlier version built a `serde_json::Value`,
-//! cloned and stripped it, and spent half the server's CPU there.
+//! cloned and stripped it, and spent half the server's CPU there. The card
+//! routes go further: they answer from a template rendered once per
+//! version of the card's sections, its ETag computed then
+//! ([`template_response`], [`super::rendered`]).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use cards::{SectionError, SectionResult, ServiceCard};
 use serde::Serialize;
+
+use super::rendered::CardTemplate;
 
 /// What a section's ETag covers: its content and state. Left out, because
 /// they change without the content changing: `fetched_at`, `max_age_secs`
@@ -87,13 +92,39 @@ impl std::io::Write for Fnv1a {
 
 /// Does `If-None-Match` name this ETag (weak comparison, lists and `*`)?
 pub(crate) fn matches(req: &HttpRequest, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    fn bare(t: &str) -> &str {
+        t.trim().trim_start_matches("W/")
+    }
     let ours = bare(etag);
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|candidate| candidate.trim() == "*" || bare(candidate) == ours)
+}
+
+/// `private, no-cache`: revalidate every view.
+const NO_CACHE: header::HeaderValue = header::HeaderValue::from_static("private, no-cache");
+
+/// 200 with a rendered card (its per-request fields filled in now), or
+/// 304 when the caller already has this version: the same answer as
+/// [`card_response`] for the card the template was rendered from.
+pub fn template_response(
+    req: &HttpRequest,
+    template: &CardTemplate,
+    max_ages: &[Option<u64>; 7],
+) -> HttpResponse {
+    if matches(req, template.etag_text()) {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, template.etag().clone()))
+            .insert_header((header::CACHE_CONTROL, NO_CACHE))
+            .finish();
+    }
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, template.etag().clone()))
+        .insert_header((header::CACHE_CONTROL, NO_CACHE))
+        .insert_header(header::ContentType::json())
+        .body(template.fill(max_ages, chrono::Utc::now()))
 }
 
 /// 200 with the card, or 304 when the caller already has this version.

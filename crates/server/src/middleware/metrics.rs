@@ -47,7 +47,7 @@ pub async fn track_requests(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     // Never clone the HttpRequest before `next.call`: routing needs it unique.
     let result = next.call(req).await;
     let (route, status, error) = match &result {
@@ -66,7 +66,7 @@ pub async fn track_requests(
         ),
     };
     let elapsed = start.elapsed();
-    metrics.observe_request(&method, &route, status, elapsed);
+    metrics.observe_request(method.as_str(), &route, status, elapsed);
     let latency_ms = elapsed.as_millis() as u64;
     if status >= 500 {
         tracing::error!(

@@ -413,6 +413,7 @@ async fn rest_oncalls(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         .within(async {
             super::oncall::every_level(r.account, &ids)
                 .await
+                .map(|(oncalls, _)| oncalls)
                 .map_err(|e| RestError::from_card(&e))
         })
         .await?;

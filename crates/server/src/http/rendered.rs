@@ -1,0 +1,419 @@
+//! Rendered answers kept for reuse: a warm read writes bytes rendered
+//! earlier, and serializes and hashes nothing.
+//!
+//! * **Cards** ([`CardTemplate`]): a card is rendered once per version of
+//!   its sections ([`cards::CardVersions`]: each section's stored version
+//!   and its `stale` flag), with its weak ETag computed then. Two fields of
+//!   a card change with the clock alone, so the template leaves holes for
+//!   them and fills them on every answer (a few digits and one timestamp,
+//!   written straight into the output): each section's `max_age_secs` (from
+//!   the same lookups the card would be built from) and `generated_at`.
+//!   Everything else (`data`, `fetched_at`, `stale`, `error`) is a function
+//!   of the versions, so the answer is byte for byte the one a fresh build
+//!   would give at that instant (tested below).
+//! * **Backstage bodies** ([`Bodies`]): those answers have no per-request
+//!   field; a body is kept with the versions of the cached sections or
+//!   lists it was rendered from.
+//!
+//! A replaced, refreshed or dropped section has a new version (see the
+//! cards crate's `version`), so the next read renders again and replaces
+//! the entry; nothing is invalidated here. A card with a failed section
+//! (its error is not stored: a timeout, an upstream failure without a
+//! stale copy) is built and rendered every time. Both caches are bounded
+//! by the bytes they hold ([`MAX_CARD_BYTES`], [`MAX_BODY_BYTES`]); keys
+//! are 64-bit hashes, and an entry is used only when its full key matches.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use actix_web::http::header::HeaderValue;
+use bytes::{BufMut, Bytes, BytesMut};
+use cards::{CardOptions, CardVersions, SectionResult, ServiceCard};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Bytes of rendered cards kept (about 3,500 cards of 4.6 kB).
+pub const MAX_CARD_BYTES: u64 = 16 << 20;
+/// Bytes of rendered Backstage bodies kept.
+pub const MAX_BODY_BYTES: u64 = 16 << 20;
+
+/// Where a template needs a per-request value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hole {
+    /// The `max_age_secs` of the section at this index, in card order.
+    MaxAge(usize),
+    /// The card's `generated_at`.
+    GeneratedAt,
+}
+
+/// A card rendered once, with holes for its per-request fields, and its ETag.
+#[derive(Debug)]
+pub struct CardTemplate {
+    bytes: Vec<u8>,
+    /// Offsets into `bytes` (increasing) where a value goes.
+    holes: Vec<(usize, Hole)>,
+    etag: HeaderValue,
+    etag_text: String,
+}
+
+impl CardTemplate {
+    /// Renders `card` (field for field what serde writes for a
+    /// [`ServiceCard`]) and computes its ETag.
+    pub fn render(card: &ServiceCard) -> Result<Self, serde_json::Error> {
+        let mut t = Builder::default();
+        t.raw(b"{");
+        t.section("service", 0, &card.service, false)?;
+        t.section("escalation_policy", 1, &card.escalation_policy, true)?;
+        t.section("oncall", 2, &card.oncall, true)?;
+        t.section("incidents", 3, &card.incidents, true)?;
+        t.section("change_events", 4, &card.change_events, true)?;
+        if let Some(standards) = &card.standards {
+            t.section("standards", 5, standards, true)?;
+        }
+        if let Some(metrics) = &card.metrics {
+            t.section("metrics", 6, metrics, true)?;
+        }
+        t.raw(b",\"generated_at\":");
+        t.hole(Hole::GeneratedAt);
+        t.raw(b"}");
+        let etag_text = super::cache::etag(card);
+        Ok(CardTemplate {
+            bytes: t.bytes,
+            holes: t.holes,
+            // An ETag is `W/"` + 16 hex digits + `"`: always a header value.
+            etag: HeaderValue::from_str(&etag_text).unwrap_or(HeaderValue::from_static("")),
+            etag_text,
+        })
+    }
+
+    /// The card's weak ETag.
+    pub fn etag(&self) -> &HeaderValue {
+        &self.etag
+    }
+
+    /// The ETag as text.
+    pub fn etag_text(&self) -> &str {
+        &self.etag_text
+    }
+
+    /// Writes the card with these per-request values into `out`.
+    pub fn write_to(&self, out: &mut BytesMut, max_ages: &[Option<u64>; 7], at: DateTime<Utc>) {
+        let mut from = 0;
+        for &(offset, hole) in &self.holes {
+            out.put_slice(&self.bytes[from..offset]);
+            match hole {
+                Hole::MaxAge(i) => {
+                    use std::io::Write as _;
+                    // Writing into memory cannot fail.
+                    let _ = write!((&mut *out).writer(), "{}", max_ages[i].unwrap_or(0));
+                }
+                Hole::GeneratedAt => {
+                    // A timestamp always serializes.
+                    let _ = serde_json::to_writer((&mut *out).writer(), &at);
+                }
+            }
+            from = offset;
+        }
+        out.put_slice(&self.bytes[from..]);
+    }
+
+    /// The card as one body (see [`CardTemplate::write_to`]).
+    pub fn fill(&self, max_ages: &[Option<u64>; 7], at: DateTime<Utc>) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.bytes.len() + 64);
+        self.write_to(&mut out, max_ages, at);
+        out.freeze()
+    }
+
+    fn weight(&self) -> u32 {
+        u32::try_from(self.bytes.len() + self.holes.len() * 16 + 128).unwrap_or(u32::MAX)
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    bytes: Vec<u8>,
+    holes: Vec<(usize, Hole)>,
+}
+
+impl Builder {
+    fn raw(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(&mut self.bytes, value)
+    }
+
+    fn hole(&mut self, hole: Hole) {
+        self.holes.push((self.bytes.len(), hole));
+    }
+
+    /// `"name":{"data":…,"fetched_at":…,"stale":…,"error":…,"max_age_secs":HOLE}`
+    /// (the field order of [`SectionResult`]'s derived `Serialize`).
+    fn section<T: Serialize>(
+        &mut self,
+        name: &str,
+        index: usize,
+        section: &SectionResult<T>,
+        comma: bool,
+    ) -> Result<(), serde_json::Error> {
+        if comma {
+            self.raw(b",");
+        }
+        self.json(name)?;
+        self.raw(b":{\"data\":");
+        self.json(&section.data)?;
+        self.raw(b",\"fetched_at\":");
+        self.json(&section.fetched_at)?;
+        self.raw(if section.stale {
+            b",\"stale\":true"
+        } else {
+            b",\"stale\":false"
+        });
+        self.raw(b",\"error\":");
+        self.json(&section.error)?;
+        self.raw(b",\"max_age_secs\":");
+        self.hole(Hole::MaxAge(index));
+        self.raw(b"}");
+        Ok(())
+    }
+}
+
+/// What a rendered card is kept under: the account, the service, the
+/// options, and the versions it was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CardKey {
+    account: String,
+    service_id: String,
+    options: (bool, bool, Option<usize>, Option<usize>),
+}
+
+struct CardEntry {
+    key: CardKey,
+    versions: CardVersions,
+    template: Arc<CardTemplate>,
+}
+
+/// The rendered cards and Backstage bodies of every account.
+pub struct Rendered {
+    cards: moka::sync::Cache<u64, Arc<CardEntry>>,
+    /// Rendered Backstage answers.
+    pub bodies: Bodies,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for Rendered {
+    fn default() -> Self {
+        Rendered {
+            cards: moka::sync::Cache::builder()
+                .weigher(|_, entry: &Arc<CardEntry>| entry.template.weight())
+                .max_capacity(MAX_CARD_BYTES)
+                .build(),
+            bodies: Bodies::default(),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("cards", &self.cards.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+fn options_key(options: &CardOptions) -> (bool, bool, Option<usize>, Option<usize>) {
+    (
+        options.include_standards,
+        options.include_metrics,
+        options.incident_limit,
+        options.change_event_limit,
+    )
+}
+
+impl Rendered {
+    /// The template of the card `parts` build for `account`: the one kept
+    /// when its versions are the same, else built, rendered and kept.
+    pub fn card(
+        &self,
+        account: &str,
+        parts: &cards::CardParts,
+        options: &CardOptions,
+    ) -> Result<Arc<CardTemplate>, serde_json::Error> {
+        let Some(versions) = parts.versions() else {
+            // A failed section: nothing to key it by.
+            return CardTemplate::render(&parts.build()).map(Arc::new);
+        };
+        let options = options_key(options);
+        let hash = self.hasher.hash_one((account, parts.service_id(), options));
+        if let Some(entry) = self.cards.get(&hash)
+            && entry.versions == versions
+            && entry.key.account == account
+            && entry.key.service_id == parts.service_id()
+            && entry.key.options == options
+        {
+            return Ok(Arc::clone(&entry.template));
+        }
+        let template = Arc::new(CardTemplate::render(&parts.build())?);
+        self.cards.insert(
+            hash,
+            Arc::new(CardEntry {
+                key: CardKey {
+                    account: account.to_owned(),
+                    service_id: parts.service_id().to_owned(),
+                    options,
+                },
+                versions,
+                template: Arc::clone(&template),
+            }),
+        );
+        Ok(template)
+    }
+}
+
+/// Rendered Backstage bodies, each under (route, account, arguments) with
+/// the versions of what it was rendered from.
+pub struct Bodies {
+    cache: moka::sync::Cache<u64, Arc<Body>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+struct Body {
+    route: &'static str,
+    account: String,
+    args: String,
+    versions: Vec<u64>,
+    bytes: Bytes,
+}
+
+impl Default for Bodies {
+    fn default() -> Self {
+        Bodies {
+            cache: moka::sync::Cache::builder()
+                .weigher(|_, body: &Arc<Body>| {
+                    u32::try_from(body.bytes.len() + body.args.len() + 128).unwrap_or(u32::MAX)
+                })
+                .max_capacity(MAX_BODY_BYTES)
+                .build(),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl Bodies {
+    /// The body of `route` for `account` and `args` rendered from
+    /// `versions`: the kept one when they match, else `render`'s (kept).
+    pub fn get_or_render<E>(
+        &self,
+        route: &'static str,
+        account: &str,
+        args: &str,
+        versions: &[u64],
+        render: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Bytes, E> {
+        let hash = self.hasher.hash_one((route, account, args));
+        if let Some(body) = self.cache.get(&hash)
+            && body.versions == versions
+            && body.route == route
+            && body.account == account
+            && body.args == args
+        {
+            return Ok(body.bytes.clone());
+        }
+        let bytes = Bytes::from(render()?);
+        self.cache.insert(
+            hash,
+            Arc::new(Body {
+                route,
+                account: account.to_owned(),
+                args: args.to_owned(),
+                versions: versions.to_vec(),
+                bytes: bytes.clone(),
+            }),
+        );
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn card(with_optional: bool) -> ServiceCard {
+        let s = |max_age: u64, stale: bool| {
+            json!({"data": null, "fetched_at": "2026-11-01T00:00:00.123456Z", "stale": stale,
+                   "error": null, "max_age_secs": max_age})
+        };
+        let mut value = json!({
+            "service": {"data": {"id": "PABC123", "name": "Checkout \"quoted\" ünïcode",
+                        "status": "active", "html_url": null, "description": "a\nb",
+                        "teams": [{"id": "PT1", "name": "Team</script>", "html_url": null}],
+                        "created_at": "2026-01-02T03:04:05Z"},
+                        "fetched_at": "2026-11-01T00:00:00Z", "stale": false, "error": null,
+                        "max_age_secs": 300},
+            "escalation_policy": s(12, false),
+            "oncall": s(0, true),
+            "incidents": {"data": null, "fetched_at": null, "stale": false,
+                          "error": {"kind": "timeout", "message": "the incidents section did not load in time"},
+                          "max_age_secs": 0},
+            "change_events": s(7, false),
+            "generated_at": "2026-11-01T00:00:09.987654321Z",
+        });
+        if with_optional {
+            value["standards"] = s(3600, false);
+            value["metrics"] = s(900, false);
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn max_ages(card: &ServiceCard) -> [Option<u64>; 7] {
+        [
+            Some(card.service.max_age_secs),
+            Some(card.escalation_policy.max_age_secs),
+            Some(card.oncall.max_age_secs),
+            Some(card.incidents.max_age_secs),
+            Some(card.change_events.max_age_secs),
+            card.standards.as_ref().map(|s| s.max_age_secs),
+            card.metrics.as_ref().map(|s| s.max_age_secs),
+        ]
+    }
+
+    #[test]
+    fn a_filled_template_is_byte_identical_to_serde() {
+        for optional in [false, true] {
+            let card = card(optional);
+            let template = CardTemplate::render(&card).unwrap();
+            let filled = template.fill(&max_ages(&card), card.generated_at);
+            assert_eq!(
+                std::str::from_utf8(&filled).unwrap(),
+                serde_json::to_string(&card).unwrap()
+            );
+            assert_eq!(template.etag_text(), super::super::cache::etag(&card));
+        }
+    }
+
+    #[test]
+    fn bodies_are_kept_per_versions() {
+        let bodies = Bodies::default();
+        let render = |text: &'static str| move || Ok::<_, ()>(text.as_bytes().to_vec());
+        let a = bodies
+            .get_or_render("r", "acc", "P1", &[1], render("one"))
+            .unwrap();
+        let again = bodies
+            .get_or_render("r", "acc", "P1", &[1], || -> Result<Vec<u8>, ()> {
+                panic!("rendered again")
+            })
+            .unwrap();
+        assert_eq!(a, again);
+        let b = bodies
+            .get_or_render("r", "acc", "P1", &[2], render("two"))
+            .unwrap();
+        assert_eq!(&b[..], b"two", "a new version renders again");
+        let c = bodies
+            .get_or_render("r", "other", "P1", &[2], render("three"))
+            .unwrap();
+        assert_eq!(&c[..], b"three", "another account is another entry");
+    }
+}
