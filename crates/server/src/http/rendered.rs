@@ -394,6 +394,61 @@ mod tests {
         }
     }
 
+    /// Against the simulator: a kept card is the one a fresh build gives,
+    /// byte for byte, and an invalidated section renders the card again.
+    #[tokio::test]
+    async fn a_kept_card_is_a_fresh_one_and_an_invalidation_renders_again() {
+        use cards::{CardService, CardsConfig, Section, ServiceId, ServiceRef};
+        let sim = sim::Sim::start(sim::SimConfig {
+            services: 3,
+            ..sim::SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let client = pagerduty::Client::builder(pagerduty::Credentials::ApiToken(
+            pagerduty::SecretString::from(sim.api_token()),
+        ))
+        .api_base_url(sim.base_url())
+        .build()
+        .unwrap();
+        let clock = Arc::new(cards::clock::ManualClock::new());
+        let cards = CardService::with_clock(client, CardsConfig::default(), clock);
+        let id: ServiceId = sim.account().services[0].id.parse().unwrap();
+        let options = CardOptions::default();
+        let rendered = Rendered::default();
+        let read = || cards.card_parts(ServiceRef::Id(id.clone()), &options);
+        let parts = read().await.unwrap();
+        let first = rendered.card("acc", &parts, &options).unwrap();
+        let parts = read().await.unwrap();
+        let kept = rendered.card("acc", &parts, &options).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &kept),
+            "the same versions reuse the template"
+        );
+        let fresh = parts.build();
+        assert_eq!(
+            kept.fill(&parts.max_age_secs(), fresh.generated_at),
+            serde_json::to_vec(&fresh).unwrap()
+        );
+        let other = rendered.card("other", &parts, &options).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &other),
+            "accounts do not share entries"
+        );
+        cards.invalidate(id.as_str(), &[Section::Incidents]).await;
+        let parts = read().await.unwrap();
+        let again = rendered.card("acc", &parts, &options).unwrap();
+        assert!(!Arc::ptr_eq(&first, &again), "rendered again");
+        let fresh = parts.build();
+        let answer = again.fill(&parts.max_age_secs(), fresh.generated_at);
+        assert_eq!(answer, serde_json::to_vec(&fresh).unwrap());
+        assert_ne!(
+            answer,
+            first.fill(&parts.max_age_secs(), fresh.generated_at),
+            "the reloaded section shows its new fetch"
+        );
+    }
+
     #[test]
     fn bodies_are_kept_per_versions() {
         let bodies = Bodies::default();
