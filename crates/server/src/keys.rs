@@ -60,7 +60,9 @@ impl std::fmt::Debug for KeyAliases {
 }
 
 struct AccountAliases {
-    secret: SecretBox<Vec<u8>>,
+    /// The account's HMAC, keyed once: each alias clones it instead of
+    /// keying a new one (a listing makes thousands).
+    mac: HmacSha256,
     /// alias → key, for the services list it was built from.
     index: Mutex<Option<Index>>,
 }
@@ -90,7 +92,7 @@ impl KeyAliases {
                 (
                     a.id.clone(),
                     AccountAliases {
-                        secret: derive_secret(&a.id, &seed),
+                        mac: keyed(&derive_secret(&a.id, &seed)),
                         index: Mutex::new(None),
                     },
                 )
@@ -123,7 +125,7 @@ impl KeyAliases {
     /// service does not know, which cannot happen for a configured one).
     pub fn alias(&self, account: &str, key: &str) -> String {
         match self.accounts.get(account) {
-            Some(a) => alias_with(&a.secret, key),
+            Some(a) => alias_with(&a.mac, key),
             None => key.to_owned(),
         }
     }
@@ -159,7 +161,7 @@ impl KeyAliases {
                 .iter()
                 .flat_map(|s| s.integrations.iter())
                 .filter_map(|i| i.integration_key.as_deref())
-                .map(|key| (alias_with(&aliases.secret, key), key.to_owned()))
+                .map(|key| (alias_with(&aliases.mac, key), key.to_owned()))
                 .collect();
             *index = Some(Index {
                 built_from: services,
@@ -212,15 +214,22 @@ fn derive_secret(account: &str, seed: &str) -> SecretBox<Vec<u8>> {
     SecretBox::new(Box::new(hash.finalize().to_vec()))
 }
 
-fn alias_with(secret: &SecretBox<Vec<u8>>, key: &str) -> String {
+/// The HMAC keyed with `secret`.
+fn keyed(secret: &SecretBox<Vec<u8>>) -> HmacSha256 {
     // HMAC takes a key of any length, so this cannot fail.
-    let mut mac = HmacSha256::new_from_slice(secret.expose_secret()).expect("HMAC accepts any key");
+    HmacSha256::new_from_slice(secret.expose_secret()).expect("HMAC accepts any key")
+}
+
+fn alias_with(mac: &HmacSha256, key: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut mac = mac.clone();
     mac.update(key.as_bytes());
     let digest = mac.finalize().into_bytes();
     let mut out = String::with_capacity(ALIAS_PREFIX.len() + ALIAS_HEX);
     out.push_str(ALIAS_PREFIX);
     for b in digest.iter().take(ALIAS_HEX / 2) {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     out
 }
@@ -232,11 +241,11 @@ mod tests {
     #[test]
     fn aliases_are_stable_keyed_per_account_and_not_routing_keys() {
         let key = "abcdefabcdefabcdefabcdefabcdef12";
-        let a = derive_secret("acme", "credential");
-        let alias = alias_with(&a, key);
-        assert_eq!(alias, alias_with(&derive_secret("acme", "credential"), key));
-        assert_ne!(alias, alias_with(&derive_secret("corp", "credential"), key));
-        assert_ne!(alias, alias_with(&derive_secret("acme", "other"), key));
+        let mac = |account: &str, seed: &str| keyed(&derive_secret(account, seed));
+        let alias = alias_with(&mac("acme", "credential"), key);
+        assert_eq!(alias, alias_with(&mac("acme", "credential"), key));
+        assert_ne!(alias, alias_with(&mac("corp", "credential"), key));
+        assert_ne!(alias, alias_with(&mac("acme", "other"), key));
         assert!(KeyAliases::is_alias(&alias), "{alias}");
         assert_ne!(alias.len(), pagerduty::events::ROUTING_KEY_CHARS);
         assert!(!alias.contains(key));

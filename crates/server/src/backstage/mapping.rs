@@ -72,8 +72,8 @@ pub struct MappingEnvelope {
 /// `{"mappings": […]}` of `GET /mapping/entity`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MappingsEnvelope {
-    pub mappings: Vec<ServiceMappingRow>,
+pub struct MappingsEnvelope<'a> {
+    pub mappings: Vec<ServiceMappingRow<'a>>,
     /// Present when the configured catalog could not be read: the statuses
     /// then come from the store alone (`InSync` when mapped, else
     /// `NotMapped`). Not in the Node backend's answer; its frontend ignores it.
@@ -334,9 +334,11 @@ pub async fn list_mappings(req: HttpRequest, state: web::Data<AppState>) -> Resu
         .map(|(account, services)| (*account, services.as_slice()))
         .collect();
     let listing = within_deadline(&state, state.mappings.service_listing(&accounts)).await?;
+    // Serialized straight from the borrowed rows: no string is copied but
+    // the shown keys.
     Ok(HttpResponse::Ok().json(MappingsEnvelope {
-        mappings: listing.rows,
-        catalog_error: listing.catalog_error,
+        mappings: listing.rows(&accounts, &state.keys),
+        catalog_error: listing.catalog_error.clone(),
     }))
 }
 

@@ -22,7 +22,7 @@ use serde::Serialize;
 use store::Mapping;
 use utoipa::ToSchema;
 
-use super::{MappingError, MappingService, service_key};
+use super::{MappingError, MappingService};
 use crate::catalog::CatalogEntity;
 use crate::keys::KeyAliases;
 
@@ -71,13 +71,27 @@ impl CatalogIndex {
     }
 }
 
-/// `GET /mapping/entity`'s answer.
+/// What `GET /mapping/entity`'s rows are made of ([`Listing::rows`]
+/// borrows from it, so a row copies no string but its shown key).
 #[derive(Debug)]
 pub struct Listing {
-    pub rows: Vec<ServiceMappingRow>,
+    mappings: Vec<Mapping>,
+    index: Option<CatalogIndex>,
     /// Why the catalog could not be read (the statuses then come from the
     /// store alone); `None` when it was read or none is configured.
     pub catalog_error: Option<String>,
+}
+
+impl Listing {
+    /// The rows of every service of `accounts` (the lists the listing was
+    /// read for), sorted (see [`service_rows`]).
+    pub fn rows<'a>(
+        &'a self,
+        accounts: &[(&'a str, &'a [pagerduty::Service])],
+        keys: &KeyAliases,
+    ) -> Vec<ServiceMappingRow<'a>> {
+        service_rows(accounts, &self.mappings, keys, self.index.as_ref())
+    }
 }
 
 impl MappingService {
@@ -102,7 +116,8 @@ impl MappingService {
             None => (None, None),
         };
         Ok(Listing {
-            rows: service_rows(accounts, &mappings, self.keys(), index.as_ref()),
+            mappings,
+            index,
             catalog_error,
         })
     }
@@ -116,90 +131,114 @@ pub enum MappingStatus {
     NotMapped,
 }
 
+// Borrowed from the services list and the stored rows: building 2,000 rows
+// copies no string but the shown keys.
 /// One service and its mapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceMappingRow {
+pub struct ServiceMappingRow<'a> {
     /// `kind:namespace/name`, `""` when not mapped.
-    pub entity_ref: String,
+    pub entity_ref: &'a str,
     /// The name part of `entityRef`.
-    pub entity_name: String,
-    pub service_id: String,
+    pub entity_name: &'a str,
+    pub service_id: &'a str,
     /// The stored key, else the service's Backstage integration key, shown
     /// by `backstage.integration_keys` (`""` when omitted or none).
     pub integration_key: String,
     pub status: MappingStatus,
-    pub service_name: String,
+    pub service_name: &'a str,
     /// The service's first team.
-    pub team: String,
-    pub escalation_policy: String,
-    pub service_url: String,
-    pub account: String,
+    pub team: &'a str,
+    pub escalation_policy: &'a str,
+    pub service_url: &'a str,
+    pub account: &'a str,
 }
 
 /// The rows of every service of every `(account, services)` pair, sorted by
 /// service name (case-insensitive), then account; the statuses with the
 /// catalog's `index` when there is one (see the module docs).
-pub fn service_rows(
-    accounts: &[(&str, &[pagerduty::Service])],
-    mappings: &[Mapping],
+pub fn service_rows<'a>(
+    accounts: &[(&'a str, &'a [pagerduty::Service])],
+    mappings: &'a [Mapping],
     keys: &KeyAliases,
-    index: Option<&CatalogIndex>,
-) -> Vec<ServiceMappingRow> {
+    index: Option<&'a CatalogIndex>,
+) -> Vec<ServiceMappingRow<'a>> {
     let by_service: HashMap<&str, &Mapping> = mappings
         .iter()
         .map(|m| (m.service_id.as_str(), m))
         .collect();
     let by_service = &by_service;
-    let mut rows: Vec<ServiceMappingRow> = accounts
+    // Sorted before the rows are built (each name lower-cased once).
+    let mut services: Vec<(String, &'a str, &'a pagerduty::Service)> = accounts
         .iter()
         .flat_map(|(account, services)| {
-            services.iter().map(move |service| {
-                let mapping = by_service
-                    .get(service.id.as_str())
-                    .filter(|m| !m.entity_ref.is_empty());
-                let key = mapping
-                    .and_then(|m| m.integration_key.as_ref().map(|k| k.expose().to_owned()))
-                    .or_else(|| service_key(service));
-                let annotated = index.and_then(|i| i.entity_of(&service.id));
-                let (entity_ref, status) = match (mapping, index) {
-                    (Some(m), None) => (m.entity_ref.clone(), MappingStatus::InSync),
-                    (Some(m), Some(_)) if annotated == Some(m.entity_ref.as_str()) => {
-                        (m.entity_ref.clone(), MappingStatus::InSync)
-                    }
-                    (Some(m), Some(_)) => (m.entity_ref.clone(), MappingStatus::OutOfSync),
-                    (None, _) => match annotated {
-                        Some(entity) => (entity.to_owned(), MappingStatus::InSync),
-                        None => (String::new(), MappingStatus::NotMapped),
-                    },
-                };
-                ServiceMappingRow {
-                    entity_name: entity_name(&entity_ref).to_owned(),
-                    entity_ref,
-                    service_id: service.id.clone(),
-                    integration_key: key
-                        .and_then(|k| keys.shown(account, &k))
-                        .unwrap_or_default(),
-                    status,
-                    service_name: service.name.clone(),
-                    team: service
-                        .teams
-                        .first()
-                        .and_then(|t| t.summary.clone().or_else(|| t.name.clone()))
-                        .unwrap_or_default(),
-                    escalation_policy: service
-                        .escalation_policy
-                        .as_ref()
-                        .and_then(|p| p.summary.clone().or_else(|| p.name.clone()))
-                        .unwrap_or_default(),
-                    service_url: service.html_url.clone().unwrap_or_default(),
-                    account: (*account).to_owned(),
-                }
-            })
+            services
+                .iter()
+                .map(move |s| (s.name.to_lowercase(), *account, s))
         })
         .collect();
-    rows.sort_by_cached_key(|r| (r.service_name.to_lowercase(), r.account.clone()));
-    rows
+    services.sort_unstable_by(|a, b| (&a.0, a.1, &a.2.id).cmp(&(&b.0, b.1, &b.2.id)));
+    services
+        .into_iter()
+        .map(|(_, account, service)| {
+            let mapping = by_service
+                .get(service.id.as_str())
+                .filter(|m| !m.entity_ref.is_empty());
+            let key = mapping
+                .and_then(|m| m.integration_key.as_ref().map(|k| k.expose()))
+                .or_else(|| backstage_key(service));
+            let annotated = index.and_then(|i| i.entity_of(&service.id));
+            let (entity_ref, status) = match (mapping, index) {
+                (Some(m), None) => (m.entity_ref.as_str(), MappingStatus::InSync),
+                (Some(m), Some(_)) if annotated == Some(m.entity_ref.as_str()) => {
+                    (m.entity_ref.as_str(), MappingStatus::InSync)
+                }
+                (Some(m), Some(_)) => (m.entity_ref.as_str(), MappingStatus::OutOfSync),
+                (None, _) => match annotated {
+                    Some(entity) => (entity, MappingStatus::InSync),
+                    None => ("", MappingStatus::NotMapped),
+                },
+            };
+            ServiceMappingRow {
+                entity_name: entity_name(entity_ref),
+                entity_ref,
+                service_id: &service.id,
+                integration_key: key.and_then(|k| keys.shown(account, k)).unwrap_or_default(),
+                status,
+                service_name: &service.name,
+                team: service
+                    .teams
+                    .first()
+                    .and_then(|t| t.summary.as_deref().or(t.name.as_deref()))
+                    .unwrap_or_default(),
+                escalation_policy: service
+                    .escalation_policy
+                    .as_ref()
+                    .and_then(|p| p.summary.as_deref().or(p.name.as_deref()))
+                    .unwrap_or_default(),
+                service_url: service.html_url.as_deref().unwrap_or_default(),
+                account,
+            }
+        })
+        .collect()
+}
+
+/// [`super::service_key`] without the copy.
+fn backstage_key(service: &pagerduty::Service) -> Option<&str> {
+    let keyed = || {
+        service
+            .integrations
+            .iter()
+            .filter_map(|i| Some((i, i.integration_key.as_deref()?)))
+    };
+    keyed()
+        .find(|(i, _)| {
+            i.vendor
+                .as_ref()
+                .is_some_and(|v| v.id == super::BACKSTAGE_VENDOR)
+        })
+        .or_else(|| keyed().next())
+        .map(|(_, key)| key)
 }
 
 /// `name` of `kind:namespace/name`.
@@ -241,7 +280,7 @@ mod tests {
         };
         let rows = service_rows(
             &[("default", &services)],
-            &[mapping],
+            std::slice::from_ref(&mapping),
             &KeyAliases::none(),
             None,
         );
@@ -307,19 +346,15 @@ mod tests {
             ],
             &accounts,
         );
-        let rows = service_rows(
-            &accounts,
-            &[
-                mapping("P1", "component:default/one"),
-                mapping("P2", "component:default/elsewhere"),
-                mapping("P3", "component:default/three"),
-            ],
-            &KeyAliases::none(),
-            Some(&index),
-        );
+        let stored = [
+            mapping("P1", "component:default/one"),
+            mapping("P2", "component:default/elsewhere"),
+            mapping("P3", "component:default/three"),
+        ];
+        let rows = service_rows(&accounts, &stored, &KeyAliases::none(), Some(&index));
         let got: Vec<(&str, &str, MappingStatus)> = rows
             .iter()
-            .map(|r| (r.service_id.as_str(), r.entity_ref.as_str(), r.status))
+            .map(|r| (r.service_id, r.entity_ref, r.status))
             .collect();
         assert_eq!(
             got,
@@ -341,12 +376,8 @@ mod tests {
         let by_key = CatalogIndex::new(&[entity("keyed", None, Some("other"))], &accounts);
         assert_eq!(by_key.entity_of("P1"), Some("component:default/keyed"));
         // Without the catalog the store alone decides.
-        let rows = service_rows(
-            &accounts,
-            &[mapping("P3", "component:default/three")],
-            &KeyAliases::none(),
-            None,
-        );
+        let stored = [mapping("P3", "component:default/three")];
+        let rows = service_rows(&accounts, &stored, &KeyAliases::none(), None);
         assert_eq!(rows[2].status, MappingStatus::InSync);
         assert_eq!(rows[3].status, MappingStatus::NotMapped);
     }
