@@ -71,7 +71,10 @@ impl From<MappingError> for ApiError {
 }
 
 /// `?account=`: only that (configured) account's services; all when absent.
-fn account_filter(state: &AppState, account: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(super) fn account_filter(
+    state: &AppState,
+    account: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     Ok(match account.map(str::trim) {
         Some(id) if !id.is_empty() => Some(state.account(Some(id))?.id.clone()),
         _ => None,
@@ -126,7 +129,7 @@ fn etag(items: &[EntityServiceItem]) -> String {
 /// Get the card of a catalog entity.
 ///
 /// The entity's services are the ones mapped to it (`POST
-/// /api/pagerduty/mapping/entity`, any account) plus, with `catalog.url`
+/// /api/pagerduty/mapping/entity`, any account) plus, with `backstage.catalog_url`
 /// set, the service its catalog annotation `pagerduty.com/service-id`
 /// names (default account): one or several. Answers
 /// each service's card (the same card, caches and options as
@@ -193,7 +196,7 @@ pub async fn get_entity_card(
 }
 
 /// The entity's answer and its ETag (the card route's and the stream's).
-fn entity_card(found: EntityServices) -> (EntityCard, String) {
+pub(super) fn entity_card(found: EntityServices) -> (EntityCard, String) {
     let summary = summarize(&found.services);
     let services: Vec<_> = found.services.into_iter().map(item).collect();
     let etag = etag(&services);

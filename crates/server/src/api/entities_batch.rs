@@ -2,14 +2,13 @@
 //! in one call, like `POST /v1/cards/batch` for services.
 
 use actix_web::{post, web};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::cards::CardParams;
-use super::entities::{EntityCard, EntityServiceItem};
+use super::entities::{EntityCard, account_filter, entity_card};
 use super::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::entities::{EntityService, EntityServiceError, entity_services, summarize};
+use crate::entities::entity_services;
 use crate::http::deadline;
 use crate::http::extract::{Json, Query};
 use crate::mappings::normalize_entity_ref;
@@ -49,29 +48,6 @@ pub struct EntityBatchItem {
     /// The error, otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
-}
-
-/// A service of an entity as the single-entity route answers it.
-fn service_item(service: EntityService) -> EntityServiceItem {
-    let (status, card, error) = match service.card {
-        Ok(card) => (200, Some(card), None),
-        Err(e) => {
-            let error = match e {
-                EntityServiceError::Card(e) => ApiError::from(e),
-                e @ EntityServiceError::UnknownAccount(_) => ApiError::NotFound {
-                    what: e.to_string(),
-                },
-            };
-            (status_of(&error), None, Some(error.body().error))
-        }
-    };
-    EntityServiceItem {
-        service_id: service.service_id,
-        account: service.account,
-        status,
-        card,
-        error,
-    }
 }
 
 fn status_of(error: &ApiError) -> u16 {
@@ -132,10 +108,7 @@ pub async fn batch_entity_cards(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let options = params.options()?;
-    let account = match params.account.as_deref().map(str::trim) {
-        Some(id) if !id.is_empty() => Some(state.account(Some(id))?.id.clone()),
-        _ => None,
-    };
+    let account = account_filter(&state, params.account.as_deref())?;
     let (options, account, state_ref) = (&options, account.as_deref(), &state);
     let reads = futures::future::join_all(refs.into_iter().map(|entity_ref| async move {
         // normalize_entity_ref answered `kind:namespace/name`.
@@ -150,21 +123,12 @@ pub async fn batch_entity_cards(
         ))
         .await;
         match found {
-            Ok(found) => {
-                let summary = summarize(&found.services);
-                EntityBatchItem {
-                    status: 200,
-                    card: Some(EntityCard {
-                        entity_ref: found.entity_ref,
-                        services: found.services.into_iter().map(service_item).collect(),
-                        summary,
-                        catalog_error: found.catalog_error,
-                        generated_at: Utc::now(),
-                    }),
-                    error: None,
-                    entity_ref,
-                }
-            }
+            Ok(found) => EntityBatchItem {
+                status: 200,
+                card: Some(entity_card(found).0),
+                error: None,
+                entity_ref,
+            },
             Err(e) => {
                 let error = ApiError::from(e);
                 EntityBatchItem {
