@@ -232,12 +232,13 @@ mod paging;
 mod sections;
 mod service;
 pub mod stats;
-mod store;
+pub mod store;
 mod tasks;
 
 pub use changes::{ChangeKind, SectionChange};
 pub use config::CardsConfig;
 pub use error::{CardError, Cause, Refusal, SectionError, SectionErrorKind};
 pub use model::*;
-pub use service::CardService;
+pub use service::{CardService, Sharing};
 pub use stats::{CardStats, SectionStats};
+pub use store::shared::{SharedCache, SharedMode};
