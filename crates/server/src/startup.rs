@@ -45,6 +45,8 @@ pub enum StartupError {
     Jwt(String),
     #[error("cannot open the store: {0}")]
     Store(String),
+    #[error("cannot set up [shared]: {0}")]
+    Shared(String),
 }
 
 /// What to do about a port that is taken.
@@ -75,8 +77,18 @@ impl Application {
             );
         }
         let metrics = Arc::new(Metrics::new());
+        // One Redis connection for the process; nothing connects yet, so a
+        // Redis that is down only makes this replica start degraded-local.
+        let shared =
+            crate::shared::Shared::from_settings(&settings.shared).map_err(StartupError::Shared)?;
+        if shared.is_some() {
+            tracing::info!(
+                replicas = settings.shared.replicas,
+                "[shared]: the PagerDuty budget and card sections are shared through Redis"
+            );
+        }
         let accounts = Arc::new(
-            Accounts::from_settings(&settings, metrics.clone())
+            Accounts::from_settings_shared(&settings, metrics.clone(), shared.as_deref())
                 .map_err(|e| StartupError::Client(e.to_string()))?,
         );
         // The store is opened (and migrated) before anything listens or starts
@@ -127,6 +139,7 @@ impl Application {
                 metrics.clone(),
             ),
             mappings,
+            shared,
         });
         let shared = state.clone();
         let streams = state.streams.clone();

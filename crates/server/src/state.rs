@@ -39,6 +39,8 @@ pub struct AppState {
     pub streams: Arc<StreamService>,
     /// Entity mappings and settings, over the store.
     pub mappings: Arc<MappingService>,
+    /// `[shared]` (Redis), when `shared.redis_url` is set.
+    pub shared: Option<Arc<crate::shared::Shared>>,
 }
 
 impl AppState {
@@ -68,6 +70,35 @@ impl AppState {
             .collect();
         let mut text = self.metrics.render(&stats);
         self.degraded.render(&mut text);
+        if let Some(shared) = &self.shared {
+            render_shared(&shared.report(), shared.redis_errors(), &mut text);
+        }
         text
     }
+}
+
+/// `[shared]`'s families: the mode this replica is in, and Redis failures
+/// of the card cache (the budgets log theirs).
+fn render_shared(report: &crate::shared::SharedReport, errors: u64, out: &mut String) {
+    use std::fmt::Write as _;
+    crate::metrics::family(
+        out,
+        "dutycard_shared_mode",
+        "gauge",
+        "1 for the mode this replica is in: shared (through Redis) or degraded-local (serving alone until Redis answers).",
+    );
+    for mode in ["shared", "degraded-local"] {
+        let _ = writeln!(
+            out,
+            "dutycard_shared_mode{{mode=\"{mode}\"}} {}",
+            u8::from(report.mode == mode)
+        );
+    }
+    crate::metrics::family(
+        out,
+        "dutycard_shared_redis_errors_total",
+        "counter",
+        "Calls of the shared card cache to Redis that failed or timed out (each read PagerDuty instead).",
+    );
+    let _ = writeln!(out, "dutycard_shared_redis_errors_total {errors}");
 }

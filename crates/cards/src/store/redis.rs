@@ -377,7 +377,9 @@ impl SharedCache for RedisSharedCache {
                     match (split, at) {
                         (Some(i), Some(at)) => Fetched::Value(at, payload[i + 1..].to_vec()),
                         _ => {
-                            return Err(SharedError("a shared value without its fetch time".into()));
+                            return Err(SharedError(
+                                "a shared value without its fetch time".into(),
+                            ));
                         }
                     }
                 }

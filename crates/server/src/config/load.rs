@@ -111,6 +111,7 @@ impl Merged {
         check::<super::StreamSettings>(&self.config, "streams", &mut out);
         check::<super::StoreSettings>(&self.config, "store", &mut out);
         check::<super::CatalogSettings>(&self.config, "catalog", &mut out);
+        check::<super::SharedSettings>(&self.config, "shared", &mut out);
         out
     }
 
