@@ -240,17 +240,22 @@ impl Sse {
 
     /// The next card event (comments skipped), within `within`.
     pub(crate) async fn card(&mut self, within: Duration) -> (String, Value) {
+        self.event("card", within).await
+    }
+
+    /// The next `name` event (comments skipped), within `within`.
+    async fn event(&mut self, name: &str, within: Duration) -> (String, Value) {
         tokio::time::timeout(within, async {
             loop {
                 let frame = self.frame().await.expect("the stream is still open");
-                if frame.event.as_deref() == Some("card") {
+                if frame.event.as_deref() == Some(name) {
                     let data: Value = serde_json::from_str(&frame.data).unwrap();
                     return (frame.id.expect("an event id"), data);
                 }
             }
         })
         .await
-        .expect("a card event in time")
+        .unwrap_or_else(|_| panic!("a {name} event in time"))
     }
 }
 
@@ -309,6 +314,109 @@ async fn a_trigger_at_pagerduty_shows_on_an_open_stream_within_two_seconds_with_
         .await
         .unwrap();
     assert_eq!(get.headers()["etag"].to_str().unwrap(), next_etag);
+}
+
+/// Maps `service` to `component:default/shop` through the Backstage route.
+async fn map_to_shop(app: &Live, service: &str) {
+    let r = app
+        .http
+        .post(app.url("/api/pagerduty/mapping/entity"))
+        .json(&json!({"entityRef": "component:default/shop", "serviceId": service}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
+#[tokio::test]
+async fn an_entity_stream_follows_its_mappings_and_a_trigger_on_any_of_its_services() {
+    let app = live("").await;
+    app.subscribe().await;
+    let (first_service, _) = app.routable(0);
+    let (second_service, second_key) = app.routable(1);
+    let path = "/v1/entities/component/default/shop/stream";
+    // Nothing mapped yet: the stream is refused as the card route would be.
+    let r = app.http.get(app.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+
+    map_to_shop(&app, &first_service).await;
+    let mut stream = app.stream(path, None).await;
+    let (_, event) = stream.event("entity", WAIT).await;
+    assert_eq!(event["status"], 200, "{event}");
+    assert_eq!(event["card"]["entity_ref"], "component:default/shop");
+    assert_eq!(event["card"]["services"].as_array().unwrap().len(), 1);
+
+    // A second service mapped: the stream shows both, with no poll.
+    map_to_shop(&app, &second_service).await;
+    let (_, event) = stream.event("entity", WAIT).await;
+    let ids: Vec<&str> = event["card"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first_service.as_str(), second_service.as_str()]);
+    let triggered = event["card"]["summary"]["triggered"].as_u64().unwrap();
+
+    // A trigger at PagerDuty on the second service reaches the entity
+    // stream through the webhook within two seconds.
+    let started = Instant::now();
+    app.trigger(&second_key, "entity-live-1").await;
+    let (etag, event) = stream.event("entity", Duration::from_secs(2)).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let summary = &event["card"]["summary"];
+    assert_eq!(
+        summary["triggered"].as_u64().unwrap(),
+        triggered + 1,
+        "{summary}"
+    );
+    assert!(
+        summary["open_incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["title"] == "Disk full entity-live-1"
+                && i["service_id"] == second_service.as_str()),
+        "{summary}"
+    );
+    // The event id is the ETag the card route answers.
+    let get = app
+        .http
+        .get(app.url("/v1/entities/component/default/shop/card"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.headers()["etag"].to_str().unwrap(), etag);
+
+    // A reconnect with that id sends nothing until the entity changes.
+    let mut resumed = app.stream(path, Some(&etag)).await;
+    // Both services unmapped: the entity has no card now, said as an event.
+    for service in [&first_service, &second_service] {
+        let r = app
+            .http
+            .delete(app.url(&format!("/api/pagerduty/mapping/entity/service/{service}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let (_, gone) = resumed.event("entity", WAIT).await;
+    // The first event after the resume is a change (one service left, or none).
+    assert_ne!(
+        gone["card"]["services"].as_array().map(Vec::len),
+        Some(2),
+        "{gone}"
+    );
+    let mut last = gone;
+    while last["status"] != 404 {
+        last = resumed.event("entity", WAIT).await.1;
+    }
+    assert_eq!(last["error"]["code"], "not_found", "{last}");
+    assert!(last.get("card").is_none());
 }
 
 #[tokio::test]
@@ -374,6 +482,32 @@ async fn a_redelivered_webhook_is_processed_once_and_unusable_ones_get_2xx() {
     let first = app.deliver(&body, signed(&body), "same-id").await;
     assert_eq!(first.status(), 202);
     assert_eq!(status(first.json().await.unwrap()), "queued");
+    // The account may be a path segment too: the same delivery is a
+    // duplicate there; an unknown account is a 400 naming it.
+    for (path, code) in [
+        ("/v1/webhooks/pagerduty/default", 202),
+        ("/v1/webhooks/pagerduty/nope", 400),
+    ] {
+        let r = app
+            .http
+            .post(app.url(path))
+            .header("X-Webhook-Id", "same-id")
+            .header("X-PagerDuty-Signature", signed(&body).unwrap())
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), code, "{path}");
+        let answer: Value = r.json().await.unwrap();
+        if code == 202 {
+            assert_eq!(status(answer), "duplicate");
+        } else {
+            assert_eq!(
+                answer["error"]["details"]["parameter"], "account",
+                "{answer}"
+            );
+        }
+    }
     let again = app.deliver(&body, signed(&body), "same-id").await;
     assert_eq!(again.status(), 202);
     assert_eq!(status(again.json().await.unwrap()), "duplicate");
@@ -406,7 +540,8 @@ async fn a_redelivered_webhook_is_processed_once_and_unusable_ones_get_2xx() {
     let metrics = app.metrics().await;
     for line in [
         r#"event_type="incident.acknowledged",outcome="queued"} 1"#,
-        r#"event_type="incident.acknowledged",outcome="duplicate"} 1"#,
+        // One redelivery on each route form.
+        r#"event_type="incident.acknowledged",outcome="duplicate"} 2"#,
         r#"event_type="other",outcome="unknown_event_type"} 1"#,
         r#"event_type="other",outcome="not_an_event"} 1"#,
         r#"event_type="pagey.ping",outcome="ping"} 1"#,

@@ -25,5 +25,6 @@ mod replicas;
 mod sim_client;
 mod store;
 mod trigger;
+mod trigger_shared;
 mod ui;
 mod upstream;

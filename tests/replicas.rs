@@ -376,3 +376,51 @@ fn check_config_and_debug_never_show_the_redis_password() {
     let debug = format!("{settings:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
 }
+
+#[tokio::test]
+async fn a_trigger_on_one_replica_retried_on_another_creates_one_incident_and_shows_there() {
+    let redis = RedisServer::start();
+    let sim = start_sim(small_sim()).await;
+    let apps = replicas(&sim, &redis.url(), 2, LONG_TTLS).await;
+    let report = wait_mode(&apps[1], "shared").await;
+    assert_eq!(report["shared"]["trigger"], "shared", "{report}");
+    let (id, _) = crate::trigger::triggerable_service(&sim);
+    let incidents = || sim.account().incidents_of(&id).len();
+    let before = incidents();
+    // Replica B shows the card (its incidents cached for 5 minutes).
+    let card_on_b: Value = card(&apps[1], &id).await.json().await.unwrap();
+    let open = |card: &Value| {
+        card["incidents"]["data"]["triggered"].as_u64().unwrap()
+            + card["incidents"]["data"]["acknowledged"].as_u64().unwrap()
+    };
+    let open_before = open(&card_on_b);
+
+    let body = json!({"service_id": id, "summary": "checkout is down (replicas)"});
+    let header = [("Idempotency-Key", "replicas-click-1")];
+    let first = crate::trigger::trigger(&apps[0], &body, &header).await;
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let retried = crate::trigger::trigger(&apps[1], &body, &header).await;
+    assert_eq!(retried.status(), 202);
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    let retried: Value = retried.json().await.unwrap();
+    assert_eq!(first, retried, "the first answer, replayed");
+    assert_eq!(
+        sim.stats().count("POST", crate::trigger::ENQUEUE),
+        1,
+        "sent once"
+    );
+    assert_eq!(incidents(), before + 1, "one incident");
+
+    // The accepted trigger on A dropped the incidents on B too.
+    let started = Instant::now();
+    loop {
+        let now: Value = card(&apps[1], &id).await.json().await.unwrap();
+        if open(&now) == open_before + 1 {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "replica B never showed it: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -103,6 +103,31 @@ async fn a_card_follows_its_stream_and_polls_with_if_none_match_when_it_ends() {
             ),
         )
         .await;
+    // An error event (the service is gone at PagerDuty): the problem in
+    // words, the last card still shown under it.
+    let gone = json!({"service_id": id, "status": 404, "error": {"code": "not_found", "message": "No such PagerDuty service."}});
+    browser
+        .js(
+            "window.dcPush(`id: W/\"error\"\nevent: card\ndata: ${arguments[0]}\n\n`);",
+            vec![json!(gone.to_string())],
+        )
+        .await;
+    let problem = browser
+        .wait_for(
+            "the stream's error event shown",
+            Duration::from_secs(5),
+            &format!(
+                "const r = {LIVE}.shadowRoot;
+                 const p = r.querySelector('article > [role=alert]');
+                 return {LIVE}.dataset.state === 'error' && !p.hidden
+                   ? [p.innerText, r.querySelector('h2').innerText] : null;"
+            ),
+        )
+        .await;
+    assert_eq!(
+        problem,
+        json!(["PagerDuty has no such service.", "Pushed by the stream"])
+    );
     let requests = browser.js("return window.dcLog.length;", vec![]).await;
     assert_eq!(requests, json!(2), "no polls while the stream is open");
 
@@ -142,7 +167,7 @@ async fn a_card_follows_its_stream_and_polls_with_if_none_match_when_it_ends() {
     assert_eq!(name, real_name);
 
     // The other ways to name a card: an integration key gives the same
-    // service; an entity, on a server without entity cards, says so.
+    // service; an entity nothing is mapped to says so.
     let (keyed, key) = triggerable_service(&app.sim);
     let keyed_name = app
         .sim
@@ -181,9 +206,14 @@ async fn a_card_follows_its_stream_and_polls_with_if_none_match_when_it_ends() {
              return c.dataset.state === 'error' ? c.shadowRoot.querySelector('[role=alert]').innerText : null;",
         )
         .await;
-    // The entity route exists (issue 15): an entity nothing is mapped to
-    // is its 404, in words.
-    assert_eq!(entity, json!("PagerDuty has no such service."));
+    // An entity nothing is mapped to is its route's 404, in words.
+    assert!(
+        entity
+            .as_str()
+            .unwrap()
+            .starts_with("No PagerDuty service is mapped to this entity"),
+        "{entity}"
+    );
 
     let errors = errors(&browser, &app.app.address).await;
     // The entity route's 404 is the answer the card turned into words.

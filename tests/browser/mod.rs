@@ -4,6 +4,7 @@
 //! (printed). One browser at a time: they share two cores with the suite.
 
 mod driver;
+mod entity;
 mod live;
 mod stream;
 

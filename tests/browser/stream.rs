@@ -17,10 +17,10 @@ use crate::trigger::triggerable_service;
 
 /// Incidents and on-call fresh for 5 minutes: no poll or expiry can bring
 /// a new incident in during the test, only the webhook.
-const LONG_TTLS: &str = "[cache]\nincidents_ttl_secs = 300\noncall_ttl_secs = 300\n";
+pub(super) const LONG_TTLS: &str = "[cache]\nincidents_ttl_secs = 300\noncall_ttl_secs = 300\n";
 
 /// Stops the app when the test ends, however it ends.
-struct StopOnDrop(Stopper);
+pub(super) struct StopOnDrop(pub(super) Stopper);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
@@ -33,7 +33,7 @@ impl Drop for StopOnDrop {
 
 /// Subscribes the simulator's account to the app's webhook intake and
 /// gives the app the subscription's secret.
-async fn subscribe(
+pub(super) async fn subscribe(
     http: &reqwest::Client,
     sim: &sim::SimHandle,
     app: &str,
@@ -60,7 +60,7 @@ async fn subscribe(
     webhooks.add_secret("default", secret.into());
 }
 
-async fn metrics(http: &reqwest::Client, app: &str) -> String {
+pub(super) async fn metrics(http: &reqwest::Client, app: &str) -> String {
     http.get(format!("{app}/metrics"))
         .send()
         .await
@@ -83,7 +83,7 @@ fn card_gets(metrics: &str) -> u64 {
         .sum()
 }
 
-fn gauge(metrics: &str, name: &str) -> Option<u64> {
+pub(super) fn gauge(metrics: &str, name: &str) -> Option<u64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())

@@ -58,6 +58,10 @@ pub struct SharedReport {
     pub cache: String,
     /// Each account's PagerDuty budget: `shared` or `degraded-local`.
     pub budgets: BTreeMap<String, String>,
+    /// The trigger's idempotency entries and limits: `shared` or
+    /// `degraded-local` (filled in by [`SharedReport::with_trigger`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
     /// The replicas sharing each account (the local share is `1/replicas`).
     pub replicas: u32,
 }
@@ -141,13 +145,38 @@ impl Shared {
             .to_owned(),
             cache: cache.as_str().to_owned(),
             budgets,
+            trigger: None,
             replicas: self.replicas,
         }
+    }
+
+    /// The one Redis connection of this process (for the trigger's shared
+    /// store, built at startup).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// `shared.call_timeout_ms`.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 
     /// Calls of the shared card cache to Redis that failed or timed out.
     pub fn redis_errors(&self) -> u64 {
         self.cache.errors()
+    }
+}
+
+impl SharedReport {
+    /// Adds the trigger's mode (`shared` is true while it shares); the
+    /// report is `degraded-local` unless everything shares.
+    pub fn with_trigger(mut self, shared: bool) -> Self {
+        let mode = if shared { "shared" } else { "degraded-local" };
+        self.trigger = Some(mode.to_owned());
+        if !shared {
+            self.mode = "degraded-local".to_owned();
+        }
+        self
     }
 }
 

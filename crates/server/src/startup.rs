@@ -127,7 +127,7 @@ impl Application {
             request_deadline: server_settings.request_deadline(),
             readiness,
             accounts,
-            trigger: Arc::new(TriggerService::new(&settings.trigger, keys.clone())),
+            trigger: Arc::new(trigger_service(&settings, keys.clone(), shared.as_deref())),
             keys,
             backstage: settings.backstage.clone(),
             degraded: Default::default(),
@@ -299,6 +299,27 @@ impl Stopper {
     pub async fn stop(&self, graceful: bool) {
         self.streams.stop();
         self.server.stop(graceful).await;
+    }
+}
+
+/// The create-incident proxy; with `[shared]`, its idempotency entries
+/// and limits live in Redis (on the process's one connection).
+fn trigger_service(
+    settings: &Settings,
+    keys: Arc<KeyAliases>,
+    shared: Option<&crate::shared::Shared>,
+) -> TriggerService {
+    let service = TriggerService::new(&settings.trigger, keys);
+    match shared {
+        Some(shared) => service.with_shared(crate::trigger::shared::SharedTrigger::new(
+            shared.connection(),
+            crate::trigger::shared::SharedSettings {
+                call_timeout: shared.call_timeout(),
+                probe_interval: crate::shared::PROBE_INTERVAL,
+                ..Default::default()
+            },
+        )),
+        None => service,
     }
 }
 

@@ -70,10 +70,20 @@ impl AppState {
             .collect();
         let mut text = self.metrics.render(&stats);
         self.degraded.render(&mut text);
-        if let Some(shared) = &self.shared {
-            render_shared(&shared.report(), shared.redis_errors(), &mut text);
+        if let (Some(shared), Some(report)) = (&self.shared, self.shared_report()) {
+            render_shared(&report, shared.redis_errors(), &mut text);
         }
         text
+    }
+
+    /// `[shared]`'s state for `/readyz` and `/metrics`: the card cache,
+    /// every account's budget and the trigger's store (`None` when off).
+    pub fn shared_report(&self) -> Option<crate::shared::SharedReport> {
+        let report = self.shared.as_ref()?.report();
+        Some(match self.trigger.shared_mode() {
+            Some(mode) => report.with_trigger(mode == crate::trigger::shared::SharedMode::Shared),
+            None => report,
+        })
     }
 }
 

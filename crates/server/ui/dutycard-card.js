@@ -4,8 +4,8 @@
 //   <script type="module" src="https://dutycard.example/ui/dutycard-card.js"></script>
 //   <dutycard-card service-id="PABC123"></dutycard-card>
 //
-// Attributes: service-id | integration-key | entity (kind:namespace/name,
-// once the server has entity cards), account, token (a bearer token),
+// Attributes: service-id | integration-key | entity (kind:namespace/name:
+// the combined card of every service mapped to a catalog entity), account, token (a bearer token),
 // include ("standards,metrics"), incidents, change-events, interval (poll
 // seconds, default 30), live ("auto" | "stream" | "poll" | "off"), theme
 // ("light" | "dark"; default follows prefers-color-scheme), base-url (the
@@ -15,7 +15,7 @@
 // `dutycard-error` (detail: {status, text}).
 
 import { CARD_CSS } from "./styles.js";
-import { cardErrorText, h, renderCard } from "./render.js";
+import { cardErrorText, h, renderCard, renderEntity } from "./render.js";
 import { incidentForm } from "./form.js";
 
 const SCRIPT_BASE = new URL("..", import.meta.url).href;
@@ -25,7 +25,8 @@ const SCRIPT_BASE = new URL("..", import.meta.url).href;
 // so fetches never queue behind streams.
 const MAX_STREAMS = 3;
 let openStreams = 0;
-// Servers (by base URL) whose stream route answered 404/405: poll there.
+// Servers (by base URL) without the stream route (404 route_not_found,
+// 405): their cards poll.
 const noStreams = new Set();
 
 let sheet = null;
@@ -127,7 +128,7 @@ export class DutycardCard extends HTMLElement {
     if (res.status === 304) return this._fresh();
     const body = await res.json().catch(() => null);
     if (res.ok && body) this._show(body, res.headers.get("ETag"));
-    else this._fail(res.status, cardErrorText(res.status, body), generation);
+    else this._fail(res.status, cardErrorText(res.status, body, this._what()), generation);
   }
 
   _base() {
@@ -144,32 +145,47 @@ export class DutycardCard extends HTMLElement {
     return s ? `?${s}` : "";
   }
 
+  /** "entity" for an entity's card, else "service". */
+  _what() {
+    return !this.getAttribute("service-id") && !this.getAttribute("integration-key") && this.getAttribute("entity") ? "entity" : "service";
+  }
+
+  /** `kind/namespace/name` of the entity attribute, URL-encoded; null (and
+   * the problem shown) when it does not parse. */
+  _entityPath() {
+    const e = parseEntity(this.getAttribute("entity"));
+    if (!e) {
+      this._fail(0, "The card's entity must read kind:namespace/name, e.g. component:default/checkout.", this._generation);
+      return null;
+    }
+    return [e.kind, e.namespace, e.name].map(encodeURIComponent).join("/");
+  }
+
   /** Where the card is read: by service id, integration key or entity. */
   _cardUrl() {
     const id = this.getAttribute("service-id");
     const key = this.getAttribute("integration-key");
-    const entity = this.getAttribute("entity");
     if (id) return new URL(`v1/cards/${encodeURIComponent(id)}${this._query({})}`, this._base());
     if (key) return new URL(`v1/cards${this._query({ integration_key: key })}`, this._base());
-    if (entity) {
-      const e = parseEntity(entity);
-      if (!e) {
-        this._fail(0, "The card's entity must read kind:namespace/name, e.g. component:default/checkout.", this._generation);
-        return null;
-      }
-      // The entity card route (issue 15); a server without it answers
-      // route_not_found, shown in plain words.
-      const path = [e.kind, e.namespace, e.name].map(encodeURIComponent).join("/");
-      return new URL(`v1/entities/${path}/card${this._query({})}`, this._base());
+    if (this.getAttribute("entity")) {
+      // A server without entity cards answers route_not_found, in words.
+      const path = this._entityPath();
+      return path ? new URL(`v1/entities/${path}/card${this._query({})}`, this._base()) : null;
     }
     this._fail(0, "Set service-id, integration-key or entity on the card.", this._generation);
     return null;
   }
 
-  /** The push stream of this card, when one exists for it. */
+  /** The push stream of this card, when one exists for it (an
+   * integration-key card polls: its stream would need the key in a URL). */
   _streamUrl() {
     const id = this.getAttribute("service-id");
-    return id ? new URL(`v1/cards/${encodeURIComponent(id)}/stream${this._query({})}`, this._base()) : null;
+    if (id) return new URL(`v1/cards/${encodeURIComponent(id)}/stream${this._query({})}`, this._base());
+    if (this._what() === "entity") {
+      const path = this._entityPath();
+      return path ? new URL(`v1/entities/${path}/stream${this._query({})}`, this._base()) : null;
+    }
+    return null;
   }
 
   _request(url, init = {}) {
@@ -232,7 +248,12 @@ export class DutycardCard extends HTMLElement {
     this._request(url, { headers, signal: controller.signal })
       .then(async (res) => {
         const type = res.headers.get("Content-Type") || "";
-        if (res.status === 404 || res.status === 405) noStreams.add(base);
+        if (res.status === 404 || res.status === 405) {
+          // No stream route on this server (poll its cards), unless the
+          // 404 is about this card's service or entity (`not_found`).
+          const body = await res.json().catch(() => null);
+          if (!(body && body.error && body.error.code === "not_found")) noStreams.add(base);
+        }
         if (!res.ok || !type.startsWith("text/event-stream") || !res.body) return;
         await this._readEvents(res.body, generation);
       })
@@ -283,23 +304,35 @@ export class DutycardCard extends HTMLElement {
     }
     if (!item || typeof item !== "object") return;
     // The server's stream sends a batch entry ({service_id, status, card}
-    // or {status, error}); a bare card (a hook's own stream) is taken too.
+    // or {status, error}; an entity stream {status, card} with the entity's
+    // card); a bare card (a hook's own stream) is taken too.
     if (item.card && typeof item.card === "object") return this._show(item.card, id);
     if (item.error && typeof item.error === "object") {
-      return this._fail(item.status || 0, cardErrorText(item.status || 0, { error: item.error }), this._generation);
+      return this._fail(item.status || 0, cardErrorText(item.status || 0, { error: item.error }, this._what()), this._generation);
     }
-    if (item.service) this._show(item, id);
+    if (item.service || item.entity_ref) this._show(item, id);
   }
 
   _show(card, etag) {
     this._card = card;
     if (etag) this._etag = etag;
     this._problem.hidden = true;
-    const name = card.service && card.service.data && card.service.data.name;
-    this._root.setAttribute("aria-label", name ? `PagerDuty service ${name}` : "PagerDuty service card");
-    this._body.replaceChildren(...renderCard(card).filter(Boolean));
+    if (card.entity_ref !== undefined) {
+      this._root.setAttribute("aria-label", `PagerDuty services of ${card.entity_ref}`);
+      this._body.replaceChildren(...renderEntity(card).filter(Boolean));
+      // Create incident asks which of the entity's services is paged.
+      this._actions.setServices((card.services || []).filter((s) => s.card).map((s) => ({
+        id: s.service_id,
+        name: (s.card.service && s.card.service.data && s.card.service.data.name) || s.service_id,
+      })));
+    } else {
+      const name = card.service && card.service.data && card.service.data.name;
+      this._root.setAttribute("aria-label", name ? `PagerDuty service ${name}` : "PagerDuty service card");
+      this._body.replaceChildren(...renderCard(card).filter(Boolean));
+    }
     this._body.removeAttribute("aria-busy");
-    this._actions.hidden = false;
+    // An entity none of whose services could be read has nothing to page.
+    this._actions.hidden = card.entity_ref !== undefined && !(card.services || []).some((s) => s.card);
     this.setAttribute("data-state", "ready");
     if (etag) this.setAttribute("data-etag", etag);
     this.dispatchEvent(new CustomEvent("dutycard-card", { detail: card }));
@@ -325,10 +358,17 @@ export class DutycardCard extends HTMLElement {
 
   async _trigger(fields, key) {
     const body = { ...fields, client_url: location.href };
-    const id = (this._card && this._card.service && this._card.service.data && this._card.service.data.id) || this.getAttribute("service-id");
-    if (id) body.service_id = id;
-    else if (this.getAttribute("integration-key")) body.integration_key = this.getAttribute("integration-key");
-    const q = this.getAttribute("account") ? `?account=${encodeURIComponent(this.getAttribute("account"))}` : "";
+    let account = this.getAttribute("account");
+    if (fields.service_id) {
+      // An entity's service (the form's choice), in the account its mapping names.
+      const mapped = ((this._card && this._card.services) || []).find((s) => s.service_id === fields.service_id);
+      if (mapped && mapped.account) account = mapped.account;
+    } else {
+      const id = (this._card && this._card.service && this._card.service.data && this._card.service.data.id) || this.getAttribute("service-id");
+      if (id) body.service_id = id;
+      else if (this.getAttribute("integration-key")) body.integration_key = this.getAttribute("integration-key");
+    }
+    const q = account ? `?account=${encodeURIComponent(account)}` : "";
     const res = await this._request(new URL(`v1/incidents${q}`, this._base()), {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json", "Idempotency-Key": key },

@@ -54,6 +54,10 @@ export function incidentForm(send, done) {
   const formId = `dc-form-${uuid().slice(0, 8)}`;
   const open = h("button", { type: "button", "aria-expanded": "false", "aria-controls": formId, "data-action": "open-form" }, "Create incident");
   const summary = h("input", { name: "summary", required: true, maxlength: 1024, autocomplete: "off" });
+  // An entity's card pages one of its services: chosen here (hidden when
+  // the card has one service).
+  const service = h("select", { name: "service" });
+  const serviceLabel = h("label", { hidden: true }, "Service to page", service);
   const severity = h("select", { name: "severity" },
     ["critical", "error", "warning", "info"].map((s) => h("option", { value: s, selected: s === "error" }, s)));
   const details = h("textarea", { name: "details", rows: 3 });
@@ -61,6 +65,7 @@ export function incidentForm(send, done) {
   const submit = h("button", { type: "submit", class: "primary" }, "Send to PagerDuty");
   const cancel = h("button", { type: "button" }, "Cancel");
   const form = h("form", { id: formId, hidden: true, "aria-label": "Create incident" },
+    serviceLabel,
     h("label", {}, "Summary (what is wrong)", summary),
     h("label", {}, "Severity", severity),
     h("label", {}, "Details (optional)", details),
@@ -98,6 +103,7 @@ export function incidentForm(send, done) {
       return;
     }
     const body = { summary: summary.value.trim(), severity: severity.value };
+    if (service.value) body.service_id = service.value;
     if (details.value.trim()) body.custom_details = { details: details.value.trim() };
     const text = JSON.stringify(body);
     if (sentBody !== null && sentBody !== text) key = uuid();
@@ -129,5 +135,13 @@ export function incidentForm(send, done) {
     }
     done(result);
   });
-  return h("div", { class: "actions" }, open, form);
+  const actions = h("div", { class: "actions" }, open, form);
+  /** The services the form may page (`[{id, name}]`); the choice is kept
+   * when it is still one of them. */
+  actions.setServices = (list) => {
+    const chosen = service.value;
+    service.replaceChildren(...list.map((s) => h("option", { value: s.id, selected: s.id === chosen }, s.name)));
+    serviceLabel.hidden = list.length < 2;
+  };
+  return actions;
 }

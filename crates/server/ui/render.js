@@ -71,13 +71,18 @@ export function sectionErrorText(error) {
   }
 }
 
-/** A whole-card error (the /v1 error body's code) in plain words. */
-export function cardErrorText(status, body) {
+/** A whole-card error (the /v1 error body's code) in plain words; `what`
+ * is "service" or "entity" (an entity's 404: nothing is mapped to it). */
+export function cardErrorText(status, body, what = "service") {
   const e = (body && body.error) || {};
   const scopes = ((e.details && e.details.required_scopes) || []).join(", ");
   switch (e.code) {
     case "not_found":
-      return "PagerDuty has no such service.";
+      return what === "entity"
+        ? "No PagerDuty service is mapped to this entity (map one in the PagerDuty admin page)."
+        : "PagerDuty has no such service.";
+    case "store_unavailable":
+      return "dutycard's database is unavailable; the card will try again.";
     case "unauthorized":
       return "dutycard needs a token: set the card's token (or fetch hook).";
     case "upstream_unauthorized":
@@ -131,29 +136,39 @@ function person(user) {
 
 function oncall(result, now) {
   const levels = (result && result.data && result.data.levels) || [];
+  const items = levelItems(levels);
+  const body = result && result.data ? h("ul", {}, items.length ? items : h("li", { class: "muted" }, "No levels.")) : null;
+  return section("oncall", "On call now", result, body, now);
+}
+
+/** One open incident; `service` (a name) when a list mixes services. */
+function incident(i, now, service) {
+  return h("li", { class: "incident", "data-incident-id": i.id },
+    link(i.html_url, i.title || `Incident ${i.number || i.id}`),
+    h("span", { class: "meta" },
+      service ? [h("span", { class: "incident-service" }, service), " · "] : null,
+      h("span", { class: `incident-${i.status}` }, i.status),
+      i.urgency ? [" · ", h("span", { class: `urgency-${i.urgency}` }, `${i.urgency} urgency`)] : null,
+      ` · ${age(i.created_at, now)} old`,
+      i.assignees.length ? [" · ", i.assignees.map((a, n) => [n ? ", " : "", link(a.html_url, a.name || a.id)])] : " · unassigned",
+    ));
+}
+
+/** On-call levels, primary first. */
+function levelItems(levels) {
   const sorted = [...levels].sort((a, b) => (b.primary - a.primary) || (a.level - b.level));
-  const items = sorted.map((l) =>
+  return sorted.map((l) =>
     h("li", { class: l.primary ? "level-primary" : null, "data-level": l.level },
       h("span", { class: "muted" }, l.primary ? `Primary (level ${l.level}): ` : `Level ${l.level}: `),
       l.users.length ? l.users.map(person) : h("span", { class: "muted" }, "nobody"),
     ));
-  const body = result && result.data ? h("ul", {}, items.length ? items : h("li", { class: "muted" }, "No levels.")) : null;
-  return section("oncall", "On call now", result, body, now);
 }
 
 function incidents(result, now) {
   const data = result && result.data;
   if (!data) return section("incidents", "Open incidents", result, null, now);
   const summary = h("p", { class: "meta" }, `${data.triggered} triggered, ${data.acknowledged} acknowledged${data.truncated ? " (at least)" : ""}`);
-  const items = data.newest.map((i) =>
-    h("li", { class: "incident", "data-incident-id": i.id },
-      link(i.html_url, i.title || `Incident ${i.number || i.id}`),
-      h("span", { class: "meta" },
-        h("span", { class: `incident-${i.status}` }, i.status),
-        i.urgency ? [" · ", h("span", { class: `urgency-${i.urgency}` }, `${i.urgency} urgency`)] : null,
-        ` · ${age(i.created_at, now)} old`,
-        i.assignees.length ? [" · ", i.assignees.map((a, n) => [n ? ", " : "", link(a.html_url, a.name || a.id)])] : " · unassigned",
-      )));
+  const items = data.newest.map((i) => incident(i, now));
   const list = items.length ? h("ul", {}, items) : h("p", { class: "muted" }, "None open.");
   return section("incidents", "Open incidents", result, [summary, list], now);
 }
@@ -229,4 +244,69 @@ export function renderCard(card, now = Date.now()) {
     card.standards ? standards(card.standards, now) : null,
     card.metrics ? metrics(card.metrics, now) : null,
   ];
+}
+
+const STATUS_WORDS = {
+  triggered: "incident triggered",
+  acknowledged: "incident acknowledged",
+  unknown: "status unknown",
+  ok: "no open incident",
+};
+
+/** The body of an entity's card (GET /v1/entities/{kind}/{namespace}/{name}/card,
+ * openapi.json's EntityCard): the combined summary, then each service's
+ * own card, folded. */
+export function renderEntity(entity, now = Date.now()) {
+  const summary = entity.summary || {};
+  const status = summary.status || "unknown";
+  const services = entity.services || [];
+  const names = new Map(services.map((s) => [s.service_id, (s.card && s.card.service && s.card.service.data && s.card.service.data.name) || s.service_id]));
+  const header = h("header", {},
+    h("h2", {}, entity.entity_ref || "Entity"),
+    h("span", { class: `chip entity-${status}`, "data-status": status }, STATUS_WORDS[status] || status));
+  const count = h("p", { class: "meta" },
+    `${services.length} PagerDuty service${services.length === 1 ? "" : "s"}`,
+    summary.failed_services ? `, ${summary.failed_services} could not be read` : "");
+  const notes = entity.catalog_error
+    ? h("p", { class: "error", role: "alert", "data-error-kind": "catalog" }, `The Backstage catalog could not be read: ${entity.catalog_error}`)
+    : null;
+  const oncallItems = (summary.oncall || []).map((o) =>
+    h("li", { "data-policy": o.escalation_policy_id },
+      h("span", { class: "meta" }, `${o.escalation_policy_name || o.escalation_policy_id} (${o.service_ids.map((id) => names.get(id) || id).join(", ")})`),
+      h("ul", {}, levelItems(o.levels || []))));
+  const oncallSection = h("section", { "aria-labelledby": "dc-entity-oncall", "data-section": "oncall" },
+    h("h3", { id: "dc-entity-oncall" }, "On call now"),
+    oncallItems.length ? h("ul", {}, oncallItems) : h("p", { class: "muted" }, "No on-call known."));
+  const open = (summary.open_incidents || []).map((i) => incident(i, now, i.service_name || names.get(i.service_id)));
+  const incidentsSection = h("section", { "aria-labelledby": "dc-entity-incidents", "data-section": "incidents" },
+    h("h3", { id: "dc-entity-incidents" }, "Open incidents"),
+    h("p", { class: "meta" }, `${summary.triggered ?? 0} triggered, ${summary.acknowledged ?? 0} acknowledged`),
+    open.length ? h("ul", {}, open) : h("p", { class: "muted" }, "None open."));
+  const parts = services.map((s) => {
+    const name = names.get(s.service_id);
+    const state = s.card
+      ? (s.card.service && s.card.service.data && s.card.service.data.status) || "unknown"
+      : "error";
+    const inner = s.card
+      ? renderCard(s.card, now).filter(Boolean)
+      : [h("p", { class: "error", role: "alert" }, cardErrorText(s.status, { error: s.error }))];
+    // The first heading of a folded card repeats its summary: keep it for
+    // screen readers only.
+    if (s.card && inner[0]) inner[0].classList.add("visually-hidden");
+    // Each folded card's section ids are its own (one shadow root holds them all).
+    const suffix = `-${s.service_id}`;
+    for (const node of inner) {
+      for (const el of [node, ...node.querySelectorAll("[id], [aria-labelledby]")]) {
+        if (el.id) el.id += suffix;
+        const label = el.getAttribute("aria-labelledby");
+        if (label) el.setAttribute("aria-labelledby", label + suffix);
+      }
+    }
+    return h("details", { class: "entity-service", "data-service-id": s.service_id },
+      h("summary", {}, name, " ", h("span", { class: `chip status-${state}` }, state)),
+      inner);
+  });
+  const servicesSection = h("section", { "aria-labelledby": "dc-entity-services", "data-section": "services" },
+    h("h3", { id: "dc-entity-services" }, "Services"), parts);
+  return [header, count, notes, oncallSection, incidentsSection, servicesSection];
 }

@@ -90,5 +90,11 @@ input, select, textarea { font: inherit; color: var(--dc-fg); background: var(--
 .answer-ok { background: var(--dc-chip-bg); color: var(--dc-ok); }
 .answer-bad { background: var(--dc-error-bg); }
 .loading { color: var(--dc-muted); }
+.entity-triggered { color: var(--dc-critical); }
+.entity-acknowledged { color: var(--dc-warn); }
+.entity-ok { color: var(--dc-ok); }
+.entity-service { border-top: 1px solid var(--dc-border); padding: 4px 0; }
+.entity-service > summary { cursor: pointer; }
+.incident-service { font-weight: 600; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 `;

@@ -54,7 +54,7 @@ pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = crate::readiness::store_check(state.mappings.store()).await;
     report.ready &= store.ok;
     report.store = Some(store);
-    report.shared = state.shared.as_ref().map(|s| s.report());
+    report.shared = state.shared_report();
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {

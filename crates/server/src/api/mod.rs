@@ -42,6 +42,7 @@ pub fn configure(
             // Before the /v1 scope and outside its caller auth: PagerDuty
             // authenticates by signature (crate::webhooks).
             .service(webhooks::receive_webhook)
+            .service(webhooks::receive_account_webhook)
             .service(
                 utoipa_actix_web::scope("/v1")
                     .wrap(from_fn(require_caller::<ApiError>))
@@ -51,6 +52,7 @@ pub fn configure(
                     .service(cards::get_card)
                     .service(cards::find_card)
                     .service(entities::get_entity_card)
+                    .service(entities::stream_entity)
                     .service(incidents::trigger_incident)
                     .service(incidents::acknowledge_incident)
                     .service(incidents::resolve_incident),

@@ -175,7 +175,7 @@ pub async fn stream_cards(
     .await
 }
 
-fn last_event_id(req: &HttpRequest) -> Option<String> {
+pub(super) fn last_event_id(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -199,28 +199,45 @@ async fn open(
 /// Why a stream's connection was ended early (the client was too slow).
 #[derive(Debug, thiserror::Error)]
 #[error("the client fell too far behind; reconnect with Last-Event-ID")]
-struct TooSlow;
+pub(super) struct TooSlow;
 
 /// The stream's items as SSE events; when it is dropped for being slow, an
 /// error ends the connection at once (what is still buffered is not sent).
 fn events(
     stream: CardStream,
 ) -> impl futures::Stream<Item = Result<sse::Event, TooSlow>> + 'static {
-    futures::stream::unfold(Some(stream), |state| async move {
-        let mut stream = state?;
+    sse_events(stream.items, stream.dropped, |item| {
+        json_event("card", item.id, &BatchItem::new(item.service_id, item.card))
+    })
+}
+
+/// Items of a stream task as SSE events, each made by `to_event`; when
+/// `dropped` fires (the client was too slow) an error ends the connection
+/// at once, without writing what is still buffered.
+pub(super) fn sse_events<I: Send + 'static>(
+    items: tokio::sync::mpsc::Receiver<I>,
+    dropped: tokio_util::sync::CancellationToken,
+    to_event: fn(I) -> sse::Event,
+) -> impl futures::Stream<Item = Result<sse::Event, TooSlow>> + 'static {
+    futures::stream::unfold(Some((items, dropped)), move |state| async move {
+        let (mut items, dropped) = state?;
         tokio::select! {
             biased;
-            () = stream.dropped.cancelled() => Some((Err(TooSlow), None)),
-            item = stream.items.recv() => {
-                let item = item?;
-                let data = BatchItem::new(item.service_id, item.card);
-                let event = match sse::Data::new_json(&data) {
-                    Ok(data) => sse::Event::Data(data.event("card").id(item.id)),
-                    // A card always serializes; say so rather than drop it.
-                    Err(e) => sse::Event::Comment(format!("card not serializable: {e}").into()),
-                };
-                Some((Ok(event), Some(stream)))
-            }
+            () = dropped.cancelled() => Some((Err(TooSlow), None)),
+            item = items.recv() => Some((Ok(to_event(item?)), Some((items, dropped)))),
         }
     })
+}
+
+/// An SSE event `name` with `data` as JSON and `id`.
+pub(super) fn json_event(
+    name: &'static str,
+    id: String,
+    data: &impl serde::Serialize,
+) -> sse::Event {
+    match sse::Data::new_json(data) {
+        Ok(data) => sse::Event::Data(data.event(name).id(id)),
+        // Our answers always serialize; say so rather than drop one.
+        Err(e) => sse::Event::Comment(format!("{name} not serializable: {e}").into()),
+    }
 }

@@ -1,4 +1,5 @@
-//! `POST /v1/webhooks/pagerduty`: PagerDuty v3 webhooks in. Outside the
+//! `POST /v1/webhooks/pagerduty` (`?account=` or `/{account}`): PagerDuty
+//! v3 webhooks in. Outside the
 //! caller auth of `/v1` (PagerDuty sends no bearer token): a delivery is
 //! authenticated by its signature alone ([`crate::webhooks`]).
 
@@ -70,7 +71,47 @@ pub async fn receive_webhook(
     Query(params, _): Query<WebhookParams, ApiError>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let account = state.account(params.account.as_deref())?;
+    receive(req, state, params.account.as_deref(), payload).await
+}
+
+/// Receive a PagerDuty v3 webhook for one account.
+///
+/// `POST /v1/webhooks/pagerduty?account={account}` with the account in the
+/// path, for subscriptions whose URL cannot carry a query string.
+#[utoipa::path(
+    tag = "webhooks",
+    params(
+        ("account" = String, Path, description = "PagerDuty account id (`[pagerduty.accounts.<id>]`)", example = "eu"),
+        ("X-PagerDuty-Signature" = String, Header, description = "`v1=<hex HMAC-SHA256 of the body>`, comma-separated when several"),
+        ("X-Webhook-Id" = Option<String>, Header, description = "The same on every attempt of one webhook"),
+    ),
+    request_body(content = Object, description = "A v3 webhook", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted (queued, ping, duplicate or ignored)", body = WebhookReceipt),
+        (status = 400, description = "Unknown `account`", body = ErrorBody),
+        (status = 401, description = "Missing or bad signature; nothing was done", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request deadline", body = ErrorBody),
+        (status = 413, description = "Body larger than webhooks.max_body_bytes", body = ErrorBody),
+        (status = 503, description = "Too many webhooks waiting; PagerDuty retries (Retry-After)", body = ErrorBody),
+    )
+)]
+#[post("/v1/webhooks/pagerduty/{account}")]
+pub async fn receive_account_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    account: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    receive(req, state, Some(account.as_str()), payload).await
+}
+
+async fn receive(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    account: Option<&str>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let account = state.account(account)?;
     let body = read_body(payload, state.webhooks_max_body, state.request_deadline).await?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let receipt = state

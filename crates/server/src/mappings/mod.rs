@@ -93,6 +93,8 @@ pub struct MappingService {
     store: Store,
     keys: Arc<KeyAliases>,
     catalog: Option<CatalogClient>,
+    /// Bumped after every committed mapping write (entity streams re-read).
+    writes: tokio::sync::watch::Sender<u64>,
 }
 
 impl MappingService {
@@ -101,7 +103,19 @@ impl MappingService {
             store,
             keys,
             catalog,
+            writes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes after every committed mapping write (map, bulk, unmap) of
+    /// this process: which entities a write touched is not said (a remap
+    /// moves a service between two), so a listener re-reads what it shows.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writes.subscribe()
+    }
+
+    fn written(&self) {
+        self.writes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The Backstage catalog, when `catalog.url` is set.
@@ -167,7 +181,7 @@ impl MappingService {
         let key = self
             .key_to_store(account, request.integration_key.as_deref(), &service)
             .await?;
-        Ok(self
+        let mapping = self
             .store
             .upsert_mapping(&NewMapping {
                 service_id: request.service_id,
@@ -175,7 +189,9 @@ impl MappingService {
                 integration_key: key,
                 account: account.id.clone(),
             })
-            .await?)
+            .await?;
+        self.written();
+        Ok(mapping)
     }
 
     /// Maps many services at once: rows whose service is already mapped are
@@ -240,6 +256,9 @@ impl MappingService {
             }
         }
         let outcomes = self.store.insert_new_mappings(&to_insert).await?;
+        if outcomes.iter().any(|o| matches!(o, Inserted::Created(_))) {
+            self.written();
+        }
         for ((position, outcome), asked) in positions.into_iter().zip(outcomes).zip(to_insert) {
             rows[position] = Some(match outcome {
                 Inserted::Created(mapping) => BulkRow::Created(mapping),
@@ -285,9 +304,15 @@ impl MappingService {
     /// Removes the mapping of a service; 404 when there is none.
     pub async fn unmap(&self, service_id: &str) -> Result<Mapping, MappingError> {
         check_service_id(":serviceId", service_id)?;
-        self.store.delete_mapping(service_id).await?.ok_or_else(|| {
-            MappingError::NotFound(format!("Mapping for serviceId {service_id} not found."))
-        })
+        let removed = self
+            .store
+            .delete_mapping(service_id)
+            .await?
+            .ok_or_else(|| {
+                MappingError::NotFound(format!("Mapping for serviceId {service_id} not found."))
+            })?;
+        self.written();
+        Ok(removed)
     }
 
     /// Every mapping.

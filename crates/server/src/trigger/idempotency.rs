@@ -40,8 +40,11 @@ struct Inner<T> {
     entries: Mutex<HashMap<String, Entry<T>>>,
 }
 
-/// In-memory, per-process store (one replica's clicks; PagerDuty's own
-/// dedup_key covers retries that reach another replica).
+/// In-memory, per-process store: one replica's clicks. Several replicas
+/// also share their entries through Redis ([`super::shared`]); this store
+/// still coalesces one replica's concurrent duplicates first, and answers
+/// alone while Redis is away (PagerDuty's dedup_key, the same on every
+/// replica, then merges a retry that reaches another replica).
 pub struct IdempotencyStore<T> {
     inner: Arc<Inner<T>>,
 }

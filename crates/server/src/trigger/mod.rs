@@ -59,6 +59,16 @@
 //! [`validate`] step 1, [`routing`] step 3 (and 7), [`idempotency`] step 4,
 //! [`limits`] steps 2 and 5, [`delivery`] step 6; this file runs them in
 //! order.
+//!
+//! # Several replicas
+//!
+//! [`TriggerService::with_shared`] adds a [`shared::SharedTrigger`]: the
+//! stored answers, the in-flight claims of steps 2 and 4 and the limits of
+//! steps 2 and 5 then live in Redis for every replica (a retry on another
+//! replica replays the first answer; the limits count every replica's
+//! requests). The local store still coalesces the concurrent duplicates of
+//! one replica first (one Redis claim for all of them); while Redis is away
+//! the local store and limits answer alone ([`TriggerService::shared_mode`]).
 
 pub mod delivery;
 pub mod error;
@@ -66,6 +76,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod request;
 pub mod routing;
+pub mod shared;
 pub mod validate;
 
 use std::sync::Arc;
@@ -87,6 +98,7 @@ use idempotency::{Begin, IdempotencyStore, RecentTriggers};
 use limits::{LimitScope, RateLimits};
 use request::fresh;
 pub use request::{Answer, FollowUpRequest, LinkInput, Outcome, TriggerAccepted, TriggerRequest};
+use shared::{RemoteBegin, SharedMode, SharedTrigger, StoredAnswer};
 use validate::{Prepared, dedup_store_key, hash64};
 
 /// Default `payload.class`, as Backstage's card sends it.
@@ -100,6 +112,9 @@ pub const TRIGGERED_BY: &str = "triggered_by";
 pub const DERIVED_DEDUP_WINDOW: Duration = Duration::from_secs(30);
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+/// How much longer than `trigger.deadline_ms` a shared in-flight claim
+/// lives: a replica that dies while sending frees its keys after that.
+pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(2);
 
 /// The trigger proxy. One per process, shared by all workers.
 pub struct TriggerService {
@@ -114,6 +129,8 @@ pub struct TriggerService {
     recent: RecentTriggers,
     store: IdempotencyStore<Answer>,
     limits: RateLimits,
+    /// Idempotency and limits shared by replicas, when configured.
+    shared: Option<SharedTrigger>,
 }
 
 impl std::fmt::Debug for TriggerService {
@@ -138,8 +155,33 @@ impl TriggerService {
                 settings.per_caller_per_minute,
                 settings.per_routing_key_per_minute,
             ),
+            shared: None,
             settings: settings.clone(),
         }
+    }
+
+    /// Share the idempotency entries and the rate limits with every replica
+    /// using the same Redis and key prefix (see [`shared`]). Without this
+    /// everything stays in this process.
+    pub fn with_shared(mut self, shared: SharedTrigger) -> Self {
+        self.limits = RateLimits::new(
+            self.settings.per_caller_per_minute,
+            self.settings.per_routing_key_per_minute,
+        )
+        .with_shared(shared.clone());
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Whether idempotency and limits are shared right now: `None` when not
+    /// configured, [`SharedMode::Local`] while Redis is away.
+    pub fn shared_mode(&self) -> Option<SharedMode> {
+        self.shared.as_ref().map(SharedTrigger::mode)
+    }
+
+    /// The shared store, when configured (its mode, its fallback count).
+    pub fn shared(&self) -> Option<&SharedTrigger> {
+        self.shared.as_ref()
     }
 
     /// The settings in force.
@@ -237,9 +279,9 @@ impl TriggerService {
         // A stored answer is replayed before any limit: a client retrying
         // its Idempotency-Key (e.g. after a lost 202) must not get a 429
         // for an event that was already delivered.
-        if let Some(answer) = idem_store_key
-            .as_deref()
-            .and_then(|key| self.store.answer(key, prepared.fingerprint))
+        if let Some(answer) = self
+            .stored_answer(idem_store_key.as_deref(), prepared.fingerprint)
+            .await
         {
             tracing::info!(
                 caller = %caller.name,
@@ -251,7 +293,7 @@ impl TriggerService {
                 replayed: true,
             };
         }
-        if let Err(retry_after) = self.limits.check_caller(&caller.name) {
+        if let Err(retry_after) = self.limits.caller(&caller.name).await {
             tracing::warn!(caller = %caller.name, action = ?action, "trigger rate limit (caller)");
             return fresh(Err(TriggerError::RateLimited {
                 scope: LimitScope::Caller,
@@ -314,7 +356,7 @@ impl TriggerService {
             },
         };
 
-        if let Err(retry_after) = self.limits.check_routing_key(key_hash) {
+        if let Err(retry_after) = self.limits.routing_key(key_hash).await {
             tracing::warn!(
                 caller = %caller.name,
                 routing_key = %prepared.event.routing_key.fingerprint(),
@@ -325,7 +367,7 @@ impl TriggerService {
                 retry_after,
             });
             if let Some(claim) = claim {
-                claim.finish(answer.clone(), false);
+                claim.finish(answer.clone(), false).await;
             }
             return fresh(answer);
         }
@@ -340,7 +382,7 @@ impl TriggerService {
                 false,
             ));
             if let Some(claim) = claim {
-                claim.finish(answer.clone(), false);
+                claim.finish(answer.clone(), false).await;
             }
             return fresh(answer);
         }
@@ -367,7 +409,7 @@ impl TriggerService {
                 // key when nothing was created or it was a bare dedup_key.
                 let keep =
                     keep_answer && matches!(&answer, Ok(_) | Err(TriggerError::Rejected { .. }));
-                claim.finish(answer.clone(), keep);
+                claim.finish(answer.clone(), keep).await;
             }
             if answer.is_ok() {
                 // A known service is invalidated right away (an in-memory
@@ -394,17 +436,30 @@ impl TriggerService {
         }
     }
 
+    /// The kept answer for `key` (this replica's, else the shared one).
+    async fn stored_answer(&self, key: Option<&str>, fingerprint: u64) -> Option<Answer> {
+        let key = key?;
+        if let Some(answer) = self.store.answer(key, fingerprint) {
+            return Some(answer);
+        }
+        let shared = self.shared.as_ref()?;
+        let stored = shared.answer(key, fingerprint).await?;
+        Some(stored.into_answer())
+    }
+
     async fn claim(&self, key: &str, fingerprint: u64, started: Instant) -> Claimed {
+        // The leader answers within the deadline; wait a little longer.
+        let until = started + self.settings.deadline() + Duration::from_secs(1);
         // A follower whose leader vanished (panicked) tries to lead; bounded.
         for _ in 0..3 {
             match self.store.begin(key, fingerprint) {
-                Begin::Leader(claim) => return Claimed::Leader(claim),
+                Begin::Leader(local) => {
+                    return self.claim_shared(local, key, fingerprint, until).await;
+                }
                 Begin::Done(answer) => return Claimed::Answer(answer),
                 Begin::Mismatch => return Claimed::Error(TriggerError::IdempotencyKeyReused),
                 Begin::Follower(mut rx) => {
-                    // The leader answers within the deadline; wait a little longer.
-                    let wait = self.settings.deadline().saturating_sub(started.elapsed())
-                        + Duration::from_secs(1);
+                    let wait = until.saturating_duration_since(Instant::now());
                     match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
                         Ok(Ok(answer)) => {
                             if let Some(answer) = answer.clone() {
@@ -419,12 +474,74 @@ impl TriggerService {
         }
         Claimed::Error(TriggerError::InProgress)
     }
+
+    /// This replica leads for `key`: claim it in Redis too, when shared.
+    /// Concurrent duplicates on this replica wait on `local` meanwhile.
+    async fn claim_shared(
+        &self,
+        local: idempotency::Claim<Answer>,
+        key: &str,
+        fingerprint: u64,
+        until: Instant,
+    ) -> Claimed {
+        let window = self.settings.idempotency_window();
+        let lead = |local, remote| {
+            Claimed::Leader(Lead {
+                local,
+                remote,
+                window,
+            })
+        };
+        let Some(shared) = &self.shared else {
+            return lead(local, None);
+        };
+        let ttl = self.settings.deadline() + IN_FLIGHT_MARGIN;
+        match shared
+            .claim(key, fingerprint, ttl, tokio::time::Instant::from_std(until))
+            .await
+        {
+            RemoteBegin::Leader(remote) => lead(local, Some(remote)),
+            // Redis is away: lead on this replica alone (the dedup_key is
+            // the same on every replica, so PagerDuty merges a second send).
+            RemoteBegin::Unavailable => lead(local, None),
+            RemoteBegin::Done(stored) => {
+                let answer = stored.into_answer();
+                // Wakes this replica's followers; Redis keeps the answer.
+                local.finish(answer.clone(), false);
+                Claimed::Answer(answer)
+            }
+            // Dropping `local` frees it; its followers meet the same answer.
+            RemoteBegin::Mismatch => Claimed::Error(TriggerError::IdempotencyKeyReused),
+            RemoteBegin::Busy => Claimed::Error(TriggerError::InProgress),
+        }
+    }
 }
 
 enum Claimed {
-    Leader(idempotency::Claim<Answer>),
+    Leader(Lead),
     Answer(Answer),
     Error(TriggerError),
+}
+
+/// The right (and duty) to answer for a key: this replica's claim, and the
+/// Redis one when shared. Dropped unfinished, both are freed.
+struct Lead {
+    local: idempotency::Claim<Answer>,
+    remote: Option<shared::RemoteClaim>,
+    window: Duration,
+}
+
+impl Lead {
+    /// Publish the answer (kept for the window when `keep`, else the key is
+    /// freed) to Redis first, so that no replica finds the key free before
+    /// the answer is there, then to this replica's followers.
+    async fn finish(self, answer: Answer, keep: bool) {
+        if let Some(remote) = self.remote {
+            let stored = keep.then(|| StoredAnswer::of(&answer)).flatten();
+            remote.finish(stored.as_ref(), self.window).await;
+        }
+        self.local.finish(answer, keep);
+    }
 }
 
 #[cfg(test)]

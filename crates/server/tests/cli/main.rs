@@ -3,6 +3,7 @@
 //! Each run gets a cleared environment (set on the child process only), so
 //! the machine's `DUTYCARD_*` variables cannot leak into the result.
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 mod webhooks;
@@ -10,10 +11,26 @@ mod webhooks;
 pub(crate) fn dutycard(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dutycard"))
         .args(args)
+        .current_dir(scratch_dir())
         .env_clear()
         .envs(env.iter().copied())
         .output()
         .expect("run dutycard")
+}
+
+/// A working directory of the run's own under Cargo's per-target temporary
+/// directory: `serve` keeps its SQLite file under `./data`, which must not
+/// land in the source tree.
+fn scratch_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
 }
 
 #[test]
@@ -169,6 +186,7 @@ impl Running {
         use std::process::Stdio;
         let mut child = Command::new(env!("CARGO_BIN_EXE_dutycard"))
             .args(args)
+            .current_dir(scratch_dir())
             .env_clear()
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

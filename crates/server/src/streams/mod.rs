@@ -18,6 +18,11 @@
 //! Event ids: a single-card stream's is the card's ETag; a multi-card
 //! stream's lists each card's ETag hash in request order (`a1b2…,c3d4…`),
 //! so a reconnect resends only the cards that changed meanwhile.
+//!
+//! Entity streams (one card over an entity's mapped services) are in
+//! [`entity`].
+
+pub mod entity;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
