@@ -18,6 +18,7 @@ use crate::report::{self, Report, Row};
 use crate::zipf::Zipf;
 
 mod freshness;
+mod replicas;
 
 /// A scenario name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +40,9 @@ pub enum Scenario {
     Freshness,
     /// `GET /api/pagerduty/mapping/entity` over 2,000 services (issue 15).
     MappingList,
+    /// The portal load over 3 server processes, without and with a shared
+    /// Redis (issue 17; needs `redis-server`).
+    PortalReplicas,
     /// All of the above in sequence.
     All,
 }
@@ -488,6 +492,10 @@ impl Bench {
         if wants(Scenario::Freshness) {
             let r = self.freshness().await;
             record("freshness", r);
+        }
+        if wants(Scenario::PortalReplicas) {
+            let r = self.portal_replicas().await;
+            record("portal-replicas", r);
         }
         if wants(Scenario::MappingList) {
             let r = self.mapping_list().await;
