@@ -48,7 +48,7 @@ async fn app_with_catalog(sim: &sim::SimHandle, catalog: Option<&MockServer>) ->
     env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
     let toml = match catalog {
         Some(c) => format!(
-            "[catalog]\nurl = \"{}/api/catalog\"\ntoken = \"catalog-token\"\n",
+            "[backstage]\ncatalog_url = \"{}/api/catalog\"\ncatalog_token = \"catalog-token\"\n",
             c.uri()
         ),
         None => String::new(),
@@ -110,7 +110,10 @@ async fn the_catalog_route_answers_the_annotation_or_a_real_status() {
     .await;
     assert_eq!(status, 501);
     assert!(
-        body["errors"][0].as_str().unwrap().contains("catalog.url"),
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("backstage.catalog_url"),
         "{body}"
     );
 }

@@ -25,6 +25,64 @@ fn defaults_alone_name_the_missing_auth_mode_and_credentials() {
 }
 
 #[test]
+fn the_catalog_is_configured_under_backstage_and_the_old_table_is_refused() {
+    let ok = settings(
+        "[backstage]\ncatalog_url = \"https://backstage.example.com/api/catalog\"\ncatalog_token = \"catalog-secret\"\n",
+        &[("DUTYCARD_BACKSTAGE__CATALOG_TIMEOUT_MS", "1500")],
+    );
+    let catalog = &ok.backstage.catalog;
+    assert_eq!(
+        catalog.url.as_deref(),
+        Some("https://backstage.example.com/api/catalog")
+    );
+    assert_eq!(catalog.timeout_ms, 1500);
+    assert_eq!(
+        catalog.token.as_ref().map(|t| t.expose_secret().to_owned()),
+        Some("catalog-secret".to_owned())
+    );
+    let rendered = ok.to_redacted_toml();
+    assert!(!rendered.contains("catalog-secret"), "{rendered}");
+    assert!(rendered.contains("catalog_url"), "{rendered}");
+    // Default: no catalog, 3 s.
+    assert_eq!(settings("", &[]).backstage.catalog.timeout_ms, 3000);
+
+    for (toml, env) in [
+        (
+            "[catalog]\nurl = \"https://backstage.example.com/api/catalog\"\n",
+            vec![],
+        ),
+        (
+            "",
+            vec![(
+                "DUTYCARD_CATALOG__URL",
+                "https://backstage.example.com/api/catalog",
+            )],
+        ),
+    ] {
+        let err = load(toml, &env).unwrap_err();
+        assert_eq!(keys(&err), BTreeSet::from(["catalog".to_owned()]), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("backstage.catalog_url") && text.contains("backstage.catalog_token"),
+            "{text}"
+        );
+    }
+    let err = load(
+        "[backstage]\ncatalog_url = \"ftp://x\"\ncatalog_timeout_ms = 0\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        keys(&err),
+        BTreeSet::from([
+            "backstage.catalog_url".to_owned(),
+            "backstage.catalog_timeout_ms".to_owned()
+        ]),
+        "{err}"
+    );
+}
+
+#[test]
 fn every_invalid_value_is_reported_with_its_key() {
     let err = load(
         r#"
@@ -542,6 +600,12 @@ fn every_key_filled() -> Settings {
             integration_key_alias_secret: Some(SecretString::from("s")),
             integration_key_alias_secret_file: Some("/s".into()),
             app_config_file: Some("/a".into()),
+            catalog: CatalogSettings {
+                url: Some("https://c".into()),
+                token: Some(SecretString::from("t")),
+                token_file: Some("/t".into()),
+                timeout_ms: 1,
+            },
         },
         webhooks: WebhookSettings {
             enabled: true,
@@ -573,12 +637,7 @@ fn every_key_filled() -> Settings {
             statement_timeout_ms: 1,
             acquire_timeout_ms: 1,
         },
-        catalog: CatalogSettings {
-            url: Some("https://c".into()),
-            token: Some(SecretString::from("t")),
-            token_file: Some("/t".into()),
-            timeout_ms: 1,
-        },
+        catalog: None,
         shared: SharedSettings {
             redis_url: Some(SecretString::from("redis://:p@h:6379/0")),
             replicas: 1,

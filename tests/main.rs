@@ -10,6 +10,8 @@ mod config;
 mod degraded;
 mod dependencies;
 mod entities;
+mod entities_batch;
+mod entity_listing;
 mod errors;
 mod first_run;
 mod frontends;

@@ -102,7 +102,7 @@ pub struct EntityServices {
 
 /// Every card of the entity's services: the store's mappings (any account)
 /// plus the catalog's `pagerduty.com/service-id` annotation (default
-/// account) when `catalog.url` is set; 404 ([`MappingError::NotFound`]) when
+/// account) when `backstage.catalog_url` is set; 404 ([`MappingError::NotFound`]) when
 /// neither names one. `account` keeps only the services of that account.
 pub async fn entity_services(
     accounts: &Accounts,

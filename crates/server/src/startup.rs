@@ -120,7 +120,7 @@ impl Application {
         let mappings = Arc::new(MappingService::new(
             store,
             keys.clone(),
-            crate::catalog::CatalogClient::from_settings(&settings.catalog),
+            crate::catalog::CatalogClient::from_settings(&settings.backstage.catalog),
         ));
         let state = web::Data::new(AppState {
             metrics: metrics.clone(),

@@ -9,6 +9,7 @@ use error::ApiError;
 
 pub mod cards;
 pub mod entities;
+pub mod entities_batch;
 pub mod error;
 pub mod health;
 pub mod incidents;
@@ -53,6 +54,7 @@ pub fn configure(
                     .service(cards::find_card)
                     .service(entities::get_entity_card)
                     .service(entities::stream_entity)
+                    .service(entities_batch::batch_entity_cards)
                     .service(incidents::trigger_incident)
                     .service(incidents::acknowledge_incident)
                     .service(incidents::resolve_incident),

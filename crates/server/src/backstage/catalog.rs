@@ -25,8 +25,8 @@ impl From<CatalogError> for BackstageError {
 /// `GET /catalog/entity/{type}/{namespace}/{name}`: the entity's PagerDuty service id.
 ///
 /// The bare JSON string of the entity's `pagerduty.com/service-id`
-/// annotation (e.g. `"PSVC001"`), read from the catalog at `catalog.url`
-/// with `catalog.token`. An unknown entity or one without the annotation is
+/// annotation (e.g. `"PSVC001"`), read from the catalog at `backstage.catalog_url`
+/// with `backstage.catalog_token`. An unknown entity or one without the annotation is
 /// a 404 in the `{"errors":[…]}` shape (the Node backend never answered).
 #[utoipa::path(
     tag = "backstage",
@@ -40,7 +40,7 @@ impl From<CatalogError> for BackstageError {
         (status = 400, description = "Not an entity reference", body = ErrorsBody),
         (status = 401, description = "Missing caller token", body = ErrorsBody),
         (status = 404, description = "No such entity, or no annotation", body = ErrorsBody),
-        (status = 501, description = "No catalog configured (`catalog.url`)", body = ErrorsBody),
+        (status = 501, description = "No catalog configured (`backstage.catalog_url`)", body = ErrorsBody),
         (status = 502, description = "The catalog failed or refused the token", body = ErrorsBody),
         (status = 504, description = "The catalog did not answer in time", body = ErrorsBody),
     ),

@@ -267,7 +267,15 @@ impl From<RequestError> for BackstageError {
             RequestError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         };
-        let error = Self::new(status, e.to_string());
+        // The field named in the text too: `{"errors":[…]}` has no details.
+        let text = match &e {
+            RequestError::InvalidBody {
+                field: Some(field),
+                message,
+            } => format!("invalid request body: `{field}`: {message}"),
+            _ => e.to_string(),
+        };
+        let error = Self::new(status, text);
         match e {
             RequestError::MethodNotAllowed { allow, .. } => error.with_header(header::ALLOW, allow),
             _ => error,

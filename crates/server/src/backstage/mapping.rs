@@ -13,7 +13,7 @@ use super::params::{Params, Result, each_account};
 use super::store_errors::within_deadline;
 use crate::accounts::Account;
 use crate::http::extract::Json;
-use crate::mappings::listing::{MappingStatus, ServiceMappingRow, service_rows};
+use crate::mappings::listing::{MappingStatus, ServiceMappingRow};
 use crate::mappings::{BulkRow, MapRequest, MappingError};
 use crate::state::AppState;
 
@@ -71,8 +71,14 @@ pub struct MappingEnvelope {
 
 /// `{"mappings": […]}` of `GET /mapping/entity`.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct MappingsEnvelope {
     pub mappings: Vec<ServiceMappingRow>,
+    /// Present when the configured catalog could not be read: the statuses
+    /// then come from the store alone (`InSync` when mapped, else
+    /// `NotMapped`). Not in the Node backend's answer; its frontend ignores it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_error: Option<String>,
 }
 
 /// `POST /mapping/entities/bulk` body.
@@ -293,9 +299,14 @@ pub async fn store_mappings_bulk(
 /// `GET /mapping/entity`: every PagerDuty service with its mapping.
 ///
 /// One row per service of `?account=` (or of every account), sorted by
-/// service name: the entity it is mapped to, `InSync` when mapped and
-/// `NotMapped` otherwise, its name, first team, escalation policy, URL and
-/// account. The services come from the cached services lists.
+/// service name: the entity it is mapped to, its status, name, first team,
+/// escalation policy, URL and account. The services come from the cached
+/// services lists; the status compares the stored row with the catalog's
+/// annotated entities (`backstage.catalog_url`): `InSync` when the annotated entity
+/// is the stored one (or there is no row and an entity is annotated with
+/// the service), `OutOfSync` when the row names another entity, `NotMapped`
+/// when neither. A catalog that cannot be read does not fail the listing:
+/// the store alone decides and `catalogError` says why.
 #[utoipa::path(
     tag = "backstage",
     params(("account" = Option<String>, Query, description = "Account id (every account when absent or empty)")),
@@ -318,13 +329,14 @@ pub async fn list_mappings(req: HttpRequest, state: web::Data<AppState>) -> Resu
             .map_err(|e| BackstageError::from_pagerduty(Op::GetServices, &e))
     })
     .await?;
-    let mappings = within_deadline(&state, state.mappings.all()).await?;
     let accounts: Vec<(&str, &[pagerduty::Service])> = lists
         .iter()
         .map(|(account, services)| (*account, services.as_slice()))
         .collect();
+    let listing = within_deadline(&state, state.mappings.service_listing(&accounts)).await?;
     Ok(HttpResponse::Ok().json(MappingsEnvelope {
-        mappings: service_rows(&accounts, &mappings, &state.keys),
+        mappings: listing.rows,
+        catalog_error: listing.catalog_error,
     }))
 }
 

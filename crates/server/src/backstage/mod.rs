@@ -28,6 +28,7 @@
 //! | `GET`/`POST`/`DELETE /dependencies/service/{id}`, `POST /services/{id}/integration/{vendorId}` | PagerDuty's service dependencies and new integrations ([`dependencies`]) |
 //! | `GET /settings/{id}`, `POST /settings` | the admin page's settings, in the store ([`settings`]) |
 //! | `POST /mapping/entity`, `POST /mapping/entities/bulk`, `GET /mapping/entity`, `GET /mapping/entity/{type}/{namespace}/{name}`, `GET`/`DELETE /mapping/entity/service/{id}` | entity mappings, in the store ([`mapping`]) |
+//! | `POST /mapping/entities` | catalog entities with their services and statuses, paged ([`entity_listing`]) |
 //!
 //! Card routes read the same cached sections as `/v1/cards` (no upstream call
 //! when the card data is warm); the lists are cached for
@@ -67,6 +68,7 @@
 pub mod catalog;
 pub mod dependencies;
 pub mod enqueue;
+pub mod entity_listing;
 pub mod envelopes;
 pub mod error;
 pub mod legacy;
@@ -155,6 +157,7 @@ pub fn configure(
                         .service(mapping::store_mapping)
                         .service(mapping::store_mappings_bulk)
                         .service(mapping::list_mappings)
+                        .service(entity_listing::list_entities)
                         .service(mapping::mapping_of_service)
                         .service(mapping::unmap_service)
                         .service(mapping::mapping_of_entity)

@@ -30,6 +30,13 @@ impl Params {
             .map_err(|e| e.to_string())
     }
 
+    /// These parameters with `account` first (a body's account wins over
+    /// the query's).
+    pub(super) fn with_account(mut self, account: &str) -> Params {
+        self.0.insert(0, ("account".to_owned(), account.to_owned()));
+        self
+    }
+
     /// The first non-empty value of `name`.
     pub(super) fn first(&self, name: &str) -> Option<&str> {
         self.0

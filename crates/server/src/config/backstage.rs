@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
+use super::catalog::CatalogSettings;
 use super::checks::{problem, redact_opt, secret_from_file};
 
 /// The Node backend's mount point (`pluginId` `pagerduty`).
@@ -48,6 +49,10 @@ pub struct BackstageSettings {
     /// PagerDuty credentials and hosts (see [`super::app_config`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_config_file: Option<std::path::PathBuf>,
+    /// `catalog_url`, `catalog_token(_file)`, `catalog_timeout_ms`: the
+    /// Backstage catalog (see [`CatalogSettings`]).
+    #[serde(flatten)]
+    pub catalog: CatalogSettings,
 }
 
 impl Default for BackstageSettings {
@@ -62,6 +67,7 @@ impl Default for BackstageSettings {
             integration_key_alias_secret: None,
             integration_key_alias_secret_file: None,
             app_config_file: None,
+            catalog: CatalogSettings::default(),
         }
     }
 }

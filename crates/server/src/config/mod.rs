@@ -193,8 +193,11 @@ pub struct Settings {
     pub streams: StreamSettings,
     /// `[store]`: entity mappings and settings (SQLite or Postgres).
     pub store: StoreSettings,
-    /// `[catalog]`: the Backstage catalog (entity annotations).
-    pub catalog: CatalogSettings,
+    /// The old `[catalog]` table, kept only to refuse it with a message
+    /// naming the `backstage.catalog_*` keys (serialized back as given, so
+    /// its keys are not also reported unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<serde_json::Value>,
     /// `[shared]`: what replicas share through Redis (off without `redis_url`).
     #[serde(default)]
     pub shared: SharedSettings,
@@ -259,7 +262,7 @@ impl Settings {
         self.server.auth.read_tokens_file(problems);
         self.backstage.read_secret_files(problems);
         self.webhooks.read_secret_files(problems);
-        self.catalog.read_secret_files(problems);
+        self.backstage.catalog.read_secret_files(problems);
         self.validate(problems);
         // After validation, and saturating: an absurd deadline (u64::MAX) is
         // a reported problem, never an overflow.
@@ -287,7 +290,10 @@ impl Settings {
         self.webhooks.validate(&accounts, problems);
         self.streams.validate(problems);
         self.store.validate(problems);
-        self.catalog.validate(problems);
+        self.backstage.catalog.validate(problems);
+        if self.catalog.is_some() {
+            problems.push(problem("catalog", self::catalog::LEGACY_TABLE_MESSAGE));
+        }
         self.shared
             .validate(self.server.request_deadline_ms, problems);
     }

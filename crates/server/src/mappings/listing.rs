@@ -1,10 +1,20 @@
 //! `GET /mapping/entity`'s rows: every PagerDuty service with the entity it
 //! is mapped to, in the Node backend's shape.
 //!
-//! Status: `InSync` when the store maps the service to an entity,
-//! `NotMapped` otherwise. (The Node backend also reports `OutOfSync` when the
-//! catalog's `pagerduty.com/service-id` annotation disagrees with the stored
-//! row; that needs the catalog, which these rows do not read.)
+//! Status, as the Node backend computes it (`buildEntityMappingsResponse`),
+//! from the stored row and the catalog's annotated entities
+//! ([`CatalogIndex`]: `pagerduty.com/service-id`, or an
+//! `pagerduty.com/integration-key` that is one of the service's keys):
+//!
+//! - `InSync`: the annotated entity is the stored row's entity, or there is
+//!   no row and an entity is annotated with the service (then that entity
+//!   is the row's);
+//! - `OutOfSync`: a stored row whose entity is not the annotated one (or no
+//!   entity is annotated with the service);
+//! - `NotMapped`: neither.
+//!
+//! Without a catalog (none configured, or it failed: [`Listing::catalog_error`])
+//! the store alone decides: a row is `InSync`, no row `NotMapped`.
 
 use std::collections::HashMap;
 
@@ -12,8 +22,91 @@ use serde::Serialize;
 use store::Mapping;
 use utoipa::ToSchema;
 
-use super::service_key;
+use super::{MappingError, MappingService, service_key};
+use crate::catalog::CatalogEntity;
 use crate::keys::KeyAliases;
+
+/// Which entity the catalog's annotations give each service.
+#[derive(Debug, Default)]
+pub struct CatalogIndex {
+    by_service: HashMap<String, String>,
+}
+
+impl CatalogIndex {
+    /// `entities`' annotations resolved against the services of every
+    /// account: a service id annotation as it is, an integration key
+    /// through the service that has it. The first entity naming a service
+    /// wins.
+    pub fn new(entities: &[CatalogEntity], accounts: &[(&str, &[pagerduty::Service])]) -> Self {
+        let mut by_key: HashMap<&str, &str> = HashMap::new();
+        for (_, services) in accounts {
+            for service in services.iter() {
+                for integration in &service.integrations {
+                    if let Some(key) = &integration.integration_key {
+                        by_key.entry(key.as_str()).or_insert(service.id.as_str());
+                    }
+                }
+            }
+        }
+        let mut by_service = HashMap::new();
+        for entity in entities {
+            let service = entity.service_id.as_deref().or_else(|| {
+                entity
+                    .integration_key
+                    .as_deref()
+                    .and_then(|k| by_key.get(k).copied())
+            });
+            if let Some(service) = service {
+                by_service
+                    .entry(service.to_owned())
+                    .or_insert_with(|| entity.entity_ref());
+            }
+        }
+        CatalogIndex { by_service }
+    }
+
+    /// The entity annotated with `service_id`.
+    pub fn entity_of(&self, service_id: &str) -> Option<&str> {
+        self.by_service.get(service_id).map(String::as_str)
+    }
+}
+
+/// `GET /mapping/entity`'s answer.
+#[derive(Debug)]
+pub struct Listing {
+    pub rows: Vec<ServiceMappingRow>,
+    /// Why the catalog could not be read (the statuses then come from the
+    /// store alone); `None` when it was read or none is configured.
+    pub catalog_error: Option<String>,
+}
+
+impl MappingService {
+    /// Every service of `accounts` with its mapping: the stored rows and
+    /// the catalog's annotated entities, read at once. A catalog that fails
+    /// does not fail the listing (see [`Listing::catalog_error`]).
+    pub async fn service_listing(
+        &self,
+        accounts: &[(&str, &[pagerduty::Service])],
+    ) -> Result<Listing, MappingError> {
+        let catalog = async {
+            match self.catalog() {
+                Some(catalog) => Some(catalog.annotated_entities().await),
+                None => None,
+            }
+        };
+        let (mappings, entities) = tokio::join!(self.all(), catalog);
+        let mappings = mappings?;
+        let (index, catalog_error) = match entities {
+            Some(Ok(entities)) => (Some(CatalogIndex::new(&entities, accounts)), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+            None => (None, None),
+        };
+        Ok(Listing {
+            rows: service_rows(accounts, &mappings, self.keys(), index.as_ref()),
+            catalog_error,
+        })
+    }
+}
 
 /// A service's mapping status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -45,11 +138,13 @@ pub struct ServiceMappingRow {
 }
 
 /// The rows of every service of every `(account, services)` pair, sorted by
-/// service name (case-insensitive), then account.
+/// service name (case-insensitive), then account; the statuses with the
+/// catalog's `index` when there is one (see the module docs).
 pub fn service_rows(
     accounts: &[(&str, &[pagerduty::Service])],
     mappings: &[Mapping],
     keys: &KeyAliases,
+    index: Option<&CatalogIndex>,
 ) -> Vec<ServiceMappingRow> {
     let by_service: HashMap<&str, &Mapping> = mappings
         .iter()
@@ -66,7 +161,18 @@ pub fn service_rows(
                 let key = mapping
                     .and_then(|m| m.integration_key.as_ref().map(|k| k.expose().to_owned()))
                     .or_else(|| service_key(service));
-                let entity_ref = mapping.map(|m| m.entity_ref.clone()).unwrap_or_default();
+                let annotated = index.and_then(|i| i.entity_of(&service.id));
+                let (entity_ref, status) = match (mapping, index) {
+                    (Some(m), None) => (m.entity_ref.clone(), MappingStatus::InSync),
+                    (Some(m), Some(_)) if annotated == Some(m.entity_ref.as_str()) => {
+                        (m.entity_ref.clone(), MappingStatus::InSync)
+                    }
+                    (Some(m), Some(_)) => (m.entity_ref.clone(), MappingStatus::OutOfSync),
+                    (None, _) => match annotated {
+                        Some(entity) => (entity.to_owned(), MappingStatus::InSync),
+                        None => (String::new(), MappingStatus::NotMapped),
+                    },
+                };
                 ServiceMappingRow {
                     entity_name: entity_name(&entity_ref).to_owned(),
                     entity_ref,
@@ -74,11 +180,7 @@ pub fn service_rows(
                     integration_key: key
                         .and_then(|k| keys.shown(account, &k))
                         .unwrap_or_default(),
-                    status: if mapping.is_some() {
-                        MappingStatus::InSync
-                    } else {
-                        MappingStatus::NotMapped
-                    },
+                    status,
                     service_name: service.name.clone(),
                     team: service
                         .teams
@@ -137,7 +239,12 @@ mod tests {
             processed_at_ms: 0,
             revision: 1,
         };
-        let rows = service_rows(&[("default", &services)], &[mapping], &KeyAliases::none());
+        let rows = service_rows(
+            &[("default", &services)],
+            &[mapping],
+            &KeyAliases::none(),
+            None,
+        );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].service_name, "Checkout");
         assert_eq!(rows[0].status, MappingStatus::NotMapped);
@@ -151,5 +258,96 @@ mod tests {
             rows[1].service_url,
             "https://acme.pagerduty.com/service-directory/P2"
         );
+    }
+
+    fn mapping(service_id: &str, entity_ref: &str) -> Mapping {
+        Mapping {
+            index: 1,
+            id: "u".into(),
+            service_id: service_id.into(),
+            integration_key: None,
+            entity_ref: entity_ref.into(),
+            account: "default".into(),
+            processed_at_ms: 0,
+            revision: 1,
+        }
+    }
+
+    fn entity(name: &str, service_id: Option<&str>, key: Option<&str>) -> CatalogEntity {
+        CatalogEntity {
+            kind: "Component".into(),
+            namespace: "default".into(),
+            name: name.into(),
+            service_id: service_id.map(Into::into),
+            integration_key: key.map(Into::into),
+            ..CatalogEntity::default()
+        }
+    }
+
+    #[test]
+    fn the_catalogs_annotations_decide_in_sync_and_out_of_sync() {
+        let services = [
+            service("P1", "a"),
+            service("P2", "b"),
+            service("P3", "c"),
+            service("P4", "d"),
+            service("P5", "e"),
+        ];
+        let accounts: [(&str, &[pagerduty::Service]); 1] = [("default", &services)];
+        // P1 annotated where stored; P2 stored elsewhere than annotated;
+        // P3 stored, annotated nowhere; P4 annotated (by key: every test
+        // service has "backstage-key", so the first key wins: P1), not
+        // stored; P5 neither.
+        let index = CatalogIndex::new(
+            &[
+                entity("one", Some("P1"), None),
+                entity("two", Some("P2"), None),
+                entity("four", Some("P4"), None),
+                entity("keyed", None, Some("backstage-key")),
+            ],
+            &accounts,
+        );
+        let rows = service_rows(
+            &accounts,
+            &[
+                mapping("P1", "component:default/one"),
+                mapping("P2", "component:default/elsewhere"),
+                mapping("P3", "component:default/three"),
+            ],
+            &KeyAliases::none(),
+            Some(&index),
+        );
+        let got: Vec<(&str, &str, MappingStatus)> = rows
+            .iter()
+            .map(|r| (r.service_id.as_str(), r.entity_ref.as_str(), r.status))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("P1", "component:default/one", MappingStatus::InSync),
+                (
+                    "P2",
+                    "component:default/elsewhere",
+                    MappingStatus::OutOfSync
+                ),
+                ("P3", "component:default/three", MappingStatus::OutOfSync),
+                ("P4", "component:default/four", MappingStatus::InSync),
+                ("P5", "", MappingStatus::NotMapped),
+            ]
+        );
+        assert_eq!(rows[3].entity_name, "four");
+        // The key annotation resolves through the services' keys.
+        assert_eq!(index.entity_of("P1"), Some("component:default/one"));
+        let by_key = CatalogIndex::new(&[entity("keyed", None, Some("other"))], &accounts);
+        assert_eq!(by_key.entity_of("P1"), Some("component:default/keyed"));
+        // Without the catalog the store alone decides.
+        let rows = service_rows(
+            &accounts,
+            &[mapping("P3", "component:default/three")],
+            &KeyAliases::none(),
+            None,
+        );
+        assert_eq!(rows[2].status, MappingStatus::InSync);
+        assert_eq!(rows[3].status, MappingStatus::NotMapped);
     }
 }

@@ -10,8 +10,11 @@
 //! and never logged; answers show them by the `backstage.integration_keys`
 //! rule.
 //!
-//! [`listing`] builds the status rows (`InSync` / `NotMapped`).
+//! [`listing`] builds the status rows of every service (`InSync` /
+//! `OutOfSync` / `NotMapped`, with the catalog's annotations);
+//! [`entity_listing`] the paged rows of every catalog entity.
 
+pub mod entity_listing;
 pub mod listing;
 mod settings;
 
@@ -118,7 +121,7 @@ impl MappingService {
         self.writes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The Backstage catalog, when `catalog.url` is set.
+    /// The Backstage catalog, when `backstage.catalog_url` is set.
     pub fn catalog(&self) -> Option<&CatalogClient> {
         self.catalog.as_ref()
     }
