@@ -219,3 +219,30 @@ where
         self.cache.insert(key, stored).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[test]
+    fn a_value_fetched_by_another_replica_keeps_its_age() {
+        let store: Store<u32, u32> = Store::with_ttl(
+            10,
+            Duration::from_secs(20),
+            Duration::from_secs(60),
+            Arc::new(SystemClock),
+        );
+        let at = Utc::now() - chrono::Duration::seconds(5);
+        let stored = store.stored_at(7, Some(at));
+        assert_eq!(stored.fetched_at, at);
+        let age = store.now().saturating_duration_since(stored.fetched);
+        assert!(
+            age >= Duration::from_secs(5) && age < Duration::from_secs(6),
+            "{age:?}"
+        );
+        // From the future (clock skew between replicas): fetched now, not later.
+        let skewed = store.stored_at(7, Some(Utc::now() + chrono::Duration::seconds(5)));
+        assert!(store.now().saturating_duration_since(skewed.fetched) < Duration::from_secs(1));
+    }
+}
