@@ -11,6 +11,11 @@
 # config/default.toml, which is compiled into the binary) or from a file
 # mounted and passed with `--config`. Not built in CI (CI reaches package
 # registries only, not image registries).
+#
+# Two or more replicas: give each the same DUTYCARD_SHARED__REDIS_URL and
+# DUTYCARD_SHARED__REPLICAS=<how many> (one PagerDuty budget, shared cards,
+# invalidation everywhere), and a Postgres store (DUTYCARD_STORE__URL);
+# docker-compose.yml shows two replicas with Redis and Postgres.
 
 # --- build stage: dependencies are compiled in their own cached layer -------
 FROM rust:1-slim-bookworm AS chef

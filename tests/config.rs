@@ -638,6 +638,14 @@ fn every_key_filled() -> Settings {
             acquire_timeout_ms: 1,
         },
         catalog: None,
+        shared: SharedSettings {
+            redis_url: Some(SecretString::from("redis://:p@h:6379/0")),
+            replicas: 1,
+            call_timeout_ms: 1,
+            local_ttl_ms: 1,
+            lease_ms: 1,
+            wait_ms: 1,
+        },
     }
 }
 

@@ -196,3 +196,12 @@ pub fn small_sim() -> sim::SimConfig {
         ..sim::SimConfig::default()
     }
 }
+
+/// Another app on the running simulator `sim` (one replica of several):
+/// `extra` TOML and `env` over the simulator's URLs and token.
+pub async fn spawn_on_sim(sim: &sim::SimHandle, extra: &str, env: &[(String, String)]) -> TestApp {
+    let mut all = sim_env(sim);
+    all.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
+    all.extend(env.iter().cloned());
+    TestApp::spawn(settings_from(&[BASE_TOML, extra], &all)).await
+}

@@ -194,13 +194,22 @@ struct Frame {
     data: String,
 }
 
-/// A minimal `text/event-stream` reader (what EventSource does).
-struct Sse {
+/// A minimal `text/event-stream` reader (what EventSource does); the
+/// replica tests read streams with it too.
+pub(crate) struct Sse {
     body: reqwest::Response,
     buf: String,
 }
 
 impl Sse {
+    /// Reads `body`, an answered stream request.
+    pub(crate) fn new(body: reqwest::Response) -> Sse {
+        Sse {
+            body,
+            buf: String::new(),
+        }
+    }
+
     /// The next frame; None at the end of the stream.
     async fn frame(&mut self) -> Option<Frame> {
         loop {
@@ -230,7 +239,7 @@ impl Sse {
     }
 
     /// The next card event (comments skipped), within `within`.
-    async fn card(&mut self, within: Duration) -> (String, Value) {
+    pub(crate) async fn card(&mut self, within: Duration) -> (String, Value) {
         self.event("card", within).await
     }
 
@@ -250,7 +259,7 @@ impl Sse {
     }
 }
 
-fn open_incidents(item: &Value) -> u64 {
+pub(crate) fn open_incidents(item: &Value) -> u64 {
     item["card"]["incidents"]["data"]["triggered"]
         .as_u64()
         .unwrap()

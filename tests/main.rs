@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod postgres;
 mod redis_server;
+mod replicas;
 mod sim_client;
 mod store;
 mod trigger;

@@ -19,6 +19,7 @@ use crate::zipf::Zipf;
 
 mod freshness;
 mod routes;
+mod replicas;
 
 /// A scenario name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +44,9 @@ pub enum Scenario {
     /// Every cached read route at concurrency 1 and 64, interleaved with
     /// `/healthz`, driven by `wrk` (issue 18).
     Routes,
+    /// The portal load over 3 server processes, without and with a shared
+    /// Redis (issue 17; needs `redis-server`).
+    PortalReplicas,
     /// All of the above in sequence.
     All,
 }
@@ -497,6 +501,10 @@ impl Bench {
         if wants(Scenario::Freshness) {
             let r = self.freshness().await;
             record("freshness", r);
+        }
+        if wants(Scenario::PortalReplicas) {
+            let r = self.portal_replicas().await;
+            record("portal-replicas", r);
         }
         if wants(Scenario::MappingList) {
             let r = self.mapping_list().await;

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -36,6 +36,8 @@ use moka::ops::compute::Op;
 use crate::changes::{ChangeKind, Notify, NotifySlot};
 use crate::error::{SectionError, SectionErrorKind};
 use crate::stats::Counters;
+use crate::store::layer::{Layer, Purpose, SharedValue};
+use crate::store::shared::SharedCache;
 use crate::store::{Store, Stored};
 use crate::tasks::{TaskFailed, Tasks};
 
@@ -83,6 +85,8 @@ pub(crate) struct SectionCache<K, V> {
     inflight: Arc<Mutex<HashMap<K, Arc<AtomicBool>>>>,
     /// Told when an entry is dropped or replaced (see `crate::changes`).
     notify: Arc<NotifySlot<K>>,
+    /// The shared L2 this section loads through, when it is shared (set once).
+    shared: OnceLock<Arc<Layer<K, V>>>,
 }
 
 /// Why a miss load produced no entry to keep.
@@ -115,6 +119,7 @@ where
             tasks,
             inflight: Arc::default(),
             notify: Arc::default(),
+            shared: OnceLock::new(),
         }
     }
 
@@ -171,6 +176,10 @@ where
             };
             let now = self.store.now();
             let stale = now.saturating_duration_since(stored.fetched) >= stored.ttl;
+            if stale {
+                // A stale value another replica stored: refreshed like one of ours.
+                self.maybe_refresh(key, &stored, now);
+            }
             return Ok(lookup(&stored, stale, now));
         }
     }
@@ -188,17 +197,18 @@ where
             let inflight = Arc::clone(&self.inflight);
             let load = Arc::clone(&self.load);
             let store = self.store.clone();
+            let shared = self.shared.get().cloned();
             let key = key.clone();
             async move {
                 ran.store(true, Ordering::Relaxed);
                 // Registered before the upstream read starts: an invalidation
                 // from now on may postdate what the read sees.
                 lock(&inflight).insert(key.clone(), Arc::clone(&dropped));
-                match load(key).await {
-                    Ok(value) if dropped.load(Ordering::Acquire) => {
-                        Err(InitError::Invalidated(store.stored(value)))
+                match through(shared.as_deref(), &load, key, Purpose::Miss).await {
+                    Ok((value, at)) if dropped.load(Ordering::Acquire) => {
+                        Err(InitError::Invalidated(store.stored_at(value, at)))
                     }
-                    Ok(value) => Ok(store.stored(value)),
+                    Ok((value, at)) => Ok(store.stored_at(value, at)),
                     Err(error) => Err(InitError::Failed(error)),
                 }
             }
@@ -270,6 +280,17 @@ where
     /// Drops the cached value of `key`; a miss load of `key` running now
     /// answers its waiters but is not kept.
     pub(crate) async fn invalidate(&self, key: &K) {
+        // The shared value first: a replica that hears of this drop and
+        // reads again must not find the old value there.
+        if let Some(shared) = self.shared.get() {
+            shared.invalidate(key).await;
+        }
+        self.invalidate_local(key).await;
+    }
+
+    /// Drops this process's copy of `key` only (another replica dropped
+    /// the shared one and said so), reported like [`SectionCache::invalidate`].
+    pub(crate) async fn invalidate_local(&self, key: &K) {
         if let Some(dropped) = lock(&self.inflight).get(key) {
             dropped.store(true, Ordering::Release);
         }
@@ -310,9 +331,13 @@ where
         let key = key.clone();
         let flag = Arc::clone(&origin);
         let notify = Arc::clone(&self.notify);
+        let shared = self.shared.get().cloned();
+        let ttl = stored.ttl;
         let refresh = async move {
-            let replacement = match refresh(key.clone()).await {
-                Ok(value) => store.stored(value),
+            let purpose = Purpose::Refresh { ttl };
+            let replacement = match through(shared.as_deref(), &refresh, key.clone(), purpose).await
+            {
+                Ok((value, at)) => store.stored_at(value, at),
                 Err(error) => {
                     Counters::bump(&counters.errors);
                     tracing::debug!(error = %error, "background refresh failed; serving the stale value");
@@ -350,6 +375,56 @@ where
             // Shut down meanwhile: the next refresh may try again (none will).
             flag.refreshing.store(false, Ordering::Release);
         }
+    }
+}
+
+impl<K, V> SectionCache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: SharedValue + Clone + Send + Sync + 'static,
+{
+    /// Shares this section with the other replicas through `cache` (as
+    /// `section`, entry ids from `id`), from now on; set once. Its L1
+    /// copies then live at most the shared cache's `l1_ttl`.
+    pub(crate) fn share(
+        &self,
+        cache: Arc<dyn SharedCache>,
+        account: &str,
+        section: &'static str,
+        id: fn(&K) -> String,
+        hard_limit: std::time::Duration,
+    ) {
+        self.store.cap_l1(cache.timing().l1_ttl, Arc::clone(&cache));
+        let _ = self.shared.set(Arc::new(Layer {
+            cache,
+            account: account.to_owned(),
+            section,
+            id,
+            encode: V::encode,
+            decode: V::decode,
+            lifetimes: self.store.lifetimes(),
+            hard_limit,
+            counters: Arc::clone(&self.counters),
+        }));
+    }
+}
+
+/// A load of `key` by `load`, through the shared cache when the section is shared.
+async fn through<K, V>(
+    shared: Option<&Layer<K, V>>,
+    load: &LoadFn<K, V>,
+    key: K,
+    purpose: Purpose,
+) -> Result<(V, Option<DateTime<Utc>>), SectionError>
+where
+    K: Clone,
+{
+    match shared {
+        Some(layer) => {
+            let upstream = || load(key.clone());
+            layer.load(&key, purpose, upstream).await
+        }
+        None => load(key).await.map(|v| (v, None)),
     }
 }
 

@@ -28,6 +28,7 @@ use crate::loaders::standards::StandardsLoader;
 use crate::model::{Cached, ResolvedKey, RoutingKeyInfo, Section};
 use crate::stats::{CardStats, Counters};
 use crate::store::Store;
+use crate::store::shared::{Dropped, InProcess, SharedCache, SharedMode};
 use crate::tasks::Tasks;
 
 /// Serves service cards, and the raw PagerDuty objects behind them, from
@@ -68,6 +69,21 @@ pub(crate) struct Inner {
     pub missing_services: Store<String, ()>,
     /// Where the section caches report dropped and replaced entries.
     pub changes: Changes,
+    /// The L2 the sections are shared through ([`InProcess`]: none).
+    pub shared: Arc<dyn SharedCache>,
+    /// The account name the shared entries and invalidations carry.
+    pub account: String,
+}
+
+/// How a [`CardService`] shares its sections with other replicas of the
+/// server (see [`crate::store::shared`]).
+#[derive(Debug, Clone)]
+pub struct Sharing {
+    /// The shared cache (one per process serves every account).
+    pub cache: Arc<dyn SharedCache>,
+    /// The account's name, the same on every replica (letters, digits,
+    /// `-`, `_`, `.`: it names keys).
+    pub account: String,
 }
 
 impl CardService {
@@ -84,6 +100,26 @@ impl CardService {
     /// (a [`ManualClock`](crate::clock::ManualClock) lets tests and
     /// simulations expire sections at will).
     pub fn with_clock(client: Client, config: CardsConfig, clock: Arc<dyn Clock>) -> CardService {
+        Self::build(client, config, clock, None)
+    }
+
+    /// Like [`CardService::new`], sharing the sections with the other
+    /// replicas that use the same shared cache and account name: a section
+    /// one replica loaded is a hit on the others, one replica at a time
+    /// loads an entry (the others wait for its value, bounded), and an
+    /// invalidation here drops the section on every replica (their
+    /// [`CardService::subscribe_changes`] report it). While the shared
+    /// cache fails, sections are read from PagerDuty and kept here.
+    pub fn shared(client: Client, config: CardsConfig, sharing: Sharing) -> CardService {
+        Self::build(client, config, Arc::new(SystemClock), Some(sharing))
+    }
+
+    fn build(
+        client: Client,
+        config: CardsConfig,
+        clock: Arc<dyn Clock>,
+        sharing: Option<Sharing>,
+    ) -> CardService {
         let tasks = Tasks::default();
         let build = Builder {
             config: &config,
@@ -171,7 +207,41 @@ impl CardService {
         incidents.on_change(changes.notifier(Section::Incidents));
         standards.on_change(changes.notifier(Section::Standards));
         metrics.on_change(changes.notifier(Section::Metrics));
-        CardService {
+        let Sharing {
+            cache: shared,
+            account,
+        } = sharing.unwrap_or_else(|| Sharing {
+            cache: Arc::new(InProcess::default()),
+            account: String::new(),
+        });
+        let listening = if shared.mode() != SharedMode::Off {
+            let hard = |ttl| config.hard_limit(ttl);
+            let id: fn(&String) -> String = String::clone;
+            let service_ttl = config.service_ttl.min(config.escalation_policy_ttl);
+            let cache = || Arc::clone(&shared);
+            services.share(cache(), &account, "service", id, hard(service_ttl));
+            oncalls.share(cache(), &account, "oncall", id, hard(config.oncall_ttl));
+            incidents.share(
+                cache(),
+                &account,
+                "incidents",
+                id,
+                hard(config.incidents_ttl),
+            );
+            standards.share(
+                cache(),
+                &account,
+                "standards",
+                id,
+                hard(config.standards_ttl),
+            );
+            metrics.share(cache(), &account, "metrics", id, hard(config.metrics_ttl));
+            change_events.share(cache(), &account, hard(config.change_events_ttl));
+            Some(shared.subscribe())
+        } else {
+            None
+        };
+        let service = CardService {
             inner: Arc::new(Inner {
                 client,
                 config,
@@ -186,8 +256,14 @@ impl CardService {
                 lists,
                 missing_services,
                 changes,
+                shared,
+                account,
             }),
+        };
+        if let Some(invalidations) = listening {
+            service.listen(invalidations);
         }
+        service
     }
 
     /// The PagerDuty client this service reads with.
@@ -289,28 +365,109 @@ impl CardService {
     /// Drops the given sections of a service, so the next read fetches them
     /// (after a trigger, or on a webhook). Change events are cached
     /// account-wide, so dropping them refreshes every service's change events.
+    ///
+    /// With a shared cache ([`CardService::shared`]) the shared copies are
+    /// dropped too and every other replica is told, so it drops its own
+    /// copy and reports the change to its listeners.
     pub async fn invalidate(&self, service_id: &str, sections: &[Section]) {
-        let i = &self.inner;
         let key = service_id.to_owned();
+        let policy = if sections.contains(&Section::Oncall) {
+            self.inner
+                .services
+                .peek(&key)
+                .await
+                .and_then(|service| service.escalation_policy.as_ref().map(|p| p.id.clone()))
+        } else {
+            None
+        };
+        self.drop_sections(&key, sections, policy.as_deref(), true)
+            .await;
+        self.publish(Dropped::Sections {
+            service: key,
+            sections: sections.to_vec(),
+            escalation_policy: policy,
+        })
+        .await;
+    }
+
+    /// Drops sections here (`everywhere`: and in the shared cache).
+    async fn drop_sections(
+        &self,
+        key: &String,
+        sections: &[Section],
+        policy: Option<&str>,
+        everywhere: bool,
+    ) {
+        let i = &self.inner;
         for section in sections {
             match section {
                 Section::Service | Section::EscalationPolicy => {
-                    i.missing_services.invalidate(&key).await;
-                    i.services.invalidate(&key).await;
+                    i.missing_services.invalidate(key).await;
+                    drop_entry(&i.services, key, everywhere).await;
                 }
                 Section::Oncall => {
-                    if let Some(service) = i.services.peek(&key).await
-                        && let Some(policy) = &service.escalation_policy
-                    {
-                        i.oncalls.invalidate(&policy.id).await;
+                    if let Some(policy) = policy {
+                        drop_entry(&i.oncalls, &policy.to_owned(), everywhere).await;
                     }
                 }
-                Section::Incidents => i.incidents.invalidate(&key).await,
-                Section::ChangeEvents => i.change_events.invalidate(&key).await,
-                Section::Standards => i.standards.invalidate(&key).await,
-                Section::Metrics => i.metrics.invalidate(&key).await,
+                Section::Incidents => drop_entry(&i.incidents, key, everywhere).await,
+                Section::ChangeEvents => i.change_events.invalidate(key, everywhere).await,
+                Section::Standards => drop_entry(&i.standards, key, everywhere).await,
+                Section::Metrics => drop_entry(&i.metrics, key, everywhere).await,
             }
         }
+    }
+
+    /// Tells the other replicas (when sharing now; bounded by the shared
+    /// cache's call timeout; a failure is the shared cache's to report).
+    async fn publish(&self, what: Dropped) {
+        let i = &self.inner;
+        if i.shared.mode() == SharedMode::Shared {
+            let _ = i.shared.publish(&i.account, what).await;
+        }
+    }
+
+    /// Applies the other replicas' invalidations of this account here,
+    /// until shutdown.
+    fn listen(
+        &self,
+        mut invalidations: tokio::sync::broadcast::Receiver<crate::store::shared::Invalidation>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        // Weak: the task must not keep the service alive.
+        let weak = Arc::downgrade(&self.inner);
+        let _ = self.inner.tasks.background(async move {
+            loop {
+                let message = match invalidations.recv().await {
+                    Ok(message) => message,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "shared cache: missed invalidations from other replicas; their L1 copies expire within l1_ttl"
+                        );
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                if message.account != inner.account {
+                    continue;
+                }
+                let service = CardService { inner };
+                match message.what {
+                    Dropped::Sections {
+                        service: id,
+                        sections,
+                        escalation_policy,
+                    } => {
+                        service
+                            .drop_sections(&id, &sections, escalation_policy.as_deref(), false)
+                            .await;
+                    }
+                    Dropped::ServiceLists => service.drop_service_lists(),
+                }
+            }
+        });
     }
 
     /// Every change of a card section from now on: an entry dropped
@@ -336,11 +493,30 @@ impl CardService {
     /// (all and filtered) and the integration key mappings, so the next
     /// read sees the service as it is now. The service's own section is
     /// [`CardService::invalidate`]'s.
+    ///
+    /// With a shared cache, every other replica is told to do the same.
     pub fn invalidate_service_lists(&self) {
+        self.drop_service_lists();
+        if self.inner.shared.mode() == SharedMode::Shared {
+            let service = self.clone();
+            // Publishing is a bounded Redis call; this method does not wait for it.
+            let _ = self.inner.tasks.background(async move {
+                service.publish(Dropped::ServiceLists).await;
+            });
+        }
+    }
+
+    fn drop_service_lists(&self) {
         let i = &self.inner;
         i.lists.services.invalidate_all();
         i.lists.filtered.invalidate_all();
         i.keys.invalidate_all();
+    }
+
+    /// Whether the sections are shared with other replicas now
+    /// ([`SharedMode::Off`] without a shared cache).
+    pub fn shared_mode(&self) -> SharedMode {
+        self.inner.shared.mode()
     }
 
     /// The service object (read with `include[]=escalation_policies,integrations,teams`).
@@ -462,6 +638,18 @@ impl CardService {
                 .get(&(team_id, query, limit))
                 .await,
         )
+    }
+}
+
+/// Drops `key` of `cache`: everywhere (the shared copy too), or here only.
+async fn drop_entry<V>(cache: &SectionCache<String, V>, key: &String, everywhere: bool)
+where
+    V: Clone + Send + Sync + 'static,
+{
+    if everywhere {
+        cache.invalidate(key).await;
+    } else {
+        cache.invalidate_local(key).await;
     }
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct Counters {
     pub stale_served: AtomicU64,
     pub refreshes: AtomicU64,
     pub errors: AtomicU64,
+    pub shared_hits: AtomicU64,
+    pub shared_errors: AtomicU64,
 }
 
 impl Counters {
@@ -40,6 +42,8 @@ impl Counters {
             stale_served: get(&self.stale_served),
             refreshes: get(&self.refreshes),
             errors: get(&self.errors),
+            shared_hits: get(&self.shared_hits),
+            shared_errors: get(&self.shared_errors),
         }
     }
 }
@@ -65,6 +69,12 @@ pub struct SectionStats {
     pub refreshes: u64,
     /// Loads that failed.
     pub errors: u64,
+    /// Loads answered by another replica's value from the shared cache
+    /// (no upstream call).
+    pub shared_hits: u64,
+    /// Shared-cache calls that failed or timed out (the load read
+    /// PagerDuty instead).
+    pub shared_errors: u64,
 }
 
 /// Counters of every cache of a [`CardService`](crate::CardService).

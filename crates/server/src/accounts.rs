@@ -19,6 +19,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::config::{ConnectionSettings, LEGACY_ACCOUNT_ID, PagerDutySettings, Settings};
+use crate::shared::Shared;
 
 /// One PagerDuty account: its client and its card caches.
 pub struct Account {
@@ -82,19 +83,39 @@ impl Accounts {
         settings: &Settings,
         observer: Arc<dyn pagerduty::CallObserver>,
     ) -> Result<Accounts, AccountError> {
+        Self::from_settings_shared(settings, observer, None)
+    }
+
+    /// Like [`Accounts::from_settings`]; with `shared` (`[shared]` on),
+    /// each account's client takes its rate budget from Redis and its card
+    /// service shares its sections with the other replicas (both under
+    /// the account's id, the same on every replica).
+    pub fn from_settings_shared(
+        settings: &Settings,
+        observer: Arc<dyn pagerduty::CallObserver>,
+        shared: Option<&Shared>,
+    ) -> Result<Accounts, AccountError> {
         let pd = &settings.pagerduty;
         let cards_config = &settings.cache;
+        let cards_of = |id: &str, client: &pagerduty::Client| match shared {
+            Some(shared) => {
+                cards::CardService::shared(client.clone(), cards_config.clone(), shared.sharing(id))
+            }
+            None => cards::CardService::new(client.clone(), cards_config.clone()),
+        };
         if pd.accounts.is_empty() {
-            let client =
-                client(pd, pd.region, &pd.connection, observer).map_err(|source| AccountError {
-                    account: LEGACY_ACCOUNT_ID.to_owned(),
-                    source: Box::new(source),
-                })?;
+            let id = LEGACY_ACCOUNT_ID;
+            let error = |source| AccountError {
+                account: id.to_owned(),
+                source: Box::new(source),
+            };
+            let budget = budget(shared, id, pd).map_err(error)?;
+            let client = client(pd, pd.region, &pd.connection, observer, budget).map_err(error)?;
             let account = Account {
-                id: LEGACY_ACCOUNT_ID.to_owned(),
+                id: id.to_owned(),
                 is_default: true,
                 marked_default: false,
-                cards: cards::CardService::new(client.clone(), cards_config.clone()),
+                cards: cards_of(id, &client),
                 client,
             };
             return Ok(Accounts {
@@ -108,12 +129,19 @@ impl Accounts {
         let mut default = 0;
         for (i, (id, settings)) in pd.accounts.iter().enumerate() {
             let region = pd.region_of(settings);
-            let client = client(pd, region, &settings.connection, Arc::clone(&observer)).map_err(
-                |source| AccountError {
-                    account: id.clone(),
-                    source: Box::new(source),
-                },
-            )?;
+            let error = |source| AccountError {
+                account: id.clone(),
+                source: Box::new(source),
+            };
+            let budget = budget(shared, id, pd).map_err(error)?;
+            let client = client(
+                pd,
+                region,
+                &settings.connection,
+                Arc::clone(&observer),
+                budget,
+            )
+            .map_err(error)?;
             let is_default = single || settings.is_default;
             if is_default {
                 default = i;
@@ -122,7 +150,7 @@ impl Accounts {
                 id: id.clone(),
                 is_default,
                 marked_default: settings.is_default,
-                cards: cards::CardService::new(client.clone(), cards_config.clone()),
+                cards: cards_of(id, &client),
                 client,
             }));
         }
@@ -179,14 +207,32 @@ impl Accounts {
     }
 }
 
+/// The account's shared budget at `rate_limit_per_minute` (none when
+/// nothing is shared or the rate limit is off).
+fn budget(
+    shared: Option<&Shared>,
+    id: &str,
+    pd: &PagerDutySettings,
+) -> pagerduty::Result<Option<Arc<dyn pagerduty::RateBudget>>> {
+    match shared {
+        Some(shared) if pd.rate_limit_per_minute > 0 => {
+            let budget = shared.budget(id, pd.rate_limit_per_minute)?;
+            Ok(Some(Arc::new(budget)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The PagerDuty client of one account: its connection, and the timeouts,
 /// retries and rate limit every account shares (call on validated
-/// settings). Every HTTP attempt is reported to `observer`.
+/// settings); `budget` replaces the in-process rate limit (`[shared]`).
+/// Every HTTP attempt is reported to `observer`.
 pub fn client(
     pd: &PagerDutySettings,
     region: pagerduty::Region,
     connection: &ConnectionSettings,
     observer: Arc<dyn pagerduty::CallObserver>,
+    budget: Option<Arc<dyn pagerduty::RateBudget>>,
 ) -> pagerduty::Result<pagerduty::Client> {
     let credentials = match (&connection.api_token, &connection.oauth) {
         (Some(token), _) => pagerduty::Credentials::ApiToken(token.clone()),
@@ -215,8 +261,13 @@ pub fn client(
             deadline: Duration::from_millis(pd.retry_deadline_ms),
             ..pagerduty::RetryPolicy::default()
         })
-        .rate_limit_per_minute((pd.rate_limit_per_minute > 0).then_some(pd.rate_limit_per_minute))
         .observer(observer);
+    builder = match budget {
+        Some(budget) => builder.rate_budget(budget),
+        None => builder.rate_limit_per_minute(
+            (pd.rate_limit_per_minute > 0).then_some(pd.rate_limit_per_minute),
+        ),
+    };
     if let Some(url) = &connection.api_base_url {
         builder = builder.api_base_url(url);
     }

@@ -7,7 +7,9 @@
 //! 1. [`config`]: settings from `config/default.toml`, a file and
 //!    `DUTYCARD_*` env, validated with every problem named. Plain data; it
 //!    imports nothing else of this crate.
-//! 2. [`accounts`]: one PagerDuty client and card service per account.
+//! 2. [`shared`]: `[shared]` at run time (one Redis connection per
+//!    process, the shared card cache, the accounts' shared budgets), then
+//!    [`accounts`]: one PagerDuty client and card service per account.
 //! 3. Domain services, free of HTTP: [`auth`] (who is calling; owns
 //!    [`auth::jwt`]), [`keys`] (integration key aliases), [`catalog`] (the
 //!    Backstage catalog's annotations), [`mappings`] (entity
@@ -29,6 +31,7 @@
 //!    [`telemetry`] (the log subscriber) and [`cli`] (the `dutycard` command).
 
 pub mod config;
+pub mod shared;
 
 pub mod accounts;
 

@@ -53,6 +53,11 @@ pub struct ReadyReport {
     /// [`store_check`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreCheck>,
+    /// `[shared]` (Redis), when configured: `shared`, or `degraded-local`
+    /// while Redis is unreachable (not a readiness failure: cards are
+    /// served from this replica's caches and PagerDuty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<crate::shared::SharedReport>,
 }
 
 /// The store's readiness: one `SELECT 1` within [`STORE_PING`].
@@ -250,6 +255,7 @@ impl Readiness {
             accounts,
             degraded: Vec::new(),
             store: None,
+            shared: None,
         }
     }
 }

@@ -45,6 +45,8 @@ pub enum StartupError {
     Jwt(String),
     #[error("cannot open the store: {0}")]
     Store(String),
+    #[error("cannot set up [shared]: {0}")]
+    Shared(String),
 }
 
 /// What to do about a port that is taken.
@@ -75,8 +77,18 @@ impl Application {
             );
         }
         let metrics = Arc::new(Metrics::new());
+        // One Redis connection for the process; nothing connects yet, so a
+        // Redis that is down only makes this replica start degraded-local.
+        let shared =
+            crate::shared::Shared::from_settings(&settings.shared).map_err(StartupError::Shared)?;
+        if shared.is_some() {
+            tracing::info!(
+                replicas = settings.shared.replicas,
+                "[shared]: the PagerDuty budget and card sections are shared through Redis"
+            );
+        }
         let accounts = Arc::new(
-            Accounts::from_settings(&settings, metrics.clone())
+            Accounts::from_settings_shared(&settings, metrics.clone(), shared.as_deref())
                 .map_err(|e| StartupError::Client(e.to_string()))?,
         );
         // The store is opened (and migrated) before anything listens or starts
@@ -115,7 +127,7 @@ impl Application {
             request_deadline: server_settings.request_deadline(),
             readiness,
             accounts,
-            trigger: Arc::new(TriggerService::new(&settings.trigger, keys.clone())),
+            trigger: Arc::new(trigger_service(&settings, keys.clone(), shared.as_deref())),
             keys,
             backstage: settings.backstage.clone(),
             degraded: Default::default(),
@@ -128,6 +140,7 @@ impl Application {
             ),
             mappings,
             rendered: Default::default(),
+            shared,
         });
         let shared = state.clone();
         let streams = state.streams.clone();
@@ -287,6 +300,27 @@ impl Stopper {
     pub async fn stop(&self, graceful: bool) {
         self.streams.stop();
         self.server.stop(graceful).await;
+    }
+}
+
+/// The create-incident proxy; with `[shared]`, its idempotency entries
+/// and limits live in Redis (on the process's one connection).
+fn trigger_service(
+    settings: &Settings,
+    keys: Arc<KeyAliases>,
+    shared: Option<&crate::shared::Shared>,
+) -> TriggerService {
+    let service = TriggerService::new(&settings.trigger, keys);
+    match shared {
+        Some(shared) => service.with_shared(crate::trigger::shared::SharedTrigger::new(
+            shared.connection(),
+            crate::trigger::shared::SharedSettings {
+                call_timeout: shared.call_timeout(),
+                probe_interval: crate::shared::PROBE_INTERVAL,
+                ..Default::default()
+            },
+        )),
+        None => service,
     }
 }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     /// Rendered card and Backstage answers, reused while the versions of
     /// what they were rendered from hold ([`crate::http::rendered`]).
     pub rendered: crate::http::rendered::Rendered,
+    /// `[shared]` (Redis), when `shared.redis_url` is set.
+    pub shared: Option<Arc<crate::shared::Shared>>,
 }
 
 impl AppState {
@@ -71,6 +73,45 @@ impl AppState {
             .collect();
         let mut text = self.metrics.render(&stats);
         self.degraded.render(&mut text);
+        if let (Some(shared), Some(report)) = (&self.shared, self.shared_report()) {
+            render_shared(&report, shared.redis_errors(), &mut text);
+        }
         text
     }
+
+    /// `[shared]`'s state for `/readyz` and `/metrics`: the card cache,
+    /// every account's budget and the trigger's store (`None` when off).
+    pub fn shared_report(&self) -> Option<crate::shared::SharedReport> {
+        let report = self.shared.as_ref()?.report();
+        Some(match self.trigger.shared_mode() {
+            Some(mode) => report.with_trigger(mode == crate::trigger::shared::SharedMode::Shared),
+            None => report,
+        })
+    }
+}
+
+/// `[shared]`'s families: the mode this replica is in, and Redis failures
+/// of the card cache (the budgets log theirs).
+fn render_shared(report: &crate::shared::SharedReport, errors: u64, out: &mut String) {
+    use std::fmt::Write as _;
+    crate::metrics::family(
+        out,
+        "dutycard_shared_mode",
+        "gauge",
+        "1 for the mode this replica is in: shared (through Redis) or degraded-local (serving alone until Redis answers).",
+    );
+    for mode in ["shared", "degraded-local"] {
+        let _ = writeln!(
+            out,
+            "dutycard_shared_mode{{mode=\"{mode}\"}} {}",
+            u8::from(report.mode == mode)
+        );
+    }
+    crate::metrics::family(
+        out,
+        "dutycard_shared_redis_errors_total",
+        "counter",
+        "Calls of the shared card cache to Redis that failed or timed out (each read PagerDuty instead).",
+    );
+    let _ = writeln!(out, "dutycard_shared_redis_errors_total {errors}");
 }

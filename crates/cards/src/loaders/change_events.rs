@@ -219,9 +219,38 @@ impl ChangeEvents {
 
     /// Drops the account-wide list (every service's change events) and the
     /// service's own.
-    pub(crate) async fn invalidate(&self, service_id: &String) {
-        self.account.invalidate(&()).await;
-        self.per_service.invalidate(service_id).await;
+    /// (`everywhere`: the shared copies too; else this process's only.)
+    pub(crate) async fn invalidate(&self, service_id: &String, everywhere: bool) {
+        if everywhere {
+            self.account.invalidate(&()).await;
+            self.per_service.invalidate(service_id).await;
+        } else {
+            self.account.invalidate_local(&()).await;
+            self.per_service.invalidate_local(service_id).await;
+        }
+    }
+
+    /// Shares both caches through `cache` (see `SectionCache::share`).
+    pub(crate) fn share(
+        &self,
+        cache: Arc<dyn crate::store::shared::SharedCache>,
+        account: &str,
+        hard_limit: Duration,
+    ) {
+        self.account.share(
+            Arc::clone(&cache),
+            account,
+            "change_events",
+            |()| "all".to_owned(),
+            hard_limit,
+        );
+        self.per_service.share(
+            cache,
+            account,
+            "service_change_events",
+            String::clone,
+            hard_limit,
+        );
     }
 
     fn in_fallback(&self) -> bool {

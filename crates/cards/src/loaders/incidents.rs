@@ -17,7 +17,7 @@ pub(crate) const INCIDENT_PAGES: u32 = 10;
 
 /// A service's open incidents, and whether the batch that read them was cut
 /// short by [`INCIDENT_PAGES`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct OpenIncidents {
     pub items: Vec<Incident>,
     pub truncated: bool,

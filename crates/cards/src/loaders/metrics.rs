@@ -15,7 +15,7 @@ use crate::error::SectionError;
 const METRICS_DAYS: i64 = 30;
 
 /// Metrics rows with the period they cover.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct MetricsValue {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,

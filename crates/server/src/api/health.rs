@@ -37,6 +37,9 @@ pub async fn get_healthz() -> web::Json<Health> {
 /// Answers 503 with the same body when not ready. Answers at once from the
 /// last result (the check runs in the background), so a probe with a short
 /// timeout never waits for a slow PagerDuty; a check that hangs is reported.
+/// With `[shared]` on, `shared.mode` says whether this replica shares
+/// through Redis (`shared`) or serves alone while Redis is unreachable
+/// (`degraded-local`); the latter does not make it unready.
 #[utoipa::path(
     tag = "operations",
     responses(
@@ -51,6 +54,7 @@ pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = crate::readiness::store_check(state.mappings.store()).await;
     report.ready &= store.ok;
     report.store = Some(store);
+    report.shared = state.shared_report();
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {

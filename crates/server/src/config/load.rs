@@ -110,6 +110,7 @@ impl Merged {
         check::<super::WebhookSettings>(&self.config, "webhooks", &mut out);
         check::<super::StreamSettings>(&self.config, "streams", &mut out);
         check::<super::StoreSettings>(&self.config, "store", &mut out);
+        check::<super::SharedSettings>(&self.config, "shared", &mut out);
         out
     }
 

@@ -30,6 +30,7 @@ mod load;
 pub mod pagerduty;
 mod render;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod trigger;
 
@@ -44,6 +45,7 @@ pub use self::pagerduty::{
 pub use self::server::{
     AuthMode, AuthSettings, JwtSettings, LogFormat, ServerSettings, StaticToken,
 };
+pub use self::shared::SharedSettings;
 pub use self::store::StoreSettings;
 pub use self::trigger::{TriggerAllow, TriggerSettings};
 pub(crate) use checks::{check_http_url, problem};
@@ -148,6 +150,7 @@ impl fmt::Display for Problem {
             "webhooks.",
             "streams.",
             "store.",
+            "shared.",
         ]
         .iter()
         .any(|section| self.key.starts_with(section));
@@ -195,6 +198,9 @@ pub struct Settings {
     /// its keys are not also reported unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<serde_json::Value>,
+    /// `[shared]`: what replicas share through Redis (off without `redis_url`).
+    #[serde(default)]
+    pub shared: SharedSettings,
 }
 
 impl Settings {
@@ -288,6 +294,8 @@ impl Settings {
         if self.catalog.is_some() {
             problems.push(problem("catalog", self::catalog::LEGACY_TABLE_MESSAGE));
         }
+        self.shared
+            .validate(self.server.request_deadline_ms, problems);
     }
 
     /// The effective settings as TOML that validates when fed back: secrets

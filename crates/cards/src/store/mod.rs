@@ -4,12 +4,18 @@
 //!
 //! Every section reads and writes through a [`Store`] (`peek_fresh`,
 //! `find_fresh`, `insert_fresh`, `invalidate`, and `SectionCache`'s own
-//! reads): this is where a shared L2 store (Redis) goes behind the
-//! in-process one.
+//! reads). Behind it, several replicas share sections through a
+//! [`shared::SharedCache`] (the L2; [`shared::InProcess`], nothing shared,
+//! is the default; [`redis::RedisSharedCache`] with the cargo feature
+//! `redis`): `layer` is how a section cache loads through it. While a
+//! section is shared, its L1 copies live at most
+//! [`shared::SharedTiming::l1_ttl`], so a replica re-reads the shared value
+//! soon after another replica changed it, even when an invalidation
+//! message was lost.
 
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -17,6 +23,13 @@ use moka::Expiry;
 
 use crate::clock::Clock;
 use crate::error::SectionError;
+
+pub(crate) mod layer;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod shared;
+
+use shared::{SharedCache, SharedMode};
 
 /// Freshness and hard limit of a value, decided when it is stored.
 pub(crate) type LifetimesFn<V> = Arc<dyn Fn(&V) -> (Duration, Duration) + Send + Sync>;
@@ -36,7 +49,25 @@ pub(crate) struct Stored<V> {
     pub version: u64,
 }
 
-struct HardExpiry;
+/// The hard limit of a value, or, while its section is shared, the
+/// shorter life of an L1 copy.
+struct HardExpiry {
+    l1: L1Cap,
+}
+
+/// Set once when the section becomes shared: the L1 copy's longest life
+/// while the shared cache is in [`SharedMode::Shared`].
+type L1Cap = Arc<OnceLock<(Duration, Arc<dyn SharedCache>)>>;
+
+impl HardExpiry {
+    fn expiry<V>(&self, value: &Stored<V>, now: Instant) -> Duration {
+        let left = remaining(value, now);
+        match self.l1.get() {
+            Some((l1_ttl, shared)) if shared.mode() == SharedMode::Shared => left.min(*l1_ttl),
+            _ => left,
+        }
+    }
+}
 
 impl<K, V> Expiry<K, Arc<Stored<V>>> for HardExpiry {
     fn expire_after_create(
@@ -45,7 +76,7 @@ impl<K, V> Expiry<K, Arc<Stored<V>>> for HardExpiry {
         value: &Arc<Stored<V>>,
         created_at: Instant,
     ) -> Option<Duration> {
-        Some(remaining(value, created_at))
+        Some(self.expiry(value, created_at))
     }
 
     fn expire_after_update(
@@ -55,7 +86,7 @@ impl<K, V> Expiry<K, Arc<Stored<V>>> for HardExpiry {
         updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(remaining(value, updated_at))
+        Some(self.expiry(value, updated_at))
     }
 }
 
@@ -72,6 +103,7 @@ pub(crate) struct Store<K, V> {
     pub(crate) cache: moka::future::Cache<K, Arc<Stored<V>>>,
     lifetimes: LifetimesFn<V>,
     clock: Arc<dyn Clock>,
+    l1: L1Cap,
 }
 
 impl<K, V> Clone for Store<K, V> {
@@ -80,6 +112,7 @@ impl<K, V> Clone for Store<K, V> {
             cache: self.cache.clone(),
             lifetimes: Arc::clone(&self.lifetimes),
             clock: Arc::clone(&self.clock),
+            l1: Arc::clone(&self.l1),
         }
     }
 }
@@ -91,14 +124,29 @@ where
 {
     /// A store of at most `max_entries` values; `clock` decides freshness.
     pub(crate) fn new(max_entries: u64, lifetimes: LifetimesFn<V>, clock: Arc<dyn Clock>) -> Self {
+        let l1 = L1Cap::default();
         Store {
             cache: moka::future::Cache::builder()
                 .max_capacity(max_entries)
-                .expire_after(HardExpiry)
+                .expire_after(HardExpiry {
+                    l1: Arc::clone(&l1),
+                })
                 .build(),
             lifetimes,
             clock,
+            l1,
         }
+    }
+
+    /// From now on, while `shared` shares, an L1 copy lives at most
+    /// `l1_ttl` (set once).
+    pub(crate) fn cap_l1(&self, l1_ttl: Duration, shared: Arc<dyn SharedCache>) {
+        let _ = self.l1.set((l1_ttl, shared));
+    }
+
+    /// Freshness and hard limit of `value`.
+    pub(crate) fn lifetimes(&self) -> LifetimesFn<V> {
+        Arc::clone(&self.lifetimes)
     }
 
     /// A store whose values are fresh for `ttl` and served stale until `hard_limit`.
@@ -116,11 +164,25 @@ where
     }
 
     pub(crate) fn stored(&self, value: V) -> Arc<Stored<V>> {
+        self.stored_at(value, None)
+    }
+
+    /// A value fetched at `fetched_at` (by another replica), or now: its
+    /// age, and so its freshness, counts from that fetch.
+    pub(crate) fn stored_at(&self, value: V, fetched_at: Option<DateTime<Utc>>) -> Arc<Stored<V>> {
         let (ttl, hard_limit) = (self.lifetimes)(&value);
+        let now = self.now();
+        let (fetched_at, fetched) = match fetched_at {
+            Some(at) => {
+                let age = (Utc::now() - at).to_std().unwrap_or_default();
+                (at, now.checked_sub(age).unwrap_or(now))
+            }
+            None => (Utc::now(), now),
+        };
         Arc::new(Stored {
             value,
-            fetched_at: Utc::now(),
-            fetched: self.now(),
+            fetched_at,
+            fetched,
             ttl,
             hard_limit: hard_limit.max(ttl),
             error: None,
@@ -159,5 +221,32 @@ where
     pub(crate) async fn insert_fresh(&self, key: K, value: V) {
         let stored = self.stored(value);
         self.cache.insert(key, stored).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[test]
+    fn a_value_fetched_by_another_replica_keeps_its_age() {
+        let store: Store<u32, u32> = Store::with_ttl(
+            10,
+            Duration::from_secs(20),
+            Duration::from_secs(60),
+            Arc::new(SystemClock),
+        );
+        let at = Utc::now() - chrono::Duration::seconds(5);
+        let stored = store.stored_at(7, Some(at));
+        assert_eq!(stored.fetched_at, at);
+        let age = store.now().saturating_duration_since(stored.fetched);
+        assert!(
+            age >= Duration::from_secs(5) && age < Duration::from_secs(6),
+            "{age:?}"
+        );
+        // From the future (clock skew between replicas): fetched now, not later.
+        let skewed = store.stored_at(7, Some(Utc::now() + chrono::Duration::seconds(5)));
+        assert!(store.now().saturating_duration_since(skewed.fetched) < Duration::from_secs(1));
     }
 }

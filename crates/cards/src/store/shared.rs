@@ -1,0 +1,296 @@
+//! The shared (L2) half of the section caches: what several replicas of a
+//! server that read one PagerDuty account share, behind the in-process moka
+//! L1 of each.
+//!
+//! [`SharedCache`] is the trait; [`InProcess`] (nothing shared: every section
+//! lives in this process only) is the default, and
+//! [`RedisSharedCache`](super::redis::RedisSharedCache) (cargo feature
+//! `redis`) the shared one. A shared cache holds, per section entry:
+//!
+//! * the **value**, serialized with its `fetched_at` (so a replica that reads
+//!   it knows how old it is: freshness follows the first fetch, not the
+//!   copy), with a TTL equal to the section's hard limit;
+//! * a **lease** (`SET NX PX`): the one replica allowed to load the entry
+//!   from PagerDuty now; the others wait for its value (bounded), and load
+//!   themselves when the lease disappears without a value (the holder died
+//!   or failed) or the wait runs out;
+//! * a **generation**, bumped by every invalidation: a load that started
+//!   before an invalidation never stores its (older) answer after it.
+//!
+//! Invalidations are also **published** to every replica
+//! ([`SharedCache::publish`], [`SharedCache::subscribe`]), so each drops its
+//! L1 copy and tells its live streams (see [`crate::changes`]).
+//!
+//! A shared cache that fails (down, slow) says so through
+//! [`SharedCache::mode`]; the section caches then read PagerDuty directly
+//! and keep their values in L1 only, until it answers again. An error of a
+//! shared cache never fails a card.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::model::Section;
+
+/// Whether a [`SharedCache`] shares now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedMode {
+    /// Nothing is shared (the in-process default).
+    Off,
+    /// Sections are shared with the other replicas.
+    Shared,
+    /// The shared store failed or is slow: sections are read from
+    /// PagerDuty and kept in this process until it answers again.
+    Degraded,
+}
+
+impl SharedMode {
+    /// `off`, `shared` or `degraded-local` (readiness and metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedMode::Off => "off",
+            SharedMode::Shared => "shared",
+            SharedMode::Degraded => "degraded-local",
+        }
+    }
+}
+
+/// One section entry in a shared cache: the account, the section and the
+/// entry's id (a service id; an escalation policy id for on-call; `all` for
+/// the account-wide change events).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntryKey {
+    /// The account name every replica agrees on (the server's account id).
+    pub account: String,
+    /// The section's name (`service`, `oncall`, `incidents`, ...).
+    pub section: &'static str,
+    /// The entry's id within the section.
+    pub id: String,
+}
+
+/// What [`SharedCache::fetch_or_lease`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// A value fetched at or after the asked-for instant: `(fetched_at in
+    /// Unix milliseconds, serialized value)`.
+    Value(i64, Vec<u8>),
+    /// No usable value, and this caller holds the lease now: load, then
+    /// [`SharedCache::put`] with this generation and token.
+    Leased {
+        /// The entry's generation when the lease was taken.
+        generation: String,
+        /// This lease's token (releases only this lease).
+        token: String,
+    },
+    /// Another replica holds the lease: wait (and ask again).
+    Busy,
+}
+
+/// An error of the shared store (down, slow, refused). Never carries a URL
+/// or a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shared cache: {0}")]
+pub struct SharedError(pub String);
+
+/// A dropped section entry, as published to the other replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invalidation {
+    /// The replica that dropped it (it does not apply its own message).
+    pub origin: String,
+    /// The account.
+    pub account: String,
+    /// What was dropped.
+    pub what: Dropped,
+}
+
+/// What an [`Invalidation`] dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Dropped {
+    /// Sections of one service ([`crate::CardService::invalidate`]); an
+    /// on-call section names its escalation policy as the origin knew it.
+    Sections {
+        /// The service.
+        service: String,
+        /// Its sections.
+        sections: Vec<Section>,
+        /// The escalation policy whose on-call was dropped, if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalation_policy: Option<String>,
+    },
+    /// The services lists and integration keys
+    /// ([`crate::CardService::invalidate_service_lists`]).
+    ServiceLists,
+}
+
+/// How long loads wait on each other across replicas, and how long an L1
+/// copy of a shared section is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedTiming {
+    /// Longest life of an L1 copy of a shared section (it is read again
+    /// from the shared cache after that, and an invalidation whose message
+    /// was lost is seen by then).
+    pub l1_ttl: Duration,
+    /// How long a lease lasts (the longest one load may hold off the other
+    /// replicas' loads of the same entry).
+    pub lease: Duration,
+    /// How long a replica waits for another's load before loading itself.
+    pub wait: Duration,
+    /// How often a waiting replica asks again.
+    pub poll: Duration,
+}
+
+impl Default for SharedTiming {
+    fn default() -> Self {
+        SharedTiming {
+            l1_ttl: Duration::from_secs(2),
+            lease: Duration::from_secs(5),
+            wait: Duration::from_secs(3),
+            poll: Duration::from_millis(20),
+        }
+    }
+}
+
+/// A store of section entries shared by the replicas; see the
+/// [module docs](self). Every call is bounded by the implementation's own
+/// timeout; an error means "read PagerDuty instead", never a failed card.
+pub trait SharedCache: Send + Sync + fmt::Debug + 'static {
+    /// Whether this cache shares now ([`SharedMode::Off`]: never).
+    fn mode(&self) -> SharedMode;
+
+    /// Follows [`SharedCache::mode`] as it changes.
+    fn watch_mode(&self) -> watch::Receiver<SharedMode>;
+
+    /// The waits and lifetimes the section caches use with it.
+    fn timing(&self) -> SharedTiming;
+
+    /// The value of `key` when it was fetched at or after `fresh_since`
+    /// (Unix milliseconds; 0 takes any), else the lease when it is free
+    /// (held for `lease`), else [`Fetched::Busy`]. One atomic step.
+    fn fetch_or_lease<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        fresh_since: i64,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Fetched, SharedError>>;
+
+    /// Stores a loaded value (fetched at `fetched_at`, Unix ms) for `ttl`
+    /// unless `key` was invalidated since `generation`, and releases the
+    /// lease `token`.
+    fn put<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        fetched_at: i64,
+        value: Vec<u8>,
+        ttl: Duration,
+        generation: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SharedError>>;
+
+    /// Releases the lease `token` without a value (the load failed).
+    fn release<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SharedError>>;
+
+    /// Drops the value of `key` and bumps its generation (kept `ttl`).
+    fn invalidate<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), SharedError>>;
+
+    /// Tells every other replica (see [`SharedCache::subscribe`]).
+    fn publish(&self, account: &str, what: Dropped) -> BoxFuture<'_, Result<(), SharedError>>;
+
+    /// The invalidations published by the other replicas (never this
+    /// replica's own), from now on.
+    fn subscribe(&self) -> broadcast::Receiver<Invalidation>;
+}
+
+/// The default [`SharedCache`]: nothing is shared, every section lives in
+/// this process only (one replica needs nothing more).
+#[derive(Debug)]
+pub struct InProcess {
+    mode: watch::Sender<SharedMode>,
+    invalidations: broadcast::Sender<Invalidation>,
+}
+
+impl Default for InProcess {
+    fn default() -> Self {
+        InProcess {
+            mode: watch::Sender::new(SharedMode::Off),
+            invalidations: broadcast::Sender::new(1),
+        }
+    }
+}
+
+impl SharedCache for InProcess {
+    fn mode(&self) -> SharedMode {
+        SharedMode::Off
+    }
+
+    fn watch_mode(&self) -> watch::Receiver<SharedMode> {
+        self.mode.subscribe()
+    }
+
+    fn timing(&self) -> SharedTiming {
+        SharedTiming::default()
+    }
+
+    fn fetch_or_lease<'a>(
+        &'a self,
+        _key: &'a EntryKey,
+        _fresh_since: i64,
+        _lease: Duration,
+    ) -> BoxFuture<'a, Result<Fetched, SharedError>> {
+        // Nobody else loads: this process always holds the lease.
+        Box::pin(async {
+            Ok(Fetched::Leased {
+                generation: String::new(),
+                token: String::new(),
+            })
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        _key: &'a EntryKey,
+        _fetched_at: i64,
+        _value: Vec<u8>,
+        _ttl: Duration,
+        _generation: &'a str,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SharedError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn release<'a>(
+        &'a self,
+        _key: &'a EntryKey,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SharedError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn invalidate<'a>(
+        &'a self,
+        _key: &'a EntryKey,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), SharedError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn publish(&self, _account: &str, _what: Dropped) -> BoxFuture<'_, Result<(), SharedError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Invalidation> {
+        self.invalidations.subscribe()
+    }
+}
