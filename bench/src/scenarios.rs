@@ -18,8 +18,8 @@ use crate::report::{self, Report, Row};
 use crate::zipf::Zipf;
 
 mod freshness;
-mod routes;
 mod replicas;
+mod routes;
 
 /// A scenario name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -16,6 +16,8 @@
 //! Without a catalog (none configured, or it failed: [`Listing::catalog_error`])
 //! the store alone decides: a row is `InSync`, no row `NotMapped`.
 
+use std::hash::{Hash, Hasher};
+
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -80,9 +82,20 @@ pub struct Listing {
     /// Why the catalog could not be read (the statuses then come from the
     /// store alone); `None` when it was read or none is configured.
     pub catalog_error: Option<String>,
+    fingerprint: u64,
 }
 
 impl Listing {
+    /// What the rows are built from besides the services lists, hashed: the
+    /// stored rows (a write changes a revision, a count or an id) and the
+    /// catalog's entities and error. Equal fingerprints over the same
+    /// services lists give the same rows, so the HTTP layer may answer the
+    /// body it rendered before (read on every request, so a write on
+    /// another replica shows at once).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
     /// The rows of every service of `accounts` (the lists the listing was
     /// read for), sorted (see [`service_rows`]).
     pub fn rows<'a>(
@@ -110,15 +123,30 @@ impl MappingService {
         };
         let (mappings, entities) = tokio::join!(self.all(), catalog);
         let mappings = mappings?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        for m in &mappings {
+            (m.index, &m.id, &m.service_id, &m.entity_ref, &m.account).hash(&mut hasher);
+            (m.revision, m.processed_at_ms, m.integration_key.is_some()).hash(&mut hasher);
+        }
         let (index, catalog_error) = match entities {
-            Some(Ok(entities)) => (Some(CatalogIndex::new(&entities, accounts)), None),
+            Some(Ok(entities)) => {
+                for e in &entities {
+                    (&e.kind, &e.namespace, &e.name, &e.uid).hash(&mut hasher);
+                    (&e.service_id, &e.integration_key, &e.account).hash(&mut hasher);
+                    // system, owner and lifecycle are shown by POST
+                    // /mapping/entities only, not in these rows.
+                }
+                (Some(CatalogIndex::new(&entities, accounts)), None)
+            }
             Some(Err(e)) => (None, Some(e.to_string())),
             None => (None, None),
         };
+        catalog_error.hash(&mut hasher);
         Ok(Listing {
             mappings,
             index,
             catalog_error,
+            fingerprint: hasher.finish(),
         })
     }
 }
