@@ -3,28 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SimApp, TestApp, small_sim, spawn_with_sim};
+use crate::helpers::{SimApp, send, small_sim, spawn_with_sim};
 
 const P: &str = "/api/pagerduty";
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let res = request.send().await.expect("answered");
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 fn supporters_of(body: &Value, dependent: &str) -> Vec<String> {
     body["relationships"]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{BASE_TOML, TestApp, settings_from, sim_env, small_sim, start_sim};
+use crate::helpers::{BASE_TOML, TestApp, send, settings_from, sim_env, small_sim, start_sim};
 use crate::store::Db;
 
 const P: &str = "/api/pagerduty";
@@ -93,21 +93,6 @@ async fn app_on(sim: &sim::SimHandle, db: &Db, catalog: &MockServer) -> TestApp 
         catalog.uri()
     );
     TestApp::spawn(settings_from(&[BASE_TOML, &toml], &env)).await
-}
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let res = request.send().await.expect("request sent");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 async fn map(app: &TestApp, entity_ref: &str, service_id: &str) {

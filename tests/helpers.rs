@@ -205,3 +205,24 @@ pub async fn spawn_on_sim(sim: &sim::SimHandle, extra: &str, env: &[(String, Str
     all.extend(env.iter().cloned());
     TestApp::spawn(settings_from(&[BASE_TOML, extra], &all)).await
 }
+
+/// `method path` with an optional JSON body: the status and the body as
+/// JSON (a body that is not JSON as a JSON string).
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = app.http.request(method, app.url(path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let res = request.send().await.expect("request sent");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{BASE_TOML, TestApp, settings_from, sim_env, small_sim, start_sim};
+use crate::helpers::{BASE_TOML, TestApp, send, settings_from, sim_env, small_sim, start_sim};
 use crate::postgres::Postgres;
 
 const P: &str = "/api/pagerduty";
@@ -93,25 +93,6 @@ async fn app_on(sim: &sim::SimHandle, db: &Db) -> TestApp {
         db.url()
     );
     TestApp::spawn(settings_from(&[BASE_TOML, &store], &env)).await
-}
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let res = request.send().await.expect("request sent");
-    let status = res.status().as_u16();
-    let text = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
