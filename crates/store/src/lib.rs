@@ -247,10 +247,32 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<SqlitePool, Op
             .idle_timeout(None)
             .max_lifetime(None);
     }
-    tokio::time::timeout(options.operation_timeout(), pool.connect_with(connect))
+    // Switching a new file to WAL takes an exclusive lock for which SQLite
+    // does not call the busy handler, so processes (or stores in one
+    // process) opening one fresh file at once may get SQLITE_BUSY even with
+    // `busy_timeout`: retry that, with a short backoff, within the bound.
+    let connecting = async {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match pool.clone().connect_with(connect.clone()).await {
+                Err(e) if is_sqlite_busy(&e) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                }
+                done => return done,
+            }
+        }
+    };
+    tokio::time::timeout(options.operation_timeout(), connecting)
         .await
         .map_err(|_| OpenError::Sqlx(sqlx::Error::PoolTimedOut))?
         .map_err(OpenError::Sqlx)
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with their extended codes.
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("5" | "6" | "261" | "517" | "262")))
 }
 
 #[cfg(test)]

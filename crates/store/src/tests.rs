@@ -146,6 +146,29 @@ async fn a_closed_store_is_unavailable_at_once() {
     assert!(e.is_unavailable(), "{e:?}");
 }
 
+/// CI once saw `database is locked` from three stores opening one fresh
+/// file at once (the switch to WAL): many rounds of that all open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stores_opening_one_fresh_file_at_once_all_open() {
+    for _ in 0..20 {
+        let (dir, url) = temp_db();
+        let options = StoreOptions::new(&url);
+        let opens = (0..6).map(|_| {
+            let options = options.clone();
+            tokio::spawn(async move { Store::open(&options).await })
+        });
+        for store in futures::future::join_all(opens).await {
+            let store = store.unwrap().expect("every store opens");
+            assert_eq!(
+                store.applied_migrations().await.unwrap(),
+                vec![migrate::latest_version()]
+            );
+            store.close().await;
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_locked_sqlite_file_is_unavailable_within_the_bound() {
     let (dir, url) = temp_db();
