@@ -24,6 +24,7 @@ mod openapi;
 mod postgres;
 mod redis_server;
 mod replicas;
+mod shared_cache;
 mod sim_client;
 mod store;
 mod trigger;

@@ -150,6 +150,69 @@ async fn three_replicas_asking_for_one_cold_card_at_once_load_it_once() {
     assert_eq!(stats.count("GET", "/oncalls"), 1, "one on-call read");
 }
 
+/// A load that outlasts the lease time (PagerDuty slow): its replica renews
+/// the lease, so the replica asking meanwhile waits for that value instead
+/// of reading PagerDuty too.
+#[tokio::test]
+async fn a_load_slower_than_the_lease_is_waited_for_not_repeated() {
+    let redis = RedisServer::start();
+    let sim = start_sim(small_sim()).await;
+    let mut env = shared_env(&redis.url(), 2);
+    env.push(("DUTYCARD_SHARED__LEASE_MS".into(), "300".into()));
+    let (a, b) = (
+        spawn_on_sim(&sim, "", &env).await,
+        spawn_on_sim(&sim, "", &env).await,
+    );
+    for app in [&a, &b] {
+        wait_mode(app, "shared").await;
+    }
+    sim.set_faults(sim::Faults {
+        per_route: vec![(
+            "/services/{id}".into(),
+            sim::FaultSpec {
+                latency_ms: 1_500,
+                ..sim::FaultSpec::default()
+            },
+        )],
+        ..sim.faults()
+    });
+    let id = service_ids(&sim)[2].clone();
+    let key = format!("dutycard:v1:{{default}}:section:service:{id}");
+    let on_a = tokio::spawn({
+        let (http, url) = (a.http.clone(), a.url(&format!("/v1/cards/{id}")));
+        async move { http.get(url).send().await.unwrap().status() }
+    });
+    let mut conn = redis.inspect().await;
+    let exists = |conn: &mut redis::aio::MultiplexedConnection, key: String| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+                == 1
+        }
+    };
+    let started = std::time::Instant::now();
+    while !exists(&mut conn, format!("{key}:lease")).await {
+        assert!(started.elapsed() < WAIT, "replica A never leased {key}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // B asks while A's read is held for 1.5 s, five lease times.
+    assert_eq!(card(&b, &id).await.status(), 200);
+    assert_eq!(on_a.await.unwrap(), 200);
+    while !exists(&mut conn, key.clone()).await {
+        assert!(started.elapsed() < WAIT, "A never stored {key}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        sim.stats().count("GET", "/services/{id}"),
+        1,
+        "B waited for A's renewed lease"
+    );
+}
+
 #[tokio::test]
 async fn a_webhook_on_one_replica_reaches_a_stream_held_on_another() {
     let redis = RedisServer::start();
@@ -342,7 +405,7 @@ fn portal_sim() -> sim::SimConfig {
 const PORTAL_CACHE: &str = "[cache]\nbatch_max_size = 4\n";
 
 #[tokio::test]
-async fn three_replicas_under_a_portal_load_make_far_fewer_upstream_calls_than_three_alone() {
+async fn three_replicas_under_a_portal_load_make_about_as_many_upstream_calls_as_one() {
     let sim_one = start_sim(portal_sim()).await;
     let one = vec![spawn_on_sim(&sim_one, PORTAL_CACHE, &[]).await];
     let calls_one = portal(&sim_one, &one, 60).await;
@@ -362,16 +425,29 @@ async fn three_replicas_under_a_portal_load_make_far_fewer_upstream_calls_than_t
     eprintln!(
         "portal: 1 replica {calls_one} upstream calls; 3 replicas alone {calls_alone}; 3 replicas on Redis {calls_three}"
     );
+    for (name, sim) in [
+        ("1", &sim_one),
+        ("3 alone", &sim_alone),
+        ("3 Redis", &sim_three),
+    ] {
+        let routes: Vec<String> = sim
+            .stats()
+            .routes
+            .iter()
+            .map(|r| format!("{} {} {}: {}", r.method, r.route, r.status, r.count))
+            .collect();
+        eprintln!("portal {name}: {}", routes.join(", "));
+    }
     for sim in [&sim_one, &sim_alone, &sim_three] {
         assert_eq!(sim.stats().rate_limited(), 0, "no 429 from the limiter");
     }
-    // Every section entry is loaded once across the replicas, but each
-    // replica batches the entries it holds the lease for: at this scale
-    // that costs 1.3 to 1.6 times one replica's calls (timing-dependent),
-    // against about 3 times without Redis.
+    // Every section entry is loaded once across the replicas, and a
+    // listing on one replica is offered to the others: about one
+    // replica's calls (1.0 to 1.05 times here; what is left is batches
+    // split between replicas), against about 3 times without Redis.
     assert!(
-        calls_three <= calls_one * 2,
-        "3 replicas on Redis made {calls_three} calls, 1 replica {calls_one}"
+        calls_three * 4 <= calls_one * 5,
+        "3 replicas on Redis made {calls_three} calls, 1 replica {calls_one}: more than 1.25 times"
     );
     assert!(
         calls_three * 3 <= calls_alone * 2,

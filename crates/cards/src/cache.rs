@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -85,8 +85,6 @@ pub(crate) struct SectionCache<K, V> {
     inflight: Arc<Mutex<HashMap<K, Arc<AtomicBool>>>>,
     /// Told when an entry is dropped or replaced (see `crate::changes`).
     notify: Arc<NotifySlot<K>>,
-    /// The shared L2 this section loads through, when it is shared (set once).
-    shared: OnceLock<Arc<Layer<K, V>>>,
 }
 
 /// Why a miss load produced no entry to keep.
@@ -119,7 +117,6 @@ where
             tasks,
             inflight: Arc::default(),
             notify: Arc::default(),
-            shared: OnceLock::new(),
         }
     }
 
@@ -197,7 +194,7 @@ where
             let inflight = Arc::clone(&self.inflight);
             let load = Arc::clone(&self.load);
             let store = self.store.clone();
-            let shared = self.shared.get().cloned();
+            let shared = self.store.layer();
             let key = key.clone();
             async move {
                 ran.store(true, Ordering::Relaxed);
@@ -282,7 +279,7 @@ where
     pub(crate) async fn invalidate(&self, key: &K) {
         // The shared value first: a replica that hears of this drop and
         // reads again must not find the old value there.
-        if let Some(shared) = self.shared.get() {
+        if let Some(shared) = self.store.layer() {
             shared.invalidate(key).await;
         }
         self.invalidate_local(key).await;
@@ -331,7 +328,7 @@ where
         let key = key.clone();
         let flag = Arc::clone(&origin);
         let notify = Arc::clone(&self.notify);
-        let shared = self.shared.get().cloned();
+        let shared = self.store.layer();
         let ttl = stored.ttl;
         let refresh = async move {
             let purpose = Purpose::Refresh { ttl };
@@ -395,7 +392,7 @@ where
         hard_limit: std::time::Duration,
     ) {
         self.store.cap_l1(cache.timing().l1_ttl, Arc::clone(&cache));
-        let _ = self.shared.set(Arc::new(Layer {
+        self.store.share(Arc::new(Layer {
             cache,
             account: account.to_owned(),
             section,

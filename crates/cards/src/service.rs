@@ -84,6 +84,10 @@ pub struct Sharing {
     /// The account's name, the same on every replica (letters, digits,
     /// `-`, `_`, `.`: it names keys).
     pub account: String,
+    /// How many replicas share the account (at least 1): each sees about
+    /// its share of the cold services, so it lists the account after its
+    /// share of the single reads that make one replica list it.
+    pub replicas: u32,
 }
 
 impl CardService {
@@ -141,7 +145,8 @@ impl CardService {
                 tasks.clone(),
                 Arc::clone(&clock),
                 &config,
-            ),
+            )
+            .shared_by(sharing.as_ref().map_or(1, |s| s.replicas)),
         );
         let lists = Lists::new(&build, &client, service_store.clone());
 
@@ -210,9 +215,11 @@ impl CardService {
         let Sharing {
             cache: shared,
             account,
+            ..
         } = sharing.unwrap_or_else(|| Sharing {
             cache: Arc::new(InProcess::default()),
             account: String::new(),
+            replicas: 1,
         });
         let listening = if shared.mode() != SharedMode::Off {
             let hard = |ttl| config.hard_limit(ttl);

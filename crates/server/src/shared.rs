@@ -119,6 +119,7 @@ impl Shared {
         cards::Sharing {
             cache: Arc::new(self.cache.clone()),
             account: account.to_owned(),
+            replicas: self.replicas,
         }
     }
 

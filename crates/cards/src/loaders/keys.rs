@@ -131,10 +131,7 @@ impl KeyScan {
     /// indexing its integration keys, [`KEY_SCAN_CONCURRENCY`] pages at a
     /// time once the first page told the total.
     async fn list(&self) -> Result<HashMap<String, ResolvedKey>, pagerduty::Error> {
-        let mut sink = WarmPages {
-            store: &self.services,
-            pages: Vec::new(),
-        };
+        let mut sink = WarmPages::new(&self.services).await;
         let capped = list_services(&self.up, MAX_PAGES, KEY_SCAN_CONCURRENCY, &mut sink).await?;
         let services = sink.into_services();
         let mut index = HashMap::new();

@@ -158,10 +158,7 @@ struct ServicesLoader {
 
 impl Load<(), Arc<Vec<Service>>> for ServicesLoader {
     async fn load(&self, (): ()) -> Result<Arc<Vec<Service>>, SectionError> {
-        let mut sink = WarmPages {
-            store: &self.service_store,
-            pages: Vec::new(),
-        };
+        let mut sink = WarmPages::new(&self.service_store).await;
         if list_services(&self.up, MAX_PAGES, LIST_CONCURRENCY, &mut sink).await? {
             return Err(too_long().into());
         }

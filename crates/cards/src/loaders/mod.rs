@@ -11,7 +11,7 @@ use pagerduty::{Client, ListServices, Service, ServiceInclude};
 use crate::batcher::BatchResults;
 use crate::paging::{PAGE_LIMIT, PageSink, read_listing};
 use crate::stats::Counters;
-use crate::store::Store;
+use crate::store::{Store, Warming};
 
 pub(crate) mod change_events;
 pub(crate) mod incidents;
@@ -88,11 +88,21 @@ pub(crate) async fn list_services(
 /// Stores each listed service in the service section and keeps the pages
 /// to give the whole list back in PagerDuty's order.
 pub(crate) struct WarmPages<'a> {
-    pub store: &'a Store<String, Arc<Service>>,
-    pub pages: Vec<(u32, Vec<Service>)>,
+    store: &'a Store<String, Arc<Service>>,
+    pages: Vec<(u32, Vec<Service>)>,
+    warming: Warming,
 }
 
-impl WarmPages<'_> {
+impl<'a> WarmPages<'a> {
+    /// A sink into `store`, started before the listing's first page.
+    pub(crate) async fn new(store: &'a Store<String, Arc<Service>>) -> Self {
+        WarmPages {
+            store,
+            pages: Vec::new(),
+            warming: store.warming().await,
+        }
+    }
+
     /// Every service read, in PagerDuty's order.
     pub(crate) fn into_services(mut self) -> Vec<Service> {
         self.pages.sort_by_key(|(offset, _)| *offset);
@@ -102,11 +112,11 @@ impl WarmPages<'_> {
 
 impl PageSink<Service> for WarmPages<'_> {
     async fn page(&mut self, offset: u32, services: Vec<Service>) {
-        for service in &services {
-            self.store
-                .insert_fresh(service.id.clone(), Arc::new(service.clone()))
-                .await;
-        }
+        let items: Vec<_> = services
+            .iter()
+            .map(|service| (service.id.clone(), Arc::new(service.clone())))
+            .collect();
+        self.store.insert_listed(&self.warming, items).await;
         self.pages.push((offset, services));
     }
 }

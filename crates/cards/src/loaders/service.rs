@@ -16,7 +16,7 @@ use crate::clock::{Clock, deadline, later, until};
 use crate::config::CardsConfig;
 use crate::error::SectionError;
 use crate::paging::PageSink;
-use crate::store::Store;
+use crate::store::{Store, Warming};
 use crate::tasks::Tasks;
 
 /// How far the running services listing got.
@@ -38,6 +38,10 @@ pub(crate) struct ServiceLoader {
     tasks: Tasks,
     clock: Arc<dyn Clock>,
     threshold: usize,
+    /// Single reads since the last listing that switch to the list: the
+    /// threshold, divided among the replicas that share (each sees about
+    /// its share of the account's trickle of cold services).
+    singles_threshold: usize,
     max_pages: u32,
     /// Single reads since the last listing: a steady trickle of cold services
     /// (users browsing many services one by one) also switches to the list.
@@ -71,6 +75,7 @@ impl ServiceLoader {
             tasks,
             clock,
             threshold: config.service_list_threshold,
+            singles_threshold: config.service_list_threshold,
             max_pages: config.service_list_max_pages,
             singles_since_list: Arc::default(),
             listing: Arc::default(),
@@ -193,11 +198,19 @@ impl ServiceLoader {
         Some(rx)
     }
 
+    /// With `replicas` replicas sharing the service section, switches to
+    /// the list after this replica's share of the single reads.
+    pub(crate) fn shared_by(mut self, replicas: u32) -> Self {
+        let replicas = usize::try_from(replicas.max(1)).unwrap_or(usize::MAX);
+        self.singles_threshold = self.threshold.div_ceil(replicas);
+        self
+    }
+
     /// Many cold services at once, or many single reads since the last listing.
     fn wants_list(&self, cold: usize) -> bool {
         cold > 0
             && (cold >= self.threshold
-                || self.singles_since_list.load(Ordering::Relaxed) >= self.threshold)
+                || self.singles_since_list.load(Ordering::Relaxed) >= self.singles_threshold)
     }
 
     /// False for a while after a listing could not read the whole account.
@@ -213,6 +226,7 @@ impl ServiceLoader {
         let mut sink = StorePages {
             store: &self.store,
             progress: &progress,
+            warming: self.store.warming().await,
         };
         let listed = list_services(&self.up, self.max_pages, usize::MAX, &mut sink).await;
         match listed {
@@ -240,16 +254,23 @@ impl ServiceLoader {
 struct StorePages<'a> {
     store: &'a Store<String, Arc<Service>>,
     progress: &'a watch::Sender<ListingProgress>,
+    warming: Warming,
 }
 
 impl PageSink<Service> for StorePages<'_> {
     async fn page(&mut self, _offset: u32, services: Vec<Service>) {
-        for service in services {
+        let items: Vec<_> = services
+            .into_iter()
+            .map(|service| (service.id.clone(), Arc::new(service)))
+            .collect();
+        for (id, service) in &items {
             self.store
-                .insert_fresh(service.id.clone(), Arc::new(service))
+                .insert_fresh(id.clone(), Arc::clone(service))
                 .await;
         }
+        // The batches waiting on this page first, then the other replicas.
         self.progress.send_modify(|p| p.pages += 1);
+        self.store.offer_listed(&self.warming, &items).await;
     }
 }
 
@@ -290,6 +311,25 @@ mod tests {
         let stats = sim.stats();
         assert_eq!(stats.count("GET", "/services/{id}"), 4);
         assert_eq!(stats.count("GET", "/services"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_replica_of_three_lists_after_its_share_of_the_single_reads() {
+        let sim = sim(30).await;
+        let ids: Vec<String> = sim.account().services[..5]
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        let (alone, _) = loader(&sim, &CardsConfig::default());
+        let (shared, _) = loader(&sim, &CardsConfig::default());
+        let shared = shared.shared_by(3);
+        for loader in [&alone, &shared] {
+            loader.load(ids[..4].to_vec(), nobody()).await.unwrap();
+        }
+        // 10 single reads make one replica list; each of 3 makes about 4.
+        assert!(!alone.wants_list(1), "4 of 10 single reads");
+        assert!(shared.wants_list(1), "4 of ceil(10 / 3) single reads");
+        assert!(!shared.wants_list(0), "nothing cold, nothing to list");
     }
 
     #[tokio::test]

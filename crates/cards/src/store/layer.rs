@@ -1,8 +1,10 @@
 //! How one section cache reads through a [`SharedCache`]: a load (a miss
 //! or a background refresh) first takes the shared value, else the lease
-//! (then it loads from PagerDuty and stores the value for the others),
-//! else waits for the holder's value, bounded. Any error of the shared
-//! cache sends the load to PagerDuty: it never fails a card.
+//! (then it loads from PagerDuty, renewing the lease while the load runs,
+//! and stores the value for the others), else waits for the holder's
+//! value, bounded. A listing offers what it read for many entries at once
+//! ([`Layer::offer`]). Any error of the shared cache sends the load to
+//! PagerDuty: it never fails a card.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,9 +15,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::LifetimesFn;
-use super::shared::{EntryKey, Fetched, SharedCache, SharedMode};
+use super::shared::{EntryKey, Fetched, Offered, SharedCache, SharedMode};
 use crate::error::SectionError;
 use crate::stats::Counters;
+
+/// The longest pause between two asks of a waiting load.
+const MAX_POLL: Duration = Duration::from_millis(100);
 
 /// A value a section shares: serialized as JSON.
 pub(crate) trait SharedValue: Sized {
@@ -106,6 +111,9 @@ impl<K, V> Layer<K, V> {
             }
         };
         let waited_until = tokio::time::Instant::now() + timing.wait;
+        // Polls start at `timing.poll` and back off: a holder's load queued
+        // in the shared budget may take seconds, and many entries may wait.
+        let mut poll = timing.poll;
         loop {
             match self
                 .cache
@@ -127,7 +135,7 @@ impl<K, V> Layer<K, V> {
                     }
                 },
                 Ok(Fetched::Leased { generation, token }) => {
-                    let result = upstream().await;
+                    let result = self.renewing(&entry, &token, upstream()).await;
                     match &result {
                         Ok(value) => self.store(&entry, value, &generation, &token).await,
                         Err(_) => {
@@ -139,7 +147,8 @@ impl<K, V> Layer<K, V> {
                     return result.map(|v| (v, None));
                 }
                 Ok(Fetched::Busy) if tokio::time::Instant::now() < waited_until => {
-                    tokio::time::sleep(timing.poll).await;
+                    tokio::time::sleep(poll.min(waited_until - tokio::time::Instant::now())).await;
+                    poll = (poll * 2).min(MAX_POLL.max(timing.poll));
                 }
                 // The holder is slow (or died holding it): load here, and
                 // leave the entry to the holder.
@@ -149,6 +158,84 @@ impl<K, V> Layer<K, V> {
                     return upstream().await.map(|v| (v, None));
                 }
             }
+        }
+    }
+
+    /// Runs `load` while renewing the lease `token` every third of the
+    /// lease time, so the replicas waiting for this load keep waiting
+    /// while it lives (and take over within a lease time if this replica
+    /// dies). Renewing stops when the lease is no longer ours.
+    async fn renewing<T>(&self, entry: &EntryKey, token: &str, load: impl Future<Output = T>) -> T {
+        let lease = self.cache.timing().lease;
+        let every = (lease / 3).max(Duration::from_millis(1));
+        let renew = async {
+            loop {
+                tokio::time::sleep(every).await;
+                match self.cache.renew(entry, token, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => {
+                        self.error();
+                        break;
+                    }
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::pin!(load);
+        tokio::select! {
+            biased;
+            value = &mut load => value,
+            () = renew => unreachable!("renewing never ends by itself"),
+        }
+    }
+
+    /// The section's invalidation epoch, read before a listing's first
+    /// page (`None`: not shared now, or the shared cache failed; then the
+    /// listing offers nothing).
+    pub(crate) async fn epoch(&self) -> Option<String> {
+        if !self.shared() {
+            return None;
+        }
+        match self.cache.epoch(&self.account, self.section).await {
+            Ok(epoch) => Some(epoch),
+            Err(_) => {
+                self.error();
+                None
+            }
+        }
+    }
+
+    /// Offers a listing's values to the other replicas (stored where no
+    /// value is, unless the section was invalidated since `epoch`).
+    pub(crate) async fn offer(&self, epoch: &str, items: &[(K, V)]) {
+        if !self.shared() {
+            return;
+        }
+        let fetched_at = Utc::now().timestamp_millis();
+        let mut entries = Vec::with_capacity(items.len());
+        for (key, value) in items {
+            let Some(entry) = self.entry(key) else {
+                continue;
+            };
+            let Ok(bytes) = (self.encode)(value) else {
+                self.error();
+                continue;
+            };
+            entries.push(Offered {
+                id: entry.id,
+                fetched_at,
+                value: bytes,
+                ttl: (self.lifetimes)(value).1,
+            });
+        }
+        if self
+            .cache
+            .offer(&self.account, self.section, epoch, entries)
+            .await
+            .is_err()
+        {
+            self.error();
         }
     }
 

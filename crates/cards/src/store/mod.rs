@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::error::SectionError;
 
 pub(crate) mod layer;
+use layer::Layer;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod shared;
@@ -104,7 +105,13 @@ pub(crate) struct Store<K, V> {
     lifetimes: LifetimesFn<V>,
     clock: Arc<dyn Clock>,
     l1: L1Cap,
+    /// The shared L2 this section loads through, when it is shared (set once).
+    layer: Arc<OnceLock<Arc<Layer<K, V>>>>,
 }
+
+/// The shared epoch a listing that warms a store started at (see
+/// [`Store::warming`]).
+pub(crate) struct Warming(Option<String>);
 
 impl<K, V> Clone for Store<K, V> {
     fn clone(&self) -> Self {
@@ -113,6 +120,7 @@ impl<K, V> Clone for Store<K, V> {
             lifetimes: Arc::clone(&self.lifetimes),
             clock: Arc::clone(&self.clock),
             l1: Arc::clone(&self.l1),
+            layer: Arc::clone(&self.layer),
         }
     }
 }
@@ -135,7 +143,18 @@ where
             lifetimes,
             clock,
             l1,
+            layer: Arc::default(),
         }
+    }
+
+    /// Loads through `layer` from now on (set once).
+    pub(crate) fn share(&self, layer: Arc<Layer<K, V>>) {
+        let _ = self.layer.set(layer);
+    }
+
+    /// The shared L2, when this section is shared.
+    pub(crate) fn layer(&self) -> Option<Arc<Layer<K, V>>> {
+        self.layer.get().cloned()
     }
 
     /// From now on, while `shared` shares, an L1 copy lives at most
@@ -221,6 +240,33 @@ where
     pub(crate) async fn insert_fresh(&self, key: K, value: V) {
         let stored = self.stored(value);
         self.cache.insert(key, stored).await;
+    }
+
+    /// To call before a listing that warms this store reads its first page:
+    /// the shared section's epoch then, so the pages are offered to the
+    /// other replicas only if no invalidation came in between.
+    pub(crate) async fn warming(&self) -> Warming {
+        match self.layer() {
+            Some(layer) => Warming(layer.epoch().await),
+            None => Warming(None),
+        }
+    }
+
+    /// Stores the values of one listed page here, then offers them to the
+    /// other replicas (so they need not list the account too).
+    pub(crate) async fn insert_listed(&self, warming: &Warming, items: Vec<(K, V)>) {
+        for (key, value) in &items {
+            self.insert_fresh(key.clone(), value.clone()).await;
+        }
+        self.offer_listed(warming, &items).await;
+    }
+
+    /// Offers values a listing read (already stored here) to the other
+    /// replicas; nothing when the section is not shared.
+    pub(crate) async fn offer_listed(&self, warming: &Warming, items: &[(K, V)]) {
+        if let (Some(epoch), Some(layer)) = (&warming.0, self.layer()) {
+            layer.offer(epoch, items).await;
+        }
     }
 }
 

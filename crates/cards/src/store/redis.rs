@@ -4,14 +4,20 @@
 //! invalidations of the other replicas.
 //!
 //! Keys, per section entry (`{account}` is a Redis Cluster hash tag, so the
-//! three keys of one script share a slot, as in the shared rate budget):
+//! keys of one script share a slot, as in the shared rate budget):
 //!
 //! * `dutycard:v1:{<account>}:section:<section>:<id>`: the value,
 //!   `<fetched_at ms>:<JSON>`, with a `PX` of the section's hard limit;
-//! * `…:lease`: the loading replica's token (`SET NX PX` of the lease time);
+//! * `…:lease`: the loading replica's token (`SET NX PX` of the lease time,
+//!   renewed by the holder while its load runs);
 //! * `…:gen`: the generation, `INCR`ed by each invalidation (`PX` of the
 //!   hard limit), compared by the store script so a load that started
-//!   before an invalidation never stores its older answer.
+//!   before an invalidation never stores its older answer;
+//!
+//! and per section, `dutycard:v1:{<account>}:epoch:<section>`, `INCR`ed by
+//! every invalidation in the section: a listing's offered values (many
+//! entries at once, no lease) are stored only when it has not moved since
+//! the listing started.
 //!
 //! Invalidations go out on the channel [`CHANNEL`] as JSON
 //! ([`Invalidation`]) naming the replica they come from; each replica
@@ -38,7 +44,8 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::shared::{
-    Dropped, EntryKey, Fetched, Invalidation, SharedCache, SharedError, SharedMode, SharedTiming,
+    Dropped, EntryKey, Fetched, Invalidation, Offered, SharedCache, SharedError, SharedMode,
+    SharedTiming,
 };
 
 /// The pub/sub channel of invalidations.
@@ -75,11 +82,36 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 ";
 
-/// `KEYS`: value, generation; `ARGV`: the generation's TTL (ms).
+/// `KEYS`: value, generation, the section's epoch; `ARGV`: the
+/// generation's and the epoch's TTL (ms).
 const INVALIDATE_LUA: &str = r"
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[1])
+return 1
+";
+
+/// `KEYS`: lease; `ARGV`: the token, the lease time (ms). Answers 1 when
+/// the lease was this token's and is extended.
+const RENEW_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// `KEYS`: the section's epoch, then the values; `ARGV`: the epoch the
+/// listing started at, then per value its `<fetched_at>:<JSON>` and TTL
+/// (ms). Sets only absent values (a leased load's is newer), and nothing
+/// when an invalidation came after the listing started.
+const OFFER_LUA: &str = r"
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i - 2], 'NX', 'PX', ARGV[2 * i - 1])
+end
 return 1
 ";
 
@@ -111,6 +143,8 @@ struct Inner {
     put: Script,
     release: Script,
     invalidate: Script,
+    renew: Script,
+    offer: Script,
     mode: watch::Sender<SharedMode>,
     probing: AtomicBool,
     subscribed: AtomicBool,
@@ -165,6 +199,8 @@ impl RedisSharedCache {
             put: Script::new(PUT_LUA),
             release: Script::new(RELEASE_LUA),
             invalidate: Script::new(INVALIDATE_LUA),
+            renew: Script::new(RENEW_LUA),
+            offer: Script::new(OFFER_LUA),
             mode: watch::Sender::new(SharedMode::Degraded),
             probing: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
@@ -184,12 +220,20 @@ impl RedisSharedCache {
     }
 }
 
+/// The Redis key of an entry's value.
+fn value_key(account: &str, section: &str, id: &str) -> String {
+    format!("dutycard:v1:{{{account}}}:section:{section}:{id}")
+}
+
+/// The Redis key of a section's invalidation epoch (outside the
+/// `section:` names, so no entry id can collide with it).
+fn epoch_key(account: &str, section: &str) -> String {
+    format!("dutycard:v1:{{{account}}}:epoch:{section}")
+}
+
 /// The Redis keys of one entry: value, generation, lease.
 fn keys(key: &EntryKey) -> [String; 3] {
-    let value = format!(
-        "dutycard:v1:{{{}}}:section:{}:{}",
-        key.account, key.section, key.id
-    );
+    let value = value_key(&key.account, key.section, &key.id);
     [
         value.clone(),
         format!("{value}:gen"),
@@ -441,6 +485,71 @@ impl SharedCache for RedisSharedCache {
         })
     }
 
+    fn renew<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        token: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, SharedError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let [_, _, lease_key] = keys(key);
+            let mut conn = inner.conn.clone();
+            let mut invocation = inner.renew.prepare_invoke();
+            invocation.key(&lease_key).arg(token).arg(millis(lease));
+            inner
+                .call("renew", invocation.invoke_async::<i64>(&mut conn))
+                .await
+                .map(|renewed| renewed == 1)
+        })
+    }
+
+    fn epoch<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+    ) -> BoxFuture<'a, Result<String, SharedError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let mut conn = inner.conn.clone();
+            let mut cmd = ::redis::cmd("GET");
+            cmd.arg(epoch_key(account, section));
+            let epoch = cmd.query_async::<Option<String>>(&mut conn);
+            let epoch = inner.call("epoch", epoch).await?;
+            Ok(epoch.unwrap_or_else(|| "0".to_owned()))
+        })
+    }
+
+    fn offer<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+        epoch: &'a str,
+        entries: Vec<Offered>,
+    ) -> BoxFuture<'a, Result<(), SharedError>> {
+        Box::pin(async move {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let inner = &self.inner;
+            let mut conn = inner.conn.clone();
+            let mut invocation = inner.offer.prepare_invoke();
+            invocation.key(epoch_key(account, section)).arg(epoch);
+            for entry in entries {
+                let mut stored = format!("{}:", entry.fetched_at).into_bytes();
+                stored.extend_from_slice(&entry.value);
+                invocation
+                    .key(value_key(account, section, &entry.id))
+                    .arg(stored)
+                    .arg(millis(entry.ttl));
+            }
+            inner
+                .call("offer", invocation.invoke_async::<i64>(&mut conn))
+                .await
+                .map(drop)
+        })
+    }
+
     fn invalidate<'a>(
         &'a self,
         key: &'a EntryKey,
@@ -454,6 +563,7 @@ impl SharedCache for RedisSharedCache {
             invocation
                 .key(&value_key)
                 .key(&generation_key)
+                .key(epoch_key(&key.account, key.section))
                 .arg(millis(ttl));
             inner
                 .call("invalidate", invocation.invoke_async::<i64>(&mut conn))

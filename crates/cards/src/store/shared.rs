@@ -11,9 +11,12 @@
 //!   it knows how old it is: freshness follows the first fetch, not the
 //!   copy), with a TTL equal to the section's hard limit;
 //! * a **lease** (`SET NX PX`): the one replica allowed to load the entry
-//!   from PagerDuty now; the others wait for its value (bounded), and load
-//!   themselves when the lease disappears without a value (the holder died
-//!   or failed) or the wait runs out;
+//!   from PagerDuty now, renewed while its load runs; the others wait for
+//!   its value (bounded), and load themselves when the lease disappears
+//!   without a value (the holder died or failed) or the wait runs out;
+//! * values **offered** by a listing (many entries read at once, no lease),
+//!   stored where no value is, unless an invalidation of the section came
+//!   after the listing started (a per-section **epoch**);
 //! * a **generation**, bumped by every invalidation: a load that started
 //!   before an invalidation never stores its (older) answer after it.
 //!
@@ -90,6 +93,19 @@ pub enum Fetched {
     Busy,
 }
 
+/// One entry of a [`SharedCache::offer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offered {
+    /// The entry's id within the section.
+    pub id: String,
+    /// When the value was fetched (Unix milliseconds).
+    pub fetched_at: i64,
+    /// The serialized value.
+    pub value: Vec<u8>,
+    /// How long it is kept (the section's hard limit for it).
+    pub ttl: Duration,
+}
+
 /// An error of the shared store (down, slow, refused). Never carries a URL
 /// or a password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,12 +151,14 @@ pub struct SharedTiming {
     /// from the shared cache after that, and an invalidation whose message
     /// was lost is seen by then).
     pub l1_ttl: Duration,
-    /// How long a lease lasts (the longest one load may hold off the other
-    /// replicas' loads of the same entry).
+    /// How long a lease lasts unless renewed: its holder renews it every
+    /// third of this while its load runs, so a holder that died holds off
+    /// the other replicas' loads of the entry at most this long.
     pub lease: Duration,
     /// How long a replica waits for another's load before loading itself.
     pub wait: Duration,
-    /// How often a waiting replica asks again.
+    /// How soon a waiting replica first asks again (then less often, up to
+    /// every 100 ms).
     pub poll: Duration,
 }
 
@@ -149,7 +167,7 @@ impl Default for SharedTiming {
         SharedTiming {
             l1_ttl: Duration::from_secs(2),
             lease: Duration::from_secs(5),
-            wait: Duration::from_secs(3),
+            wait: Duration::from_secs(6),
             poll: Duration::from_millis(20),
         }
     }
@@ -196,6 +214,37 @@ pub trait SharedCache: Send + Sync + fmt::Debug + 'static {
         &'a self,
         key: &'a EntryKey,
         token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SharedError>>;
+
+    /// Extends the lease `token` of `key` to `lease` from now, while its
+    /// load runs (a load queued in the shared budget may outlast one
+    /// lease). `Ok(false)`: the lease is no longer this token's.
+    fn renew<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        token: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, SharedError>>;
+
+    /// The invalidation epoch of `section` of `account`: changed by every
+    /// [`SharedCache::invalidate`] of any of its entries. A listing reads
+    /// it before its first page and [`SharedCache::offer`]s its pages with
+    /// it, so nothing listed before an invalidation is shared after it.
+    fn epoch<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+    ) -> BoxFuture<'a, Result<String, SharedError>>;
+
+    /// Stores values read by a listing (not under a lease) for the entries
+    /// that have none, unless the section's epoch moved past `epoch`. A
+    /// value a lease holder stores later replaces an offered one.
+    fn offer<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+        epoch: &'a str,
+        entries: Vec<Offered>,
     ) -> BoxFuture<'a, Result<(), SharedError>>;
 
     /// Drops the value of `key` and bumps its generation (kept `ttl`).
@@ -274,6 +323,33 @@ impl SharedCache for InProcess {
         &'a self,
         _key: &'a EntryKey,
         _token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SharedError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        _key: &'a EntryKey,
+        _token: &'a str,
+        _lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, SharedError>> {
+        Box::pin(async { Ok(true) })
+    }
+
+    fn epoch<'a>(
+        &'a self,
+        _account: &'a str,
+        _section: &'static str,
+    ) -> BoxFuture<'a, Result<String, SharedError>> {
+        Box::pin(async { Ok(String::new()) })
+    }
+
+    fn offer<'a>(
+        &'a self,
+        _account: &'a str,
+        _section: &'static str,
+        _epoch: &'a str,
+        _entries: Vec<Offered>,
     ) -> BoxFuture<'a, Result<(), SharedError>> {
         Box::pin(async { Ok(()) })
     }

@@ -1,0 +1,187 @@
+//! The cards crate's shared section cache on a real `redis-server` (issue
+//! 17), driven through its public trait: two `RedisSharedCache`s on one
+//! Redis stand for two replicas. The card-level behaviour (hits across
+//! replicas, one load per key) is in `replicas`.
+
+use std::time::Duration;
+
+use cards::store::redis::{RedisSharedCache, RedisSharedConfig};
+use cards::store::shared::{EntryKey, Fetched, Offered, SharedCache, SharedMode, SharedTiming};
+use redis::AsyncCommands;
+
+use crate::redis_server::RedisServer;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn replica(redis: &RedisServer, name: &str) -> RedisSharedCache {
+    let call_timeout = Duration::from_millis(500);
+    let conn = pagerduty::budget::redis::connection_manager(&redis.url(), call_timeout)
+        .expect("a connection manager");
+    let cache = RedisSharedCache::start(
+        &redis.url(),
+        conn,
+        RedisSharedConfig {
+            timing: SharedTiming::default(),
+            call_timeout,
+            probe_interval: Duration::from_millis(20),
+            replica: name.into(),
+        },
+    )
+    .expect("the cache starts");
+    let mut mode = cache.watch_mode();
+    tokio::time::timeout(WAIT, mode.wait_for(|m| *m == SharedMode::Shared))
+        .await
+        .expect("shared within 10 s")
+        .expect("the mode is still watched");
+    cache
+}
+
+fn entry(id: &str) -> EntryKey {
+    EntryKey {
+        account: "main".into(),
+        section: "service",
+        id: id.into(),
+    }
+}
+
+fn offered(id: &str, value: &str, fetched_at: i64) -> Offered {
+    Offered {
+        id: id.into(),
+        fetched_at,
+        value: value.as_bytes().to_vec(),
+        ttl: Duration::from_secs(60),
+    }
+}
+
+async fn value_of(cache: &RedisSharedCache, id: &str) -> Option<(i64, String)> {
+    match cache
+        .fetch_or_lease(&entry(id), 0, Duration::from_secs(5))
+        .await
+        .expect("Redis answers")
+    {
+        Fetched::Value(at, bytes) => Some((at, String::from_utf8(bytes).unwrap())),
+        Fetched::Leased { token, .. } => {
+            cache.release(&entry(id), &token).await.unwrap();
+            None
+        }
+        Fetched::Busy => panic!("nobody else loads {id}"),
+    }
+}
+
+#[tokio::test]
+async fn a_listing_offered_on_one_replica_is_a_hit_on_the_other_and_never_replaces_a_loaded_value()
+{
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+    // B loaded P2 under a lease: its value is newer than any listing's.
+    let Fetched::Leased { generation, token } = b
+        .fetch_or_lease(&entry("P2"), 0, Duration::from_secs(5))
+        .await
+        .unwrap()
+    else {
+        panic!("P2 is free to load")
+    };
+    b.put(
+        &entry("P2"),
+        2_000,
+        b"loaded".to_vec(),
+        Duration::from_secs(60),
+        &generation,
+        &token,
+    )
+    .await
+    .unwrap();
+
+    let epoch = a.epoch("main", "service").await.unwrap();
+    let page = vec![
+        offered("P1", "listed-1", 1_000),
+        offered("P2", "listed-2", 1_000),
+    ];
+    a.offer("main", "service", &epoch, page).await.unwrap();
+
+    assert_eq!(value_of(&b, "P1").await, Some((1_000, "listed-1".into())));
+    assert_eq!(
+        value_of(&b, "P2").await,
+        Some((2_000, "loaded".into())),
+        "an offer never replaces a value"
+    );
+    let mut conn = redis.inspect().await;
+    let ttl: i64 = conn
+        .pttl("dutycard:v1:{main}:section:service:P1")
+        .await
+        .unwrap();
+    assert!(
+        ttl > 0 && ttl <= 60_000,
+        "an offered value has its TTL: {ttl}"
+    );
+}
+
+#[tokio::test]
+async fn a_listing_that_overlaps_an_invalidation_offers_nothing() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+    // A's listing starts, then B invalidates a service of the section (a
+    // webhook): what A read may predate that change.
+    let epoch = a.epoch("main", "service").await.unwrap();
+    b.invalidate(&entry("P9"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    a.offer("main", "service", &epoch, vec![offered("P1", "old", 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(value_of(&b, "P1").await, None, "nothing offered");
+
+    // A listing that starts after it offers again.
+    let epoch = a.epoch("main", "service").await.unwrap();
+    a.offer("main", "service", &epoch, vec![offered("P1", "new", 3_000)])
+        .await
+        .unwrap();
+    assert_eq!(value_of(&b, "P1").await, Some((3_000, "new".into())));
+    // Another section's invalidation does not hold this one's offers back.
+    let epoch = a.epoch("main", "service").await.unwrap();
+    let other = EntryKey {
+        section: "incidents",
+        ..entry("P1")
+    };
+    b.invalidate(&other, Duration::from_secs(60)).await.unwrap();
+    a.offer("main", "service", &epoch, vec![offered("P3", "x", 3_000)])
+        .await
+        .unwrap();
+    assert_eq!(value_of(&b, "P3").await, Some((3_000, "x".into())));
+}
+
+#[tokio::test]
+async fn a_renewed_lease_outlives_its_lease_time_and_only_its_holder_renews_it() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+    let lease = Duration::from_millis(300);
+    let Fetched::Leased { token, .. } = a.fetch_or_lease(&entry("P1"), 0, lease).await.unwrap()
+    else {
+        panic!("P1 is free to load")
+    };
+    assert!(
+        !b.renew(&entry("P1"), "not-the-token", lease).await.unwrap(),
+        "another token renews nothing"
+    );
+    assert!(
+        a.renew(&entry("P1"), &token, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    let mut conn = redis.inspect().await;
+    let ttl: i64 = conn
+        .pttl("dutycard:v1:{main}:section:service:P1:lease")
+        .await
+        .unwrap();
+    assert!(ttl > 10_000, "renewed to 30 s, not the 300 ms taken: {ttl}");
+    assert_eq!(
+        b.fetch_or_lease(&entry("P1"), 0, lease).await.unwrap(),
+        Fetched::Busy,
+        "B waits for A's renewed lease"
+    );
+    a.release(&entry("P1"), &token).await.unwrap();
+    assert!(
+        !a.renew(&entry("P1"), &token, lease).await.unwrap(),
+        "a released lease is not renewed"
+    );
+}
