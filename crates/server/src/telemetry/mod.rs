@@ -1,6 +1,9 @@
 //! Logging: a `RUST_LOG`-style filter, JSON or pretty lines (the per-request
 //! span is [`crate::middleware::telemetry`]).
 //!
+//! JSON lines are written by [`json_line::JsonLine`] (the stock JSON
+//! layout without its per-event re-parse of the span's fields).
+//!
 //! Lines are not written on the request path: the formatter hands each
 //! line to `tracing-appender`'s non-blocking writer, whose one thread
 //! writes them to stdout through a 64 KiB buffer (flushed whenever its
@@ -19,6 +22,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
+
+pub mod json_line;
+
+use json_line::JsonLine;
 
 /// Flushes the queued log lines when dropped (at shutdown).
 #[must_use = "dropping the guard stops the log writer"]
@@ -45,8 +52,7 @@ pub fn init(format: LogFormat) -> Result<LogGuard, tracing_subscriber::util::Try
             .with(
                 fmt::layer()
                     .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
+                    .event_format(JsonLine::default())
                     .with_writer(out),
             )
             .try_init(),
