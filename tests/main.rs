@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod legacy;
 mod live;
+mod mapping_listing;
 mod metrics;
 mod openapi;
 mod postgres;

@@ -1,7 +1,10 @@
 //! `mapping-list` (issue 15): the Backstage admin page's
 //! `GET /api/pagerduty/mapping/entity` over an account of 2,000 services, a
 //! quarter of them mapped in the store: the first (cold) answer, which reads
-//! the services list from PagerDuty, then the warm listing under load.
+//! the services list from PagerDuty, then the warm listing under load (a
+//! full body every time), then the same load revalidating with the
+//! listing's ETag (`If-None-Match`: a 304 without a body, as a browser that
+//! has the listing asks).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,10 +115,10 @@ impl Bench {
             period: None,
         };
         let http = self.http.clone();
-        let url = Arc::new(url);
+        let shared_url = Arc::new(url.clone());
         let phase = Phase::begin(sim, server);
         let result = load::run(&spec, move |_, _| {
-            let (http, url) = (http.clone(), url.clone());
+            let (http, url) = (http.clone(), shared_url.clone());
             async move { get_ok(&http, &url).await }
         })
         .await;
@@ -128,6 +131,64 @@ impl Bench {
         phase.end(&mut warm, sim, server);
         warm.card_views = 0;
         warm.upstream_per_1000_views = None;
-        Ok(vec![cold, warm])
+
+        // Revalidating: the same load with the listing's ETag.
+        let res = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let etag = res
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("GET {url}: no ETag"))?;
+        let (http, url, etag) = (self.http.clone(), Arc::new(url), Arc::new(etag));
+        let phase = Phase::begin(sim, server);
+        let result = load::run(&spec, move |_, _| {
+            let (http, url, etag) = (http.clone(), url.clone(), etag.clone());
+            async move { not_modified(&http, &url, &etag).await }
+        })
+        .await;
+        let mut revalidated = Row::from_load(
+            "mapping-list",
+            &format!("304 c={CONCURRENCY}"),
+            CONCURRENCY,
+            &result,
+        );
+        phase.end(&mut revalidated, sim, server);
+        revalidated.card_views = 0;
+        revalidated.upstream_per_1000_views = None;
+        Ok(vec![cold, warm, revalidated])
+    }
+}
+
+/// `GET url` with `If-None-Match: etag`; only a 304 counts as answered.
+async fn not_modified(http: &reqwest::Client, url: &str, etag: &str) -> load::Outcome {
+    let failed = |error: String| load::Outcome {
+        ok: false,
+        error: Some(error),
+        ..load::Outcome::default()
+    };
+    match http
+        .get(url)
+        .header(reqwest::header::IF_NONE_MATCH, etag)
+        .send()
+        .await
+    {
+        Ok(resp) => {
+            let status = resp.status();
+            match resp.bytes().await {
+                Ok(_) if status == reqwest::StatusCode::NOT_MODIFIED => load::Outcome {
+                    ok: true,
+                    ..load::Outcome::default()
+                },
+                Ok(_) => failed(format!("GET {url} with If-None-Match: status {status}")),
+                Err(e) => failed(format!("GET {url}: body: {e}")),
+            }
+        }
+        Err(e) => failed(format!("GET {url}: {e}")),
     }
 }

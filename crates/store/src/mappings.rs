@@ -93,7 +93,7 @@ macro_rules! mapping_of {
     }};
 }
 
-fn upsert_sql() -> String {
+pub(crate) fn upsert_sql() -> String {
     format!(
         "INSERT INTO pagerduty_entity_mapping \
          (id, service_id, integration_key, entity_ref, account, processed_at_ms) \
@@ -210,6 +210,24 @@ impl Store {
     pub async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM pagerduty_entity_mapping ORDER BY idx");
         self.all_of(&sql, None).await
+    }
+
+    /// The mappings revision: a counter the schema's triggers bump for
+    /// every row inserted, updated or deleted, in the writing transaction
+    /// (migration 2), so it moves exactly when a committed write changed
+    /// rows, whichever process wrote. One single-row read: a caller that
+    /// kept rows read after seeing revision `r` may keep using them while
+    /// this is still `r` (read the revision first, then the rows: the rows
+    /// are then at least as new as the revision they are kept under).
+    pub async fn mappings_revision(&self) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT revision FROM pagerduty_mappings_revision WHERE id = 1";
+        self.bounded("reading the mappings revision", async {
+            on_pool!(self, |pool| {
+                let row = sqlx::query(SQL).fetch_one(pool).await?;
+                row.try_get::<i64, _>("revision")
+            })
+        })
+        .await
     }
 
     /// Removes the mapping of `service_id`; the removed row, if there was

@@ -15,12 +15,20 @@ use crate::options::Backend;
 
 /// (version, description, SQLite text, Postgres text), oldest first. A new
 /// migration is a new entry; applied ones are never edited.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "mappings and settings",
-    include_str!("../migrations/sqlite/0001_mappings_and_settings.sql"),
-    include_str!("../migrations/postgres/0001_mappings_and_settings.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "mappings and settings",
+        include_str!("../migrations/sqlite/0001_mappings_and_settings.sql"),
+        include_str!("../migrations/postgres/0001_mappings_and_settings.sql"),
+    ),
+    (
+        2,
+        "mappings revision",
+        include_str!("../migrations/sqlite/0002_mappings_revision.sql"),
+        include_str!("../migrations/postgres/0002_mappings_revision.sql"),
+    ),
+];
 
 /// The embedded migrations of one backend.
 #[derive(Debug)]

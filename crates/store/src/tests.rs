@@ -20,20 +20,21 @@ fn new_mapping(service: &str, entity: &str) -> NewMapping {
     }
 }
 
+fn every_migration() -> Vec<i64> {
+    (1..=migrate::latest_version()).collect()
+}
+
 #[tokio::test]
 async fn migrations_run_once_and_a_rerun_is_a_no_op() {
     let (dir, url) = temp_db();
     let store = Store::open(&StoreOptions::new(&url)).await.expect("opens");
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(store.applied_migrations().await.unwrap(), every_migration());
     store.migrate().await.expect("re-run");
     store.close().await;
     let again = Store::open(&StoreOptions::new(&url))
         .await
         .expect("reopens");
-    assert_eq!(
-        again.applied_migrations().await.unwrap(),
-        vec![migrate::latest_version()]
-    );
+    assert_eq!(again.applied_migrations().await.unwrap(), every_migration());
     again.close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -159,10 +160,7 @@ async fn stores_opening_one_fresh_file_at_once_all_open() {
         });
         for store in futures::future::join_all(opens).await {
             let store = store.unwrap().expect("every store opens");
-            assert_eq!(
-                store.applied_migrations().await.unwrap(),
-                vec![migrate::latest_version()]
-            );
+            assert_eq!(store.applied_migrations().await.unwrap(), every_migration());
             store.close().await;
         }
         std::fs::remove_dir_all(dir).unwrap();
@@ -211,4 +209,89 @@ async fn a_bad_url_names_the_problem_without_the_password() {
     let text = e.to_string();
     assert!(text.contains("expected sqlite:"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// Every write that changes rows moves the revision; one that changes
+/// nothing (a bulk of mapped services, a delete of no row) does not.
+#[tokio::test]
+async fn the_revision_moves_with_every_write_that_changes_rows() {
+    let store = Store::open(&StoreOptions::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    let mut seen = store.mappings_revision().await.unwrap();
+    let mut moved = |now: i64, what: &str| {
+        assert!(now > seen, "{what}: {now} after {seen}");
+        seen = now;
+    };
+    store
+        .upsert_mapping(&new_mapping("P1", "component:default/a"))
+        .await
+        .unwrap();
+    moved(store.mappings_revision().await.unwrap(), "an insert");
+    store
+        .upsert_mapping(&new_mapping("P1", "component:default/b"))
+        .await
+        .unwrap();
+    moved(store.mappings_revision().await.unwrap(), "an upsert");
+    store
+        .insert_new_mappings(&[
+            new_mapping("P1", "component:default/c"),
+            new_mapping("P2", "component:default/c"),
+        ])
+        .await
+        .unwrap();
+    moved(store.mappings_revision().await.unwrap(), "a bulk insert");
+    store.delete_mapping("P2").await.unwrap();
+    moved(store.mappings_revision().await.unwrap(), "a delete");
+
+    store
+        .insert_new_mappings(&[new_mapping("P1", "component:default/d")])
+        .await
+        .unwrap();
+    store.delete_mapping("P2").await.unwrap();
+    assert_eq!(
+        store.mappings_revision().await.unwrap(),
+        seen,
+        "nothing changed"
+    );
+}
+
+/// The revision moves in the writing transaction: another connection sees
+/// it only after the commit, and a rolled-back write leaves it as it was.
+#[tokio::test]
+async fn the_revision_is_seen_after_the_commit_and_not_after_a_rollback() {
+    let (dir, url) = temp_db();
+    let store = Store::open(&StoreOptions::new(&url)).await.unwrap();
+    let before = store.mappings_revision().await.unwrap();
+    let Pool::Sqlite(pool) = &store.pool else {
+        unreachable!()
+    };
+    for commit in [false, true] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(&mappings::upsert_sql())
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind("P1")
+            .bind(None::<&str>)
+            .bind("component:default/a")
+            .bind("")
+            .bind(0_i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.mappings_revision().await.unwrap(),
+            before,
+            "not visible before the commit"
+        );
+        if commit {
+            tx.commit().await.unwrap();
+            assert!(store.mappings_revision().await.unwrap() > before);
+        } else {
+            tx.rollback().await.unwrap();
+            assert_eq!(store.mappings_revision().await.unwrap(), before);
+            assert_eq!(store.mappings().await.unwrap(), vec![]);
+        }
+    }
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
 }

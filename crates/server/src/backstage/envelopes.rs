@@ -21,6 +21,15 @@ pub(super) fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|_| BackstageError::internal("serialising an answer"))
 }
 
+/// [`to_bytes`] into a buffer of `capacity` bytes (a large answer's last
+/// length plus a margin: written without regrowing).
+pub(super) fn to_bytes_sized<T: Serialize>(value: &T, capacity: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value)
+        .map_err(|_| BackstageError::internal("serialising an answer"))?;
+    Ok(out)
+}
+
 pub(super) fn json_of<T: Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value)
         .map_err(|_| BackstageError::internal("serialising a PagerDuty object"))

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::envelopes::{json_body, to_bytes};
+use super::envelopes::to_bytes_sized;
 use super::error::{BackstageError, ErrorsBody, Op, ReadErrors};
 use super::params::{Params, Result, each_account};
 use super::store_errors::within_deadline;
@@ -307,12 +307,20 @@ pub async fn store_mappings_bulk(
 /// is the stored one (or there is no row and an entity is annotated with
 /// the service), `OutOfSync` when the row names another entity, `NotMapped`
 /// when neither. A catalog that cannot be read does not fail the listing:
-/// the store alone decides and `catalogError` says why.
+/// the store alone decides and `catalogError` says why. `ETag` /
+/// `If-None-Match` give 304 (no body) while nothing shown changed.
 #[utoipa::path(
     tag = "backstage",
-    params(("account" = Option<String>, Query, description = "Account id (every account when absent or empty)")),
+    params(
+        ("account" = Option<String>, Query, description = "Account id (every account when absent or empty)"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
     responses(
-        (status = 200, description = "Every service and its mapping", body = MappingsEnvelope),
+        (status = 200, description = "Every service and its mapping", body = MappingsEnvelope, headers(
+            ("ETag" = String, description = "Weak validator of the body"),
+            ("Cache-Control" = String, description = "`private, no-cache`: revalidate with If-None-Match (a 304 when unchanged)"),
+        )),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Unknown account", body = ErrorsBody),
         (status = 503, description = "The store is unavailable (`store_unavailable`)", body = ErrorsBody),
         ReadErrors,
@@ -336,21 +344,24 @@ pub async fn list_mappings(req: HttpRequest, state: web::Data<AppState>) -> Resu
         .map(|(account, (services, _))| (*account, services.as_slice()))
         .collect();
     let listing = within_deadline(&state, state.mappings.service_listing(&accounts)).await?;
-    // The same services lists, rows and catalog: the body rendered before
-    // (2,000 rows are 634 kB of JSON); else serialized straight from the
-    // borrowed rows (no string copied but the shown keys).
+    // The same services lists, store revision and catalog: the body
+    // rendered before (2,000 rows are 634 kB of JSON), with its ETag; else
+    // serialized straight from the borrowed rows (no string copied but the
+    // shown keys) into a buffer sized from the last body.
     versions.push(listing.fingerprint());
-    let bytes =
-        state
-            .rendered
-            .bodies
-            .get_or_render("mapping/entity", "", &names, &versions, || {
-                to_bytes(&MappingsEnvelope {
+    let body = state
+        .rendered
+        .bodies
+        .body("mapping/entity", "", &names, &versions, |last| {
+            to_bytes_sized(
+                &MappingsEnvelope {
                     mappings: listing.rows(&accounts, &state.keys),
                     catalog_error: listing.catalog_error.clone(),
-                })
-            })?;
-    Ok(json_body(bytes))
+                },
+                last + last / 16,
+            )
+        })?;
+    Ok(crate::http::cache::body_response(&req, &body))
 }
 
 /// `GET /mapping/entity/{type}/{namespace}/{name}`: an entity's mapping.

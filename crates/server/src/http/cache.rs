@@ -1,4 +1,5 @@
-//! HTTP caching of cards: a weak `ETag`, `If-None-Match` → 304, and
+//! HTTP caching of cards (and of rendered Backstage bodies that opt in,
+//! [`body_response`]): a weak `ETag`, `If-None-Match` → 304, and
 //! `Cache-Control: private, no-cache`: a browser or portal may keep the card
 //! but revalidates it on every view (cheap: a 304 when the ETag matches), so
 //! it never shows a card older than the server's, e.g. right after a trigger.
@@ -17,7 +18,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use cards::{SectionError, SectionResult, ServiceCard};
 use serde::Serialize;
 
-use super::rendered::CardTemplate;
+use super::rendered::{Body, CardTemplate};
 
 /// What a section's ETag covers: its content and state. Left out, because
 /// they change without the content changing: `fetched_at`, `max_age_secs`
@@ -64,6 +65,16 @@ pub fn etag(card: &ServiceCard) -> String {
     let mut hasher = Fnv1a::default();
     // Writing into a hasher cannot fail, and these types always serialize.
     let _ = serde_json::to_writer(&mut hasher, &stable);
+    format!("W/\"{:016x}\"", hasher.0)
+}
+
+/// The weak ETag of a rendered body: a hash of its bytes (so replicas that
+/// render the same body give the same tag).
+pub fn body_etag(bytes: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut hasher = Fnv1a::default();
+    // Writing into a hasher cannot fail.
+    let _ = hasher.write_all(bytes);
     format!("W/\"{:016x}\"", hasher.0)
 }
 
@@ -115,16 +126,36 @@ pub fn template_response(
     max_ages: &[Option<u64>; 7],
 ) -> HttpResponse {
     if matches(req, template.etag_text()) {
-        return HttpResponse::NotModified()
-            .insert_header((header::ETAG, template.etag().clone()))
-            .insert_header((header::CACHE_CONTROL, NO_CACHE))
-            .finish();
+        return not_modified(template.etag());
     }
     HttpResponse::Ok()
         .insert_header((header::ETAG, template.etag().clone()))
         .insert_header((header::CACHE_CONTROL, NO_CACHE))
         .insert_header(header::ContentType::json())
         .body(template.fill(max_ages, chrono::Utc::now()))
+}
+
+/// 200 with a rendered JSON body, or 304 (no body) when the caller
+/// already has it: the card routes' validators, for a body kept in
+/// [`super::rendered::Bodies`] (its ETag computed once per rendering).
+pub fn body_response(req: &HttpRequest, body: &Body) -> HttpResponse {
+    let etag = body.etag();
+    if matches(req, etag.to_str().unwrap_or_default()) {
+        return not_modified(etag);
+    }
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::CACHE_CONTROL, NO_CACHE))
+        .insert_header(header::ContentType::json())
+        .body(body.bytes().clone())
+}
+
+/// 304 with the validators of the version the caller has.
+fn not_modified(etag: &header::HeaderValue) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::CACHE_CONTROL, NO_CACHE))
+        .finish()
 }
 
 /// 200 with the card, or 304 when the caller already has this version.

@@ -13,7 +13,9 @@
 //!   would give at that instant (tested below).
 //! * **Backstage bodies** ([`Bodies`]): those answers have no per-request
 //!   field; a body is kept with the versions of the cached sections or
-//!   lists it was rendered from.
+//!   lists it was rendered from. A route that answers `If-None-Match`
+//!   asks for the body's weak ETag, hashed from its bytes once and kept
+//!   with it ([`Body::etag`]).
 //!
 //! A replaced, refreshed or dropped section has a new version (see the
 //! cards crate's `version`), so the next read renders again and replaces
@@ -24,7 +26,7 @@
 //! are 64-bit hashes, and an entry is used only when its full key matches.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::http::header::HeaderValue;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -279,12 +281,33 @@ pub struct Bodies {
     hasher: std::collections::hash_map::RandomState,
 }
 
-struct Body {
+/// A rendered body, kept with what it was rendered from.
+pub struct Body {
     route: &'static str,
     account: String,
     args: String,
     versions: Vec<u64>,
     bytes: Bytes,
+    /// Hashed from `bytes` the first time a route asks for it, then kept:
+    /// routes without conditional requests never pay for it.
+    etag: OnceLock<HeaderValue>,
+}
+
+impl Body {
+    /// The body.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Its weak ETag ([`super::cache::body_etag`] of the bytes), computed
+    /// once per rendered body.
+    pub fn etag(&self) -> &HeaderValue {
+        self.etag.get_or_init(|| {
+            // `W/"` + 16 hex digits + `"`: always a header value.
+            HeaderValue::from_str(&super::cache::body_etag(&self.bytes))
+                .unwrap_or(HeaderValue::from_static(""))
+        })
+    }
 }
 
 impl Default for Bodies {
@@ -312,27 +335,42 @@ impl Bodies {
         versions: &[u64],
         render: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<Bytes, E> {
+        self.body(route, account, args, versions, |_| render())
+            .map(|body| body.bytes.clone())
+    }
+
+    /// [`Bodies::get_or_render`]'s entry itself (its ETag with it).
+    /// `render` is given the length of the body kept before under other
+    /// versions (0 when none), to size its buffer: a large body then does
+    /// not grow (and copy) its buffer a dozen times while it is written.
+    pub fn body<E>(
+        &self,
+        route: &'static str,
+        account: &str,
+        args: &str,
+        versions: &[u64],
+        render: impl FnOnce(usize) -> Result<Vec<u8>, E>,
+    ) -> Result<Arc<Body>, E> {
         let hash = self.hasher.hash_one((route, account, args));
-        if let Some(body) = self.cache.get(&hash)
+        let kept = self
+            .cache
+            .get(&hash)
+            .filter(|body| body.route == route && body.account == account && body.args == args);
+        if let Some(body) = &kept
             && body.versions == versions
-            && body.route == route
-            && body.account == account
-            && body.args == args
         {
-            return Ok(body.bytes.clone());
+            return Ok(Arc::clone(body));
         }
-        let bytes = Bytes::from(render()?);
-        self.cache.insert(
-            hash,
-            Arc::new(Body {
-                route,
-                account: account.to_owned(),
-                args: args.to_owned(),
-                versions: versions.to_vec(),
-                bytes: bytes.clone(),
-            }),
-        );
-        Ok(bytes)
+        let body = Arc::new(Body {
+            route,
+            account: account.to_owned(),
+            args: args.to_owned(),
+            versions: versions.to_vec(),
+            bytes: Bytes::from(render(kept.map_or(0, |b| b.bytes.len()))?),
+            etag: OnceLock::new(),
+        });
+        self.cache.insert(hash, Arc::clone(&body));
+        Ok(body)
     }
 }
 
@@ -470,5 +508,37 @@ mod tests {
             .get_or_render("r", "other", "P1", &[2], render("three"))
             .unwrap();
         assert_eq!(&c[..], b"three", "another account is another entry");
+    }
+
+    #[test]
+    fn a_body_is_rendered_sized_from_the_last_and_its_etag_follows_its_bytes() {
+        let bodies = Bodies::default();
+        let render = |text: &'static str, hint: &'static std::sync::Mutex<Vec<usize>>| {
+            move |capacity| {
+                hint.lock().unwrap().push(capacity);
+                Ok::<_, ()>(text.as_bytes().to_vec())
+            }
+        };
+        static HINTS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+        let one = bodies
+            .body("r", "", "", &[1], render("one!", &HINTS))
+            .unwrap();
+        let kept = bodies
+            .body("r", "", "", &[1], |_| -> Result<Vec<u8>, ()> {
+                panic!("rendered again")
+            })
+            .unwrap();
+        assert!(Arc::ptr_eq(&one, &kept));
+        assert_eq!(one.etag(), kept.etag());
+        let two = bodies
+            .body("r", "", "", &[2], render("two", &HINTS))
+            .unwrap();
+        assert_eq!(*HINTS.lock().unwrap(), [0, 4], "sized from the body before");
+        assert_ne!(one.etag(), two.etag(), "other bytes, another ETag");
+        let same = bodies
+            .body("r", "", "", &[3], render("two", &HINTS))
+            .unwrap();
+        assert_eq!(two.etag(), same.etag(), "the ETag is the bytes'");
+        assert!(two.etag().to_str().unwrap().starts_with("W/\""));
     }
 }

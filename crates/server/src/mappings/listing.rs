@@ -16,9 +16,9 @@
 //! Without a catalog (none configured, or it failed: [`Listing::catalog_error`])
 //! the store alone decides: a row is `InSync`, no row `NotMapped`.
 
-use std::hash::{Hash, Hasher};
-
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use store::Mapping;
@@ -77,7 +77,9 @@ impl CatalogIndex {
 /// borrows from it, so a row copies no string but its shown key).
 #[derive(Debug)]
 pub struct Listing {
-    mappings: Vec<Mapping>,
+    /// The stored rows, shared with [`KeptRows`] while the store's
+    /// mappings revision holds.
+    mappings: Arc<Vec<Mapping>>,
     index: Option<CatalogIndex>,
     /// Why the catalog could not be read (the statuses then come from the
     /// store alone); `None` when it was read or none is configured.
@@ -87,11 +89,12 @@ pub struct Listing {
 
 impl Listing {
     /// What the rows are built from besides the services lists, hashed: the
-    /// stored rows (a write changes a revision, a count or an id) and the
-    /// catalog's entities and error. Equal fingerprints over the same
-    /// services lists give the same rows, so the HTTP layer may answer the
-    /// body it rendered before (read on every request, so a write on
-    /// another replica shows at once).
+    /// store's mappings revision (it moves with every committed write of
+    /// any replica, so it stands for the rows) and the catalog's entities
+    /// and error. Equal fingerprints over the same services lists give the
+    /// same rows, so the HTTP layer may answer the body it rendered before
+    /// (the revision is read on every request, so a write on another
+    /// replica shows at once).
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
@@ -107,27 +110,54 @@ impl Listing {
     }
 }
 
+/// The stored rows the last listing read, with the mappings revision read
+/// just before them: while the store's revision is still that one, no row
+/// changed (on any replica) and the listing reuses them instead of reading
+/// every row again.
+#[derive(Debug, Default)]
+pub(super) struct KeptRows(Mutex<Option<(i64, Arc<Vec<Mapping>>)>>);
+
+impl KeptRows {
+    /// The rows kept under `revision`, if those are the kept ones.
+    fn at(&self, revision: i64) -> Option<Arc<Vec<Mapping>>> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.as_ref()
+            .filter(|(at, _)| *at == revision)
+            .map(|(_, rows)| Arc::clone(rows))
+    }
+
+    /// Keeps `rows`, read after the store's revision was `revision`. They
+    /// may be newer than it (a write committed between the two reads):
+    /// then the next revision read differs and they are read again, so
+    /// nothing is missed. Equality, not order, decides reuse, so a database
+    /// restored to an older revision is read again too.
+    fn keep(&self, revision: i64, rows: Arc<Vec<Mapping>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((revision, rows));
+    }
+}
+
 impl MappingService {
-    /// Every service of `accounts` with its mapping: the stored rows and
-    /// the catalog's annotated entities, read at once. A catalog that fails
-    /// does not fail the listing (see [`Listing::catalog_error`]).
+    /// Every service of `accounts` with its mapping: the store's mappings
+    /// revision (the rows themselves only when it moved since the last
+    /// listing) and the catalog's annotated entities, read at once. A
+    /// catalog that fails does not fail the listing (see
+    /// [`Listing::catalog_error`]).
     pub async fn service_listing(
         &self,
         accounts: &[(&str, &[pagerduty::Service])],
     ) -> Result<Listing, MappingError> {
         let catalog = async {
             match self.catalog() {
+                // Read on every listing, as before: the catalog client keeps
+                // nothing, and its entities are part of the fingerprint.
                 Some(catalog) => Some(catalog.annotated_entities().await),
                 None => None,
             }
         };
-        let (mappings, entities) = tokio::join!(self.all(), catalog);
-        let mappings = mappings?;
+        let (rows, entities) = tokio::join!(self.current_rows(), catalog);
+        let (revision, mappings) = rows?;
         let mut hasher = std::hash::DefaultHasher::new();
-        for m in &mappings {
-            (m.index, &m.id, &m.service_id, &m.entity_ref, &m.account).hash(&mut hasher);
-            (m.revision, m.processed_at_ms, m.integration_key.is_some()).hash(&mut hasher);
-        }
+        revision.hash(&mut hasher);
         let (index, catalog_error) = match entities {
             Some(Ok(entities)) => {
                 for e in &entities {
@@ -148,6 +178,19 @@ impl MappingService {
             catalog_error,
             fingerprint: hasher.finish(),
         })
+    }
+
+    /// The store's mappings revision and the rows at (at least) it: the
+    /// kept ones while the revision holds, else every row, read after the
+    /// revision (see [`KeptRows::keep`]) and kept.
+    async fn current_rows(&self) -> Result<(i64, Arc<Vec<Mapping>>), MappingError> {
+        let revision = self.store.mappings_revision().await?;
+        if let Some(rows) = self.kept_rows.at(revision) {
+            return Ok((revision, rows));
+        }
+        let rows = Arc::new(self.store.mappings().await?);
+        self.kept_rows.keep(revision, Arc::clone(&rows));
+        Ok((revision, rows))
     }
 }
 
@@ -408,5 +451,55 @@ mod tests {
         let rows = service_rows(&accounts, &stored, &KeyAliases::none(), None);
         assert_eq!(rows[2].status, MappingStatus::InSync);
         assert_eq!(rows[3].status, MappingStatus::NotMapped);
+    }
+
+    /// The rows are read once per store revision: a second listing reuses
+    /// them (and its fingerprint holds), a write through another handle on
+    /// the database (another replica) is read by the very next listing.
+    #[tokio::test]
+    async fn a_listing_reads_the_rows_again_only_when_the_revision_moved() {
+        let dir = std::env::temp_dir().join(format!("dutycard-listing-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}/listing.db", dir.display());
+        let options = store::StoreOptions::new(&url);
+        let mine = store::Store::open(&options).await.unwrap();
+        let other = store::Store::open(&options).await.unwrap();
+        let service = MappingService::new(mine, Arc::new(KeyAliases::none()), None);
+        let services = [service_of("P1", "one"), service_of("P2", "two")];
+        let accounts: [(&str, &[pagerduty::Service]); 1] = [("", &services)];
+        let write = async |id: &str, entity: &str| {
+            other
+                .upsert_mapping(&store::NewMapping {
+                    service_id: id.into(),
+                    entity_ref: entity.into(),
+                    integration_key: None,
+                    account: String::new(),
+                })
+                .await
+        };
+        write("P1", "component:default/a").await.unwrap();
+        let first = service.service_listing(&accounts).await.unwrap();
+        let again = service.service_listing(&accounts).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first.mappings, &again.mappings),
+            "the kept rows"
+        );
+        assert_eq!(first.fingerprint(), again.fingerprint());
+        write("P2", "component:default/b").await.unwrap();
+        let after = service.service_listing(&accounts).await.unwrap();
+        assert!(!Arc::ptr_eq(&first.mappings, &after.mappings), "read again");
+        assert_ne!(after.fingerprint(), first.fingerprint());
+        let rows = after.rows(&accounts, &KeyAliases::none());
+        assert_eq!(
+            rows.iter().map(|r| r.entity_ref).collect::<Vec<_>>(),
+            ["component:default/a", "component:default/b"]
+        );
+        other.close().await;
+        service.store().close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn service_of(id: &str, name: &str) -> pagerduty::Service {
+        serde_json::from_value(serde_json::json!({"id": id, "name": name, "type": "service"}))
+            .expect("a service")
     }
 }

@@ -98,6 +98,8 @@ pub struct MappingService {
     catalog: Option<CatalogClient>,
     /// Bumped after every committed mapping write (entity streams re-read).
     writes: tokio::sync::watch::Sender<u64>,
+    /// The rows the last service listing read, under the store's revision.
+    kept_rows: listing::KeptRows,
 }
 
 impl MappingService {
@@ -107,6 +109,7 @@ impl MappingService {
             keys,
             catalog,
             writes: tokio::sync::watch::Sender::new(0),
+            kept_rows: listing::KeptRows::default(),
         }
     }
 
