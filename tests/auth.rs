@@ -78,3 +78,114 @@ async fn the_card_api_needs_a_bearer_token_in_static_mode() {
     // Metrics stay open unless metrics_require_auth is set.
     assert_eq!(app.app.get("/metrics").await.status(), 200);
 }
+
+/// Issue 15's routes sit behind the same caller auth as the rest: each
+/// answers 401 without a token, and passes auth (whatever the route then
+/// answers) with one.
+#[tokio::test]
+async fn the_store_catalog_dependency_and_entity_routes_need_a_bearer_token() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app =
+        crate::helpers::spawn_with_sim(crate::helpers::small_sim(), &static_auth_toml(false)).await;
+    let id = app.sim.account().services[0].id.clone();
+    let p = "/api/pagerduty";
+    let routes = [
+        (
+            Method::GET,
+            format!("{p}/settings/settings::data-sync"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{p}/settings"),
+            Some(json!([{"id": "settings::data-sync", "value": "enabled"}])),
+        ),
+        (Method::GET, format!("{p}/mapping/entity"), None),
+        (
+            Method::POST,
+            format!("{p}/mapping/entity"),
+            Some(json!({"entityRef": "component:default/shop", "serviceId": id})),
+        ),
+        (
+            Method::POST,
+            format!("{p}/mapping/entities/bulk"),
+            Some(json!({"mappings": []})),
+        ),
+        (
+            Method::POST,
+            format!("{p}/mapping/entities"),
+            Some(json!({})),
+        ),
+        (
+            Method::GET,
+            format!("{p}/mapping/entity/component/default/shop"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{p}/mapping/entity/service/{id}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("{p}/mapping/entity/service/{id}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{p}/catalog/entity/component/default/shop"),
+            None,
+        ),
+        (Method::GET, format!("{p}/dependencies/service/{id}"), None),
+        (
+            Method::POST,
+            format!("{p}/dependencies/service/{id}"),
+            Some(json!([id])),
+        ),
+        (
+            Method::DELETE,
+            format!("{p}/dependencies/service/{id}"),
+            Some(json!([id])),
+        ),
+        (
+            Method::POST,
+            format!("{p}/services/{id}/integration/PRO19CT"),
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/entities/component/default/shop/card".to_owned(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/entities/cards/batch".to_owned(),
+            Some(json!({"entities": ["component:default/shop"]})),
+        ),
+    ];
+    let http = &app.app.http;
+    for (method, path, body) in routes {
+        let request = |token: Option<&str>| {
+            let mut request = http.request(method.clone(), app.app.url(&path));
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let res = request(None).await.unwrap();
+        assert_eq!(res.status(), 401, "{method} {path} without a token");
+        let res = request(Some("wrong-token-0123456789abcdef")).await.unwrap();
+        assert_eq!(res.status(), 401, "{method} {path} with a wrong token");
+        let res = request(Some(TOKEN)).await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        assert!(
+            status != 401 && status != 403,
+            "{method} {path} with the token: {status} {text}"
+        );
+    }
+}

@@ -101,6 +101,20 @@ async fn the_catalog_route_answers_the_annotation_or_a_real_status() {
     }
     let (status, _) = get(&app, &format!("{P}/catalog/entity/component/default/a%20b")).await;
     assert_eq!(status, 400);
+    // The catalog is Backstage's: a known `?account=` reads the same one,
+    // an unknown one is a 400 naming it.
+    let checkout = format!("{P}/catalog/entity/component/default/checkout");
+    let (status, body) = get(&app, &format!("{checkout}?account=default")).await;
+    assert_eq!((status, body), (200, json!(service)));
+    let (status, body) = get(&app, &format!("{checkout}?account=nope")).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("account `nope`"),
+        "{body}"
+    );
 
     let without = app_with_catalog(&sim, None).await;
     let (status, body) = get(

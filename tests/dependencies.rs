@@ -97,6 +97,39 @@ async fn dependencies_are_listed_added_and_removed_like_the_node_backend() {
     )
     .await;
     assert_eq!(status, 404);
+
+    // `?account=`: a known one is the same account; an unknown one is a
+    // 400 naming it and the valid ids, and changes nothing.
+    let (status, body) = send(
+        &app,
+        reqwest::Method::GET,
+        &format!("{path}?account=default"),
+        None,
+    )
+    .await;
+    assert_eq!((status, &body), (200, &removed));
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::DELETE,
+    ] {
+        let body = (method != reqwest::Method::GET).then(|| json!([b]));
+        let (status, answer) =
+            send(&app, method.clone(), &format!("{path}?account=nope"), body).await;
+        assert_eq!(status, 400, "{method}: {answer}");
+        assert_unknown_account(&answer);
+    }
+    let (_, after) = send(&app, reqwest::Method::GET, &path, None).await;
+    assert!(!supporters_of(&after, &a).contains(&b), "{after}");
+}
+
+/// The Backstage 400 for `?account=nope`: names it and the valid ids.
+fn assert_unknown_account(body: &Value) {
+    let message = body["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        message.contains("account `nope`") && message.contains("valid accounts are default"),
+        "{body}"
+    );
 }
 
 fn integrations(sim: &sim::SimHandle, id: &str) -> usize {
@@ -144,6 +177,20 @@ async fn a_created_integration_answers_an_alias_that_works_here() {
     )
     .await;
     assert_eq!(status, 400, "PagerDuty refuses an unknown vendor");
+    let (status, body) = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("{P}/services/{id}/integration/PRO19CT?account=nope"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_unknown_account(&body);
+    assert_eq!(
+        integrations(&sim, &id),
+        before + 1,
+        "nothing created for an unknown account"
+    );
     let (status, _) = send(
         &app,
         reqwest::Method::POST,

@@ -8,9 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{BASE_TOML, TestApp, settings_from, sim_env, small_sim, start_sim};
 use crate::store::Db;
 
-#[tokio::test]
-async fn an_entity_card_combines_its_services_and_reports_a_failing_one_inside() {
-    let db = Db::sqlite();
+async fn an_entity_card_combines_its_services_and_reports_a_failing_one_inside(db: Db) {
     let sim = start_sim(small_sim()).await;
     let mut env = sim_env(&sim);
     env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
@@ -154,4 +152,40 @@ async fn an_entity_card_combines_its_services_and_reports_a_failing_one_inside()
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["details"]["parameter"], "include");
+
+    // `?account=`: an unknown one is a 400 naming the parameter and the
+    // valid ids; a known one keeps only that account's services (the
+    // retired account's mapping drops out).
+    let res = app.get(&format!("{path}?account=nope")).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["parameter"], "account", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("valid accounts are default"),
+        "{body}"
+    );
+    let res = app.get(&format!("{path}?account=default")).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let ids: Vec<&str> = body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, picked);
+    assert_eq!(body["summary"]["failed_services"], 0, "{body}");
+}
+
+#[tokio::test]
+async fn an_entity_card_combines_its_services_and_reports_a_failing_one_inside_on_sqlite() {
+    an_entity_card_combines_its_services_and_reports_a_failing_one_inside(Db::sqlite()).await;
+}
+
+#[tokio::test]
+async fn an_entity_card_combines_its_services_and_reports_a_failing_one_inside_on_postgres() {
+    an_entity_card_combines_its_services_and_reports_a_failing_one_inside(Db::postgres()).await;
 }

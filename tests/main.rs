@@ -28,6 +28,8 @@ mod replicas;
 mod shared_cache;
 mod sim_client;
 mod store;
+mod store_accounts;
+mod store_bounds;
 mod trigger;
 mod trigger_shared;
 mod ui;

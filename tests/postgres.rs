@@ -147,6 +147,17 @@ impl Postgres {
         self.dir.join("data")
     }
 
+    /// `psql` on its `postgres` database (quiet, unaligned, stopping at
+    /// the first error), for a test that needs a second session.
+    pub fn psql(&self) -> Command {
+        let mut command = Command::new(binary("psql"));
+        command
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url())
+            .env("PGCONNECT_TIMEOUT", "10");
+        command
+    }
+
     /// The URL of its `postgres` database (trust auth on loopback).
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)

@@ -103,7 +103,7 @@ pub async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     send(app, reqwest::Method::POST, path, Some(body)).await
 }
 
-fn first_error(body: &Value) -> String {
+pub fn first_error(body: &Value) -> String {
     body["errors"][0]
         .as_str()
         .unwrap_or_else(|| panic!("no errors envelope in {body}"))
@@ -127,6 +127,52 @@ pub fn keyed_services(sim: &sim::SimHandle, n: usize) -> Vec<String> {
     );
     ids.truncate(n);
     ids
+}
+
+/// A listing row's service fields: name, first team, escalation policy,
+/// URL, account.
+fn described(row: &Value) -> [String; 5] {
+    [
+        "serviceName",
+        "team",
+        "escalationPolicy",
+        "serviceUrl",
+        "account",
+    ]
+    .map(|k| {
+        row[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} in {row}"))
+            .to_owned()
+    })
+}
+
+/// The same fields from the simulator's own data for service `id`.
+fn simulated(sim: &sim::SimHandle, id: &str) -> [String; 5] {
+    let account = sim.account();
+    let service = account
+        .services
+        .iter()
+        .find(|s| s.id == id)
+        .expect("service");
+    let team = service
+        .team_ids
+        .first()
+        .and_then(|t| account.team(t))
+        .map(|t| t.name.clone())
+        .unwrap_or_default();
+    let policy = account
+        .escalation_policy(&service.escalation_policy_id)
+        .expect("policy")
+        .name
+        .clone();
+    [
+        service.name.clone(),
+        team,
+        policy,
+        format!("https://sim.pagerduty.com/service-directory/{id}"),
+        "default".to_owned(),
+    ]
 }
 
 /// The admin page's calls in its order (getSetting, storeSettings,
@@ -213,6 +259,23 @@ async fn every_route(db: Db) {
     assert_eq!(row["status"], "InSync");
     assert_eq!(row["entityName"], "checkout-api");
     assert_eq!(row["integrationKey"], stored["integrationKey"]);
+    assert_eq!(row["entityRef"], "component:default/checkout-api");
+    assert_eq!(described(&row), simulated(&sim, &ids[0]));
+    let unmapped = body["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serviceId"] == ids[1].as_str())
+        .expect("an unmapped service");
+    assert_eq!(
+        (
+            &unmapped["status"],
+            &unmapped["entityRef"],
+            &unmapped["entityName"]
+        ),
+        (&json!("NotMapped"), &json!(""), &json!(""))
+    );
+    assert_eq!(described(unmapped), simulated(&sim, &ids[1]));
 
     // The lookups.
     let (status, body) = get(
@@ -240,6 +303,8 @@ async fn every_route(db: Db) {
         first_error(&body),
         "Mapping for entityRef component:default/nothing not found."
     );
+
+    crate::store_accounts::account_rules(&app, &db, &ids[0]).await;
 
     // Bulk: one new, one already mapped (skipped), two bad rows.
     let (status, body) = post(
@@ -338,8 +403,14 @@ async fn every_route(db: Db) {
     let (status, _) = get(&app, &format!("{P}/mapping/entity/service/{}", ids[1])).await;
     assert_eq!(status, 404);
     let path = format!("{P}/mapping/entity/service/{}", ids[0]);
-    let (status, body) = send(&app, reqwest::Method::DELETE, &path, None).await;
-    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("{path}?account=default"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "its own account's mapping is removed: {body}");
     assert_eq!(
         body["mapping"]["entityRef"],
         "component:default/checkout-api"
@@ -498,6 +569,18 @@ async fn a_database_stopped_mid_test_is_a_quick_503_then_recovers() {
             "no driver text: {message}"
         );
     }
+    // The entity card reads the store's mappings first: the /v1 error shape.
+    let res = app.get("/v1/entities/component/default/a/card").await;
+    assert_eq!(res.status().as_u16(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    assert!(
+        !body
+            .to_string()
+            .to_lowercase()
+            .contains("connection refused"),
+        "no driver text: {body}"
+    );
     let (status, _) = post(
         &app,
         &format!("{P}/mapping/entity"),

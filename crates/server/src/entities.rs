@@ -112,14 +112,15 @@ pub async fn entity_services(
     options: &CardOptions,
 ) -> Result<EntityServices, MappingError> {
     let entity_ref = normalize_entity_ref("entityRef", &format!("{kind}:{namespace}/{name}"))?;
-    let mut found: Vec<(String, String)> = match mappings.of_entity(kind, namespace, name).await {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|m| (m.account, m.service_id))
-            .collect(),
-        Err(MappingError::NotFound(_)) => Vec::new(),
-        Err(e) => return Err(e),
-    };
+    let mut found: Vec<(String, String)> =
+        match mappings.of_entity(kind, namespace, name, None).await {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|m| (m.account, m.service_id))
+                .collect(),
+            Err(MappingError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
     let mut catalog_error = None;
     if let Some(catalog) = mappings.catalog() {
         match catalog.service_id(kind, namespace, name).await {

@@ -194,7 +194,7 @@ impl Store {
         service_id: &str,
     ) -> Result<Option<Mapping>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM pagerduty_entity_mapping WHERE service_id = $1");
-        self.one_of_service("reading a mapping", &sql, service_id)
+        self.one_of_service("reading a mapping", &sql, service_id, None)
             .await
     }
 
@@ -236,23 +236,43 @@ impl Store {
         let sql = format!(
             "DELETE FROM pagerduty_entity_mapping WHERE service_id = $1 RETURNING {COLUMNS}"
         );
-        self.one_of_service("removing a mapping", &sql, service_id)
+        self.one_of_service("removing a mapping", &sql, service_id, None)
             .await
     }
 
-    /// The row (if any) `sql` returns for `service_id` (its `$1`).
+    /// Removes the mapping of `service_id` only if it names `account`
+    /// (one statement: a concurrent remap to another account is never
+    /// removed by mistake); the removed row, if there was one. Returns
+    /// after the commit.
+    pub async fn delete_mapping_in_account(
+        &self,
+        service_id: &str,
+        account: &str,
+    ) -> Result<Option<Mapping>, StoreError> {
+        let sql = format!(
+            "DELETE FROM pagerduty_entity_mapping WHERE service_id = $1 AND account = $2 \
+             RETURNING {COLUMNS}"
+        );
+        self.one_of_service("removing a mapping", &sql, service_id, Some(account))
+            .await
+    }
+
+    /// The row (if any) `sql` returns for `service_id` (its `$1`) and
+    /// `account` (its `$2`, if any).
     async fn one_of_service(
         &self,
         op: &'static str,
         sql: &str,
         service_id: &str,
+        account: Option<&str>,
     ) -> Result<Option<Mapping>, StoreError> {
         self.bounded(op, async {
             on_pool!(self, |pool| {
-                let row = sqlx::query(sql)
-                    .bind(service_id)
-                    .fetch_optional(pool)
-                    .await?;
+                let mut query = sqlx::query(sql).bind(service_id);
+                if let Some(account) = account {
+                    query = query.bind(account);
+                }
+                let row = query.fetch_optional(pool).await?;
                 row.map(|row| mapping_of!(row)).transpose()
             })
         })

@@ -40,6 +40,44 @@ async fn migrations_run_once_and_a_rerun_is_a_no_op() {
 }
 
 #[tokio::test]
+async fn a_sqlite_file_store_runs_in_wal_mode_with_full_sync() {
+    // WAL lets readers run while a write commits (several pooled
+    // connections, several processes on one file); FULL sync makes an
+    // acknowledged write durable. Every pooled connection has both.
+    let (dir, url) = temp_db();
+    let mut options = StoreOptions::new(&url);
+    options.pool_size = 2;
+    let store = Store::open(&options).await.expect("opens");
+    let Pool::Sqlite(pool) = &store.pool else {
+        panic!("a sqlite URL opens SQLite")
+    };
+    let (mut a, mut b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+    for conn in [&mut a, &mut b] {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+    }
+    drop((a, b));
+    store
+        .upsert_mapping(&new_mapping("P1", "component:default/a"))
+        .await
+        .unwrap();
+    assert!(
+        std::path::Path::new(&format!("{}/nested/dutycard.db-wal", dir.display())).exists(),
+        "the write went through the WAL file"
+    );
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
 async fn an_upsert_replaces_the_services_row_and_keeps_its_id() {
     let store = Store::open(&StoreOptions::new("sqlite::memory:"))
         .await

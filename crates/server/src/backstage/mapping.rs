@@ -162,6 +162,13 @@ fn account_of<'a>(
     }
 }
 
+/// The account id a lookup is limited to (`?account=`), `None` for any.
+fn account_id<'a>(state: &'a AppState, req: &HttpRequest) -> Result<Option<&'a str>> {
+    Ok(Params::parse(req)?
+        .account_filter(state)?
+        .map(|a| a.id.as_str()))
+}
+
 fn request_of(body: MappingBody) -> MapRequest {
     MapRequest {
         entity_ref: body.entity_ref,
@@ -201,7 +208,7 @@ pub async fn store_mapping(
     if body.entity_ref.trim().is_empty() {
         let service_id = body.service_id.clone();
         let removed = within_deadline(&state, async {
-            match state.mappings.unmap(&service_id).await {
+            match state.mappings.unmap(&service_id, None).await {
                 Ok(m) => Ok(Some(m)),
                 Err(MappingError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
@@ -367,17 +374,19 @@ pub async fn list_mappings(req: HttpRequest, state: web::Data<AppState>) -> Resu
 /// `GET /mapping/entity/{type}/{namespace}/{name}`: an entity's mapping.
 ///
 /// The entity's first stored mapping (an entity may own several services;
-/// `/v1` entity cards read them all). 404 when none.
+/// `/v1` entity cards read them all), of `?account=` when given. 404 when
+/// none.
 #[utoipa::path(
     tag = "backstage",
     params(
         ("type" = String, Path, description = "Entity kind, e.g. component"),
         ("namespace" = String, Path, description = "Entity namespace, e.g. default"),
         ("name" = String, Path, description = "Entity name"),
+        ("account" = Option<String>, Query, description = "Account id: only a mapping of that account (any account when absent or empty)"),
     ),
     responses(
         (status = 200, description = "The mapping", body = MappingEnvelope),
-        (status = 400, description = "Not an entity reference", body = ErrorsBody),
+        (status = 400, description = "Not an entity reference, or unknown account", body = ErrorsBody),
         (status = 401, description = "Missing caller token", body = ErrorsBody),
         (status = 404, description = "No mapping for this entity", body = ErrorsBody),
         (status = 503, description = "The store is unavailable (`store_unavailable`)", body = ErrorsBody),
@@ -386,11 +395,17 @@ pub async fn list_mappings(req: HttpRequest, state: web::Data<AppState>) -> Resu
 )]
 #[get("/mapping/entity/{type}/{namespace}/{name}")]
 pub async fn mapping_of_entity(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse> {
+    let account = account_id(&state, &req)?;
     let (kind, namespace, name) = path.into_inner();
-    let found = within_deadline(&state, state.mappings.of_entity(&kind, &namespace, &name)).await?;
+    let found = within_deadline(
+        &state,
+        state.mappings.of_entity(&kind, &namespace, &name, account),
+    )
+    .await?;
     // of_entity answers NotFound rather than an empty list.
     let first = found
         .first()
@@ -403,13 +418,17 @@ pub async fn mapping_of_entity(
 /// `GET /mapping/entity/service/{service_id}`: a service's mapping.
 ///
 /// The stored row (the catalog processor asks which entity owns a
-/// service). 404 when the service is not mapped.
+/// service). 404 when the service is not mapped (in `?account=`, when
+/// given).
 #[utoipa::path(
     tag = "backstage",
-    params(("service_id" = String, Path, description = "PagerDuty service id")),
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id"),
+        ("account" = Option<String>, Query, description = "Account id: only a mapping of that account (any account when absent or empty)"),
+    ),
     responses(
         (status = 200, description = "The mapping", body = MappingEnvelope),
-        (status = 400, description = "Not a PagerDuty id", body = ErrorsBody),
+        (status = 400, description = "Not a PagerDuty id, or unknown account", body = ErrorsBody),
         (status = 401, description = "Missing caller token", body = ErrorsBody),
         (status = 404, description = "The service is not mapped", body = ErrorsBody),
         (status = 503, description = "The store is unavailable (`store_unavailable`)", body = ErrorsBody),
@@ -418,10 +437,12 @@ pub async fn mapping_of_entity(
 )]
 #[get("/mapping/entity/service/{service_id}")]
 pub async fn mapping_of_service(
+    req: HttpRequest,
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let mapping = within_deadline(&state, state.mappings.of_service(&service_id)).await?;
+    let account = account_id(&state, &req)?;
+    let mapping = within_deadline(&state, state.mappings.of_service(&service_id, account)).await?;
     Ok(HttpResponse::Ok().json(MappingEnvelope {
         mapping: row(&state, &mapping),
     }))
@@ -429,13 +450,18 @@ pub async fn mapping_of_service(
 
 /// `DELETE /mapping/entity/service/{service_id}`: unmap a service.
 ///
-/// Answers the removed row after the commit; 404 when it was not mapped.
+/// Answers the removed row after the commit; 404 when it was not mapped
+/// (with `?account=`: when it was not mapped in that account; a mapping of
+/// another account is left alone).
 #[utoipa::path(
     tag = "backstage",
-    params(("service_id" = String, Path, description = "PagerDuty service id")),
+    params(
+        ("service_id" = String, Path, description = "PagerDuty service id"),
+        ("account" = Option<String>, Query, description = "Account id: only a mapping of that account (any account when absent or empty)"),
+    ),
     responses(
         (status = 200, description = "Removed; the row it was", body = MappingEnvelope),
-        (status = 400, description = "Not a PagerDuty id", body = ErrorsBody),
+        (status = 400, description = "Not a PagerDuty id, or unknown account", body = ErrorsBody),
         (status = 401, description = "Missing caller token", body = ErrorsBody),
         (status = 404, description = "The service was not mapped", body = ErrorsBody),
         (status = 503, description = "The store is unavailable (`store_unavailable`); nothing removed", body = ErrorsBody),
@@ -444,10 +470,12 @@ pub async fn mapping_of_service(
 )]
 #[delete("/mapping/entity/service/{service_id}")]
 pub async fn unmap_service(
+    req: HttpRequest,
     state: web::Data<AppState>,
     service_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let mapping = within_deadline(&state, state.mappings.unmap(&service_id)).await?;
+    let account = account_id(&state, &req)?;
+    let mapping = within_deadline(&state, state.mappings.unmap(&service_id, account)).await?;
     Ok(HttpResponse::Ok().json(MappingEnvelope {
         mapping: row(&state, &mapping),
     }))

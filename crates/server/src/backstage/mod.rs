@@ -53,7 +53,12 @@
 //! ([`crate::accounts`]); an unknown id is a 400 listing the valid ones.
 //! An absent or empty `?account=` means the default account on the routes
 //! about one service or policy, and every account on the all-accounts lists
-//! (`GET /services` without filters, `/teams`, `/escalation_policies`).
+//! (`GET /services` without filters, `/teams`, `/escalation_policies`,
+//! `GET /mapping/entity`). The mapping lookups and unmapping
+//! (`/mapping/entity/{type}/…`, `/mapping/entity/service/{id}`) take an
+//! absent one as any account and a given one as "only that account's row";
+//! settings and the catalog are shared by every account, so there it is
+//! only checked.
 
 //!
 //! # Layout

@@ -90,6 +90,20 @@ impl Params {
         Ok(state.account(self.first("account"))?)
     }
 
+    /// The account `?account=` names, or `None` when it is absent or empty:
+    /// for routes about store rows or the catalog, where no account means
+    /// "any" (a lookup filters by it; settings are global and only check
+    /// it). An unknown id is still the 400 listing the valid ones.
+    pub(super) fn account_filter<'a>(
+        &self,
+        state: &'a AppState,
+    ) -> Result<Option<&'a Arc<Account>>> {
+        match self.first("account") {
+            Some(_) => Ok(Some(self.account(state)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The accounts an all-accounts list covers: the one `?account=` names,
     /// or every account when it is absent or empty (`?account=` alone
     /// filters nothing, on every list route alike).

@@ -1,12 +1,17 @@
 //! `GET /settings/{id}` and `POST /settings`: the admin page's settings,
 //! kept in the store.
+//!
+//! Settings are global, as in the Node backend (its `pagerduty_settings`
+//! has no account column): `?account=` is accepted like on every Backstage
+//! route, an unknown id is the same 400 listing the valid ones, and a known
+//! one reads and writes the same settings.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{BackstageError, ErrorsBody};
-use super::params::Result;
+use super::params::{Params, Result};
 use super::store_errors::within_deadline;
 use crate::http::extract::Json;
 use crate::state::AppState;
@@ -37,10 +42,13 @@ pub struct SettingUpdate {
 /// `disabled`).
 #[utoipa::path(
     tag = "backstage",
-    params(("setting_id" = String, Path, description = "The setting's id")),
+    params(
+        ("setting_id" = String, Path, description = "The setting's id"),
+        ("account" = Option<String>, Query, description = "Account id (checked; settings are global)"),
+    ),
     responses(
         (status = 200, description = "The setting", body = SettingBody),
-        (status = 400, description = "Unknown setting id", body = ErrorsBody),
+        (status = 400, description = "Unknown setting id or account", body = ErrorsBody),
         (status = 401, description = "Missing caller token", body = ErrorsBody),
         (status = 404, description = "The setting was never stored", body = ErrorsBody),
         (status = 503, description = "The store is unavailable (`store_unavailable`); see Retry-After", body = ErrorsBody),
@@ -49,9 +57,11 @@ pub struct SettingUpdate {
 )]
 #[get("/settings/{setting_id}")]
 pub async fn get_setting(
+    req: HttpRequest,
     state: web::Data<AppState>,
     setting_id: web::Path<String>,
 ) -> Result<HttpResponse> {
+    Params::parse(&req)?.account_filter(&state)?;
     let setting = within_deadline(&state, state.mappings.setting(&setting_id)).await?;
     Ok(HttpResponse::Ok().json(SettingBody {
         id: setting.id,
@@ -66,10 +76,11 @@ pub async fn get_setting(
 /// nothing is stored then). Answers `OK` (text) after the commit.
 #[utoipa::path(
     tag = "backstage",
+    params(("account" = Option<String>, Query, description = "Account id (checked; settings are global)")),
     request_body(content = Vec<SettingUpdate>, example = json!([{"id": "settings::data-sync", "value": "enabled"}])),
     responses(
         (status = 200, description = "Stored (body `OK`)", body = String, content_type = "text/plain"),
-        (status = 400, description = "Unknown id or invalid value", body = ErrorsBody),
+        (status = 400, description = "Unknown id, invalid value or unknown account", body = ErrorsBody),
         (status = 401, description = "Missing caller token", body = ErrorsBody),
         (status = 503, description = "The store is unavailable (`store_unavailable`); nothing stored", body = ErrorsBody),
     ),
@@ -77,9 +88,11 @@ pub async fn get_setting(
 )]
 #[post("/settings")]
 pub async fn store_settings(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Json(body, _): Json<Vec<SettingUpdate>, BackstageError>,
 ) -> Result<HttpResponse> {
+    Params::parse(&req)?.account_filter(&state)?;
     if body.is_empty() {
         return Err(BackstageError::bad_request(
             "the body must be a non-empty array of {id, value}",

@@ -321,6 +321,25 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_keeps_its_store_in_memory() {
+        // `dutycard demo` must leave no database file behind and need no
+        // data directory: its layer sets an in-memory SQLite store.
+        let sources = ConfigSources::isolated("", HashMap::new());
+        let merged = load::Merged::build(&[DEFAULT_TOML, DEMO_TOML], &sources).unwrap();
+        let (settings, problems) = merged.settings().unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(settings.store.effective_url(), "sqlite::memory:");
+        // Without the demo layer it is the file under the data directory.
+        let merged = load::Merged::build(&[DEFAULT_TOML], &sources).unwrap();
+        let (settings, _) = merged.settings().unwrap();
+        assert!(
+            settings.store.effective_url().starts_with("sqlite://"),
+            "{}",
+            settings.store.effective_url()
+        );
+    }
+
+    #[test]
     fn the_defaults_are_the_cards_crates_defaults() {
         let sources = ConfigSources::isolated("", HashMap::new());
         let merged = load::Merged::build(&[DEFAULT_TOML], &sources).unwrap();

@@ -27,6 +27,20 @@ use crate::catalog::CatalogClient;
 use crate::keys::{AliasError, KeyAliases};
 pub use settings::{KNOWN_SETTINGS, check_setting};
 
+/// ` in account X` when a lookup was limited to one account.
+fn in_account(account: Option<&str>) -> String {
+    account
+        .map(|a| format!(" in account {a}"))
+        .unwrap_or_default()
+}
+
+fn not_mapped(service_id: &str, account: Option<&str>) -> MappingError {
+    MappingError::NotFound(format!(
+        "Mapping for serviceId {service_id} not found{}.",
+        in_account(account)
+    ))
+}
+
 /// The Backstage vendor's integration (preferred when a mapping names no key).
 const BACKSTAGE_VENDOR: &str = "PRO19CT";
 
@@ -278,45 +292,59 @@ impl MappingService {
         Ok(rows.into_iter().flatten().collect())
     }
 
-    /// The mappings of an entity (`kind`, `namespace`, `name`), oldest first;
-    /// 404 when there is none.
+    /// The mappings of an entity (`kind`, `namespace`, `name`), oldest first,
+    /// only those of `account` when given; 404 when there is none.
     pub async fn of_entity(
         &self,
         kind: &str,
         namespace: &str,
         name: &str,
+        account: Option<&str>,
     ) -> Result<Vec<Mapping>, MappingError> {
         let entity_ref = normalize_entity_ref("entityRef", &format!("{kind}:{namespace}/{name}"))?;
-        let found = self.store.mappings_of_entity(&entity_ref).await?;
+        let mut found = self.store.mappings_of_entity(&entity_ref).await?;
+        found.retain(|m| account.is_none_or(|a| m.account == a));
         if found.is_empty() {
             return Err(MappingError::NotFound(format!(
-                "Mapping for entityRef {entity_ref} not found."
+                "Mapping for entityRef {entity_ref} not found{}.",
+                in_account(account)
             )));
         }
         Ok(found)
     }
 
-    /// The mapping of a service; 404 when there is none.
-    pub async fn of_service(&self, service_id: &str) -> Result<Mapping, MappingError> {
+    /// The mapping of a service (only if it names `account`, when given);
+    /// 404 when there is none.
+    pub async fn of_service(
+        &self,
+        service_id: &str,
+        account: Option<&str>,
+    ) -> Result<Mapping, MappingError> {
         check_service_id(":serviceId", service_id)?;
         self.store
             .mapping_by_service(service_id)
             .await?
-            .ok_or_else(|| {
-                MappingError::NotFound(format!("Mapping for serviceId {service_id} not found."))
-            })
+            .filter(|m| account.is_none_or(|a| m.account == a))
+            .ok_or_else(|| not_mapped(service_id, account))
     }
 
-    /// Removes the mapping of a service; 404 when there is none.
-    pub async fn unmap(&self, service_id: &str) -> Result<Mapping, MappingError> {
+    /// Removes the mapping of a service (only if it names `account`, when
+    /// given, in the same statement); 404 when there is none.
+    pub async fn unmap(
+        &self,
+        service_id: &str,
+        account: Option<&str>,
+    ) -> Result<Mapping, MappingError> {
         check_service_id(":serviceId", service_id)?;
-        let removed = self
-            .store
-            .delete_mapping(service_id)
-            .await?
-            .ok_or_else(|| {
-                MappingError::NotFound(format!("Mapping for serviceId {service_id} not found."))
-            })?;
+        let removed = match account {
+            None => self.store.delete_mapping(service_id).await?,
+            Some(account) => {
+                self.store
+                    .delete_mapping_in_account(service_id, account)
+                    .await?
+            }
+        }
+        .ok_or_else(|| not_mapped(service_id, account))?;
         self.written();
         Ok(removed)
     }
