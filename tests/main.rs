@@ -25,6 +25,7 @@ mod openapi;
 mod postgres;
 mod redis_server;
 mod replicas;
+mod replicas_outage;
 mod shared_cache;
 mod sim_client;
 mod store;

@@ -2,8 +2,9 @@
 //! this process, against one simulator, sharing a real `redis-server`
 //! through `[shared]`: the card cache (a card one replica loaded is a hit
 //! on the others; one load per key across replicas), invalidations (a
-//! webhook on one replica reaches a stream held on another), the
-//! PagerDuty budget, and what happens when Redis stops and comes back.
+//! webhook or a trigger on one replica reaches a stream held on another),
+//! the PagerDuty budget, trigger idempotency. What happens when Redis
+//! stops and comes back is in `replicas_outage`.
 
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,12 @@ use crate::live::{Sse, open_incidents};
 use crate::redis_server::RedisServer;
 
 /// Every wait of these tests is bounded by this.
-const WAIT: Duration = Duration::from_secs(15);
-const SECRET: &str = "replica-webhook-secret-0123456789";
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const SECRET: &str = "replica-webhook-secret-0123456789";
 /// Sections fresh for 5 minutes: a change can only come from an invalidation.
-const LONG_TTLS: &str = "[cache]\nincidents_ttl_secs = 300\noncall_ttl_secs = 300\n";
+pub(crate) const LONG_TTLS: &str = "[cache]\nincidents_ttl_secs = 300\noncall_ttl_secs = 300\n";
 
-fn shared_env(redis_url: &str, replicas: u32) -> Vec<(String, String)> {
+pub(crate) fn shared_env(redis_url: &str, replicas: u32) -> Vec<(String, String)> {
     vec![
         ("DUTYCARD_SHARED__REDIS_URL".into(), redis_url.to_owned()),
         ("DUTYCARD_SHARED__REPLICAS".into(), replicas.to_string()),
@@ -28,7 +29,12 @@ fn shared_env(redis_url: &str, replicas: u32) -> Vec<(String, String)> {
 }
 
 /// `n` replicas of the app on `sim`, sharing `redis_url`, each shared.
-async fn replicas(sim: &sim::SimHandle, redis_url: &str, n: u32, extra: &str) -> Vec<TestApp> {
+pub(crate) async fn replicas(
+    sim: &sim::SimHandle,
+    redis_url: &str,
+    n: u32,
+    extra: &str,
+) -> Vec<TestApp> {
     let env = shared_env(redis_url, n);
     let mut apps = Vec::new();
     for _ in 0..n {
@@ -40,7 +46,7 @@ async fn replicas(sim: &sim::SimHandle, redis_url: &str, n: u32, extra: &str) ->
     apps
 }
 
-async fn readyz(app: &TestApp) -> (u16, Value) {
+pub(crate) async fn readyz(app: &TestApp) -> (u16, Value) {
     let r = app.get("/readyz").await;
     let status = r.status().as_u16();
     (status, r.json().await.expect("readyz JSON"))
@@ -48,7 +54,7 @@ async fn readyz(app: &TestApp) -> (u16, Value) {
 
 /// Polls `/readyz` (bounded) until `shared.mode` is `mode`; readiness holds
 /// meanwhile (the cards are served in both modes).
-async fn wait_mode(app: &TestApp, mode: &str) -> Value {
+pub(crate) async fn wait_mode(app: &TestApp, mode: &str) -> Value {
     let started = Instant::now();
     loop {
         let (status, report) = readyz(app).await;
@@ -67,12 +73,12 @@ async fn wait_mode(app: &TestApp, mode: &str) -> Value {
 
 /// Upstream calls for cards: every simulator request but the readiness
 /// checks' `GET /abilities`.
-fn card_calls(sim: &sim::SimHandle) -> u64 {
+pub(crate) fn card_calls(sim: &sim::SimHandle) -> u64 {
     let stats = sim.stats();
     stats.total() - stats.count("GET", "/abilities")
 }
 
-fn service_ids(sim: &sim::SimHandle) -> Vec<String> {
+pub(crate) fn service_ids(sim: &sim::SimHandle) -> Vec<String> {
     sim.account()
         .services
         .iter()
@@ -80,12 +86,12 @@ fn service_ids(sim: &sim::SimHandle) -> Vec<String> {
         .collect()
 }
 
-async fn card(app: &TestApp, id: &str) -> reqwest::Response {
+pub(crate) async fn card(app: &TestApp, id: &str) -> reqwest::Response {
     app.get(&format!("/v1/cards/{id}")).await
 }
 
 /// A counter's value in a `/metrics` text (0 when absent).
-fn counter(metrics: &str, series: &str) -> u64 {
+pub(crate) fn counter(metrics: &str, series: &str) -> u64 {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
@@ -213,6 +219,19 @@ async fn a_load_slower_than_the_lease_is_waited_for_not_repeated() {
     );
 }
 
+/// `GET /v1/cards/{id}/stream` on `app`, answered.
+async fn stream_on(app: &TestApp, id: &str) -> Sse {
+    let response = app
+        .http
+        .get(app.url(&format!("/v1/cards/{id}/stream")))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    Sse::new(response)
+}
+
 #[tokio::test]
 async fn a_webhook_on_one_replica_reaches_a_stream_held_on_another() {
     let redis = RedisServer::start();
@@ -228,15 +247,7 @@ async fn a_webhook_on_one_replica_reaches_a_stream_held_on_another() {
     let key = service.integrations[0].integration_key.clone().unwrap();
     let id = service.id.clone();
 
-    let response = apps[1]
-        .http
-        .get(apps[1].url(&format!("/v1/cards/{id}/stream")))
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut stream = Sse::new(response);
+    let mut stream = stream_on(&apps[1], &id).await;
     let (etag, first) = stream.card(WAIT).await;
     let before = open_incidents(&first);
 
@@ -277,76 +288,6 @@ async fn a_webhook_on_one_replica_reaches_a_stream_held_on_another() {
     let on_a = card(&apps[0], &id).await;
     assert_eq!(on_a.headers()["etag"].to_str().unwrap(), next_etag);
     assert_eq!(sim.stats().count("GET", "/incidents"), reads);
-}
-
-#[tokio::test]
-async fn a_replica_starts_without_redis_serves_cards_and_shares_once_redis_answers() {
-    let mut redis = RedisServer::start();
-    redis.stop();
-    let sim = start_sim(small_sim()).await;
-    let app = spawn_on_sim(&sim, "", &shared_env(&redis.url(), 2)).await;
-    let report = wait_mode(&app, "degraded-local").await;
-    assert_eq!(report["shared"]["cache"], "degraded-local", "{report}");
-    let id = &service_ids(&sim)[0];
-    assert_eq!(card(&app, id).await.status(), 200);
-
-    redis.run();
-    let report = wait_mode(&app, "shared").await;
-    assert_eq!(report["shared"]["budgets"]["default"], "shared", "{report}");
-    let metrics = app.metrics().await;
-    assert!(
-        metrics.contains("dutycard_shared_mode{mode=\"shared\"} 1"),
-        "{metrics}"
-    );
-}
-
-#[tokio::test]
-async fn redis_stopped_mid_run_every_request_is_answered_and_sharing_comes_back() {
-    let mut redis = RedisServer::start();
-    let sim = start_sim(sim::SimConfig {
-        rate_limit_per_minute: Some(960),
-        ..small_sim()
-    })
-    .await;
-    let apps = replicas(&sim, &redis.url(), 2, "").await;
-    let ids = service_ids(&sim);
-    for id in &ids[..4] {
-        assert_eq!(card(&apps[0], id).await.status(), 200);
-    }
-
-    redis.stop();
-    // Cards of both replicas, cached and cold, while Redis is gone.
-    for round in 0..3 {
-        for (i, id) in ids[..ids.len() - 1].iter().enumerate() {
-            let app = &apps[(i + round) % 2];
-            let r = card(app, id).await;
-            assert_eq!(r.status(), 200, "{id} on replica {}", (i + round) % 2);
-        }
-    }
-    for app in &apps {
-        wait_mode(app, "degraded-local").await;
-    }
-    assert_eq!(sim.stats().rate_limited(), 0, "no 429 from PagerDuty");
-    let metrics = apps[0].metrics().await;
-    assert!(
-        metrics.contains("dutycard_shared_mode{mode=\"degraded-local\"} 1"),
-        "{metrics}"
-    );
-
-    redis.run();
-    for app in &apps {
-        wait_mode(app, "shared").await;
-    }
-    // Shared again: a card neither replica has read is loaded once.
-    let cold = &ids[ids.len() - 1];
-    assert_eq!(card(&apps[1], cold).await.status(), 200);
-    let calls = card_calls(&sim);
-    assert_eq!(card(&apps[0], cold).await.status(), 200);
-    assert_eq!(
-        card_calls(&sim),
-        calls,
-        "a hit from Redis on the other replica"
-    );
 }
 
 /// A portal's page views: `views` pages of 8 cards each (`POST
@@ -517,5 +458,40 @@ async fn a_trigger_on_one_replica_retried_on_another_creates_one_incident_and_sh
         }
         assert!(started.elapsed() < WAIT, "replica B never showed it: {now}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The trigger's own invalidation, published by replica A, reaches a
+/// stream held on B: B's incidents are cached for 5 minutes, so only that
+/// message can make B's stream send the new card.
+#[tokio::test]
+async fn a_trigger_on_one_replica_shows_on_a_stream_held_on_another() {
+    let redis = RedisServer::start();
+    let sim = start_sim(small_sim()).await;
+    let apps = replicas(&sim, &redis.url(), 2, LONG_TTLS).await;
+    let (id, _) = crate::trigger::triggerable_service(&sim);
+    let mut stream = stream_on(&apps[1], &id).await;
+    let (etag, first) = stream.card(WAIT).await;
+    let before = open_incidents(&first);
+
+    let body = json!({"service_id": id, "summary": "checkout is down (stream on B)"});
+    let r = crate::trigger::trigger(&apps[0], &body, &[]).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(sim.stats().count("POST", crate::trigger::ENQUEUE), 1);
+
+    // The next card event on B (each bounded, the whole wait too): a
+    // card event that still shows the old count is not the trigger's.
+    let started = Instant::now();
+    loop {
+        let left = WAIT.saturating_sub(started.elapsed());
+        let (next_etag, next) = stream.card(left).await;
+        if open_incidents(&next) == before + 1 {
+            assert_ne!(next_etag, etag);
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "B's stream never showed the trigger: {next}"
+        );
     }
 }

@@ -185,3 +185,68 @@ async fn a_renewed_lease_outlives_its_lease_time_and_only_its_holder_renews_it()
         "a released lease is not renewed"
     );
 }
+
+/// A replica that dies holding a lease (it never renews nor releases it):
+/// the others wait no longer than the lease time, then one of them takes
+/// the lease, loads the value itself, and every replica reads it.
+#[tokio::test]
+async fn a_lease_left_by_a_dead_holder_runs_out_and_another_replica_loads_the_value_itself() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+    let lease = Duration::from_millis(300);
+    // Before A's call: the lease runs out at least `lease` after this.
+    let taken = std::time::Instant::now();
+    let Fetched::Leased { .. } = a.fetch_or_lease(&entry("P7"), 0, lease).await.unwrap() else {
+        panic!("P7 is free to load")
+    };
+    // A dies here, its lease still held.
+    let (generation, token) = loop {
+        match b.fetch_or_lease(&entry("P7"), 0, lease).await.unwrap() {
+            Fetched::Busy => {
+                assert!(taken.elapsed() < WAIT, "A's dead lease never ran out");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Fetched::Leased { generation, token } => break (generation, token),
+            Fetched::Value(..) => panic!("nobody stored P7"),
+        }
+    };
+    // Redis counts whole milliseconds: allow one.
+    assert!(
+        taken.elapsed() + Duration::from_millis(1) >= lease,
+        "B waited for the lease time: {:?}",
+        taken.elapsed()
+    );
+    b.put(
+        &entry("P7"),
+        5_000,
+        b"loaded-by-b".to_vec(),
+        Duration::from_secs(60),
+        &generation,
+        &token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        value_of(&a, "P7").await,
+        Some((5_000, "loaded-by-b".into()))
+    );
+}
+
+/// Nothing an invalidation leaves grows without bound: the entry's
+/// generation and the section's epoch expire with the entry's hard limit.
+#[tokio::test]
+async fn the_generation_and_epoch_keys_of_an_invalidation_carry_a_ttl() {
+    let redis = RedisServer::start();
+    let a = replica(&redis, "a").await;
+    a.invalidate(&entry("P4"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut conn = redis.inspect().await;
+    for key in [
+        "dutycard:v1:{main}:section:service:P4:gen",
+        "dutycard:v1:{main}:epoch:service",
+    ] {
+        let ttl: i64 = conn.pttl(key).await.unwrap();
+        assert!(ttl > 0 && ttl <= 60_000, "{key}: {ttl}");
+    }
+}

@@ -39,15 +39,26 @@ fn manager(redis: &RedisServer) -> ConnectionManager {
     ConnectionManager::new_lazy_with_config(client, config).unwrap()
 }
 
-fn shared(redis: &RedisServer) -> SharedTrigger {
-    SharedTrigger::new(
+/// A trigger's shared store on `redis`, once it shares (it starts local
+/// and shares when its first ping is answered).
+async fn shared(redis: &RedisServer) -> SharedTrigger {
+    let shared = SharedTrigger::new(
         manager(redis),
         SharedSettings {
             call_timeout: CALL_TIMEOUT,
             probe_interval: Duration::from_millis(100),
             ..SharedSettings::default()
         },
+    );
+    let mut mode = shared.watch_mode();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        mode.wait_for(|m| *m == SharedMode::Shared),
     )
+    .await
+    .expect("shared within 10 s")
+    .expect("the mode is still watched");
+    shared
 }
 
 fn trigger_settings(per_caller: u32, per_key: u32) -> TriggerSettings {
@@ -87,13 +98,13 @@ async fn replicas(events: MockServer, per_caller: u32, per_key: u32) -> Replicas
         None,
         &settings.pagerduty,
     ));
-    let replica = || {
+    let replica = async || {
         Arc::new(
             TriggerService::new(&trigger_settings(per_caller, per_key), keys.clone())
-                .with_shared(shared(&redis)),
+                .with_shared(shared(&redis).await),
         )
     };
-    let (a, b) = (replica(), replica());
+    let (a, b) = (replica().await, replica().await);
     Replicas {
         account: accounts.default_account().clone(),
         events,
@@ -265,7 +276,7 @@ async fn a_failure_that_created_nothing_frees_the_key_on_every_replica() {
 #[tokio::test]
 async fn a_claim_dropped_or_left_by_a_dead_replica_lets_another_replica_send() {
     let redis = RedisServer::start();
-    let (a, b) = (shared(&redis), shared(&redis));
+    let (a, b) = (shared(&redis).await, shared(&redis).await);
     let ttl = Duration::from_secs(30);
     let wait = || Instant::now() + Duration::from_secs(5);
 

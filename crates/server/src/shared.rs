@@ -166,6 +166,14 @@ impl Shared {
     pub fn redis_errors(&self) -> u64 {
         self.cache.errors()
     }
+
+    /// Each account's budget: its Redis calls that failed or timed out.
+    pub fn budget_errors(&self) -> Vec<(String, u64)> {
+        self.lock()
+            .iter()
+            .map(|(id, b)| (id.clone(), b.errors()))
+            .collect()
+    }
 }
 
 impl SharedReport {

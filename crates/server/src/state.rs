@@ -74,7 +74,12 @@ impl AppState {
         let mut text = self.metrics.render(&stats);
         self.degraded.render(&mut text);
         if let (Some(shared), Some(report)) = (&self.shared, self.shared_report()) {
-            render_shared(&report, shared.redis_errors(), &mut text);
+            let redis = SharedCounts {
+                cache_errors: shared.redis_errors(),
+                budget_errors: shared.budget_errors(),
+                trigger_fallbacks: self.trigger.shared().map(|t| t.fallbacks()),
+            };
+            render_shared(&report, &redis, &mut text);
         }
         text
     }
@@ -90,17 +95,29 @@ impl AppState {
     }
 }
 
-/// `[shared]`'s families: the mode this replica is in, and Redis failures
-/// of the card cache (the budgets log theirs).
-fn render_shared(report: &crate::shared::SharedReport, errors: u64, out: &mut String) {
+/// What `[shared]` counted: the Redis failures of each part.
+struct SharedCounts {
+    cache_errors: u64,
+    /// Per account.
+    budget_errors: Vec<(String, u64)>,
+    /// `None` without a shared trigger store.
+    trigger_fallbacks: Option<u64>,
+}
+
+/// `[shared]`'s families: the mode this replica is in, as a whole and per
+/// part (each account's budget, the trigger's store), and what each part
+/// counted of Redis failing (so a degraded mode can be told apart from a
+/// flapping one, and traced to its part).
+fn render_shared(report: &crate::shared::SharedReport, counts: &SharedCounts, out: &mut String) {
     use std::fmt::Write as _;
+    const MODES: [&str; 2] = ["shared", "degraded-local"];
     crate::metrics::family(
         out,
         "dutycard_shared_mode",
         "gauge",
         "1 for the mode this replica is in: shared (through Redis) or degraded-local (serving alone until Redis answers).",
     );
-    for mode in ["shared", "degraded-local"] {
+    for mode in MODES {
         let _ = writeln!(
             out,
             "dutycard_shared_mode{{mode=\"{mode}\"}} {}",
@@ -109,9 +126,62 @@ fn render_shared(report: &crate::shared::SharedReport, errors: u64, out: &mut St
     }
     crate::metrics::family(
         out,
+        "dutycard_shared_budget_mode",
+        "gauge",
+        "1 for the mode of each account's PagerDuty budget: shared (one budget for every replica) or degraded-local (this replica's share of the rate).",
+    );
+    for (account, budget) in &report.budgets {
+        for mode in MODES {
+            let _ = writeln!(
+                out,
+                "dutycard_shared_budget_mode{{account=\"{account}\",mode=\"{mode}\"}} {}",
+                u8::from(budget == mode)
+            );
+        }
+    }
+    crate::metrics::family(
+        out,
         "dutycard_shared_redis_errors_total",
         "counter",
         "Calls of the shared card cache to Redis that failed or timed out (each read PagerDuty instead).",
     );
-    let _ = writeln!(out, "dutycard_shared_redis_errors_total {errors}");
+    let _ = writeln!(
+        out,
+        "dutycard_shared_redis_errors_total {}",
+        counts.cache_errors
+    );
+    crate::metrics::family(
+        out,
+        "dutycard_shared_budget_redis_errors_total",
+        "counter",
+        "Calls of each account's shared PagerDuty budget to Redis that failed or timed out (each switched it to this replica's share of the rate).",
+    );
+    for (account, errors) in &counts.budget_errors {
+        let _ = writeln!(
+            out,
+            "dutycard_shared_budget_redis_errors_total{{account=\"{account}\"}} {errors}"
+        );
+    }
+    if let (Some(trigger), Some(fallbacks)) = (&report.trigger, counts.trigger_fallbacks) {
+        crate::metrics::family(
+            out,
+            "dutycard_shared_trigger_mode",
+            "gauge",
+            "1 for the mode of the trigger's idempotency entries and limits: shared (in Redis) or degraded-local (this replica's own).",
+        );
+        for mode in MODES {
+            let _ = writeln!(
+                out,
+                "dutycard_shared_trigger_mode{{mode=\"{mode}\"}} {}",
+                u8::from(trigger == mode)
+            );
+        }
+        crate::metrics::family(
+            out,
+            "dutycard_shared_trigger_fallbacks_total",
+            "counter",
+            "Trigger idempotency and limit checks answered by this replica alone because Redis failed, was slow or was away.",
+        );
+        let _ = writeln!(out, "dutycard_shared_trigger_fallbacks_total {fallbacks}");
+    }
 }

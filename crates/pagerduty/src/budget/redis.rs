@@ -32,7 +32,7 @@
 //! tag, so both keys of one script live on one slot.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -146,6 +146,8 @@ struct Inner {
     probing: AtomicBool,
     /// Pause notifications still being written to Redis.
     in_flight: watch::Sender<usize>,
+    /// Redis calls that failed or timed out (for metrics).
+    errors: AtomicU64,
 }
 
 impl fmt::Debug for RedisRateBudget {
@@ -229,6 +231,7 @@ impl RedisRateBudget {
                 mode: watch::Sender::new(BudgetMode::Shared),
                 probing: AtomicBool::new(false),
                 in_flight: watch::Sender::new(0),
+                errors: AtomicU64::new(0),
             }),
         })
     }
@@ -241,6 +244,12 @@ impl RedisRateBudget {
     /// Follows the mode as it changes (Redis lost, Redis back).
     pub fn watch_mode(&self) -> watch::Receiver<BudgetMode> {
         self.inner.mode.subscribe()
+    }
+
+    /// Redis calls of this budget (permits, pauses) that failed or timed
+    /// out since start: each switched it to the local share (for metrics).
+    pub fn errors(&self) -> u64 {
+        self.inner.errors.load(Ordering::Relaxed)
     }
 
     /// Waits until every 429 pause reported so far has been written to
@@ -360,6 +369,7 @@ impl Inner {
                     return self.local.wait_for_bucket(&request).await;
                 }
                 None | Some(Err(())) => {
+                    self.errors.fetch_add(1, Ordering::Relaxed);
                     self.degrade();
                     continue;
                 }
@@ -473,6 +483,7 @@ impl RedisRateBudget {
                         key = %inner.pause_key,
                         "shared rate budget: could not publish a pause to Redis; it holds on this replica"
                     );
+                    inner.errors.fetch_add(1, Ordering::Relaxed);
                     inner.degrade();
                 }
             }

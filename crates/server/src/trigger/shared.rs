@@ -27,15 +27,18 @@
 //! * **Redis down or slow**: every call is bounded by
 //!   [`SharedSettings::call_timeout`]. On a failure the trigger logs once,
 //!   counts it ([`SharedTrigger::fallbacks`]), and answers from the local
-//!   store and limits ([`SharedMode::Local`]); a probe pings Redis every
-//!   [`SharedSettings::probe_interval`] and goes back to
+//!   store and limits ([`SharedMode::Local`]). A watch pings Redis every
+//!   [`SharedSettings::probe_interval`] from the start, in both modes
+//!   ([`monitor`]): the trigger starts local and shares once Redis answers,
+//!   goes local when a ping fails even if no trigger is asked meanwhile
+//!   (so `/readyz` tells the truth while Redis is down), and goes back to
 //!   [`SharedMode::Shared`] when it answers. A trigger is never refused or
 //!   held because Redis is away: at worst a retry on another replica is sent
 //!   again, with the same dedup_key (derived from the `Idempotency-Key`), so
 //!   PagerDuty merges it into the same alert.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::Script;
@@ -46,6 +49,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Answer, TriggerAccepted, TriggerError};
+
+mod monitor;
 
 /// The default key prefix: every key of the trigger lives under it.
 pub const DEFAULT_KEY_PREFIX: &str = "dutycard:v1:trigger";
@@ -106,7 +111,8 @@ pub struct SharedSettings {
     pub key_prefix: String,
     /// The most one Redis call may take before the trigger answers locally.
     pub call_timeout: Duration,
-    /// How often, while local, Redis is asked whether it is back.
+    /// How often Redis is pinged, in both modes: how soon the mode follows
+    /// Redis going away or coming back when no trigger is asked.
     pub probe_interval: Duration,
 }
 
@@ -222,7 +228,8 @@ struct Inner {
     release: Script,
     gcra: Script,
     mode: watch::Sender<SharedMode>,
-    probing: AtomicBool,
+    /// True once the [`monitor`] runs (it runs for the trigger's life).
+    monitoring: AtomicBool,
     fallbacks: AtomicU64,
 }
 
@@ -276,7 +283,7 @@ impl SharedTrigger {
                 .filter(|d| !d.is_zero())
                 .unwrap_or(defaults.probe_interval),
         };
-        SharedTrigger {
+        let shared = SharedTrigger {
             inner: Arc::new(Inner {
                 conn,
                 settings,
@@ -284,11 +291,15 @@ impl SharedTrigger {
                 finish: Script::new(FINISH_LUA),
                 release: Script::new(RELEASE_LUA),
                 gcra: Script::new(GCRA_LUA),
-                mode: watch::Sender::new(SharedMode::Shared),
-                probing: AtomicBool::new(false),
+                // Local until Redis first answers (the monitor's first
+                // ping, at once): readiness never says shared before that.
+                mode: watch::Sender::new(SharedMode::Local),
+                monitoring: AtomicBool::new(false),
                 fallbacks: AtomicU64::new(0),
             }),
-        }
+        };
+        monitor::start(&shared.inner);
+        shared
     }
 
     /// The mode in force now.
@@ -321,7 +332,8 @@ impl SharedTrigger {
     fn usable(&self) -> bool {
         if *self.inner.mode.borrow() == SharedMode::Local {
             self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
-            self.inner.start_probe();
+            // Created outside a runtime, the monitor starts here.
+            monitor::start(&self.inner);
             return false;
         }
         true
@@ -486,6 +498,8 @@ impl SharedTrigger {
 }
 
 impl Inner {
+    /// Redis failed or did not answer: local (logged once per outage)
+    /// until the monitor's ping is answered.
     fn degrade(self: &Arc<Self>) {
         let changed = self.mode.send_if_modified(|m| {
             let was = *m;
@@ -498,38 +512,17 @@ impl Inner {
                 "shared trigger idempotency and limits: Redis unreachable or slow; using this replica's own until it answers again"
             );
         }
-        self.start_probe();
+        monitor::start(self);
     }
 
-    fn start_probe(self: &Arc<Self>) {
-        if self.probing.swap(true, Ordering::AcqRel) {
-            return;
+    /// Redis answered: shared (logged once per recovery).
+    fn share(&self) {
+        if self.mode.send_replace(SharedMode::Shared) != SharedMode::Shared {
+            tracing::info!(
+                prefix = %self.settings.key_prefix,
+                "shared trigger idempotency and limits: Redis answers; shared"
+            );
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.probing.store(false, Ordering::Release);
-            return;
-        };
-        let weak: Weak<Inner> = Arc::downgrade(self);
-        let interval = self.settings.probe_interval;
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                // The trigger was dropped: nothing to probe for.
-                let Some(inner) = weak.upgrade() else { return };
-                let mut conn = inner.conn.clone();
-                let cmd = redis::cmd("PING");
-                let ping = cmd.query_async::<String>(&mut conn);
-                if bounded(inner.settings.call_timeout, ping).await.is_some() {
-                    inner.probing.store(false, Ordering::Release);
-                    inner.mode.send_replace(SharedMode::Shared);
-                    tracing::info!(
-                        prefix = %inner.settings.key_prefix,
-                        "shared trigger idempotency and limits: Redis answers again; shared"
-                    );
-                    return;
-                }
-            }
-        });
     }
 }
 
