@@ -32,10 +32,11 @@ async fn a_card_shows_its_recent_change_events_with_summary_source_link_and_age(
     let _turn = turn().await;
     let app = spawn_with_sim(small_sim(), "").await;
     let (id, key) = triggerable_service(&app.sim);
-    // A deploy two minutes and ten seconds ago, sent to PagerDuty's Change
-    // Events API (the simulator's): "2 min ago" for the next 50 s.
+    // A deploy 90 minutes ago, sent to PagerDuty's Change Events API (the
+    // simulator's): "1 h ago" for the next half hour, however slow the
+    // browser is to start.
     let summary = "Deployed checkout v2.4.1 (browser e2e)";
-    let when = chrono::Utc::now() - chrono::Duration::seconds(130);
+    let when = chrono::Utc::now() - chrono::Duration::minutes(90);
     let r = app
         .app
         .http
@@ -68,7 +69,7 @@ async fn a_card_shows_its_recent_change_events_with_summary_source_link_and_age(
     // The heading is upper-cased by the stylesheet.
     assert!(shown.starts_with("RECENT CHANGES"), "{shown}");
     assert!(
-        shown.contains(&format!("{summary} ci/deploy · 2 min ago")),
+        shown.contains(&format!("{summary} ci/deploy · 1 h ago")),
         "summary, source and age: {shown}"
     );
     // Every change of the card JSON, newest first, as the JSON lists them.
