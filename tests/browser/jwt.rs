@@ -1,17 +1,19 @@
 //! JWT portals (`server.auth.mode = "jwt"`): the portal embeds the card
 //! with its own user's token, either as the `token` attribute or through a
-//! `fetch` hook adding `Authorization`; both read the card and open its
-//! stream. A card with neither is told, in words, that it needs a token.
+//! `fetch` hook adding `Authorization`; both read the card and follow its
+//! stream (a trigger at PagerDuty reaches both with no poll). A card with
+//! neither is told, in words, that it needs a token.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::driver::Browser;
-use super::stream::{gauge, metrics};
+use super::stream::{LONG_TTLS, card_gets, deliver_signed, gauge, metrics, webhook_secret_toml};
 use super::{errors, turn};
 use crate::auth_jwt::jwt_auth;
 use crate::helpers::{BASE_TOML, TestApp, settings_from, sim_env, small_sim, start_sim};
+use crate::trigger::triggerable_service;
 
 #[tokio::test]
 async fn a_jwt_portal_card_renders_and_streams_with_a_token_attribute_and_with_a_fetch_hook() {
@@ -20,9 +22,18 @@ async fn a_jwt_portal_card_renders_and_streams_with_a_token_attribute_and_with_a
     let (_jwks, auth, jwt) = jwt_auth().await;
     let mut env = sim_env(&sim);
     env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
-    let app = TestApp::spawn(settings_from(&[BASE_TOML, &auth], &env)).await;
-    let id = sim.account().services[0].id.clone();
-    let name = sim.account().services[0].name.clone();
+    // Long TTLs: only the webhook below can bring a new incident in.
+    let layers = [BASE_TOML, &auth, LONG_TTLS, &webhook_secret_toml()];
+    let app = TestApp::spawn(settings_from(&layers, &env)).await;
+    let (id, key) = triggerable_service(&sim);
+    let name = sim
+        .account()
+        .services
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap()
+        .name
+        .clone();
     // The API wants the JWT (the page and its files do not).
     assert_eq!(app.get(&format!("/v1/cards/{id}")).await.status(), 401);
 
@@ -42,8 +53,10 @@ async fn a_jwt_portal_card_renders_and_streams_with_a_token_attribute_and_with_a
                window.dcAuth.push(url);
                return fetch(url, { ...init, headers });
              };
+             // Neither: it is refused once (no stream, no polls after).
              const none = document.createElement('dutycard-card');
              none.id = 'none';
+             none.setAttribute('live', 'off');
              for (const c of [attr, hooked, none]) {
                c.setAttribute('service-id', id);
                document.body.append(c);
@@ -88,6 +101,43 @@ async fn a_jwt_portal_card_renders_and_streams_with_a_token_attribute_and_with_a
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A trigger straight at PagerDuty (the simulator), announced by a
+    // signed webhook: both cards show it through their streams.
+    let gets = card_gets(&metrics(http, &app.address).await);
+    let title = "Queue backlog on jobs-1 (JWT portal, stream)";
+    let r = http
+        .post(format!("{}/enqueue", sim.events_base_url()))
+        .json(&json!({
+            "routing_key": key, "event_action": "trigger", "dedup_key": "browser-jwt-1",
+            "payload": {"summary": title, "source": "jobs-1", "severity": "error"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    deliver_signed(
+        http,
+        &app.address,
+        "browser-jwt-triggered-1",
+        "incident.triggered",
+        json!({"id": "Q1", "type": "incident", "service": {"id": id, "type": "service_reference"}}),
+    )
+    .await;
+    browser
+        .wait_for(
+            "the trigger on both JWT cards",
+            Duration::from_secs(2),
+            &format!(
+                "return ['attr', 'hook'].every((id) => document.getElementById(id).shadowRoot
+                   .querySelector('[data-section=\"incidents\"]').innerText.includes({title:?}));"
+            ),
+        )
+        .await;
+    assert_eq!(
+        card_gets(&metrics(http, &app.address).await),
+        gets,
+        "a card polled instead of following its stream"
+    );
     let hooked = browser.js("return window.dcAuth;", vec![]).await;
     let card_url = app.url(&format!("/v1/cards/{id}"));
     assert_eq!(
@@ -96,12 +146,7 @@ async fn a_jwt_portal_card_renders_and_streams_with_a_token_attribute_and_with_a
         "the hook made the card's requests"
     );
 
-    let errors = errors(
-        &browser,
-        &app.address,
-        &[(&card_url, 401), (&format!("{card_url}/stream"), 401)],
-    )
-    .await;
+    let errors = errors(&browser, &app.address, &[(&card_url, 401)]).await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }

@@ -71,7 +71,7 @@ pub(super) async fn metrics(http: &reqwest::Client, app: &str) -> String {
 }
 
 /// Every `GET /v1/cards/{service_id}` the app answered (any status).
-fn card_gets(metrics: &str) -> u64 {
+pub(super) fn card_gets(metrics: &str) -> u64 {
     metrics
         .lines()
         .filter(|l| {
@@ -198,8 +198,44 @@ async fn a_trigger_at_pagerduty_shows_on_the_open_card_within_2s_through_the_rea
     browser.close().await;
 }
 
-/// The subscription secret of the hand-made webhook below.
-const WEBHOOK_SECRET: &str = "browser-webhook-secret-0123456789";
+/// The subscription secret of hand-made webhooks ([`deliver_signed`]).
+pub(super) const WEBHOOK_SECRET: &str = "browser-webhook-secret-0123456789";
+
+/// `[webhooks]` TOML accepting [`WEBHOOK_SECRET`].
+pub(super) fn webhook_secret_toml() -> String {
+    format!("[webhooks]\nsecrets = [\"{WEBHOOK_SECRET}\"]\n")
+}
+
+/// A PagerDuty v3 webhook about `data` (`event_type`, delivery `id`),
+/// signed with [`WEBHOOK_SECRET`], to the app at `address`: accepted.
+pub(super) async fn deliver_signed(
+    http: &reqwest::Client,
+    address: &str,
+    id: &str,
+    event_type: &str,
+    data: Value,
+) {
+    let body = json!({"event": {
+        "id": format!("01{id}"), "event_type": event_type,
+        "resource_type": event_type.split('.').next().unwrap(),
+        "occurred_at": chrono::Utc::now().to_rfc3339(),
+        "data": data,
+    }})
+    .to_string();
+    let r = http
+        .post(format!("{address}/v1/webhooks/pagerduty"))
+        .header("content-type", "application/json")
+        .header("X-Webhook-Id", id)
+        .header(
+            "X-PagerDuty-Signature",
+            dutycard_server::webhooks::signature::sign(WEBHOOK_SECRET, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+}
 
 #[tokio::test]
 async fn a_service_pagerduty_stops_knowing_reaches_the_open_card_as_the_streams_error_in_words_over_the_last_card()
@@ -208,7 +244,7 @@ async fn a_service_pagerduty_stops_knowing_reaches_the_open_card_as_the_streams_
     let sim = start_sim(small_sim()).await;
     let mut env = sim_env(&sim);
     env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
-    let secrets = format!("[webhooks]\nsecrets = [\"{WEBHOOK_SECRET}\"]\n");
+    let secrets = webhook_secret_toml();
     let app = TestApp::spawn(settings_from(&[BASE_TOML, LONG_TTLS, &secrets], &env)).await;
     let service = sim.account().services[0].clone();
     let id = service.id.clone();
@@ -244,26 +280,14 @@ async fn a_service_pagerduty_stops_knowing_reaches_the_open_card_as_the_streams_
         )],
         ..sim::Faults::default()
     });
-    let body = json!({"event": {
-        "id": "01SERVICEUPDATED", "event_type": "service.updated", "resource_type": "service",
-        "occurred_at": chrono::Utc::now().to_rfc3339(),
-        "data": {"id": id, "type": "service"},
-    }})
-    .to_string();
-    let r = app
-        .http
-        .post(app.url("/v1/webhooks/pagerduty"))
-        .header("content-type", "application/json")
-        .header("X-Webhook-Id", "browser-service-updated-1")
-        .header(
-            "X-PagerDuty-Signature",
-            dutycard_server::webhooks::signature::sign(WEBHOOK_SECRET, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    deliver_signed(
+        &app.http,
+        &app.address,
+        "browser-service-updated-1",
+        "service.updated",
+        json!({"id": id, "type": "service"}),
+    )
+    .await;
     let card = format!("document.querySelector('dutycard-card[service-id=\"{id}\"]')");
     let problem = browser
         .wait_for(
