@@ -146,7 +146,44 @@ async fn a_jwt_portal_card_renders_and_streams_with_a_token_attribute_and_with_a
         "the hook made the card's requests"
     );
 
-    let errors = errors(&browser, &app.address, &[(&card_url, 401)]).await;
+    // A portal that sets the hook before the component's script has
+    // loaded (an async script tag): the card still uses it. A page of this
+    // server without the component (the OpenAPI document), the card made
+    // and hooked first, the script imported after.
+    browser.goto(&app.url("/openapi.json")).await;
+    browser
+        .js(
+            "const [jwt, script] = arguments;
+             window.dcEarly = 0;
+             const early = document.createElement('dutycard-card');
+             early.id = 'early';
+             early.fetch = (url, init) => {
+               window.dcEarly += 1;
+               return fetch(url, { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${jwt}` } });
+             };
+             early.setAttribute('service-id', arguments[2]);
+             early.setAttribute('live', 'off');
+             document.body.append(early);
+             if (customElements.get('dutycard-card')) throw new Error('the component is already defined here');
+             import(script);",
+            vec![json!(jwt), json!(app.url("/ui/dutycard-card.js")), json!(id)],
+        )
+        .await;
+    let early = browser
+        .wait_for(
+            "the early-hooked card settled",
+            super::RENDER_TIMEOUT,
+            "const c = document.getElementById('early');
+             return c.dataset.state !== 'loading'
+               ? [c.dataset.state, c.shadowRoot.querySelector('h2')?.innerText ?? null, window.dcEarly] : null;",
+        )
+        .await;
+    assert_eq!(early, json!(["ready", name, 1]));
+
+    // The card refused without a token, and the OpenAPI page's favicon
+    // (this server has none).
+    let favicon = app.url("/favicon.ico");
+    let errors = errors(&browser, &app.address, &[(&card_url, 401), (&favicon, 404)]).await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }
