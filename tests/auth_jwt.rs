@@ -68,6 +68,27 @@ async fn mount_jwks(server: &MockServer, keys: Vec<Jwk>) {
         .await;
 }
 
+/// For other tests (the browser's JWT portal): a JWKS mock serving the
+/// test key, the `[server.auth]` TOML trusting it, and a valid token. The
+/// mock server must live as long as the app.
+pub(crate) async fn jwt_auth() -> (MockServer, String, String) {
+    let jwks = MockServer::start().await;
+    mount_jwks(&jwks, vec![jwk(&signing_key(), KID)]).await;
+    let toml = format!(
+        r#"
+[server.auth]
+mode = "jwt"
+[server.auth.jwt]
+jwks_url = "{}/.well-known/jwks.json"
+issuer = "{ISSUER}"
+audience = ["{AUDIENCE}"]
+"#,
+        jwks.uri()
+    );
+    let token = token(&signing_key(), KID, &claims());
+    (jwks, toml, token)
+}
+
 struct JwtApp {
     app: TestApp,
     jwks: MockServer,

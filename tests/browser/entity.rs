@@ -246,12 +246,18 @@ async fn an_entity_card_shows_both_services_pages_the_chosen_one_and_follows_its
         .await;
     assert_eq!(status, json!("triggered"));
     browser.screenshot_of("#entity", "entity-card.png").await;
-    let errors: Vec<_> = errors(&browser, &address)
-        .await
-        .into_iter()
-        // The unmapped entity's 404 is what the card turned into words.
-        .filter(|e| !e.contains("nothing-mapped"))
-        .collect();
+    // The unmapped entity's 404s (its card, then its stream) are what the
+    // card turned into words.
+    let unmapped = format!("{address}/v1/entities/component/default/nothing-mapped");
+    let errors = errors(
+        &browser,
+        &address,
+        &[
+            (&format!("{unmapped}/card"), 404),
+            (&format!("{unmapped}/stream"), 404),
+        ],
+    )
+    .await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }

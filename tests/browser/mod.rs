@@ -5,7 +5,10 @@
 
 mod driver;
 mod entity;
+mod idempotency;
+mod jwt;
 mod live;
+mod sections;
 mod stream;
 
 use std::collections::BTreeSet;
@@ -50,11 +53,25 @@ async fn text(browser: &Browser, script: &str) -> String {
         .to_owned()
 }
 
-/// Severe browser log entries: console errors, script errors, failed loads
-/// from this server. Left out: loads from elsewhere (avatars from Gravatar,
-/// unreachable offline) and the stream probe of a server without the
-/// stream route (its 404 is how the card learns to poll).
-async fn errors(browser: &Browser, address: &str) -> Vec<String> {
+/// Where the simulated users' avatars are (PagerDuty's are on Gravatar):
+/// unreachable offline, the card then shows initials.
+const AVATAR_HOST: &str = "https://secure.gravatar.com/avatar/";
+
+/// Severe browser log entries: console errors, script errors, failed loads.
+/// Left out: avatars that cannot load (offline, see [`AVATAR_HOST`]), and
+/// exactly the `expected` answers (full URL, status) the test itself
+/// provoked, each one the card turned into words.
+async fn errors(browser: &Browser, address: &str, expected: &[(&str, u16)]) -> Vec<String> {
+    // Chromium's words for a load answered with an error status.
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|(url, status)| {
+            assert!(url.starts_with(address), "{url} is not on {address}");
+            format!(
+                "{url} - Failed to load resource: the server responded with a status of {status} "
+            )
+        })
+        .collect();
     browser
         .log()
         .await
@@ -62,7 +79,8 @@ async fn errors(browser: &Browser, address: &str) -> Vec<String> {
         .filter(|(level, source, message)| {
             level == "SEVERE"
                 && !(source == "network"
-                    && (!message.contains(address) || message.contains("/stream")))
+                    && (message.starts_with(AVATAR_HOST)
+                        || expected.iter().any(|e| message.starts_with(e.as_str()))))
         })
         .map(|(_, source, message)| format!("[{source}] {message}"))
         .collect()
@@ -250,10 +268,7 @@ async fn the_demo_grid_shows_every_card_with_on_call_and_incidents_and_no_consol
         let contrast = browser.js(CONTRAST, vec![json!(busy)]).await;
         for (name, ratio) in contrast["ratios"].as_object().unwrap() {
             let ratio = ratio.as_f64().unwrap();
-            assert!(
-                ratio >= 4.5,
-                "{theme}: {name} on the background is {ratio:.2}:1"
-            );
+            assert!(ratio >= 4.5, "{theme}: {name} is {ratio:.2}:1");
         }
         backgrounds.insert(contrast["background"].as_str().unwrap().to_owned());
         browser.screenshot(&format!("grid-{theme}.png")).await;
@@ -269,13 +284,15 @@ async fn the_demo_grid_shows_every_card_with_on_call_and_incidents_and_no_consol
         "light and dark differ: {backgrounds:?}"
     );
 
-    let errors = errors(&browser, &app.app.address).await;
+    let errors = errors(&browser, &app.app.address, &[]).await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }
 
-/// JS: the card's text colours against its background (WCAG contrast
-/// ratios, from the computed custom properties) and the background itself.
+/// JS: the card's text colours against the backgrounds they are shown on
+/// (the card, status chips and buttons, button.primary, the stale and
+/// error notes): WCAG contrast ratios from the computed custom properties,
+/// and the card's background itself.
 const CONTRAST: &str = r#"
 const host = document.querySelector(`dutycard-card[service-id="${arguments[0]}"]`);
 const style = getComputedStyle(host);
@@ -287,11 +304,21 @@ const lum = (c) => {
   const [r, g, b] = c.map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
   return 0.2126 * r + 0.7152 * g + 0.0722 * b;
 };
-const bg = lum(rgb('--dc-bg'));
 const ratios = {};
-for (const name of ['--dc-fg', '--dc-muted', '--dc-accent', '--dc-ok', '--dc-warn', '--dc-critical']) {
-  const fg = lum(rgb(name));
-  ratios[name] = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+const pair = (fgName, bgName) => {
+  const [fg, bg] = [lum(rgb(fgName)), lum(rgb(bgName))];
+  ratios[`${fgName} on ${bgName}`] = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+};
+// Text on the card.
+for (const name of ['--dc-fg', '--dc-muted', '--dc-accent', '--dc-ok', '--dc-warn', '--dc-critical']) pair(name, '--dc-bg');
+// Status chips and buttons (and the Created answer) on the chip colour.
+for (const name of ['--dc-fg', '--dc-muted', '--dc-accent', '--dc-ok', '--dc-warn', '--dc-critical']) pair(name, '--dc-chip-bg');
+// button.primary: the background colour on the accent.
+pair('--dc-bg', '--dc-accent');
+// The stale banner and the error notes.
+for (const bg of ['--dc-stale-bg', '--dc-error-bg']) {
+  pair('--dc-fg', bg);
+  pair('--dc-muted', bg);
 }
 return { ratios, background: getComputedStyle(host.shadowRoot.querySelector('.card')).backgroundColor };
 "#;
@@ -396,7 +423,7 @@ async fn keyboard_only_the_form_creates_an_incident_that_shows_on_the_card_withi
     println!("incident on the card {took:?} after the submit");
     browser.screenshot_of(&card, "card-after-trigger.png").await;
 
-    let errors = errors(&browser, &app.app.address).await;
+    let errors = errors(&browser, &app.app.address, &[]).await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }
@@ -559,9 +586,15 @@ async fn a_section_pagerduty_refuses_shows_why_while_the_rest_renders_with_a_sta
     );
     app.sim.clear_faults();
 
-    let errors = errors(&browser, &app.app.address).await;
-    // The unauthenticated first try is a 401 the page answered in words.
-    let errors: Vec<_> = errors.into_iter().filter(|e| !e.contains("401")).collect();
+    // The first try without a token: the card and its stream refused, 401,
+    // which the card answered in words.
+    let card = app
+        .app
+        .url(&format!("/v1/cards/{id}?include=standards%2Cmetrics"));
+    let stream = app.app.url(&format!(
+        "/v1/cards/{id}/stream?include=standards%2Cmetrics"
+    ));
+    let errors = errors(&browser, &app.app.address, &[(&card, 401), (&stream, 401)]).await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::driver::Browser;
 use super::{errors, root, turn, wait_until_cards_ready};
-use crate::helpers::{BASE_TOML, settings_from, sim_env, small_sim, start_sim};
+use crate::helpers::{BASE_TOML, TestApp, settings_from, sim_env, small_sim, start_sim};
 use crate::trigger::triggerable_service;
 
 /// Incidents and on-call fresh for 5 minutes: no poll or expiry can bring
@@ -71,7 +71,7 @@ pub(super) async fn metrics(http: &reqwest::Client, app: &str) -> String {
 }
 
 /// Every `GET /v1/cards/{service_id}` the app answered (any status).
-fn card_gets(metrics: &str) -> u64 {
+pub(super) fn card_gets(metrics: &str) -> u64 {
     metrics
         .lines()
         .filter(|l| {
@@ -193,7 +193,135 @@ async fn a_trigger_at_pagerduty_shows_on_the_open_card_within_2s_through_the_rea
             "card-after-real-stream.png",
         )
         .await;
-    let errors = errors(&browser, &address).await;
+    let errors = errors(&browser, &address, &[]).await;
+    assert!(errors.is_empty(), "browser errors: {errors:#?}");
+    browser.close().await;
+}
+
+/// The subscription secret of hand-made webhooks ([`deliver_signed`]).
+pub(super) const WEBHOOK_SECRET: &str = "browser-webhook-secret-0123456789";
+
+/// `[webhooks]` TOML accepting [`WEBHOOK_SECRET`].
+pub(super) fn webhook_secret_toml() -> String {
+    format!("[webhooks]\nsecrets = [\"{WEBHOOK_SECRET}\"]\n")
+}
+
+/// A PagerDuty v3 webhook about `data` (`event_type`, delivery `id`),
+/// signed with [`WEBHOOK_SECRET`], to the app at `address`: accepted.
+pub(super) async fn deliver_signed(
+    http: &reqwest::Client,
+    address: &str,
+    id: &str,
+    event_type: &str,
+    data: Value,
+) {
+    let body = json!({"event": {
+        "id": format!("01{id}"), "event_type": event_type,
+        "resource_type": event_type.split('.').next().unwrap(),
+        "occurred_at": chrono::Utc::now().to_rfc3339(),
+        "data": data,
+    }})
+    .to_string();
+    let r = http
+        .post(format!("{address}/v1/webhooks/pagerduty"))
+        .header("content-type", "application/json")
+        .header("X-Webhook-Id", id)
+        .header(
+            "X-PagerDuty-Signature",
+            dutycard_server::webhooks::signature::sign(WEBHOOK_SECRET, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+}
+
+#[tokio::test]
+async fn a_service_pagerduty_stops_knowing_reaches_the_open_card_as_the_streams_error_in_words_over_the_last_card()
+ {
+    let _turn = turn().await;
+    let sim = start_sim(small_sim()).await;
+    let mut env = sim_env(&sim);
+    env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
+    let secrets = webhook_secret_toml();
+    let app = TestApp::spawn(settings_from(&[BASE_TOML, LONG_TTLS, &secrets], &env)).await;
+    let service = sim.account().services[0].clone();
+    let id = service.id.clone();
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url(&format!("/ui/?services={id}"))).await;
+    wait_until_cards_ready(&browser, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gauge(
+        &metrics(&app.http, &app.address).await,
+        "dutycard_streams_open",
+    ) != Some(1)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the card never opened its stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gets = card_gets(&metrics(&app.http, &app.address).await);
+
+    // From now on PagerDuty answers 404 for the service (the simulator's
+    // faults), and a service.updated webhook makes dutycard read it again:
+    // the stream's next event is the card's error, not a card.
+    sim.set_faults(sim::Faults {
+        per_route: vec![(
+            "/services/{id}".into(),
+            sim::FaultSpec {
+                fail_next: 10_000,
+                fail_status: 404,
+                ..sim::FaultSpec::default()
+            },
+        )],
+        ..sim::Faults::default()
+    });
+    deliver_signed(
+        &app.http,
+        &app.address,
+        "browser-service-updated-1",
+        "service.updated",
+        json!({"id": id, "type": "service"}),
+    )
+    .await;
+    let card = format!("document.querySelector('dutycard-card[service-id=\"{id}\"]')");
+    let problem = browser
+        .wait_for(
+            "the stream's error event on the card",
+            Duration::from_secs(10),
+            &format!(
+                "const c = {card};
+                 const p = c.shadowRoot.querySelector('article > [role=alert]');
+                 return c.dataset.state === 'error' && !p.hidden
+                   ? [p.innerText, c.shadowRoot.querySelector('h2').innerText,
+                      !!c.shadowRoot.querySelector('[data-section=\"oncall\"]')]
+                   : null;"
+            ),
+        )
+        .await;
+    assert_eq!(
+        problem,
+        json!(["PagerDuty has no such service.", service.name, true]),
+        "the problem in words over the last card"
+    );
+    // It came through the stream: the card route was not read again.
+    let after = metrics(&app.http, &app.address).await;
+    assert_eq!(card_gets(&after), gets, "the card polled: {after}");
+    assert!(
+        sim.stats().by_status("GET", "/services/{id}", 404) > 0,
+        "PagerDuty's 404 for the service was what dutycard read"
+    );
+    browser
+        .screenshot_of(
+            &format!("dutycard-card[service-id=\"{id}\"]"),
+            "card-stream-error.png",
+        )
+        .await;
+    let errors = errors(&browser, &app.address, &[]).await;
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
     browser.close().await;
 }

@@ -68,6 +68,14 @@ export class DutycardCard extends HTMLElement {
     this._onVisible = () => {
       if (!document.hidden) this.refresh();
     };
+    // A portal may set `fetch` before this script defined the element (an
+    // async or late script tag): that own property would hide the setter
+    // below, and the card would go out without the portal's JWT. Take it.
+    if (Object.prototype.hasOwnProperty.call(this, "fetch")) {
+      const hook = this.fetch;
+      delete this.fetch;
+      this.fetch = hook;
+    }
   }
 
   /** A fetch hook `(url, init) => Promise<Response>`; replaces the `token`. */

@@ -223,9 +223,15 @@ export function renderCard(card, now = Date.now()) {
   const service = card.service || {};
   const data = service.data || {};
   const status = data.status || "unknown";
+  // The status links to the service in PagerDuty too (a bigger target
+  // than the name alone); its label says where it goes.
+  const chip = { class: `chip status-${status}`, "data-status": status };
+  const serviceUrl = data.html_url && safeUrl(data.html_url);
   const header = h("header", {},
     h("h2", {}, link(data.html_url, data.name || data.id || "Service")),
-    h("span", { class: `chip status-${status}`, "data-status": status }, status));
+    serviceUrl
+      ? h("a", { ...chip, href: serviceUrl, target: "_blank", rel: "noopener noreferrer", "aria-label": `Status ${status}, in PagerDuty` }, status)
+      : h("span", chip, status));
   const teams = (data.teams || []).length
     ? h("p", { class: "meta" }, "Team: ", data.teams.map((t, n) => [n ? ", " : "", link(t.html_url, t.name || t.id)]))
     : null;

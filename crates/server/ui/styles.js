@@ -66,6 +66,8 @@ ul { list-style: none; margin: 0; padding: 0; }
 li { padding: 3px 0; }
 .muted { color: var(--dc-muted); }
 .chip { display: inline-block; border-radius: 999px; padding: 0 8px; font-size: 12px; background: var(--dc-chip-bg); }
+a.chip { text-decoration: none; }
+a.chip:hover { text-decoration: underline; }
 .status-active { color: var(--dc-ok); }
 .status-warning, .urgency-low { color: var(--dc-warn); }
 .status-critical, .urgency-high, .incident-triggered { color: var(--dc-critical); }
