@@ -133,6 +133,7 @@ impl Application {
             degraded: Default::default(),
             webhooks,
             webhooks_max_body: settings.webhooks.max_body_bytes,
+            webhooks_enabled: settings.webhooks.enabled,
             streams: StreamService::new(
                 settings.streams.clone(),
                 crate::http::cache::etag,
