@@ -1,7 +1,8 @@
 //! Live cards (issue 16), the edges of `live.rs`: a `service.updated` from
 //! an admin change at PagerDuty on an open stream, another account's
 //! webhook secrets, the intake and the streams under static caller auth,
-//! the total stream limit, and `webhooks.enabled = false`.
+//! the total stream limit, `webhooks.enabled = false`, and redeliveries
+//! across replicas sharing a Redis.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,9 @@ use dutycard_server::webhooks::signature::sign;
 use serde_json::{Value, json};
 
 use crate::auth::{TOKEN, static_auth_toml};
-use crate::helpers::{BASE_NO_CREDENTIALS, TestApp, settings_from, small_sim, start_sim};
+use crate::helpers::{
+    BASE_NO_CREDENTIALS, TestApp, settings_from, small_sim, spawn_on_sim, start_sim,
+};
 use crate::live::{Sse, incident_event, live};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -308,4 +311,70 @@ async fn with_webhooks_disabled_the_intake_answers_404_route_not_found() {
         .await
         .unwrap();
     assert_eq!(card.status(), 200);
+}
+
+#[tokio::test]
+async fn a_redelivery_to_another_replica_is_processed_once_and_without_redis_the_local_window_decides()
+ {
+    let mut redis = crate::redis_server::RedisServer::start();
+    let sim = start_sim(small_sim()).await;
+    let extra = format!(
+        "[shared]\nredis_url = \"{}\"\n[webhooks]\nsecrets = [\"{HOME_SECRET}\"]\n",
+        redis.url()
+    );
+    let (a, b) = (
+        spawn_on_sim(&sim, &extra, &[]).await,
+        spawn_on_sim(&sim, &extra, &[]).await,
+    );
+    let service = sim.account().services[0].id.clone();
+    let body = incident_event("incident.acknowledged", &service);
+    let path = "/v1/webhooks/pagerduty";
+    let status = |answer: &Value| answer["status"].as_str().unwrap_or_default().to_owned();
+
+    let (code, first) = deliver(&a, path, HOME_SECRET, &body, "r-1").await;
+    assert_eq!((code, status(&first)), (202, "queued".to_owned()));
+    // PagerDuty's retry lands on the other replica: a duplicate there.
+    for replica in [&b, &a] {
+        let (code, again) = deliver(replica, path, HOME_SECRET, &body, "r-1").await;
+        assert_eq!((code, status(&again)), (202, "duplicate".to_owned()));
+    }
+    // The claim is in Redis for the dedupe window (an hour by default).
+    let mut conn = redis.inspect().await;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(dutycard_server::webhooks::shared_dedupe::key("default/r-1"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{ttl}");
+    // A forged delivery claims nothing: its id is still new when signed.
+    let forged = a
+        .http
+        .post(a.url(path))
+        .header("X-Webhook-Id", "r-forged")
+        .header(
+            "X-PagerDuty-Signature",
+            sign("not-the-secret-0123456789", body.as_bytes()),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let (_, signed) = deliver(&b, path, HOME_SECRET, &body, "r-forged").await;
+    assert_eq!(status(&signed), "queued");
+
+    // Redis down: every delivery still answers 2xx at once, and each
+    // replica's own window still drops its redeliveries.
+    redis.stop();
+    let started = Instant::now();
+    let (code, alone) = deliver(&b, path, HOME_SECRET, &body, "r-2").await;
+    assert_eq!((code, status(&alone)), (202, "queued".to_owned()));
+    let (code, again) = deliver(&b, path, HOME_SECRET, &body, "r-2").await;
+    assert_eq!((code, status(&again)), (202, "duplicate".to_owned()));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    sim.shutdown().await;
 }

@@ -116,7 +116,18 @@ impl Application {
             settings.backstage.integration_key_alias_secret.as_ref(),
             &settings.pagerduty,
         ));
-        let webhooks = WebhookService::start(&settings.webhooks, &accounts, metrics.clone());
+        let webhooks = WebhookService::start(
+            &settings.webhooks,
+            &accounts,
+            metrics.clone(),
+            shared.as_ref().map(|shared| {
+                crate::webhooks::shared_dedupe::SharedDedupe::new(
+                    shared.connection(),
+                    settings.webhooks.dedupe_window(),
+                    shared.call_timeout(),
+                )
+            }),
+        );
         let mappings = Arc::new(MappingService::new(
             store,
             keys.clone(),

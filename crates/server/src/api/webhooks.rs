@@ -133,6 +133,7 @@ async fn receive(
             header("x-webhook-id"),
             &body,
         )
+        .await
         .map_err(|e| match e {
             WebhookError::Signature(e) => ApiError::InvalidSignature(e.to_string()),
             WebhookError::Busy => ApiError::Overloaded {
