@@ -277,3 +277,29 @@ fn demo_subscribes_itself_so_its_cards_are_live() {
         );
     });
 }
+
+/// `webhooks.enabled = false`: the demo makes no subscription (its
+/// deliveries would all be refused) and says no card is live.
+#[test]
+fn demo_with_webhooks_disabled_subscribes_nothing() {
+    let demo = Running::start(
+        &["demo", "--port", "0", "--services", "3"],
+        &[("DUTYCARD_WEBHOOKS__ENABLED", "false")],
+    );
+    let sim_line = demo.line_with("simulated PagerDuty at", Duration::from_secs(60));
+    let sim_base = sim_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let rt = runtime();
+    let log: serde_json::Value = rt.block_on(async {
+        reqwest::get(format!("{sim_base}/__sim/webhooks"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(log["subscriptions"], serde_json::json!([]), "{log}");
+}
