@@ -18,13 +18,14 @@ const NEW: &str = "new-webhook-secret-0123456789";
 /// Every wait of these tests is bounded by this, unless it says otherwise.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The app and the simulator, with the webhook intake at hand.
-struct Live {
-    sim: sim::SimHandle,
-    address: String,
-    http: reqwest::Client,
-    webhooks: Arc<WebhookService>,
-    stopper: Stopper,
+/// The app and the simulator, with the webhook intake at hand (the
+/// intake-edge tests in `live_intake.rs` use it too).
+pub(crate) struct Live {
+    pub(crate) sim: sim::SimHandle,
+    pub(crate) address: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) webhooks: Arc<WebhookService>,
+    pub(crate) stopper: Stopper,
 }
 
 impl Drop for Live {
@@ -39,7 +40,7 @@ impl Drop for Live {
 /// Incidents fresh for 5 minutes: a change can only come from a webhook.
 const LONG_TTLS: &str = "[cache]\nincidents_ttl_secs = 300\noncall_ttl_secs = 300\n";
 
-async fn live(extra: &str) -> Live {
+pub(crate) async fn live(extra: &str) -> Live {
     let sim = start_sim(small_sim()).await;
     let mut env = sim_env(&sim);
     env.push(("DUTYCARD_PAGERDUTY__API_TOKEN".into(), sim.api_token()));
@@ -62,12 +63,12 @@ async fn live(extra: &str) -> Live {
 }
 
 impl Live {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
     /// An active service with an Events v2 routing key.
-    fn routable(&self, nth: usize) -> (String, String) {
+    pub(crate) fn routable(&self, nth: usize) -> (String, String) {
         let a = self.sim.account();
         let svc = a
             .services
@@ -80,7 +81,7 @@ impl Live {
     }
 
     /// Subscribes the simulator's account to our intake and accepts its secret.
-    async fn subscribe(&self) {
+    pub(crate) async fn subscribe(&self) {
         let r = self
             .http
             .post(format!("{}/webhook_subscriptions", self.sim.base_url()))
@@ -88,7 +89,7 @@ impl Live {
             .json(&json!({"webhook_subscription": {
                 "type": "webhook_subscription",
                 "delivery_method": {"type": "http_delivery_method", "url": self.url("/v1/webhooks/pagerduty")},
-                "events": ["incident.triggered", "incident.acknowledged", "incident.resolved"],
+                "events": ["incident.triggered", "incident.acknowledged", "incident.resolved", "service.updated"],
                 "filter": {"type": "account_reference"},
             }}))
             .send()
@@ -153,7 +154,7 @@ impl Live {
         self.sim.stats().count("GET", "/incidents")
     }
 
-    async fn stream(&self, path: &str, last_event_id: Option<&str>) -> Sse {
+    pub(crate) async fn stream(&self, path: &str, last_event_id: Option<&str>) -> Sse {
         let mut req = self
             .http
             .get(self.url(path))
@@ -176,7 +177,7 @@ impl Live {
     }
 }
 
-fn incident_event(event_type: &str, service_id: &str) -> String {
+pub(crate) fn incident_event(event_type: &str, service_id: &str) -> String {
     json!({"event": {
         "id": "01EVENT", "event_type": event_type, "resource_type": "incident",
         "occurred_at": chrono::Utc::now().to_rfc3339(),

@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod legacy;
 mod live;
+mod live_intake;
 mod mapping_listing;
 mod metrics;
 mod openapi;

@@ -197,6 +197,7 @@ async fn demo(port: Option<u16>, config: Option<PathBuf>, seed: u64, services: u
         }
     };
     let host = settings.server.host.clone();
+    let webhooks_enabled = settings.webhooks.enabled;
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -207,8 +208,18 @@ async fn demo(port: Option<u16>, config: Option<PathBuf>, seed: u64, services: u
     let base = format!("http://{host}:{}", app.port());
     // Live cards: the simulator delivers signed webhooks to us.
     let client = app.default_client();
-    let live = match webhooks::subscribe(&client, &format!("{base}/v1/webhooks/pagerduty")).await {
-        Ok(sub) => match sub.delivery_method.secret {
+    // With the intake off (webhooks.enabled = false) a subscription would
+    // only collect refused deliveries: none is made.
+    let subscribed = if webhooks_enabled {
+        webhooks::subscribe(&client, &format!("{base}/v1/webhooks/pagerduty"))
+            .await
+            .map(Some)
+    } else {
+        Ok(None)
+    };
+    let live = match subscribed {
+        Ok(None) => None,
+        Ok(Some(sub)) => match sub.delivery_method.secret {
             Some(secret) => {
                 app.webhooks().add_secret(&app.default_account_id(), secret);
                 Some(sub.id)

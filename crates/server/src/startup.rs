@@ -116,7 +116,18 @@ impl Application {
             settings.backstage.integration_key_alias_secret.as_ref(),
             &settings.pagerduty,
         ));
-        let webhooks = WebhookService::start(&settings.webhooks, &accounts, metrics.clone());
+        let webhooks = WebhookService::start(
+            &settings.webhooks,
+            &accounts,
+            metrics.clone(),
+            shared.as_ref().map(|shared| {
+                crate::webhooks::shared_dedupe::SharedDedupe::new(
+                    shared.connection(),
+                    settings.webhooks.dedupe_window(),
+                    shared.call_timeout(),
+                )
+            }),
+        );
         let mappings = Arc::new(MappingService::new(
             store,
             keys.clone(),
@@ -133,6 +144,7 @@ impl Application {
             degraded: Default::default(),
             webhooks,
             webhooks_max_body: settings.webhooks.max_body_bytes,
+            webhooks_enabled: settings.webhooks.enabled,
             streams: StreamService::new(
                 settings.streams.clone(),
                 crate::http::cache::etag,

@@ -35,6 +35,9 @@ pub struct AppState {
     pub webhooks: Arc<WebhookService>,
     /// `webhooks.max_body_bytes`.
     pub webhooks_max_body: usize,
+    /// `webhooks.enabled`: when false the intake answers 404, as a route
+    /// that does not exist would.
+    pub webhooks_enabled: bool,
     /// Live card streams (`/v1/cards/{id}/stream`, `/v1/stream`).
     pub streams: Arc<StreamService>,
     /// Entity mappings and settings, over the store.

@@ -277,15 +277,40 @@ pub(crate) fn enqueue(state: &State, body: &[u8]) -> Reply {
     success(Some(&key), "Event processed")
 }
 
-/// Tells the webhook subscriptions: the incident as it is now, the service
-/// as the agent (the change came through its integration), the event's
-/// `client` as the client.
+/// Tells the webhook subscriptions of a change through the Events API: the
+/// service is the agent (the change came through its integration), the
+/// event's `client` the client.
 fn publish(
     state: &State,
     account: &AccountView,
     event_type: &'static str,
     incident_id: &str,
     client: Option<String>,
+    now: DateTime<Utc>,
+) {
+    let Some(inc) = account.incident(incident_id) else {
+        return;
+    };
+    let agent = Render {
+        account,
+        base: &state.base_url,
+        now,
+    }
+    .service_ref(&inc.service_id);
+    let client = client.map_or(Value::Null, |name| json!({ "name": name }));
+    publish_incident(state, account, event_type, incident_id, agent, client, now);
+}
+
+/// Tells the webhook subscriptions that `incident_id` changed: the incident
+/// as it is now, by `agent` through `client`. Shared by the Events API and
+/// the REST updates (`PUT /incidents/{id}`).
+pub(crate) fn publish_incident(
+    state: &State,
+    account: &AccountView,
+    event_type: &'static str,
+    incident_id: &str,
+    agent: Value,
+    client: Value,
     now: DateTime<Utc>,
 ) {
     let Some(inc) = account.incident(incident_id) else {
@@ -306,8 +331,8 @@ fn publish(
             .map(|s| s.team_ids.clone())
             .unwrap_or_default(),
         occurred_at: now,
-        agent: r.service_ref(&inc.service_id),
-        client: client.map_or(Value::Null, |name| json!({ "name": name })),
+        agent,
+        client,
         data: r.webhook_incident(inc),
     });
 }

@@ -18,11 +18,13 @@
 //! | route | scope |
 //! |---|---|
 //! | `GET /services`, `/services/{id}`, `/services/{id}/change_events` | `services.read` |
+//! | `PUT /services/{id}` (name, description, status, escalation policy, timeouts; publishes `service.updated`) | `services.write` |
 //! | `GET /services/{id}/integrations/{integration_id}` (`include[]` services, vendors) | `services.read` |
 //! | `POST /services/{id}/integrations` (Events API v2 or email; a vendor such as Backstage's `PRO19CT` gives the type; a new Events API v2 key routes events at once) | `services.write` |
 //! | `GET /service_dependencies/technical_services/{id}` | `services.read` |
 //! | `POST /service_dependencies/associate`, `.../disassociate` (all or nothing; no self-dependency, no cycle, 2 000 per service, 100 deep) | `services.write` |
 //! | `GET /incidents`, `/incidents/{id}` | `incidents.read` |
+//! | `PUT /incidents/{id}` (`From` required; status, assignments or escalation level; publishes `incident.*`) | `incidents.write` |
 //! | `GET /oncalls` | `oncalls.read` |
 //! | `GET /escalation_policies`, `/escalation_policies/{id}` | `escalation_policies.read` |
 //! | `GET /change_events` | `change_events.read` |
@@ -40,16 +42,19 @@
 //!
 //! A subscription (`http_delivery_method` URL, `filter` account, service or
 //! team, `events`) gets a secret, shown once in the create answer. Events API
-//! v2 changes (an incident triggered, acknowledged, resolved) produce
-//! `incident.*` events, the ping route `pagey.ping`; each is delivered to
+//! v2 changes (an incident triggered, acknowledged, resolved) and REST
+//! updates (`PUT /incidents/{id}`: acknowledged, unacknowledged, resolved,
+//! reopened, reassigned, escalated) produce `incident.*` events,
+//! `PUT /services/{id}` `service.updated`, the ping route `pagey.ping`
+//! (see [`EVENT_TYPES`]); each is delivered to
 //! every matching subscription from a background task, signed
 //! (`X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>`) with
 //! PagerDuty's headers, retried on no answer, 429 and 5xx with doubling
 //! waits, dropped on other statuses; three drops in a row disable the
 //! subscription until `POST .../enable`. [`WebhookConfig`] sets the timeout
 //! and the (compressed) retry schedule. The simulator has no route that
-//! creates, changes or deletes services, so no `service.*` event is ever
-//! sent.
+//! creates or deletes services, so `service.created` and `.deleted` are
+//! never sent.
 //!
 //! # Admin routes (not counted, no auth)
 //!

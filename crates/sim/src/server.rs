@@ -324,7 +324,8 @@ fn serve(route: &Route, req: &HttpRequest, body: &[u8], state: &State) -> Reply 
     }
     .unwrap_or_else(|| {
         let q = Query::parse(req.query_string());
-        rest::handle(route, &q, body, state)
+        let from = req.headers().get("from").and_then(|v| v.to_str().ok());
+        rest::handle(route, &q, body, from, state)
     });
     if let Some((limit, remaining, reset)) = rate_headers {
         reply = reply

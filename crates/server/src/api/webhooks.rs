@@ -58,6 +58,7 @@ pub struct WebhookReceipt {
     responses(
         (status = 202, description = "Accepted (queued, ping, duplicate or ignored)", body = WebhookReceipt),
         (status = 400, description = "Unknown `account`", body = ErrorBody),
+        (status = 404, description = "`webhooks.enabled` is false: answered as a route that does not exist (`route_not_found`)", body = ErrorBody),
         (status = 401, description = "Missing or bad signature; nothing was done", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the request deadline", body = ErrorBody),
         (status = 413, description = "Body larger than webhooks.max_body_bytes", body = ErrorBody),
@@ -89,6 +90,7 @@ pub async fn receive_webhook(
     responses(
         (status = 202, description = "Accepted (queued, ping, duplicate or ignored)", body = WebhookReceipt),
         (status = 400, description = "Unknown `account`", body = ErrorBody),
+        (status = 404, description = "`webhooks.enabled` is false: answered as a route that does not exist (`route_not_found`)", body = ErrorBody),
         (status = 401, description = "Missing or bad signature; nothing was done", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the request deadline", body = ErrorBody),
         (status = 413, description = "Body larger than webhooks.max_body_bytes", body = ErrorBody),
@@ -111,6 +113,15 @@ async fn receive(
     account: Option<&str>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Disabled: the answer of a route that does not exist, before the body
+    // is read or the account looked up. The routes stay registered so that
+    // the answer is this 404 whatever the caller auth of `/v1` says.
+    if !state.webhooks_enabled {
+        return Err(ApiError::RouteNotFound {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+        });
+    }
     let account = state.account(account)?;
     let body = read_body(payload, state.webhooks_max_body, state.request_deadline).await?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -122,6 +133,7 @@ async fn receive(
             header("x-webhook-id"),
             &body,
         )
+        .await
         .map_err(|e| match e {
             WebhookError::Signature(e) => ApiError::InvalidSignature(e.to_string()),
             WebhookError::Busy => ApiError::Overloaded {

@@ -22,8 +22,10 @@ pub enum WebhooksCommand {
     /// Create an account-wide subscription to the events dutycard uses
     /// (incident.*, service.*); its secret is shown once.
     Subscribe {
-        /// Where PagerDuty delivers: dutycard's https://…/v1/webhooks/pagerduty
-        /// (add ?account=ID for another account than the default).
+        /// Where PagerDuty delivers: dutycard's https://…/v1/webhooks/pagerduty.
+        /// For another account than the default, `/ID` is appended (the
+        /// intake verifies that account's secrets there) unless the URL
+        /// already names it (`…/ID` or `?account=ID`).
         #[arg(long)]
         url: String,
         /// Write the secret to this file (mode 0600) instead of printing it.
@@ -75,6 +77,10 @@ pub async fn run(settings: Settings, account: Option<&str>, command: WebhooksCom
             if let Err(why) = crate::config::check_http_url(&url) {
                 return fail(&format!("--url `{url}` {why}"));
             }
+            let url = match url_for_account(&url, &account.id, account.is_default) {
+                Ok(url) => url,
+                Err(why) => return fail(&format!("--url `{url}` {why}")),
+            };
             let sub = match subscribe(client, &url).await {
                 Ok(sub) => sub,
                 Err(e) => return fail(&e.to_string()),
@@ -82,7 +88,12 @@ pub async fn run(settings: Settings, account: Option<&str>, command: WebhooksCom
             let Some(secret) = sub.delivery_method.secret.as_ref() else {
                 return fail("PagerDuty answered without the subscription's secret");
             };
-            println!("created subscription {} for account {}", sub.id, account.id);
+            println!(
+                "created subscription {} for account {} delivering to {}",
+                sub.id,
+                account.id,
+                without_credentials(&url)
+            );
             match secret_file {
                 Some(path) => {
                     if let Err(e) = write_secret(&path, secret.expose_secret()) {
@@ -141,6 +152,46 @@ pub async fn run(settings: Settings, account: Option<&str>, command: WebhooksCom
     }
 }
 
+/// The URL PagerDuty delivers `account`'s webhooks to. The intake checks a
+/// delivery against the secrets of the account its URL names (the path
+/// segment `/v1/webhooks/pagerduty/{account}` or `?account=`) and of the
+/// default account otherwise, so another account's subscription must name
+/// it: `/{account}` is appended unless the URL names it already. A URL
+/// that names another account is refused (its deliveries would all fail
+/// verification).
+fn url_for_account(url: &str, account: &str, is_default: bool) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
+    let in_query = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "account")
+        .map(|(_, v)| v.into_owned());
+    let last = parsed
+        .path_segments()
+        .and_then(|mut s| s.next_back().map(str::to_owned))
+        .filter(|s| !s.is_empty());
+    let after_intake = parsed
+        .path()
+        .trim_end_matches('/')
+        .rsplit_once("/pagerduty/")
+        .map(|(_, a)| a.to_owned());
+    if let Some(named) = in_query.or(after_intake.filter(|a| !a.contains('/'))) {
+        return if named == account {
+            Ok(url.to_owned())
+        } else {
+            Err(format!("names account `{named}`, not `{account}`"))
+        };
+    }
+    if is_default || last.as_deref() == Some(account) {
+        return Ok(url.to_owned());
+    }
+    parsed
+        .path_segments_mut()
+        .map_err(|()| "cannot take a path".to_owned())?
+        .pop_if_empty()
+        .push(account);
+    Ok(parsed.to_string())
+}
+
 /// Where the secret goes: `webhooks.secrets` for the default account,
 /// `[webhooks.accounts.<id>]` otherwise.
 fn section(account: &str, is_default: bool) -> String {
@@ -186,4 +237,39 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     writeln!(file, "{secret}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_for_account;
+
+    const INTAKE: &str = "https://dutycard.example/v1/webhooks/pagerduty";
+
+    #[test]
+    fn another_accounts_url_routes_to_its_secrets() {
+        let ok = |url: &str, account: &str, default: bool| {
+            url_for_account(url, account, default).unwrap()
+        };
+        assert_eq!(ok(INTAKE, "default", true), INTAKE, "the default: as given");
+        assert_eq!(ok(INTAKE, "eu", false), format!("{INTAKE}/eu"));
+        assert_eq!(
+            ok(&format!("{INTAKE}/"), "eu", false),
+            format!("{INTAKE}/eu")
+        );
+        // Already named: as given.
+        for named in [format!("{INTAKE}/eu"), format!("{INTAKE}?account=eu")] {
+            assert_eq!(ok(&named, "eu", false), named);
+        }
+        // Naming another account is refused, default or not.
+        for (url, default) in [
+            (format!("{INTAKE}/us"), false),
+            (format!("{INTAKE}?account=us"), false),
+            (format!("{INTAKE}/us"), true),
+        ] {
+            let err = url_for_account(&url, "eu", default).unwrap_err();
+            assert!(err.contains("`us`"), "{err}");
+        }
+        // An id that needs escaping is one path segment.
+        assert_eq!(ok(INTAKE, "a b", false), format!("{INTAKE}/a%20b"));
+    }
 }

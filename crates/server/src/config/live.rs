@@ -18,7 +18,9 @@ const MIN_SECRET_LEN: usize = 16;
 /// `[webhooks]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct WebhookSettings {
-    /// Serve `POST /v1/webhooks/pagerduty`.
+    /// Serve `POST /v1/webhooks/pagerduty` (and `/{account}`); when false
+    /// the intake answers 404 `route_not_found` (as a route that does not
+    /// exist), whatever it is sent.
     pub enabled: bool,
     /// The default account's subscription secrets; several while one is
     /// rotated (a delivery is good when any of them signed it).

@@ -4,7 +4,8 @@
 //!
 //! [`WebhookService::receive`] does only what must happen before the
 //! answer: the signature check ([`signature`]), the `X-Webhook-Id` dedupe
-//! ([`dedupe`]), reading the event ([`event`]) and queueing it. The
+//! ([`dedupe`], and across replicas with `[shared]` Redis,
+//! [`shared_dedupe`]), reading the event ([`event`]) and queueing it. The
 //! invalidation runs in one worker task behind a bounded queue, so a burst
 //! is answered at once (PagerDuty waits 5 s) and costs no upstream call:
 //! the refetch happens when a card is read again, coalesced and batched as
@@ -16,6 +17,7 @@
 
 pub mod dedupe;
 pub mod event;
+pub mod shared_dedupe;
 pub mod signature;
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use crate::config::WebhookSettings;
 use crate::metrics::Metrics;
 use dedupe::Dedupe;
 use event::{Action, Envelope};
+use shared_dedupe::SharedDedupe;
 pub use signature::SignatureError;
 
 /// Jobs the worker takes at once (their invalidations are merged).
@@ -92,6 +95,8 @@ pub struct WebhookService {
     /// subscription it creates after start-up ([`WebhookService::add_secret`]).
     secrets: RwLock<HashMap<String, Vec<SecretString>>>,
     dedupe: Dedupe,
+    /// With `[shared]`: the same window across replicas.
+    shared: Option<SharedDedupe>,
     queue: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
@@ -115,10 +120,12 @@ impl std::fmt::Debug for WebhookService {
 impl WebhookService {
     /// Takes each account's secrets from `settings` and starts the worker
     /// (needs a tokio runtime; [`WebhookService::shutdown`] stops it).
+    /// `shared` (with `[shared]` Redis) dedupes across replicas too.
     pub fn start(
         settings: &WebhookSettings,
         accounts: &Accounts,
         metrics: Arc<Metrics>,
+        shared: Option<SharedDedupe>,
     ) -> Arc<WebhookService> {
         let secrets = accounts
             .iter()
@@ -128,6 +135,7 @@ impl WebhookService {
         let service = Arc::new(WebhookService {
             secrets: RwLock::new(secrets),
             dedupe: Dedupe::new(settings.dedupe_window()),
+            shared,
             queue,
             metrics,
             tasks: TaskTracker::new(),
@@ -142,7 +150,7 @@ impl WebhookService {
     /// Verifies and queues one delivery to `account`. `signature` and
     /// `webhook_id` are the `X-PagerDuty-Signature` and `X-Webhook-Id`
     /// headers, `body` the raw body.
-    pub fn receive(
+    pub async fn receive(
         &self,
         account: &Account,
         signature: Option<&str>,
@@ -170,7 +178,7 @@ impl WebhookService {
             }
         };
         let event_type = event.type_label();
-        let receipt = self.accept(account, webhook_id, &event);
+        let receipt = self.accept(account, webhook_id, &event).await;
         match &receipt {
             Ok(Receipt::Ignored(reason)) => tracing::warn!(
                 account = %account.id,
@@ -204,7 +212,7 @@ impl WebhookService {
             .push(secret);
     }
 
-    fn accept(
+    async fn accept(
         &self,
         account: &Account,
         webhook_id: Option<&str>,
@@ -228,6 +236,14 @@ impl WebhookService {
         {
             return Ok(Receipt::Duplicate);
         }
+        // New here; maybe not on another replica. Only a signed delivery
+        // gets this far, so a forger cannot claim ids. Redis down (None):
+        // the local window decides alone.
+        if let (Some(id), Some(shared)) = (&id, &self.shared)
+            && shared.first(id).await == Some(false)
+        {
+            return Ok(Receipt::Duplicate);
+        }
         let job = Job {
             cards: account.cards.clone(),
             account: account.id.clone(),
@@ -242,6 +258,9 @@ impl WebhookService {
             Err(_) => {
                 if let Some(id) = &id {
                     self.dedupe.forget(id);
+                    if let Some(shared) = &self.shared {
+                        shared.forget(id).await;
+                    }
                 }
                 Err(WebhookError::Busy)
             }

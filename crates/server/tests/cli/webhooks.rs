@@ -127,6 +127,81 @@ fn webhooks_subscribe_writes_the_secret_0600_and_list_ping_delete_manage_it() {
     rt.block_on(sim.shutdown());
 }
 
+/// `--account ID`: the subscription is made in that account, and its URL
+/// routes deliveries to that account's secrets (`/v1/webhooks/pagerduty/ID`).
+#[test]
+fn subscribe_for_another_account_routes_its_url_to_that_accounts_secrets() {
+    let rt = runtime();
+    let start = || {
+        rt.block_on(sim::Sim::start(sim::SimConfig {
+            port: 0,
+            workers: 1,
+            services: 3,
+            ..sim::SimConfig::default()
+        }))
+        .unwrap()
+    };
+    let (home, eu) = (start(), start());
+    let dir = std::env::temp_dir().join(format!("dutycard-cli-accounts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dutycard.toml");
+    let mut toml = String::new();
+    for (id, sim, is_default) in [("home", &home, true), ("eu", &eu, false)] {
+        toml.push_str(&format!(
+            "[pagerduty.accounts.{id}]\napi_token = \"{}\"\napi_base_url = \"{}\"\nis_default = {is_default}\n",
+            sim.api_token(),
+            sim.base_url(),
+        ));
+    }
+    std::fs::write(&config, toml).unwrap();
+    let config_arg = config.display().to_string();
+    let env = [("DUTYCARD_SERVER__AUTH__MODE", "none")];
+    let intake = "https://dutycard.example/v1/webhooks/pagerduty";
+    let subscribe = |extra: &[&str]| {
+        let mut args = vec!["webhooks", "--config", &config_arg, "subscribe", "--url"];
+        args.extend_from_slice(extra);
+        let out = dutycard(&args, &env);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let urls = |sim: &sim::SimHandle| -> Vec<String> {
+        sim.webhooks()
+            .subscriptions
+            .iter()
+            .map(|s| s.url.clone())
+            .collect()
+    };
+
+    let (ok, out) = subscribe(&[intake, "--account", "eu"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("[webhooks.accounts.eu]"), "{out}");
+    assert_eq!(
+        urls(&eu),
+        [format!("{intake}/eu")],
+        "made in eu, routed to eu"
+    );
+    assert!(urls(&home).is_empty());
+    // Already naming the account: kept as given.
+    let named = format!("{intake}?account=eu");
+    let (ok, out) = subscribe(&[&named, "--account", "eu"]);
+    assert!(ok, "{out}");
+    assert_eq!(urls(&eu)[1], named);
+    // Naming another account: refused before PagerDuty is called.
+    let (ok, out) = subscribe(&[&format!("{intake}/home"), "--account", "eu"]);
+    assert!(!ok && out.contains("names account `home`"), "{out}");
+    assert_eq!(urls(&eu).len(), 2);
+    // The default account's URL is the intake as given.
+    let (ok, out) = subscribe(&[intake]);
+    assert!(ok, "{out}");
+    assert_eq!(urls(&home), [intake.to_owned()]);
+    std::fs::remove_dir_all(&dir).ok();
+    rt.block_on(home.shutdown());
+    rt.block_on(eu.shutdown());
+}
+
 /// The demo subscribes itself: a trigger at its simulator is delivered to
 /// dutycard and accepted (its signature verifies).
 #[test]
@@ -201,4 +276,30 @@ fn demo_subscribes_itself_so_its_cards_are_live() {
             "the demo accepted the simulator's signed webhook"
         );
     });
+}
+
+/// `webhooks.enabled = false`: the demo makes no subscription (its
+/// deliveries would all be refused) and says no card is live.
+#[test]
+fn demo_with_webhooks_disabled_subscribes_nothing() {
+    let demo = Running::start(
+        &["demo", "--port", "0", "--services", "3"],
+        &[("DUTYCARD_WEBHOOKS__ENABLED", "false")],
+    );
+    let sim_line = demo.line_with("simulated PagerDuty at", Duration::from_secs(60));
+    let sim_base = sim_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let rt = runtime();
+    let log: serde_json::Value = rt.block_on(async {
+        reqwest::get(format!("{sim_base}/__sim/webhooks"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(log["subscriptions"], serde_json::json!([]), "{log}");
 }

@@ -450,6 +450,35 @@ impl AccountView {
         self.incidents.push(incident);
     }
 
+    /// Replaces the service of the same id (a REST update), keeping the
+    /// services sorted by name and the tables current; false when there is
+    /// no such service.
+    pub fn replace_service(&mut self, service: Service) -> bool {
+        let Some(&pos) = self.index.services.get(&service.id) else {
+            return false;
+        };
+        let renamed = self.services[pos].name != service.name;
+        self.services[pos] = service;
+        if renamed {
+            self.services
+                .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        }
+        // The policy (and, after a rename, every position) may have moved.
+        self.reindex();
+        true
+    }
+
+    /// Replaces the incident of the same id (a REST update; its service
+    /// stays, so the tables do too); false when there is no such incident.
+    pub fn replace_incident(&mut self, incident: Incident) -> bool {
+        let Some(&pos) = self.index.incidents.get(&incident.id) else {
+            return false;
+        };
+        debug_assert_eq!(self.incidents[pos].service_id, incident.service_id);
+        self.incidents[pos] = incident;
+        true
+    }
+
     /// Adds an integration to a service and indexes its key; false when the
     /// service does not exist.
     pub fn add_integration(&mut self, service_id: &str, integration: Integration) -> bool {

@@ -13,6 +13,7 @@ mod routes;
 mod service_dependencies;
 mod services;
 mod standards;
+mod updates;
 mod webhook_subscriptions;
 
 use chrono::{DateTime, Utc};
@@ -42,13 +43,22 @@ pub(super) fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> Re
 }
 
 /// Serves a matched REST route: writes take the account (or the webhook
-/// subscriptions) for themselves, reads share it.
-pub(crate) fn handle(route: &Route, q: &Query, body: &[u8], state: &State) -> Reply {
+/// subscriptions) for themselves, reads share it. `from` is the `From`
+/// header (the user an update is made by).
+pub(crate) fn handle(
+    route: &Route,
+    q: &Query,
+    body: &[u8],
+    from: Option<&str>,
+    state: &State,
+) -> Reply {
     let now = state.now();
     let result = match route {
         Route::AssociateDependencies => service_dependencies::associate(body, state),
         Route::DisassociateDependencies => service_dependencies::disassociate(body, state),
         Route::CreateServiceIntegration(id) => integrations::create(id, body, state, now),
+        Route::UpdateService(id) => updates::update_service(id, body, from, state, now),
+        Route::UpdateIncident(id) => updates::update_incident(id, body, from, state, now),
         Route::WebhookSubscriptions => webhook_subscriptions::list(q, state),
         Route::CreateWebhookSubscription => webhook_subscriptions::create(body, state),
         Route::WebhookSubscription(id) => webhook_subscriptions::get(id, state),

@@ -6,9 +6,11 @@
 pub(crate) enum Route {
     Services,
     Service(String),
+    UpdateService(String),
     ServiceChangeEvents(String),
     Incidents,
     Incident(String),
+    UpdateIncident(String),
     Oncalls,
     EscalationPolicies,
     EscalationPolicy(String),
@@ -43,9 +45,11 @@ impl Route {
     pub const TEMPLATES: &'static [(&'static str, &'static str)] = &[
         ("GET", "/services"),
         ("GET", "/services/{id}"),
+        ("PUT", "/services/{id}"),
         ("GET", "/services/{id}/change_events"),
         ("GET", "/incidents"),
         ("GET", "/incidents/{id}"),
+        ("PUT", "/incidents/{id}"),
         ("GET", "/oncalls"),
         ("GET", "/escalation_policies"),
         ("GET", "/escalation_policies/{id}"),
@@ -86,12 +90,14 @@ impl Route {
         let r = match (method, segs.as_slice()) {
             ("GET", ["services"]) => (Route::Services, "/services"),
             ("GET", ["services", _]) => (Route::Service(s(1)), "/services/{id}"),
+            ("PUT", ["services", _]) => (Route::UpdateService(s(1)), "/services/{id}"),
             ("GET", ["services", _, "change_events"]) => (
                 Route::ServiceChangeEvents(s(1)),
                 "/services/{id}/change_events",
             ),
             ("GET", ["incidents"]) => (Route::Incidents, "/incidents"),
             ("GET", ["incidents", _]) => (Route::Incident(s(1)), "/incidents/{id}"),
+            ("PUT", ["incidents", _]) => (Route::UpdateIncident(s(1)), "/incidents/{id}"),
             ("GET", ["oncalls"]) => (Route::Oncalls, "/oncalls"),
             ("GET", ["escalation_policies"]) => (Route::EscalationPolicies, "/escalation_policies"),
             ("GET", ["escalation_policies", _]) => {
@@ -175,7 +181,8 @@ impl Route {
             | Route::ServiceIntegration(..) => &["services.read"],
             Route::AssociateDependencies
             | Route::DisassociateDependencies
-            | Route::CreateServiceIntegration(_) => &["services.write"],
+            | Route::CreateServiceIntegration(_)
+            | Route::UpdateService(_) => &["services.write"],
             Route::WebhookSubscriptions | Route::WebhookSubscription(_) => {
                 &["webhook_subscriptions.read"]
             }
@@ -184,6 +191,7 @@ impl Route {
             | Route::PingWebhookSubscription(_)
             | Route::EnableWebhookSubscription(_) => &["webhook_subscriptions.write"],
             Route::Incidents | Route::Incident(_) => &["incidents.read"],
+            Route::UpdateIncident(_) => &["incidents.write"],
             Route::Oncalls => &["oncalls.read"],
             Route::EscalationPolicies | Route::EscalationPolicy(_) => &["escalation_policies.read"],
             Route::ChangeEvents => &["change_events.read"],

@@ -19,9 +19,17 @@ use serde_json::{Value, json};
 use crate::config::WebhookConfig;
 
 /// The outbound event types a subscription may ask for (PagerDuty's v3
-/// list). The simulator produces `incident.triggered`, `.acknowledged` and
-/// `.resolved` (Events API v2 changes) and `pagey.ping` (the ping route);
-/// it has no route that changes services, notes or responders.
+/// list). The simulator produces:
+/// - `incident.triggered`, `.acknowledged`, `.resolved` from Events API v2
+///   changes (the service is the agent);
+/// - `incident.acknowledged`, `.unacknowledged`, `.resolved`, `.reopened`,
+///   `.reassigned`, `.escalated` from `PUT /incidents/{id}` (the `From`
+///   user is the agent);
+/// - `service.updated` from `PUT /services/{id}`;
+/// - `pagey.ping` from the ping route.
+///
+/// It has no route that creates or deletes services, changes priorities,
+/// notes or responders, so the other types are accepted but never sent.
 pub const EVENT_TYPES: &[&str] = &[
     "incident.acknowledged",
     "incident.annotated",

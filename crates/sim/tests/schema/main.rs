@@ -73,6 +73,9 @@ async fn send(http: &reqwest::Client, sim: &SimHandle, s: &Sample) -> (u16, Valu
         Auth::Narrow => req.header("Authorization", format!("Token token={NARROW_TOKEN}")),
         Auth::None => req,
     };
+    if let Some(from) = &s.from {
+        req = req.header("From", from);
+    }
     if let Some(body) = &s.body {
         req = req
             .header("content-type", "application/json")

@@ -38,6 +38,8 @@ pub struct Sample {
     pub status: u16,
     /// Faults in force for this request only.
     pub faults: Option<Faults>,
+    /// The `From` header (the user a REST update is made by).
+    pub from: Option<String>,
 }
 
 impl Sample {
@@ -50,6 +52,7 @@ impl Sample {
             auth: Auth::Full,
             status: 200,
             faults: None,
+            from: None,
         }
     }
 
@@ -59,6 +62,18 @@ impl Sample {
             body: Some(body.to_string()),
             ..Self::get(template, path)
         }
+    }
+
+    pub fn put(template: &'static str, path: impl Into<String>, body: &Value) -> Self {
+        Self {
+            method: "PUT",
+            ..Self::post(template, path, body)
+        }
+    }
+
+    pub fn from(mut self, email: &str) -> Self {
+        self.from = Some(email.to_owned());
+        self
     }
 
     pub fn raw_body(mut self, body: &str) -> Self {
@@ -263,6 +278,8 @@ pub fn rest(sim: &SimHandle, subs: &Subscriptions) -> Vec<Sample> {
         )
         .status(400),
     ]);
+    // Last: the updates change the account the samples above read.
+    out.extend(updates(sim));
     out
 }
 
@@ -454,6 +471,42 @@ fn webhook_subscriptions(sim: &SimHandle, subs: &Subscriptions) -> Vec<Sample> {
             .status(204),
         Sample::get(one, format!("/webhook_subscriptions/{deleted}"))
             .method("DELETE")
+            .status(404),
+    ]
+}
+
+/// `PUT /services/{id}` and `PUT /incidents/{id}`: a change, a refused one,
+/// an unknown id.
+fn updates(sim: &SimHandle) -> Vec<Sample> {
+    let a = sim.account();
+    let svc = &a.services[2].id;
+    let email = a.users[0].email.as_str();
+    let open = a
+        .incidents
+        .iter()
+        .find(|i| i.is_open())
+        .map(|i| i.id.clone())
+        .unwrap();
+    let (service, incident) = ("/services/{id}", "/incidents/{id}");
+    let rename = json!({"service": {"type": "service", "name": "Renamed by the schema test",
+        "description": "changed", "status": "active"}});
+    let resolve = json!({"incident": {"type": "incident", "status": "resolved"}});
+    vec![
+        Sample::put(service, format!("/services/{svc}"), &rename),
+        Sample::put(
+            service,
+            format!("/services/{svc}"),
+            &json!({"service": {"name": ""}}),
+        )
+        .status(400),
+        Sample::put(service, "/services/PNOPE00", &rename).status(404),
+        Sample::put(service, format!("/services/{svc}"), &rename)
+            .auth(Auth::Narrow)
+            .status(403),
+        Sample::put(incident, format!("/incidents/{open}"), &resolve).from(email),
+        Sample::put(incident, format!("/incidents/{open}"), &resolve).status(400),
+        Sample::put(incident, "/incidents/PNOPE00", &resolve)
+            .from(email)
             .status(404),
     ]
 }

@@ -19,3 +19,4 @@ mod services;
 mod stats;
 mod webhook_subscriptions;
 mod webhooks;
+mod webhooks_rest;
