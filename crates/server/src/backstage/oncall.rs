@@ -93,25 +93,37 @@ fn policy_ids(params: &Params) -> Result<Vec<String>> {
 }
 
 /// Every on-call entry of the policies (every level, users and schedules
-/// included), policy by policy in the order given, each by level: what
-/// PagerDuty's `GET /oncalls` lists, from the card cache; with the
-/// versions of the cached entries.
+/// included), as cached: what PagerDuty's `GET /oncalls` lists.
+pub(super) struct EveryLevel(Vec<cards::Cached<cards::Kept<Vec<Oncall>>>>);
+
+impl EveryLevel {
+    /// The versions of the cached entries (what a rendered body is kept by).
+    pub(super) fn versions(&self) -> Vec<u64> {
+        self.0.iter().map(|c| c.version).collect()
+    }
+
+    /// The entries policy by policy in the order given, each by level.
+    pub(super) fn oncalls(&self) -> Vec<&Oncall> {
+        self.0
+            .iter()
+            .flat_map(|cached| {
+                let mut oncalls: Vec<&Oncall> = cached.value.iter().collect();
+                oncalls.sort_by_key(|o| o.escalation_level);
+                oncalls
+            })
+            .collect()
+    }
+}
+
+/// The on-calls of `ids` from the card cache (nothing is copied: a body
+/// still current for their versions is answered as it is).
 pub(super) async fn every_level(
     account: &Account,
     ids: &[String],
-) -> std::result::Result<(Vec<Oncall>, Vec<u64>), cards::CardError> {
-    let per_policy =
-        futures::future::try_join_all(ids.iter().map(|id| account.cards.raw_oncalls(id))).await?;
-    let versions = per_policy.iter().map(|c| c.version).collect();
-    let oncalls = per_policy
-        .into_iter()
-        .flat_map(|cached| {
-            let mut oncalls = cached.value;
-            oncalls.sort_by_key(|o| o.escalation_level);
-            oncalls
-        })
-        .collect();
-    Ok((oncalls, versions))
+) -> std::result::Result<EveryLevel, cards::CardError> {
+    futures::future::try_join_all(ids.iter().map(|id| account.cards.raw_oncalls(id)))
+        .await
+        .map(EveryLevel)
 }
 
 /// `GET /oncalls?escalation_policy_ids[]=…`: PagerDuty's raw on-calls.
@@ -137,7 +149,7 @@ pub async fn list_oncalls(req: HttpRequest, state: web::Data<AppState>) -> Resul
     let params = Params::parse(&req)?;
     let account = params.account(&state)?;
     let ids = policy_ids(&params)?;
-    let (oncalls, versions) = within(&state, Op::Oncalls, async {
+    let levels = within(&state, Op::Oncalls, async {
         every_level(account, &ids)
             .await
             .map_err(|e| BackstageError::from_card(Op::Oncalls, &e))
@@ -147,10 +159,14 @@ pub async fn list_oncalls(req: HttpRequest, state: web::Data<AppState>) -> Resul
         "oncalls",
         &account.id,
         &ids.join(","),
-        &versions,
+        &levels.versions(),
         || {
             to_bytes(&OncallsEnvelope {
-                oncalls: oncalls.iter().map(json_of).collect::<Result<_>>()?,
+                oncalls: levels
+                    .oncalls()
+                    .into_iter()
+                    .map(json_of)
+                    .collect::<Result<_>>()?,
             })
         },
     )?;

@@ -101,7 +101,8 @@ pub async fn service_change_events(
             to_bytes(&ChangeEventsEnvelope {
                 change_events: events
                     .value
-                    .iter()
+                    .newest_first()
+                    .into_iter()
                     .take(CHANGE_EVENTS)
                     .map(json_of)
                     .collect::<Result<_>>()?,

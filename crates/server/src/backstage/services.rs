@@ -54,7 +54,7 @@ pub async fn get_service(
 fn service_answer(
     state: &AppState,
     account: &str,
-    service: &cards::Cached<pagerduty::Service>,
+    service: &cards::Cached<cards::Kept<pagerduty::Service>>,
 ) -> Result<HttpResponse> {
     let bytes = state.rendered.bodies.get_or_render(
         "service",

@@ -237,7 +237,7 @@ async fn service_by_key(r: &Request<'_>, text: &str) -> Result<Option<pagerduty:
         .raw_service(&resolved.service_id)
         .await
         .map_err(|e| RestError::from_card(&e))?;
-    Ok(Some(service.value))
+    Ok(Some(pagerduty::Service::clone(&service.value)))
 }
 
 /// `GET /services/{id}`: one service, integrations and escalation policy included.
@@ -339,9 +339,9 @@ async fn rest_incidents(req: HttpRequest, state: web::Data<AppState>) -> Result<
             .await
         })
         .await?;
-    let mut open: Vec<pagerduty::Incident> = per_service
-        .into_iter()
-        .flatten()
+    let mut open: Vec<&pagerduty::Incident> = per_service
+        .iter()
+        .flat_map(|incidents| incidents.iter())
         .filter(|i| statuses.iter().any(|s| s == i.status.as_str()))
         .collect();
     open.sort_by_key(|i| i.created_at);
@@ -386,7 +386,12 @@ async fn rest_change_events(
                 .map_err(|e| RestError::from_card(&e))
         })
         .await?;
-    Ok(page("change_events", values(&events.value)?, offset, limit))
+    Ok(page(
+        "change_events",
+        values(&events.value.newest_first())?,
+        offset,
+        limit,
+    ))
 }
 
 /// `GET /oncalls?escalation_policy_ids[]=…`: who is on call for some policies.
@@ -409,14 +414,14 @@ async fn rest_change_events(
 async fn rest_oncalls(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let r = Request::parse(&req, &state)?;
     let ids = r.ids("escalation_policy_ids")?;
-    let oncalls = r
+    let levels = r
         .within(async {
             super::oncall::every_level(r.account, &ids)
                 .await
-                .map(|(oncalls, _)| oncalls)
                 .map_err(|e| RestError::from_card(&e))
         })
         .await?;
+    let oncalls = levels.oncalls();
     let count = oncalls.len().max(1);
     Ok(page("oncalls", values(&oncalls)?, 0, count))
 }
