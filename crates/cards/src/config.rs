@@ -74,7 +74,8 @@ use serde::{Deserialize, Serialize};
 /// * `list_ttl` (`60 s`, 1 s to 1 h): the account-wide lists of the
 ///   Backstage routes (escalation policies, teams, services, filtered
 ///   services pages), read when a portal opens a picker; fresh for this
-///   long, never served stale.
+///   long, then served stale while one refresh reads them again (at most
+///   `max_stale`, like the sections), so no picker waits on PagerDuty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CardsConfig {
