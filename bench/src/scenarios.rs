@@ -751,6 +751,10 @@ impl Bench {
         if scenario == "degraded" {
             row.extra.insert("retry_storms".to_owned(), json!(storms));
         }
+        row.extra.insert(
+            "upstream_by_route".to_owned(),
+            json!(replicas::by_route(&sim.stats())),
+        );
         Ok(row)
     }
 

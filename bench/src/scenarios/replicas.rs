@@ -201,6 +201,8 @@ impl Bench {
             .insert("cards_served".to_owned(), json!(result.cards_with_data));
         row.extra
             .insert("page_views_per_s".to_owned(), json!(result.rps()));
+        row.extra
+            .insert("upstream_by_route".to_owned(), json!(by_route(&stats)));
         Ok(row)
     }
 
@@ -231,4 +233,20 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// The simulator's calls per route (whole run, setup included), e.g.
+/// `GET /incidents: 40`: where a variant's upstream calls go.
+pub(crate) fn by_route(stats: &sim::SimStats) -> String {
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &stats.routes {
+        *counts
+            .entry(format!("{} {}", r.method, r.route))
+            .or_default() += r.count;
+    }
+    counts
+        .iter()
+        .map(|(route, n)| format!("{route}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
