@@ -60,7 +60,7 @@
 //! | change events | the account | `GET /change_events` (newest 300: the pages the last read needed are read at once); per service `GET /services/{id}/change_events` while the account-wide call is forbidden | one call serves every service |
 //! | standards | service id | `GET /standards/scores/technical_services?ids=…` | service ids |
 //! | metrics | service id | `POST /analytics/metrics/incidents/services` (last 30 days) | service ids |
-//! | Backstage lists | the account (the filtered page: team, query, limit) | `GET /escalation_policies`, `GET /teams`, `GET /services?include[]=…` (all pages; the services list also stores every service in the service section), `GET /services?team_ids[]=…&query=…&limit=…` | coalesced; fresh for `list_ttl`, never stale |
+//! | Backstage lists | the account (the filtered page: team, query, limit) | `GET /escalation_policies`, `GET /teams`, `GET /services?include[]=…` (all pages; the services list also stores every service in the service section), `GET /services?team_ids[]=…&query=…&limit=…` | coalesced; fresh for `list_ttl`, then served stale while one refresh runs (up to `max_stale`) |
 //! | integration key | the key | `GET /services?query=KEY&include[]=integrations` (verified match); when it finds none (PagerDuty documents `query` as a name filter): the fresh cached services, then one listing `GET /services?include[]=…` of every page (up to the 10 000 offset cap, 10 pages at a time) whose key index serves every key for `integration_key_miss_ttl` | coalesced per key; the listing shared by all keys |
 //!
 //! One service read carries the service, its escalation policy (rules and
