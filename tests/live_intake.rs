@@ -10,6 +10,7 @@ use dutycard_server::webhooks::signature::sign;
 use serde_json::{Value, json};
 
 use crate::auth::{TOKEN, static_auth_toml};
+use crate::backstage_accounts::accounts_toml;
 use crate::helpers::{
     BASE_NO_CREDENTIALS, TestApp, settings_from, small_sim, spawn_on_sim, start_sim,
 };
@@ -77,21 +78,6 @@ async fn a_service_renamed_at_pagerduty_shows_on_an_open_stream_with_one_service
         metrics.contains(r#"event_type="service.updated",outcome="queued"} 1"#),
         "{metrics}"
     );
-}
-
-/// `[pagerduty.accounts.<id>]` tables for simulators.
-fn accounts_toml(accounts: &[(&str, &sim::SimHandle, bool)]) -> String {
-    let mut toml = String::new();
-    for (id, sim, is_default) in accounts {
-        toml.push_str(&format!(
-            "[pagerduty.accounts.{id}]\napi_token = \"{}\"\napi_base_url = \"{}\"\nevents_base_url = \"{}\"\noauth_token_url = \"{}\"\nis_default = {is_default}\n",
-            sim.api_token(),
-            sim.base_url(),
-            sim.events_base_url(),
-            sim.oauth_token_url()
-        ));
-    }
-    toml
 }
 
 /// POSTs `body` signed with `secret` to `path`; the status and the answer.

@@ -3,6 +3,7 @@
 mod auth;
 mod auth_jwt;
 mod backstage;
+mod backstage_accounts;
 mod browser;
 mod cards;
 mod catalog;
