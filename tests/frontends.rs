@@ -217,7 +217,7 @@ async fn the_enqueue_intake_attributes_the_caller_and_sends_the_real_key() {
         ))
         .mount(&events)
         .await;
-    let app = crate::trigger::spawn_with_events_host(&events, AUTH).await;
+    let app = crate::trigger_delivery::spawn_with_events_host(&events, AUTH).await;
     let (service_id, real) = triggerable_service(&app.sim);
     let (_, body) = get(&app.app, &format!("{P}/services/{service_id}")).await;
     let alias = shown_key(&body["service"], &real, &app.sim);

@@ -34,6 +34,7 @@ mod store;
 mod store_accounts;
 mod store_bounds;
 mod trigger;
+mod trigger_delivery;
 mod trigger_shared;
 mod ui;
 mod upstream;
