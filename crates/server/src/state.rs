@@ -113,20 +113,13 @@ struct SharedCounts {
 /// flapping one, and traced to its part).
 fn render_shared(report: &crate::shared::SharedReport, counts: &SharedCounts, out: &mut String) {
     use std::fmt::Write as _;
-    const MODES: [&str; 2] = ["shared", "degraded-local"];
     crate::metrics::family(
         out,
         "dutycard_shared_mode",
         "gauge",
         "1 for the mode this replica is in: shared (through Redis) or degraded-local (serving alone until Redis answers).",
     );
-    for mode in MODES {
-        let _ = writeln!(
-            out,
-            "dutycard_shared_mode{{mode=\"{mode}\"}} {}",
-            u8::from(report.mode == mode)
-        );
-    }
+    mode_lines(out, "dutycard_shared_mode", "", &report.mode);
     crate::metrics::family(
         out,
         "dutycard_shared_budget_mode",
@@ -134,13 +127,8 @@ fn render_shared(report: &crate::shared::SharedReport, counts: &SharedCounts, ou
         "1 for the mode of each account's PagerDuty budget: shared (one budget for every replica) or degraded-local (this replica's share of the rate).",
     );
     for (account, budget) in &report.budgets {
-        for mode in MODES {
-            let _ = writeln!(
-                out,
-                "dutycard_shared_budget_mode{{account=\"{account}\",mode=\"{mode}\"}} {}",
-                u8::from(budget == mode)
-            );
-        }
+        let labels = format!("account=\"{account}\",");
+        mode_lines(out, "dutycard_shared_budget_mode", &labels, budget);
     }
     crate::metrics::family(
         out,
@@ -172,13 +160,7 @@ fn render_shared(report: &crate::shared::SharedReport, counts: &SharedCounts, ou
             "gauge",
             "1 for the mode of the trigger's idempotency entries and limits: shared (in Redis) or degraded-local (this replica's own).",
         );
-        for mode in MODES {
-            let _ = writeln!(
-                out,
-                "dutycard_shared_trigger_mode{{mode=\"{mode}\"}} {}",
-                u8::from(trigger == mode)
-            );
-        }
+        mode_lines(out, "dutycard_shared_trigger_mode", "", trigger);
         crate::metrics::family(
             out,
             "dutycard_shared_trigger_fallbacks_total",
@@ -186,5 +168,19 @@ fn render_shared(report: &crate::shared::SharedReport, counts: &SharedCounts, ou
             "Trigger idempotency and limit checks answered by this replica alone because Redis failed, was slow or was away.",
         );
         let _ = writeln!(out, "dutycard_shared_trigger_fallbacks_total {fallbacks}");
+    }
+}
+
+/// One gauge line per mode of `[shared]` (`shared`, `degraded-local`): 1
+/// for `current`, 0 for the other; `labels` go before `mode` (each ending
+/// in a comma).
+fn mode_lines(out: &mut String, name: &str, labels: &str, current: &str) {
+    use std::fmt::Write as _;
+    for mode in ["shared", "degraded-local"] {
+        let _ = writeln!(
+            out,
+            "{name}{{{labels}mode=\"{mode}\"}} {}",
+            u8::from(current == mode)
+        );
     }
 }

@@ -35,7 +35,7 @@ pub fn key(id: &str) -> String {
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("dutycard:webhook:{digest}")
+    format!("dutycard:v1:webhook:{digest}")
 }
 
 impl SharedDedupe {
