@@ -397,6 +397,62 @@ async fn three_replicas_under_a_portal_load_make_about_as_many_upstream_calls_as
     assert!(calls_alone >= calls_one * 2, "{calls_alone} vs {calls_one}");
 }
 
+/// A batch window long enough that three replicas' cold loads meet in it.
+const JOIN_CACHE: &str = "[cache]\nbatch_window_ms = 400\n";
+
+/// The lease is per entry, the upstream call per batch: the incidents of
+/// 30 services, 10 leased by each of three replicas in the same window,
+/// cost one batched call (the first replica whose batch runs collects, the
+/// others hand it their entries), not three.
+#[tokio::test]
+async fn the_entries_three_replicas_leased_in_one_window_cost_one_batched_call() {
+    let redis = RedisServer::start();
+    let sim = start_sim(sim::SimConfig {
+        services: 30,
+        ..small_sim()
+    })
+    .await;
+    let apps = replicas(&sim, &redis.url(), 3, JOIN_CACHE).await;
+    let ids = service_ids(&sim);
+    let before = sim.stats().count("GET", "/incidents");
+    let pages = apps.iter().enumerate().map(|(i, app)| {
+        let page = &ids[i * 10..i * 10 + 10];
+        async move {
+            let r = app
+                .http
+                .post(app.url("/v1/cards/batch"))
+                .json(&json!({ "service_ids": page }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.unwrap();
+            for item in body["cards"].as_array().unwrap() {
+                assert_eq!(item["status"], 200, "{item}");
+                assert!(item["card"]["incidents"].is_object(), "{item}");
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, futures::future::join_all(pages))
+        .await
+        .expect("the three pages are answered");
+    assert_eq!(
+        sim.stats().count("GET", "/incidents") - before,
+        1,
+        "one batched incidents call for the three replicas' entries"
+    );
+    let (mut handed, mut taken) = (0, 0);
+    for app in &apps {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let series = |name: &str| {
+            format!("dutycard_cache_{name}_total{{account=\"default\",section=\"incidents\"}}")
+        };
+        handed += counter(&metrics, &series("shared_batch_handed"));
+        taken += counter(&metrics, &series("shared_batch_taken"));
+    }
+    assert_eq!((handed, taken), (20, 20), "two replicas handed 10 each");
+}
+
 #[test]
 fn check_config_and_debug_never_show_the_redis_password() {
     let settings = crate::helpers::settings(

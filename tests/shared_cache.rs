@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use cards::store::redis::{RedisSharedCache, RedisSharedConfig};
-use cards::store::shared::{EntryKey, Fetched, Offered, SharedCache, SharedMode, SharedTiming};
+use cards::store::shared::{
+    Collect, EntryKey, Fetched, JoinState, Offered, SharedCache, SharedMode, SharedTiming, Wanted,
+};
 use redis::AsyncCommands;
 
 use crate::redis_server::RedisServer;
@@ -249,4 +251,123 @@ async fn the_generation_and_epoch_keys_of_an_invalidation_carry_a_ttl() {
         let ttl: i64 = conn.pttl(key).await.unwrap();
         assert!(ttl > 0 && ttl <= 60_000, "{key}: {ttl}");
     }
+}
+
+/// The lease of `id` on `cache`, as a handed entry.
+async fn leased(cache: &RedisSharedCache, id: &str) -> Wanted {
+    match cache
+        .fetch_or_lease(&entry(id), 0, Duration::from_secs(5))
+        .await
+        .unwrap()
+    {
+        Fetched::Leased { generation, token } => Wanted {
+            id: id.into(),
+            generation,
+            token,
+        },
+        other => panic!("{id} is free to load: {other:?}"),
+    }
+}
+
+/// The batch collection across replicas: the first replica whose batch
+/// runs collects; another hands it the entries it leased (if there is
+/// room) and waits; the collector takes them and stores their values under
+/// their holders' leases, which the holders then see; a lease released
+/// without a value reads as gone. Its keys carry TTLs.
+#[tokio::test]
+async fn a_batch_collected_on_one_replica_takes_in_and_answers_the_entries_another_leased() {
+    let redis = RedisServer::start();
+    let (a, b, c) = (
+        replica(&redis, "a").await,
+        replica(&redis, "b").await,
+        replica(&redis, "c").await,
+    );
+    let hold = Duration::from_secs(2);
+    let Collect::Collecting(collector) = a
+        .collect_or_join("main", "service", Vec::new(), hold, 2)
+        .await
+        .unwrap()
+    else {
+        panic!("nobody collects yet")
+    };
+    let mut conn = redis.inspect().await;
+    let ttl: i64 = conn.pttl("dutycard:v1:{main}:collect:service").await.unwrap();
+    assert!(ttl > 0 && ttl <= 3_000, "the collection ends by itself: {ttl}");
+
+    let p2 = leased(&b, "P2").await;
+    assert_eq!(
+        b.collect_or_join("main", "service", vec![p2.clone()], hold, 10)
+            .await
+            .unwrap(),
+        Collect::Joined
+    );
+    let ttl: i64 = conn.pttl("dutycard:v1:{main}:wants:service").await.unwrap();
+    assert!(ttl > 0 && ttl <= 9_000, "handed entries expire: {ttl}");
+    // Room for 2, one taken: two more do not fit.
+    let (p3, p4) = (leased(&c, "P3").await, leased(&c, "P4").await);
+    assert_eq!(
+        c.collect_or_join("main", "service", vec![p3, p4], hold, 10)
+            .await
+            .unwrap(),
+        Collect::Alone
+    );
+    let asks = [(entry("P2"), p2.token.clone(), 0)];
+    assert_eq!(b.joined(&asks).await.unwrap(), vec![JoinState::Waiting]);
+
+    let taken = a.take_wanted("main", "service", &collector).await.unwrap();
+    assert_eq!(taken, vec![p2.clone()]);
+    a.put(
+        &entry("P2"),
+        7_000,
+        b"loaded-by-a".to_vec(),
+        Duration::from_secs(60),
+        &p2.generation,
+        &p2.token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.joined(&asks).await.unwrap(),
+        vec![JoinState::Value(7_000, b"loaded-by-a".to_vec())]
+    );
+    // Not fresh enough for a refresh that wants a newer value.
+    assert_eq!(
+        b.joined(&[(entry("P2"), p2.token.clone(), 8_000)])
+            .await
+            .unwrap(),
+        vec![JoinState::Gone]
+    );
+
+    // The collection ended with the take: the next batch collects anew;
+    // an entry whose load failed there is released, and reads as gone.
+    let Collect::Collecting(next) = c
+        .collect_or_join("main", "service", Vec::new(), hold, 5)
+        .await
+        .unwrap()
+    else {
+        panic!("the first collection ended")
+    };
+    let p5 = leased(&b, "P5").await;
+    assert_eq!(
+        b.collect_or_join("main", "service", vec![p5.clone()], hold, 10)
+            .await
+            .unwrap(),
+        Collect::Joined
+    );
+    assert_eq!(
+        c.take_wanted("main", "service", &next).await.unwrap(),
+        vec![p5.clone()]
+    );
+    c.release(&entry("P5"), &p5.token).await.unwrap();
+    assert_eq!(
+        b.joined(&[(entry("P5"), p5.token, 0)]).await.unwrap(),
+        vec![JoinState::Gone]
+    );
+    // A batch with no room of its own never collects.
+    assert_eq!(
+        a.collect_or_join("main", "service", Vec::new(), hold, 0)
+            .await
+            .unwrap(),
+        Collect::Alone
+    );
 }

@@ -93,10 +93,12 @@ impl Builder<'_> {
             })
         };
         let missing: MissingFn<K, V> = Arc::new(move |key| loader.missing(key));
+        let max_size = self.config.batch_max_size.clamp(1, 100);
+        let sections = store.clone();
         let batcher = |window, background| {
             let settings = BatchSettings {
                 window,
-                max_size: self.config.batch_max_size.clamp(1, 100),
+                max_size,
                 min_interval: self.config.min_batch_interval,
                 timeout: self.config.load_timeout,
                 background,
@@ -104,7 +106,7 @@ impl Builder<'_> {
             via(Batcher::new(
                 settings,
                 Arc::clone(counters),
-                Arc::clone(&load),
+                joined(&sections, &load, &missing, window, max_size),
                 Arc::clone(&missing),
                 self.tasks.clone(),
             ))
@@ -143,6 +145,36 @@ impl Builder<'_> {
             self.tasks.clone(),
         )
     }
+}
+
+/// `load` joined with the other replicas' batch loads while the section
+/// joins and is shared (see `store::batch_join`), a collector holding its
+/// batch open for the batcher's `window` (at most half the shared wait, so
+/// the replicas that joined it are answered within theirs).
+fn joined<K, V>(
+    store: &Store<K, V>,
+    load: &BatchLoadFn<K, V>,
+    missing: &MissingFn<K, V>,
+    window: Duration,
+    max_size: usize,
+) -> BatchLoadFn<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let (store, load, missing) = (store.clone(), Arc::clone(load), Arc::clone(missing));
+    Arc::new(move |keys, early| match store.layer() {
+        Some(layer) => {
+            let (load, missing) = (Arc::clone(&load), Arc::clone(&missing));
+            Box::pin(async move {
+                let hold = window.min(layer.cache.timing().wait / 2);
+                layer
+                    .batch(keys, early, hold, max_size, &load, &missing)
+                    .await
+            })
+        }
+        None => load(keys, early),
+    })
 }
 
 fn via<K, V>(batcher: Batcher<K, V>) -> LoadFn<K, V>

@@ -216,7 +216,7 @@ impl CardService {
         let Sharing {
             cache: shared,
             account,
-            ..
+            replicas,
         } = sharing.unwrap_or_else(|| Sharing {
             cache: Arc::new(InProcess::default()),
             account: String::new(),
@@ -245,6 +245,14 @@ impl CardService {
             );
             metrics.share(cache(), &account, "metrics", id, hard(config.metrics_ttl));
             change_events.share(cache(), &account, hard(config.change_events_ttl));
+            if replicas > 1 {
+                // Their loaders answer every key in the results (the
+                // services' early answers could not be handed on).
+                oncalls.join_batches(str::to_owned);
+                incidents.join_batches(str::to_owned);
+                standards.join_batches(str::to_owned);
+                metrics.join_batches(str::to_owned);
+            }
             Some(shared.subscribe())
         } else {
             None

@@ -19,6 +19,8 @@ pub(crate) struct Counters {
     pub errors: AtomicU64,
     pub shared_hits: AtomicU64,
     pub shared_errors: AtomicU64,
+    pub shared_batch_handed: AtomicU64,
+    pub shared_batch_taken: AtomicU64,
 }
 
 impl Counters {
@@ -44,6 +46,8 @@ impl Counters {
             errors: get(&self.errors),
             shared_hits: get(&self.shared_hits),
             shared_errors: get(&self.shared_errors),
+            shared_batch_handed: get(&self.shared_batch_handed),
+            shared_batch_taken: get(&self.shared_batch_taken),
         }
     }
 }
@@ -75,6 +79,12 @@ pub struct SectionStats {
     /// Shared-cache calls that failed or timed out (the load read
     /// PagerDuty instead).
     pub shared_errors: u64,
+    /// Entries this replica leased and handed to another replica's batch
+    /// load, and got back from it (no upstream call here).
+    pub shared_batch_handed: u64,
+    /// Entries of other replicas this replica's batch loads took in and
+    /// stored for them.
+    pub shared_batch_taken: u64,
 }
 
 /// Counters of every cache of a [`CardService`](crate::CardService).

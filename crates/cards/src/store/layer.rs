@@ -15,12 +15,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::LifetimesFn;
+use super::batch_join::Joining;
 use super::shared::{EntryKey, Fetched, Offered, SharedCache, SharedMode};
 use crate::error::SectionError;
 use crate::stats::Counters;
 
 /// The longest pause between two asks of a waiting load.
-const MAX_POLL: Duration = Duration::from_millis(100);
+pub(super) const MAX_POLL: Duration = Duration::from_millis(100);
 
 /// A value a section shares: serialized as JSON.
 pub(crate) trait SharedValue: Sized {
@@ -60,12 +61,14 @@ pub(crate) struct Layer<K, V> {
     /// How long an invalidation's generation is kept (the section's hard limit).
     pub hard_limit: Duration,
     pub counters: Arc<Counters>,
+    /// Whether (and how) its batch loads join the other replicas'.
+    pub joining: Joining<K>,
 }
 
 impl<K, V> Layer<K, V> {
     /// The shared entry of `key`, unless its id cannot name a Redis key
     /// safely (then the section stays local for it).
-    fn entry(&self, key: &K) -> Option<EntryKey> {
+    pub(super) fn entry(&self, key: &K) -> Option<EntryKey> {
         let id = (self.id)(key);
         let safe = !id.is_empty()
             && id.len() <= 128
@@ -79,11 +82,11 @@ impl<K, V> Layer<K, V> {
         })
     }
 
-    fn shared(&self) -> bool {
+    pub(super) fn shared(&self) -> bool {
         self.cache.mode() == SharedMode::Shared
     }
 
-    fn error(&self) {
+    pub(super) fn error(&self) {
         Counters::bump(&self.counters.shared_errors);
     }
 
@@ -135,14 +138,20 @@ impl<K, V> Layer<K, V> {
                     }
                 },
                 Ok(Fetched::Leased { generation, token }) => {
+                    self.joining
+                        .held(&entry.id, &generation, &token, fresh_since);
                     let result = self.renewing(&entry, &token, upstream()).await;
-                    match &result {
-                        Ok(value) => self.store(&entry, value, &generation, &token).await,
-                        Err(_) => {
-                            if self.cache.release(&entry, &token).await.is_err() {
-                                self.error();
-                            }
+                    let answered = self.joining.ended(&entry.id, &token);
+                    match (&result, answered) {
+                        // Another replica's batch loaded and stored it.
+                        (Ok(_), Some(at)) => {
+                            let at = DateTime::from_timestamp_millis(at).unwrap_or_else(Utc::now);
+                            return result.map(|v| (v, Some(at)));
                         }
+                        (Ok(value), None) => {
+                            self.store(&entry, value, &generation, &token).await;
+                        }
+                        (Err(_), _) => self.release(&entry, &token).await,
                     }
                     return result.map(|v| (v, None));
                 }
@@ -239,7 +248,14 @@ impl<K, V> Layer<K, V> {
         }
     }
 
-    async fn store(&self, entry: &EntryKey, value: &V, generation: &str, token: &str) {
+    /// Releases the lease `token` of `entry` (its load failed).
+    pub(super) async fn release(&self, entry: &EntryKey, token: &str) {
+        if self.cache.release(entry, token).await.is_err() {
+            self.error();
+        }
+    }
+
+    pub(super) async fn store(&self, entry: &EntryKey, value: &V, generation: &str, token: &str) {
         let (_, hard_limit) = (self.lifetimes)(value);
         let bytes = match (self.encode)(value) {
             Ok(bytes) => bytes,

@@ -24,6 +24,7 @@ use moka::Expiry;
 use crate::clock::Clock;
 use crate::error::SectionError;
 
+mod batch_join;
 pub(crate) mod layer;
 use layer::Layer;
 #[cfg(feature = "redis")]

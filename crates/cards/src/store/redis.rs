@@ -17,7 +17,8 @@
 //! and per section, `dutycard:v1:{<account>}:epoch:<section>`, `INCR`ed by
 //! every invalidation in the section: a listing's offered values (many
 //! entries at once, no lease) are stored only when it has not moved since
-//! the listing started.
+//! the listing started. A batched section's collection has two more keys
+//! (see `join`).
 //!
 //! Invalidations go out on the channel [`CHANNEL`] as JSON
 //! ([`Invalidation`]) naming the replica they come from; each replica
@@ -44,9 +45,11 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::shared::{
-    Dropped, EntryKey, Fetched, Invalidation, Offered, SharedCache, SharedError, SharedMode,
-    SharedTiming,
+    Collect, Dropped, EntryKey, Fetched, Invalidation, JoinState, Offered, SharedCache,
+    SharedError, SharedMode, SharedTiming, Wanted,
 };
+
+mod join;
 
 /// The pub/sub channel of invalidations.
 pub const CHANNEL: &str = "dutycard:v1:invalidate";
@@ -145,6 +148,7 @@ struct Inner {
     invalidate: Script,
     renew: Script,
     offer: Script,
+    join: join::Scripts,
     mode: watch::Sender<SharedMode>,
     probing: AtomicBool,
     subscribed: AtomicBool,
@@ -201,6 +205,7 @@ impl RedisSharedCache {
             invalidate: Script::new(INVALIDATE_LUA),
             renew: Script::new(RENEW_LUA),
             offer: Script::new(OFFER_LUA),
+            join: join::Scripts::default(),
             mode: watch::Sender::new(SharedMode::Degraded),
             probing: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
@@ -239,6 +244,18 @@ fn keys(key: &EntryKey) -> [String; 3] {
         format!("{value}:gen"),
         format!("{value}:lease"),
     ]
+}
+
+/// A stored `<fetched_at ms>:<JSON>` split in its two halves.
+fn split_stored(payload: &[u8]) -> Result<(i64, Vec<u8>), SharedError> {
+    let split = payload.iter().position(|b| *b == b':');
+    let at = split
+        .and_then(|i| std::str::from_utf8(&payload[..i]).ok())
+        .and_then(|s| s.parse::<i64>().ok());
+    match (split, at) {
+        (Some(i), Some(at)) => Ok((at, payload[i + 1..].to_vec())),
+        _ => Err(SharedError("a shared value without its fetch time".into())),
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -414,18 +431,8 @@ impl SharedCache for RedisSharedCache {
                 .await?;
             Ok(match state {
                 1 => {
-                    let split = payload.iter().position(|b| *b == b':');
-                    let at = split
-                        .and_then(|i| std::str::from_utf8(&payload[..i]).ok())
-                        .and_then(|s| s.parse::<i64>().ok());
-                    match (split, at) {
-                        (Some(i), Some(at)) => Fetched::Value(at, payload[i + 1..].to_vec()),
-                        _ => {
-                            return Err(SharedError(
-                                "a shared value without its fetch time".into(),
-                            ));
-                        }
-                    }
+                    let (at, value) = split_stored(&payload)?;
+                    Fetched::Value(at, value)
                 }
                 2 => Fetched::Leased {
                     generation: String::from_utf8_lossy(&payload).into_owned(),
@@ -548,6 +555,36 @@ impl SharedCache for RedisSharedCache {
                 .await
                 .map(drop)
         })
+    }
+
+    fn collect_or_join<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+        wanted: Vec<Wanted>,
+        hold: Duration,
+        room: usize,
+    ) -> BoxFuture<'a, Result<Collect, SharedError>> {
+        Box::pin(
+            self.inner
+                .collect_or_join(account, section, wanted, hold, room),
+        )
+    }
+
+    fn take_wanted<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+        collector: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Wanted>, SharedError>> {
+        Box::pin(self.inner.take_wanted(account, section, collector))
+    }
+
+    fn joined<'a>(
+        &'a self,
+        entries: &'a [(EntryKey, String, i64)],
+    ) -> BoxFuture<'a, Result<Vec<JoinState>, SharedError>> {
+        Box::pin(self.inner.joined(entries))
     }
 
     fn invalidate<'a>(

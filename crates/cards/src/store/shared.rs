@@ -18,7 +18,13 @@
 //!   stored where no value is, unless an invalidation of the section came
 //!   after the listing started (a per-section **epoch**);
 //! * a **generation**, bumped by every invalidation: a load that started
-//!   before an invalidation never stores its (older) answer after it.
+//!   before an invalidation never stores its (older) answer after it;
+//!
+//! and, per batched section, a **collection**: the replica whose batch
+//! load is about to run holds it open for a short while, and the other
+//! replicas hand it the entries they leased for their own batch loads
+//! ([`SharedCache::collect_or_join`]), so the entries that went stale on
+//! three replicas cost one batched call, not three.
 //!
 //! Invalidations are also **published** to every replica
 //! ([`SharedCache::publish`], [`SharedCache::subscribe`]), so each drops its
@@ -104,6 +110,48 @@ pub struct Offered {
     pub value: Vec<u8>,
     /// How long it is kept (the section's hard limit for it).
     pub ttl: Duration,
+}
+
+/// A lease-held entry a replica hands to another replica's batch load
+/// ([`SharedCache::collect_or_join`]): the collector stores its value with
+/// this generation and token, as the holder would have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// The entry's id within the section.
+    pub id: String,
+    /// The entry's generation when its holder took the lease.
+    pub generation: String,
+    /// The holder's lease token.
+    pub token: String,
+}
+
+/// What [`SharedCache::collect_or_join`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Collect {
+    /// No replica collects the section's batch now: this one does, under
+    /// this token, until it takes the wanted entries
+    /// ([`SharedCache::take_wanted`]).
+    Collecting(String),
+    /// The entries were handed to the collecting replica's batch: wait for
+    /// their values ([`SharedCache::joined`]).
+    Joined,
+    /// Another replica collects, but its batch has no room for them: load
+    /// them here.
+    Alone,
+}
+
+/// Where a handed entry ([`Collect::Joined`]) stands, as
+/// [`SharedCache::joined`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinState {
+    /// Still leased by its holder: the collector has not stored it yet.
+    Waiting,
+    /// Stored (the lease is gone and a value fetched at or after the
+    /// asked-for instant is there): `(fetched_at ms, serialized value)`.
+    Value(i64, Vec<u8>),
+    /// The lease is gone without a usable value (the collector's load
+    /// failed, or the entry was invalidated meanwhile): load it here.
+    Gone,
 }
 
 /// An error of the shared store (down, slow, refused). Never carries a URL
@@ -246,6 +294,47 @@ pub trait SharedCache: Send + Sync + fmt::Debug + 'static {
         epoch: &'a str,
         entries: Vec<Offered>,
     ) -> BoxFuture<'a, Result<(), SharedError>>;
+
+    /// Collects or joins a batch load of `section`: when another replica
+    /// collects one with room for `wanted` (their holders' leases, all of
+    /// `section`), hands them to it ([`Collect::Joined`]); when nobody
+    /// does, makes this caller the collector for `hold`, with room for
+    /// `room` more entries ([`Collect::Collecting`]). One atomic step. The
+    /// default shares nothing: [`Collect::Alone`].
+    fn collect_or_join<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+        wanted: Vec<Wanted>,
+        hold: Duration,
+        room: usize,
+    ) -> BoxFuture<'a, Result<Collect, SharedError>> {
+        let _ = (account, section, wanted, hold, room);
+        Box::pin(async { Ok(Collect::Alone) })
+    }
+
+    /// Ends the collection `collector` of `section` and takes the entries
+    /// the other replicas handed to it: the caller loads them with its own
+    /// keys and [`SharedCache::put`]s each with its [`Wanted`] generation
+    /// and token (or releases the lease when its load failed).
+    fn take_wanted<'a>(
+        &'a self,
+        account: &'a str,
+        section: &'static str,
+        collector: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Wanted>, SharedError>> {
+        let _ = (account, section, collector);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Where each handed entry `(key, lease token, fresh_since ms)` stands
+    /// (one state per entry, in order). One round trip.
+    fn joined<'a>(
+        &'a self,
+        entries: &'a [(EntryKey, String, i64)],
+    ) -> BoxFuture<'a, Result<Vec<JoinState>, SharedError>> {
+        Box::pin(async { Ok(vec![JoinState::Gone; entries.len()]) })
+    }
 
     /// Drops the value of `key` and bumps its generation (kept `ttl`).
     fn invalidate<'a>(
