@@ -291,8 +291,14 @@ async fn a_batch_collected_on_one_replica_takes_in_and_answers_the_entries_anoth
         panic!("nobody collects yet")
     };
     let mut conn = redis.inspect().await;
-    let ttl: i64 = conn.pttl("dutycard:v1:{main}:collect:service").await.unwrap();
-    assert!(ttl > 0 && ttl <= 3_000, "the collection ends by itself: {ttl}");
+    let ttl: i64 = conn
+        .pttl("dutycard:v1:{main}:collect:service")
+        .await
+        .unwrap();
+    assert!(
+        ttl > 0 && ttl <= 3_000,
+        "the collection ends by itself: {ttl}"
+    );
 
     let p2 = leased(&b, "P2").await;
     assert_eq!(

@@ -297,13 +297,7 @@ where
             poll = (poll * 2).min(MAX_POLL.max(timing.poll));
             let asks: Vec<_> = pending
                 .iter()
-                .map(|h| {
-                    (
-                        h.entry.clone(),
-                        h.lease.token.clone(),
-                        h.lease.fresh_since,
-                    )
-                })
+                .map(|h| (h.entry.clone(), h.lease.token.clone(), h.lease.fresh_since))
                 .collect();
             let states = match self.cache.joined(&asks).await {
                 Ok(states) if states.len() == pending.len() => states,
@@ -319,8 +313,7 @@ where
                     JoinState::Waiting => waiting.push(held),
                     JoinState::Value(at, bytes) => match (self.decode)(&bytes) {
                         Ok(value) => {
-                            self.joining
-                                .answered(&held.entry.id, &held.lease.token, at);
+                            self.joining.answered(&held.entry.id, &held.lease.token, at);
                             answered.insert(held.key, Ok(value));
                         }
                         Err(_) => {
@@ -346,5 +339,44 @@ fn per_key<K: Eq + Hash, V>(
     match outcome {
         Ok(results) => results,
         Err(error) => keys.into_iter().map(|k| (k, Err(error.clone()))).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_tracked_only_while_joining_and_only_its_own_token_ends_it() {
+        let joining: Joining<String> = Joining::default();
+        joining.held("P1", "0", "t1", 0);
+        assert!(
+            lock(&joining.leases).is_empty(),
+            "not joining: nothing kept"
+        );
+
+        joining.enable(str::to_owned);
+        joining.held("P1", "3", "t1", 5);
+        joining.answered("P1", "another-token", 9);
+        assert_eq!(joining.ended("P1", "another-token"), None);
+        joining.answered("P1", "t1", 7);
+        assert_eq!(joining.ended("P1", "t1"), Some(7), "answered by a batch");
+        assert!(lock(&joining.leases).is_empty());
+        joining.held("P2", "0", "t2", 0);
+        assert_eq!(joining.ended("P2", "t2"), None, "loaded here");
+    }
+
+    #[test]
+    fn a_failed_load_fails_each_of_its_keys() {
+        let failed: Result<BatchResults<u32, u32>, _> = Err(SectionError::unavailable("down"));
+        let results = per_key(vec![1, 2], failed);
+        assert_eq!(results.len(), 2);
+        assert!(results.values().all(Result::is_err));
+        let loaded = per_key(vec![1, 2], Ok(BatchResults::from([(1, Ok(10))])));
+        assert_eq!(
+            loaded.len(),
+            1,
+            "a key not mentioned is the batcher's to answer"
+        );
     }
 }

@@ -137,7 +137,9 @@ impl Inner {
         let mut conn = self.conn.clone();
         let mut invocation = self.join.take.prepare_invoke();
         invocation.key(&collect).key(&wants).arg(collector);
-        let items: Vec<String> = self.call("take", invocation.invoke_async(&mut conn)).await?;
+        let items: Vec<String> = self
+            .call("take", invocation.invoke_async(&mut conn))
+            .await?;
         Ok(items
             .iter()
             .filter_map(|item| {
