@@ -2,7 +2,9 @@
 //! span is [`crate::middleware::telemetry`]).
 //!
 //! JSON lines are written by [`json_line::JsonLine`] (the stock JSON
-//! layout without its per-event re-parse of the span's fields).
+//! layout without its per-event re-parse of the span's fields), and the
+//! span's fields are kept by [`span_fields::SpanFields`] (the stock text,
+//! without a parse and rewrite per recorded field).
 //!
 //! Lines are not written on the request path: the formatter hands each
 //! line to `tracing-appender`'s non-blocking writer, whose one thread
@@ -24,8 +26,10 @@ use tracing_subscriber::{EnvFilter, fmt};
 use crate::config::LogFormat;
 
 pub mod json_line;
+pub mod span_fields;
 
 use json_line::JsonLine;
+use span_fields::SpanFields;
 
 /// Flushes the queued log lines when dropped (at shutdown).
 #[must_use = "dropping the guard stops the log writer"]
@@ -53,6 +57,7 @@ pub fn init(format: LogFormat) -> Result<LogGuard, tracing_subscriber::util::Try
                 fmt::layer()
                     .json()
                     .event_format(JsonLine::default())
+                    .fmt_fields(SpanFields)
                     .with_writer(out),
             )
             .try_init(),
