@@ -54,7 +54,7 @@ impl<'w> FormatFields<'w> for SpanFields {
             };
             let mut out = Vec::with_capacity(current.fields.len() + new.text_len() + 2);
             write_object(&mut out, old.into_iter(), new);
-            current.fields = text(&out)?.to_owned();
+            current.fields = String::from_utf8(out).map_err(|_| fmt::Error)?;
             Ok(())
         })
     }
