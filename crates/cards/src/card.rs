@@ -206,6 +206,13 @@ async fn within<V>(
     what: &str,
     lookup: impl Future<Output = Result<Lookup<V>, SectionError>>,
 ) -> Result<Lookup<V>, SectionError> {
+    // A cached section answers on its first poll, as tokio's `Timeout`
+    // would poll it first: no timer is set up for it (a runtime handle and
+    // a timer entry, per section of every warm card).
+    let mut lookup = std::pin::pin!(lookup);
+    if let Poll::Ready(result) = futures::poll!(lookup.as_mut()) {
+        return result;
+    }
     until(deadline, lookup).await.unwrap_or_else(|()| {
         Err(SectionError::timeout(format!(
             "the {what} section did not load in time; it is still loading and will be served from the cache"
