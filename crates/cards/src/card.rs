@@ -3,6 +3,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
+
+use futures::future::Either;
 
 use pagerduty::{Oncall, Service};
 
@@ -101,11 +104,11 @@ impl CardService {
         let deadline = deadline(i.config.section_timeout);
         // One service lookup per card, shared with the on-call path (which
         // needs the escalation policy id), so counters see one lookup.
-        let service_fut = futures::FutureExt::shared(Box::pin(within(
+        let mut service_lookup = Box::pin(within(
             deadline.filter(|_| bound_service),
             "service",
             self.service_lookup(&key),
-        )));
+        ));
         // A lone cold card (no copy of its service, fresh or stale) first
         // learns whether the service can be read at all: when it cannot
         // (404, refused, PagerDuty down) there is no card, and the other
@@ -115,13 +118,38 @@ impl CardService {
         // A batch does not wait: its cards share their section calls (one
         // incidents call for all), so a failing card adds little, while the
         // wait would add a round trip to every card whose sections page.
-        if !bound_service
-            && i.services.peek(&key).await.is_none()
-            && let Err(e) = service_fut.clone().await
-        {
-            return Err(CardError::from_section(&e, format!("service {id}")));
-        }
-        let oncall_fut = self.oncall_lookup(service_fut.clone(), deadline);
+        // The service lookup is polled once first (as the join below would
+        // poll it first): a cached service answers at once, and then
+        // neither the presence check nor a shared future for the on-call
+        // path is needed (a warm card's common case, 20 times in a batch).
+        let first = futures::poll!(service_lookup.as_mut());
+        let (service_fut, for_oncall) = match first {
+            Poll::Ready(result) => {
+                drop(service_lookup);
+                if !bound_service
+                    && let Err(e) = &result
+                    && i.services.peek(&key).await.is_none()
+                {
+                    return Err(CardError::from_section(e, format!("service {id}")));
+                }
+                let for_oncall = result.clone();
+                (
+                    Either::Left(std::future::ready(result)),
+                    Either::Left(std::future::ready(for_oncall)),
+                )
+            }
+            Poll::Pending => {
+                let shared = futures::FutureExt::shared(service_lookup);
+                if !bound_service
+                    && i.services.peek(&key).await.is_none()
+                    && let Err(e) = shared.clone().await
+                {
+                    return Err(CardError::from_section(&e, format!("service {id}")));
+                }
+                (Either::Right(shared.clone()), Either::Right(shared))
+            }
+        };
+        let oncall_fut = self.oncall_lookup(for_oncall, deadline);
         let incidents_fut = within(deadline, "incidents", i.incidents.get(&key));
         let changes_fut = within(deadline, "change events", i.change_events.shared(&key));
         let standards_fut = async {
@@ -178,6 +206,13 @@ async fn within<V>(
     what: &str,
     lookup: impl Future<Output = Result<Lookup<V>, SectionError>>,
 ) -> Result<Lookup<V>, SectionError> {
+    // A cached section answers on its first poll, as tokio's `Timeout`
+    // would poll it first: no timer is set up for it (a runtime handle and
+    // a timer entry, per section of every warm card).
+    let mut lookup = std::pin::pin!(lookup);
+    if let Poll::Ready(result) = futures::poll!(lookup.as_mut()) {
+        return result;
+    }
     until(deadline, lookup).await.unwrap_or_else(|()| {
         Err(SectionError::timeout(format!(
             "the {what} section did not load in time; it is still loading and will be served from the cache"

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pagerduty::{
     Client, EscalationPolicy, Incident, Oncall, Service, ServiceIncidentMetrics, ServiceStandards,
@@ -68,6 +69,10 @@ pub(crate) struct Inner {
     /// deleted or mistyped service costs one call per period, not one per view.
     /// On the injected clock, like every other freshness decision.
     pub missing_services: Store<String, ()>,
+    /// Whether `missing_services` was ever written: until then a read skips
+    /// it (a cache read costs about half a microsecond, and every card and
+    /// per-service read starts with one).
+    pub any_missing: AtomicBool,
     /// Where the section caches report dropped and replaced entries.
     pub changes: Changes,
     /// The L2 the sections are shared through ([`InProcess`]: none).
@@ -271,6 +276,7 @@ impl CardService {
                 keys,
                 lists,
                 missing_services,
+                any_missing: AtomicBool::new(false),
                 changes,
                 shared,
                 account,
@@ -328,7 +334,9 @@ impl CardService {
     /// The service id, unless PagerDuty said 404 for it recently.
     pub(crate) async fn known_service_id(&self, id: &str) -> Result<String, CardError> {
         let key = id.to_owned();
-        if self.inner.missing_services.peek_fresh(&key).await.is_some() {
+        if self.inner.any_missing.load(Ordering::Acquire)
+            && self.inner.missing_services.peek_fresh(&key).await.is_some()
+        {
             Counters::bump(&self.inner.services.counters().hits);
             return Err(CardError::not_found(format!("service {id}")));
         }
@@ -344,6 +352,7 @@ impl CardService {
         if let Err(error) = &result
             && error.kind == SectionErrorKind::NotFound
         {
+            self.inner.any_missing.store(true, Ordering::Release);
             self.inner
                 .missing_services
                 .insert_fresh(id.clone(), ())

@@ -407,7 +407,7 @@ pub async fn batch_cards(
     }
     out.put_slice(b"]}");
     Ok(HttpResponse::Ok()
-        .insert_header(actix_web::http::header::ContentType::json())
+        .insert_header(crate::http::JSON_CONTENT_TYPE)
         .body(out.freeze()))
 }
 

@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// A 200 JSON answer with a rendered body (see [`crate::http::rendered`]).
 pub(super) fn json_body(bytes: bytes::Bytes) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
-        .insert_header(actix_web::http::header::ContentType::json())
+        .insert_header(crate::http::JSON_CONTENT_TYPE)
         .body(bytes)
 }
 

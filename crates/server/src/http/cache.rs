@@ -131,7 +131,7 @@ pub fn template_response(
     HttpResponse::Ok()
         .insert_header((header::ETAG, template.etag().clone()))
         .insert_header((header::CACHE_CONTROL, NO_CACHE))
-        .insert_header(header::ContentType::json())
+        .insert_header(super::JSON_CONTENT_TYPE)
         .body(template.fill(max_ages, chrono::Utc::now()))
 }
 
@@ -146,7 +146,7 @@ pub fn body_response(req: &HttpRequest, body: &Body) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::ETAG, etag.clone()))
         .insert_header((header::CACHE_CONTROL, NO_CACHE))
-        .insert_header(header::ContentType::json())
+        .insert_header(super::JSON_CONTENT_TYPE)
         .body(body.bytes().clone())
 }
 
@@ -176,7 +176,7 @@ pub fn card_response(
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "private, no-cache"))
-        .insert_header(header::ContentType::json())
+        .insert_header(super::JSON_CONTENT_TYPE)
         .body(body))
 }
 

@@ -26,8 +26,20 @@ impl DeadlineExceeded {
 /// This wraps handler work rather than being a middleware because a
 /// middleware would have to keep a clone of the `HttpRequest` to build the
 /// late answer, and actix's router needs that request unshared.
+///
+/// Work that is done on its first poll (a warm read: every cached route)
+/// sets up no timer: a tokio timer costs a runtime handle and a timer
+/// entry per request. The deadline still counts from the call.
 pub async fn within<F: Future>(deadline: Duration, work: F) -> Result<F::Output, DeadlineExceeded> {
-    tokio::time::timeout(deadline, work).await.map_err(|_| {
+    let Some(at) = tokio::time::Instant::now().checked_add(deadline) else {
+        // Too far to represent: no deadline, as `tokio::time::timeout` does.
+        return Ok(work.await);
+    };
+    let mut work = std::pin::pin!(work);
+    if let std::task::Poll::Ready(output) = futures::poll!(work.as_mut()) {
+        return Ok(output);
+    }
+    tokio::time::timeout_at(at, work).await.map_err(|_| {
         tracing::warn!(
             deadline_ms = deadline.as_millis() as u64,
             "request deadline exceeded"
@@ -52,5 +64,11 @@ mod tests {
     #[tokio::test]
     async fn fast_work_passes_through() {
         assert_eq!(within(Duration::from_secs(5), async { 7 }).await, Ok(7));
+        let waits = async {
+            tokio::task::yield_now().await;
+            8
+        };
+        assert_eq!(within(Duration::from_secs(5), waits).await, Ok(8));
+        assert_eq!(within(Duration::MAX, async { 9 }).await, Ok(9));
     }
 }

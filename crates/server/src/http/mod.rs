@@ -15,6 +15,17 @@ pub mod rendered;
 pub mod routes;
 pub mod trigger;
 
+/// `Content-Type: application/json`, the value `ContentType::json()` gives,
+/// made once: that header builds its value from the mime type (an
+/// allocation and a copy) on every answer of every cached route.
+pub const JSON_CONTENT_TYPE: (
+    actix_web::http::header::HeaderName,
+    actix_web::http::header::HeaderValue,
+) = (
+    actix_web::http::header::CONTENT_TYPE,
+    actix_web::http::header::HeaderValue::from_static("application/json"),
+);
+
 /// What can go wrong with a request before any domain work: its body, its
 /// parameters, or its route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,4 +56,15 @@ pub enum RequestError {
         path: String,
         allow: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{ContentType, TryIntoHeaderPair};
+
+    #[test]
+    fn the_json_content_type_is_the_one_actix_builds() {
+        let (name, value) = ContentType::json().try_into_pair().unwrap();
+        assert_eq!((name, value), super::JSON_CONTENT_TYPE);
+    }
 }

@@ -12,9 +12,18 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 /// Header carrying the request id, taken from the caller or generated.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of the current request (in request extensions).
+/// The id of the current request (in request extensions): the header
+/// value itself, so the extension, the span and the response share one
+/// copy (a clone is a reference count).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// The id as text (it is visible ASCII: checked, or a UUID).
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
 
 /// Takes `X-Request-Id` from the request when it is a sane token (at most 128
 /// visible ASCII characters), generates a UUID otherwise, and echoes it in the
@@ -23,29 +32,31 @@ pub async fn request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = req
+    let value = match req
         .headers()
         .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_valid_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    // The id was checked above (or is a UUID), so it is a valid header value.
-    let value = HeaderValue::from_str(&id).ok();
+        .filter(|v| v.to_str().is_ok_and(is_valid_request_id))
+    {
+        Some(given) => given.clone(),
+        None => {
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id = uuid::Uuid::new_v4().hyphenated();
+            // A UUID's text is always a valid header value.
+            HeaderValue::from_str(id.encode_lower(&mut text))
+                .unwrap_or(HeaderValue::from_static(""))
+        }
+    };
+    req.extensions_mut().insert(RequestId(value.clone()));
     // Never clone the HttpRequest before `next.call`: routing needs it unique.
     match next.call(req).await {
         Ok(mut res) => {
-            if let Some(value) = value {
-                res.headers_mut().insert(X_REQUEST_ID.clone(), value);
-            }
+            res.headers_mut().insert(X_REQUEST_ID.clone(), value);
             Ok(res)
         }
         Err(mut e) => {
             e.add_response_mapper(move |mut res| {
-                if let Some(value) = value.clone() {
-                    res.headers_mut().insert(X_REQUEST_ID.clone(), value);
-                }
+                res.headers_mut()
+                    .insert(X_REQUEST_ID.clone(), value.clone());
                 res
             });
             Err(e)
@@ -63,11 +74,8 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
+        let extensions = request.extensions();
+        let id = extensions.get::<RequestId>().map_or("", RequestId::as_str);
         tracing::info_span!(
             "http_request",
             http.method = %request.method(),
