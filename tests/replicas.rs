@@ -290,6 +290,20 @@ async fn a_webhook_on_one_replica_reaches_a_stream_held_on_another() {
     assert_eq!(sim.stats().count("GET", "/incidents"), reads);
 }
 
+/// The items of `POST /v1/cards/batch` for `ids` on `app` (answered 200).
+async fn batch(app: &TestApp, ids: &[impl serde::Serialize]) -> Vec<Value> {
+    let r = app
+        .http
+        .post(app.url("/v1/cards/batch"))
+        .json(&json!({ "service_ids": ids }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    body["cards"].as_array().unwrap().clone()
+}
+
 /// A portal's page views: `views` pages of 8 cards each (`POST
 /// /v1/cards/batch`), 10 pages at a time, spread over `apps` in turn;
 /// every page is answered, and all but a few cards (a simulator slowed
@@ -305,16 +319,7 @@ async fn portal(sim: &sim::SimHandle, apps: &[TestApp], views: usize) -> u64 {
             let app = &apps[view % apps.len()];
             let page: Vec<&String> = (0..8).map(|k| &ids[(view * 5 + k) % ids.len()]).collect();
             async move {
-                let r = app
-                    .http
-                    .post(app.url("/v1/cards/batch"))
-                    .json(&json!({ "service_ids": page }))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-                let body: Value = r.json().await.unwrap();
-                for item in body["cards"].as_array().unwrap() {
+                for item in batch(app, &page).await {
                     if item["status"] != 200 {
                         failed.lock().unwrap().push(item.clone());
                     }
@@ -418,16 +423,7 @@ async fn the_entries_three_replicas_leased_in_one_window_cost_one_batched_call()
     let pages = apps.iter().enumerate().map(|(i, app)| {
         let page = &ids[i * 10..i * 10 + 10];
         async move {
-            let r = app
-                .http
-                .post(app.url("/v1/cards/batch"))
-                .json(&json!({ "service_ids": page }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            let body: Value = r.json().await.unwrap();
-            for item in body["cards"].as_array().unwrap() {
+            for item in batch(app, page).await {
                 assert_eq!(item["status"], 200, "{item}");
                 assert!(item["card"]["incidents"].is_object(), "{item}");
             }

@@ -89,7 +89,7 @@ pub async fn track_requests(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::captured::Captured;
 
     use actix_web::middleware::from_fn;
     use actix_web::test as atest;
@@ -100,19 +100,6 @@ mod tests {
 
     use super::*;
     use crate::middleware::telemetry::RequestSpan;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// A scanner's 404s are INFO lines, nothing at WARN; a 5xx is one ERROR
     /// line that carries the error.

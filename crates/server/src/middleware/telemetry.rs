@@ -96,7 +96,7 @@ impl RootSpanBuilder for RequestSpan {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::captured::Captured;
 
     use actix_web::test as atest;
     use actix_web::{App, HttpResponse, middleware::from_fn, web};
@@ -106,19 +106,6 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[actix_web::test]
     async fn request_logs_carry_the_request_id_but_never_the_query_string() {

@@ -120,26 +120,13 @@ fn write_json<T: Serialize + ?Sized>(writer: &mut Writer<'_>, value: &T) -> fmt:
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::captured::Captured;
 
     use serde_json::Value;
     use tracing_subscriber::fmt;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     impl Captured {
         fn lines(&self) -> Vec<Value> {

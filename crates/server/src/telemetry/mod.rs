@@ -23,6 +23,8 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
+#[cfg(test)]
+pub(crate) mod captured;
 pub mod json_line;
 pub mod span_fields;
 pub mod writer;
@@ -59,23 +61,9 @@ pub fn init(format: LogFormat) -> Result<LogGuard, tracing_subscriber::util::Try
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::captured::Captured;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// Far more lines than the queue holds, written as fast as possible:
     /// none is lost, and dropping the guard flushes them all.

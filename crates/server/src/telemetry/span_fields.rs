@@ -308,26 +308,13 @@ enum Key<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::captured::Captured;
 
     use tracing_subscriber::fmt;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
     use crate::telemetry::json_line::JsonLine;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// The lines without their timestamps.
     fn lines(out: &Captured) -> Vec<String> {
