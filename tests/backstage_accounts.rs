@@ -30,20 +30,32 @@ pub(crate) fn accounts_toml(accounts: &[(&str, &sim::SimHandle, bool)]) -> Strin
     toml
 }
 
+/// The second account's simulator: another seed, fewer services.
+async fn corp_sim() -> sim::SimHandle {
+    start_sim(sim::SimConfig {
+        seed: 99,
+        services: 8,
+        ..sim::SimConfig::default()
+    })
+    .await
+}
+
+/// An app over two accounts, `acme` (the default) and `eu-corp`, each on
+/// its own simulator.
+async fn two_accounts() -> (sim::SimHandle, sim::SimHandle, TestApp) {
+    let acme = start_sim(small_sim()).await;
+    let corp = corp_sim().await;
+    let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
+    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    (acme, corp, app)
+}
+
 /// Every `/v1` card route takes `?account=` like the other routes: the
 /// named account's card, the default one without it, and a 400 listing the
 /// valid ids for an unknown one.
 #[tokio::test]
 async fn v1_card_routes_route_by_the_account_parameter() {
-    let acme = start_sim(small_sim()).await;
-    let corp = start_sim(sim::SimConfig {
-        seed: 99,
-        services: 8,
-        ..sim::SimConfig::default()
-    })
-    .await;
-    let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
-    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (acme, corp, app) = two_accounts().await;
     let (acme_id, _, _) = pick_service(&acme);
     let (corp_id, corp_key, _) = pick_service(&corp);
 
@@ -85,15 +97,7 @@ async fn v1_card_routes_route_by_the_account_parameter() {
 
 #[tokio::test]
 async fn two_accounts_route_by_the_account_parameter() {
-    let acme = start_sim(small_sim()).await;
-    let corp = start_sim(sim::SimConfig {
-        seed: 99,
-        services: 8,
-        ..sim::SimConfig::default()
-    })
-    .await;
-    let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
-    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (acme, corp, app) = two_accounts().await;
     let (acme_id, _, _) = pick_service(&acme);
     let (corp_id, corp_key, corp_policy) = pick_service(&corp);
 
@@ -472,12 +476,7 @@ async fn a_backstage_app_config_starts_the_server() {
 async fn a_multi_account_app_config_with_oauth_starts_the_server() {
     let acme = start_sim(small_sim()).await;
     let (client_id, client_secret) = acme.oauth_client();
-    let corp = start_sim(sim::SimConfig {
-        seed: 99,
-        services: 8,
-        ..sim::SimConfig::default()
-    })
-    .await;
+    let corp = corp_sim().await;
     let settings = with_app_config(
         &fixtures().join("app-config.accounts.yaml"),
         &[
@@ -689,15 +688,7 @@ async fn the_server_side_trigger_route_uses_the_cards_body_and_the_trigger_machi
 
 #[tokio::test]
 async fn the_trigger_goes_to_the_accounts_own_events_host() {
-    let acme = start_sim(small_sim()).await;
-    let corp = start_sim(sim::SimConfig {
-        seed: 99,
-        services: 8,
-        ..sim::SimConfig::default()
-    })
-    .await;
-    let toml = accounts_toml(&[("acme", &acme, true), ("eu-corp", &corp, false)]);
-    let app = TestApp::spawn(settings_from(&[BASE_NO_CREDENTIALS, &toml], &[])).await;
+    let (acme, corp, app) = two_accounts().await;
     let (corp_id, _) = crate::trigger::triggerable_service(&corp);
     let (status, body) = post_json(
         &app,

@@ -232,16 +232,13 @@ async fn concurrent_duplicates_enqueue_once() {
     let app = spawn_with_sim(small_sim(), "").await;
     let (service_id, _) = triggerable_service(&app.sim);
     // Slow PagerDuty down so the duplicates overlap the first request.
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            ENQUEUE.into(),
-            FaultSpec {
-                latency_ms: 300,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            latency_ms: 300,
+            ..FaultSpec::default()
+        },
+    ));
     let body = json!({"service_id": service_id, "summary": "many clicks"});
     let header = [("Idempotency-Key", "burst")];
     let one = || trigger(&app.app, &body, &header);
@@ -400,18 +397,15 @@ async fn rate_limits_answer_429_with_retry_after() {
 async fn pagerduty_429_then_202_answers_202() {
     let app = spawn_with_sim(small_sim(), "").await;
     let (service_id, _) = triggerable_service(&app.sim);
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            ENQUEUE.into(),
-            FaultSpec {
-                fail_next: 1,
-                fail_status: 429,
-                rate_limit_reset_secs: 0,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            fail_next: 1,
+            fail_status: 429,
+            rate_limit_reset_secs: 0,
+            ..FaultSpec::default()
+        },
+    ));
     let body = json!({"service_id": service_id, "summary": "throttled once"});
     let response = trigger(&app.app, &body, &[]).await;
     assert_eq!(response.status(), 202);
@@ -428,17 +422,14 @@ async fn pagerduty_down_past_the_deadline_answers_503_not_created() {
     // Warm the service cache so the whole budget goes to delivery.
     let card = app.app.get(&format!("/v1/cards/{service_id}")).await;
     assert_eq!(card.status(), 200);
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            ENQUEUE.into(),
-            FaultSpec {
-                fail_next: 10_000,
-                fail_status: 503,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            fail_next: 10_000,
+            fail_status: 503,
+            ..FaultSpec::default()
+        },
+    ));
     let body = json!({"service_id": service_id, "summary": "during an outage"});
     let header = [("Idempotency-Key", "outage-1")];
     let response = trigger(&app.app, &body, &header).await;
@@ -520,17 +511,14 @@ async fn no_routing_key_or_token_appears_in_logs() {
     let wrong = [("Authorization", "Bearer wrong-token-0123456789abcdef")];
     assert_eq!(trigger(&app.app, &by_id, &wrong).await.status(), 401);
     // A failed delivery logs its error.
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            ENQUEUE.into(),
-            FaultSpec {
-                fail_next: 1,
-                fail_status: 400,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            fail_next: 1,
+            fail_status: 400,
+            ..FaultSpec::default()
+        },
+    ));
     let rejected = json!({"service_id": service_id, "summary": "rejected by PagerDuty"});
     let response = trigger(&app.app, &rejected, &auth).await;
     assert_eq!(response.status(), 400);
@@ -630,16 +618,13 @@ async fn pagerduty_silent_past_the_deadline_answers_504_not_confirmed() {
     )
     .await;
     assert_eq!(warm.status(), 202);
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            ENQUEUE.into(),
-            FaultSpec {
-                timeout_next: 1,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            timeout_next: 1,
+            ..FaultSpec::default()
+        },
+    ));
     let body = json!({"service_id": service_id, "summary": "no answer"});
     let response = trigger(&app.app, &body, &[]).await;
     assert_eq!(response.status(), 504);
@@ -730,16 +715,13 @@ async fn the_202_does_not_wait_for_the_card_refresh() {
     let before = app.app.get(&card_path).await;
     assert_eq!(before.status(), 200);
     // Finding the service of a key (for invalidation) lists /services: slow.
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            "/services".into(),
-            FaultSpec {
-                latency_ms: 3000,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        "/services",
+        FaultSpec {
+            latency_ms: 3000,
+            ..FaultSpec::default()
+        },
+    ));
     let summary = "answered before the card refresh";
     let body = json!({"integration_key": key, "summary": summary});
     let response = tokio::time::timeout(Duration::from_millis(1500), trigger(&app.app, &body, &[]))

@@ -81,17 +81,14 @@ async fn a_failed_lookup_of_the_routing_key_answers_not_created() {
     let app = spawn_with_sim(small_sim(), "").await;
     let (service_id, _) = triggerable_service(&app.sim);
     // Cold cache (no card loaded), and PagerDuty's REST API is down.
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            "/services/{id}".into(),
-            FaultSpec {
-                fail_next: 10_000,
-                fail_status: 503,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        "/services/{id}",
+        FaultSpec {
+            fail_next: 10_000,
+            fail_status: 503,
+            ..FaultSpec::default()
+        },
+    ));
     let body = json!({"service_id": service_id, "summary": "REST API down"});
     let response = trigger(&app.app, &body, &[]).await;
     assert_eq!(response.status(), 503);
@@ -122,17 +119,14 @@ async fn a_failed_resolve_says_not_resolved_and_a_throttled_one_is_retried() {
     let target = json!({"service_id": service_id});
     let resolve = "/v1/incidents/res-1/resolve";
 
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            ENQUEUE.into(),
-            FaultSpec {
-                fail_next: 10_000,
-                fail_status: 503,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            fail_next: 10_000,
+            fail_status: 503,
+            ..FaultSpec::default()
+        },
+    ));
     let response = post(&app.app, resolve, &target, &[]).await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
@@ -148,18 +142,15 @@ async fn a_failed_resolve_says_not_resolved_and_a_throttled_one_is_retried() {
     assert_eq!(error["details"]["dedup_key"], "res-1");
 
     // Throttled once, then accepted: the proxy retries and answers 202.
-    app.sim.set_faults(Faults {
-        per_route: vec![(
-            ENQUEUE.into(),
-            FaultSpec {
-                fail_next: 1,
-                fail_status: 429,
-                rate_limit_reset_secs: 0,
-                ..FaultSpec::default()
-            },
-        )],
-        ..Faults::default()
-    });
+    app.sim.set_faults(Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            fail_next: 1,
+            fail_status: 429,
+            rate_limit_reset_secs: 0,
+            ..FaultSpec::default()
+        },
+    ));
     let before = app.sim.stats().by_status("POST", ENQUEUE, 429);
     let response = post(&app.app, resolve, &target, &[]).await;
     assert_eq!(response.status(), 202);

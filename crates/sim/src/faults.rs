@@ -84,6 +84,14 @@ impl FaultSpec {
 }
 
 impl Faults {
+    /// Only `spec`, on the route template `route` (e.g. `/v2/enqueue`).
+    pub fn on_route(route: &str, spec: FaultSpec) -> Faults {
+        Faults {
+            per_route: vec![(route.to_owned(), spec)],
+            ..Faults::default()
+        }
+    }
+
     /// Checks every spec; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.rate_limit_per_minute == Some(0) {
