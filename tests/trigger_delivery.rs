@@ -58,9 +58,14 @@ async fn an_unanswered_attempt_keeps_created_unknown_after_a_later_503() {
         .with_priority(2)
         .mount(&events)
         .await;
-    let toml = "[pagerduty]\nrequest_timeout_ms = 300\n[trigger]\ndeadline_ms = 1500\n";
+    // The deadline leaves room for the timed-out attempt (300 ms), its
+    // backoff and a 503 on a loaded machine; the routing key is read
+    // first (a warm card) so the deadline is spent on delivery alone.
+    let toml = "[pagerduty]\nrequest_timeout_ms = 300\n[trigger]\ndeadline_ms = 2500\n";
     let app = spawn_with_events_host(&events, toml).await;
     let (service_id, _) = triggerable_service(&app.sim);
+    let card = app.app.get(&format!("/v1/cards/{service_id}")).await;
+    assert_eq!(card.status(), 200);
     let body = json!({"service_id": service_id, "summary": "timeout then 503"});
     let response = trigger(&app.app, &body, &[]).await;
     assert_eq!(response.status(), 503);

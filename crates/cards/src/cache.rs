@@ -38,7 +38,7 @@ use crate::error::{SectionError, SectionErrorKind};
 use crate::stats::Counters;
 use crate::store::layer::{Layer, Purpose, SharedValue};
 use crate::store::shared::SharedCache;
-use crate::store::{Store, Stored};
+use crate::store::{Mark, Seal, Store, Stored};
 use crate::tasks::{TaskFailed, Tasks};
 
 /// Loads one key (through a batcher or directly).
@@ -57,6 +57,8 @@ pub(crate) struct Lookup<V> {
     /// The stored entry's version (`crate::version`): equal versions mean
     /// the same value and error.
     pub version: u64,
+    /// What the read may be reused for (`crate::warm`).
+    pub seal: Seal,
 }
 
 impl<V> Lookup<V> {
@@ -69,6 +71,7 @@ impl<V> Lookup<V> {
             error: self.error,
             max_age: self.max_age,
             version: self.version,
+            seal: self.seal,
         }
     }
 }
@@ -133,20 +136,23 @@ where
 
     /// The value for `key`: fresh, stale (refreshing in the background) or loaded now.
     pub(crate) async fn get(&self, key: &K) -> Result<Lookup<V>, SectionError> {
+        // Taken before the read: a write from now on moves it.
+        let mark = self.store.writes.mark(key);
         if let Some(stored) = self.store.cache.get(key).await {
             let now = self.store.now();
             let age = now.saturating_duration_since(stored.fetched);
             if age < stored.ttl {
                 Counters::bump(&self.counters.hits);
-                return Ok(lookup(&stored, false, now));
+                return Ok(self.lookup(&stored, false, now, mark));
             }
             if age < stored.hard_limit {
                 Counters::bump(&self.counters.stale_served);
                 self.maybe_refresh(key, &stored, now);
-                return Ok(lookup(&stored, true, now));
+                return Ok(self.lookup(&stored, true, now, mark));
             }
             // Past the hard limit but not yet evicted by moka: drop it.
             self.store.cache.invalidate(key).await;
+            self.store.writes.wrote(key);
         }
         // A caller that arrives after the key was invalidated while a load
         // was running must not take that load's (older) answer: it waits for
@@ -177,7 +183,7 @@ where
                 // A stale value another replica stored: refreshed like one of ours.
                 self.maybe_refresh(key, &stored, now);
             }
-            return Ok(lookup(&stored, stale, now));
+            return Ok(self.lookup(&stored, stale, now, mark));
         }
     }
 
@@ -220,6 +226,7 @@ where
             let counters = Arc::clone(&self.counters);
             let inflight = Arc::clone(&self.inflight);
             let notify = Arc::clone(&self.notify);
+            let writes = Arc::clone(&self.store.writes);
             let key = key.clone();
             self.tasks.start(async move {
                 let result = cache
@@ -228,6 +235,9 @@ where
                     .await
                     .map(|entry| entry.into_value());
                 let ran = ran.load(Ordering::Relaxed);
+                if ran && result.is_ok() {
+                    writes.wrote(&key);
+                }
                 if ran {
                     {
                         let mut inflight = lock(&inflight);
@@ -242,7 +252,7 @@ where
                     {
                         let ours = Arc::clone(stored);
                         cache
-                            .entry(key)
+                            .entry(key.clone())
                             .and_compute_with(|current| {
                                 let op = match current {
                                     Some(entry) if Arc::ptr_eq(entry.value(), &ours) => Op::Remove,
@@ -251,6 +261,7 @@ where
                                 std::future::ready(op)
                             })
                             .await;
+                        writes.wrote(&key);
                     } else if result.is_ok() {
                         notify.send(&key, ChangeKind::Replaced);
                     }
@@ -292,6 +303,7 @@ where
             dropped.store(true, Ordering::Release);
         }
         self.store.cache.invalidate(key).await;
+        self.store.writes.wrote(key);
         self.notify.send(key, ChangeKind::Invalidated);
     }
 
@@ -300,6 +312,21 @@ where
     /// reported to the change listener.
     pub(crate) fn invalidate_all(&self) {
         self.store.cache.invalidate_all();
+        self.store.writes.wrote_all();
+    }
+
+    /// The write counts of this cache's store (see `crate::warm`).
+    pub(crate) fn writes(&self) -> &crate::store::Writes {
+        &self.store.writes
+    }
+
+    /// Now, on the clock that decides this cache's freshness.
+    pub(crate) fn now(&self) -> Instant {
+        self.store.now()
+    }
+
+    fn lookup(&self, stored: &Stored<V>, stale: bool, now: Instant, mark: Mark) -> Lookup<V> {
+        lookup(stored, stale, now, self.store.seal(mark, stored))
     }
 
     fn maybe_refresh(&self, key: &K, stored: &Arc<Stored<V>>, now: Instant) {
@@ -365,6 +392,7 @@ where
                 })
                 .await;
             if matches!(result, moka::ops::compute::CompResult::ReplacedWith(_)) {
+                store.writes.wrote(&key);
                 notify.send(&key, ChangeKind::Replaced);
             }
         };
@@ -454,7 +482,7 @@ fn retry_backoff(error: &SectionError, ttl: Duration) -> Duration {
     }
 }
 
-fn lookup<V: Clone>(stored: &Stored<V>, stale: bool, now: Instant) -> Lookup<V> {
+fn lookup<V: Clone>(stored: &Stored<V>, stale: bool, now: Instant, seal: Seal) -> Lookup<V> {
     Lookup {
         value: stored.value.clone(),
         fetched_at: stored.fetched_at,
@@ -464,6 +492,7 @@ fn lookup<V: Clone>(stored: &Stored<V>, stale: bool, now: Instant) -> Lookup<V> 
             .ttl
             .saturating_sub(now.saturating_duration_since(stored.fetched)),
         version: stored.version,
+        seal,
     }
 }
 

@@ -53,6 +53,9 @@ impl CardService {
                     .map_err(|_| CardError::not_found(format!("service {service_id}")))?
             }
         };
+        if let Some(parts) = self.warm_parts(id.as_str(), options) {
+            return Ok(parts);
+        }
         // Boxed: a card's sections make a large future (kept off the caller's stack).
         Box::pin(self.parts_by_id(&id, options, false)).await
     }
@@ -77,11 +80,14 @@ impl CardService {
         service_ids: &[ServiceId],
         options: &CardOptions,
     ) -> Vec<Result<CardParts, CardError>> {
-        futures::future::join_all(
-            service_ids
-                .iter()
-                .map(|id| self.parts_by_id(id, options, true)),
-        )
+        // A warm card answers on the first poll; only a cold one builds
+        // (and boxes, to keep this future small) the section reads.
+        futures::future::join_all(service_ids.iter().map(|id| async move {
+            match self.warm_parts(id.as_str(), options) {
+                Some(parts) => Ok(parts),
+                None => Box::pin(self.parts_by_id(id, options, true)).await,
+            }
+        }))
         .await
     }
 
@@ -89,7 +95,7 @@ impl CardService {
     /// `section_timeout` (failing the card with [`CardError::Timeout`]). A
     /// lone card leaves that to its caller: without the service there is
     /// nothing to answer anyway.
-    async fn parts_by_id(
+    pub(crate) async fn parts_by_id(
         &self,
         id: &ServiceId,
         options: &CardOptions,
@@ -175,7 +181,7 @@ impl CardService {
             metrics_fut
         );
         let service = service.map_err(|e| CardError::from_section(&e, format!("service {id}")))?;
-        Ok(CardParts {
+        let parts = CardParts {
             service_id: key,
             options: options.clone(),
             service,
@@ -184,7 +190,9 @@ impl CardService {
             change_events,
             standards,
             metrics,
-        })
+        };
+        self.keep_warm(&parts);
+        Ok(parts)
     }
 
     async fn oncall_lookup(

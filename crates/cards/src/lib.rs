@@ -242,6 +242,7 @@ pub mod store;
 mod tasks;
 mod version;
 mod versioned;
+mod warm;
 
 pub use changes::{ChangeKind, SectionChange};
 pub use config::CardsConfig;

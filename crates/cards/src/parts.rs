@@ -19,6 +19,7 @@ use crate::sections;
 /// The cached sections of one card, read by
 /// [`CardService::card_parts`](crate::CardService::card_parts) (with the
 /// same counters and background refreshes as a card read), not yet built.
+#[derive(Clone)]
 pub struct CardParts {
     pub(crate) service_id: String,
     pub(crate) options: CardOptions,

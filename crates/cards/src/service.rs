@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub shared: Arc<dyn SharedCache>,
     /// The account name the shared entries and invalidations carry.
     pub account: String,
+    /// Cards whose sections were all read fresh (`crate::warm`).
+    pub warm: crate::warm::WarmCards,
 }
 
 /// How a [`CardService`] shares its sections with other replicas of the
@@ -280,6 +282,7 @@ impl CardService {
                 changes,
                 shared,
                 account,
+                warm: Default::default(),
             }),
         };
         if let Some(invalidations) = listening {

@@ -175,6 +175,16 @@ impl ChangeEvents {
         &self.counters
     }
 
+    /// The write counts of the cache a [`ChangeEvents::shared`] read came
+    /// from (the account's list, or the service's own).
+    pub(crate) fn writes(&self, account_wide: bool) -> &crate::store::Writes {
+        if account_wide {
+            self.account.writes()
+        } else {
+            self.per_service.writes()
+        }
+    }
+
     /// The change events of `service_id` (newest 300 of the account, or its own).
     #[cfg(test)]
     pub(crate) async fn of(

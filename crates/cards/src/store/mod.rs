@@ -13,8 +13,8 @@
 //! soon after another replica changed it, even when an invalidation
 //! message was lost.
 
-use std::hash::Hash;
-use std::sync::atomic::AtomicBool;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,19 @@ pub(crate) struct Stored<V> {
     /// Unique and increasing across every store of the process (see
     /// `crate::version`): a replaced or re-stored value gets a new one.
     pub version: u64,
+}
+
+/// What a read of a stored value may be reused for, and until when
+/// (`crate::warm`): while `mark` holds and before `keep_until`, the value
+/// read is still the stored one and still fresh. `None` when the clock
+/// cannot count that far (such a read is never reused).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seal {
+    pub mark: Mark,
+    /// When the value stops being fresh (its `max_age` counts down to it).
+    pub fresh_until: Option<Instant>,
+    /// No later than `fresh_until`, nor than the L1 copy's life while shared.
+    pub keep_until: Option<Instant>,
 }
 
 /// The hard limit of a value, or, while its section is shared, the
@@ -98,6 +111,69 @@ fn remaining<V>(value: &Stored<V>, now: Instant) -> Duration {
         .saturating_sub(now.saturating_duration_since(value.fetched))
 }
 
+/// Stripes of [`Writes`] (a write moves one; a warm card checks one per section).
+const STRIPES: usize = 64;
+
+/// A store's write counts, in stripes by key: every write (a value
+/// stored, replaced or dropped) moves its key's stripe once it is done.
+/// A reader that took a stripe's count ([`Writes::mark`]) before it read
+/// a key knows, while the count holds, that nothing replaced what it read
+/// (`crate::warm` keeps whole cards on that). Stripes, not keys: checking
+/// one is an atomic load; a write to another key of the stripe only costs
+/// a warm card one slow read.
+pub(crate) struct Writes {
+    hasher: RandomState,
+    stripes: [AtomicU64; STRIPES],
+}
+
+/// A stripe of [`Writes`] and its count when taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    stripe: u8,
+    count: u64,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Writes {
+            hasher: RandomState::new(),
+            stripes: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Writes {
+    fn stripe<K: Hash>(&self, key: &K) -> usize {
+        (self.hasher.hash_one(key) % STRIPES as u64) as usize
+    }
+
+    /// The count of `key`'s stripe, to take before reading `key`.
+    pub(crate) fn mark<K: Hash>(&self, key: &K) -> Mark {
+        let stripe = self.stripe(key);
+        Mark {
+            stripe: stripe as u8,
+            count: self.stripes[stripe].load(Ordering::Acquire),
+        }
+    }
+
+    /// Whether no write to the stripe was done since `mark` was taken.
+    pub(crate) fn holds(&self, mark: Mark) -> bool {
+        self.stripes[usize::from(mark.stripe)].load(Ordering::Acquire) == mark.count
+    }
+
+    /// To call once a write of `key` is done (visible to readers).
+    pub(crate) fn wrote<K: Hash>(&self, key: &K) {
+        self.stripes[self.stripe(key)].fetch_add(1, Ordering::Release);
+    }
+
+    /// To call once every key was written (`invalidate_all`).
+    pub(crate) fn wrote_all(&self) {
+        for stripe in &self.stripes {
+            stripe.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
 /// The storage half of a section cache; cloning shares it. Loaders that
 /// receive more than they were asked for (a services page) use it to warm the
 /// cache for the other keys.
@@ -108,6 +184,8 @@ pub(crate) struct Store<K, V> {
     l1: L1Cap,
     /// The shared L2 this section loads through, when it is shared (set once).
     layer: Arc<OnceLock<Arc<Layer<K, V>>>>,
+    /// Moved by every write (see [`Writes`]).
+    pub(crate) writes: Arc<Writes>,
 }
 
 /// The shared epoch a listing that warms a store started at (see
@@ -122,6 +200,7 @@ impl<K, V> Clone for Store<K, V> {
             clock: Arc::clone(&self.clock),
             l1: Arc::clone(&self.l1),
             layer: Arc::clone(&self.layer),
+            writes: Arc::clone(&self.writes),
         }
     }
 }
@@ -145,6 +224,7 @@ where
             clock,
             l1,
             layer: Arc::default(),
+            writes: Arc::default(),
         }
     }
 
@@ -181,6 +261,26 @@ where
 
     pub(crate) fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// Until when a read of `stored` (with `mark` taken before it) may be
+    /// reused without reading again ([`Seal`]).
+    pub(crate) fn seal(&self, mark: Mark, stored: &Stored<V>) -> Seal {
+        let fresh_until = stored.fetched.checked_add(stored.ttl);
+        // While shared, an L1 copy is read again after `l1_ttl` (counted
+        // here from the fetch, which is no later than the copy was made).
+        let keep_until = match (fresh_until, self.l1.get()) {
+            (Some(fresh), Some((l1_ttl, _))) => {
+                stored.fetched.checked_add(*l1_ttl).map(|l1| fresh.min(l1))
+            }
+            (fresh, None) => fresh,
+            (None, Some(_)) => None,
+        };
+        Seal {
+            mark,
+            fresh_until,
+            keep_until,
+        }
     }
 
     pub(crate) fn stored(&self, value: V) -> Arc<Stored<V>> {
@@ -235,12 +335,14 @@ where
     /// Drops the value of `key`.
     pub(crate) async fn invalidate(&self, key: &K) {
         self.cache.invalidate(key).await;
+        self.writes.wrote(key);
     }
 
     /// Stores a freshly fetched value (used to warm the cache from list pages).
     pub(crate) async fn insert_fresh(&self, key: K, value: V) {
         let stored = self.stored(value);
-        self.cache.insert(key, stored).await;
+        self.cache.insert(key.clone(), stored).await;
+        self.writes.wrote(&key);
     }
 
     /// To call before a listing that warms this store reads its first page:
@@ -274,7 +376,66 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SystemClock;
+    use crate::clock::{ManualClock, SystemClock};
+
+    #[tokio::test]
+    async fn every_write_moves_the_stripe_of_its_key_once_done() {
+        let store: Store<u32, u32> = Store::with_ttl(
+            10,
+            Duration::from_secs(20),
+            Duration::from_secs(60),
+            Arc::new(ManualClock::new()),
+        );
+        let mark = store.writes.mark(&1);
+        assert!(store.writes.holds(mark));
+        store.insert_fresh(1, 10).await;
+        assert!(!store.writes.holds(mark), "an insert");
+        let mark = store.writes.mark(&1);
+        store.invalidate(&1).await;
+        assert!(!store.writes.holds(mark), "an invalidation");
+        let mark = store.writes.mark(&1);
+        store.writes.wrote_all();
+        assert!(!store.writes.holds(mark), "every key");
+        // A key of another stripe is not moved.
+        let mark = store.writes.mark(&1);
+        let other = (2..)
+            .find(|k| store.writes.stripe(k) != store.writes.stripe(&1))
+            .unwrap();
+        store.insert_fresh(other, 0).await;
+        assert!(store.writes.holds(mark));
+    }
+
+    #[test]
+    fn a_seal_ends_with_freshness_or_earlier_with_the_l1_copy() {
+        let clock = Arc::new(ManualClock::new());
+        let store: Store<u32, u32> = Store::with_ttl(
+            10,
+            Duration::from_secs(20),
+            Duration::from_secs(60),
+            Arc::clone(&clock) as _,
+        );
+        let stored = store.stored(7);
+        let seal = store.seal(store.writes.mark(&7), &stored);
+        assert_eq!(
+            seal.fresh_until,
+            Some(stored.fetched + Duration::from_secs(20))
+        );
+        assert_eq!(seal.keep_until, seal.fresh_until);
+        // While shared, an L1 copy lives 5 s: the seal ends then.
+        store.cap_l1(
+            Duration::from_secs(5),
+            Arc::new(shared::InProcess::default()),
+        );
+        let seal = store.seal(store.writes.mark(&7), &stored);
+        assert_eq!(
+            seal.fresh_until,
+            Some(stored.fetched + Duration::from_secs(20))
+        );
+        assert_eq!(
+            seal.keep_until,
+            Some(stored.fetched + Duration::from_secs(5))
+        );
+    }
 
     #[test]
     fn a_value_fetched_by_another_replica_keeps_its_age() {

@@ -1,0 +1,330 @@
+//! The warm card path: a card whose sections are all fresh is read in one
+//! synchronous step.
+//!
+//! A card read through the section caches costs 5 to 6 async moka reads
+//! and the futures around them (about 4 µs, most of what a warm card costs
+//! beyond the HTTP stack). So once a card's sections were all read fresh,
+//! their lookups are kept here together, with a [`Seal`] per section: the
+//! write count of the section's store stripe taken *before* the read, and
+//! the instant the value stops being fresh (or, while shared, its L1 copy
+//! is due to be re-read). A later read of the card takes them as they are
+//! while every seal holds, and recomputes only each section's `max_age`.
+//!
+//! Why that is the answer a cache read would give: every write to a store
+//! (a miss kept, a refresh, an invalidation, a page that warms it) moves
+//! its key's stripe once the new value is visible, so a moved stripe means
+//! "read again"; an unmoved one means the stored value is the one kept
+//! here (a write to another key of the stripe costs only a slow read).
+//! Before `keep_until` every kept value is still fresh, so a cache read
+//! would have been a hit: the same counters are bumped. Anything else
+//! (a stale or failed section, a section never read fresh) takes the
+//! slow path, which refreshes, loads and keeps the card again.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Instant;
+
+use crate::cache::Lookup;
+use crate::model::CardOptions;
+use crate::parts::CardParts;
+use crate::service::CardService;
+use crate::stats::Counters;
+use crate::store::Writes;
+
+/// Kept cards by service id; one slot per combination of the optional
+/// sections (standards, metrics).
+#[derive(Default)]
+pub(crate) struct WarmCards {
+    cards: RwLock<HashMap<String, [Option<CardParts>; 4]>>,
+}
+
+fn slot(options: &CardOptions) -> usize {
+    usize::from(options.include_standards) | usize::from(options.include_metrics) << 1
+}
+
+impl CardService {
+    /// The card's parts, if they were kept and still hold (see the module doc).
+    pub(crate) fn warm_parts(&self, id: &str, options: &CardOptions) -> Option<CardParts> {
+        let i = &self.inner;
+        let now = i.services.now();
+        let mut parts = {
+            let cards = i.warm.cards.read().unwrap_or_else(|e| e.into_inner());
+            let kept = cards.get(id)?[slot(options)].as_ref()?;
+            if !self.holds(kept, now) {
+                return None;
+            }
+            kept.clone()
+        };
+        parts.options = options.clone();
+        fn tick<V>(lookup: &mut Lookup<V>, now: Instant) {
+            if let Some(until) = lookup.seal.fresh_until {
+                lookup.max_age = until.saturating_duration_since(now);
+            }
+        }
+        fn tick_ok<V>(lookup: &mut Result<Lookup<V>, crate::error::SectionError>, now: Instant) {
+            if let Ok(lookup) = lookup {
+                tick(lookup, now);
+            }
+        }
+        tick(&mut parts.service, now);
+        tick_ok(&mut parts.oncall, now);
+        tick_ok(&mut parts.incidents, now);
+        tick_ok(&mut parts.change_events, now);
+        // What the cache reads would have counted: a hit per section.
+        Counters::bump(&i.services.counters().hits);
+        Counters::bump(&i.oncalls.counters().hits);
+        Counters::bump(&i.incidents.counters().hits);
+        Counters::bump(&i.change_events.counters().hits);
+        if let Some(standards) = &mut parts.standards {
+            tick_ok(standards, now);
+            Counters::bump(&i.standards.counters().hits);
+        }
+        if let Some(metrics) = &mut parts.metrics {
+            tick_ok(metrics, now);
+            Counters::bump(&i.metrics.counters().hits);
+        }
+        Some(parts)
+    }
+
+    /// Keeps `parts` for the next reads of the card, when every section in
+    /// it was read fresh and without error.
+    pub(crate) fn keep_warm(&self, parts: &CardParts) {
+        let now = self.inner.services.now();
+        let fresh = |lookup: Option<(bool, bool, Option<Instant>)>| {
+            lookup.is_some_and(|(stale, error, until)| {
+                !stale && !error && until.is_some_and(|until| now < until)
+            })
+        };
+        fn of<V>(lookup: &Lookup<V>) -> Option<(bool, bool, Option<Instant>)> {
+            Some((lookup.stale, lookup.error.is_some(), lookup.seal.keep_until))
+        }
+        fn ok<V>(
+            lookup: &Result<Lookup<V>, crate::error::SectionError>,
+        ) -> Option<(bool, bool, Option<Instant>)> {
+            lookup.as_ref().ok().and_then(of)
+        }
+        let all_fresh = fresh(of(&parts.service))
+            && fresh(ok(&parts.oncall))
+            && fresh(ok(&parts.incidents))
+            && fresh(ok(&parts.change_events))
+            && parts.standards.as_ref().is_none_or(|s| fresh(ok(s)))
+            && parts.metrics.as_ref().is_none_or(|m| fresh(ok(m)));
+        // A read whose own loads moved its marks is not kept (the next
+        // read, all hits, is).
+        if !all_fresh || !self.holds(parts, now) {
+            return;
+        }
+        let mut cards = self
+            .inner
+            .warm
+            .cards
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        // Bounded like a section cache: ids come from reads of real
+        // services only (a card is kept only once its service was read),
+        // so this rarely starts over.
+        if cards.len() as u64 >= self.inner.config.max_entries
+            && !cards.contains_key(&parts.service_id)
+        {
+            cards.clear();
+        }
+        cards.entry(parts.service_id.clone()).or_default()[slot(&parts.options)] =
+            Some(parts.clone());
+    }
+
+    /// Whether every section of `kept` is still what its cache holds, and fresh.
+    fn holds(&self, kept: &CardParts, now: Instant) -> bool {
+        let i = &self.inner;
+        fn sealed<V>(writes: &Writes, lookup: &Lookup<V>, now: Instant) -> bool {
+            lookup.seal.keep_until.is_some_and(|until| now < until)
+                && writes.holds(lookup.seal.mark)
+        }
+        fn sealed_ok<V>(
+            writes: &Writes,
+            lookup: &Result<Lookup<V>, crate::error::SectionError>,
+            now: Instant,
+        ) -> bool {
+            lookup.as_ref().is_ok_and(|l| sealed(writes, l, now))
+        }
+        sealed(i.services.writes(), &kept.service, now)
+            && sealed_ok(i.oncalls.writes(), &kept.oncall, now)
+            && sealed_ok(i.incidents.writes(), &kept.incidents, now)
+            && kept.change_events.as_ref().is_ok_and(|events| {
+                sealed(
+                    i.change_events.writes(events.value.account_wide),
+                    events,
+                    now,
+                )
+            })
+            && kept
+                .standards
+                .as_ref()
+                .is_none_or(|s| sealed_ok(i.standards.writes(), s, now))
+            && kept
+                .metrics
+                .as_ref()
+                .is_none_or(|m| sealed_ok(i.metrics.writes(), m, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::clock::ManualClock;
+    use crate::config::CardsConfig;
+    use crate::loaders::testing::{client, sim};
+    use crate::model::{CardOptions, Section, ServiceId, ServiceRef};
+    use crate::service::CardService;
+
+    fn options() -> CardOptions {
+        CardOptions {
+            include_standards: true,
+            include_metrics: true,
+            ..CardOptions::default()
+        }
+    }
+
+    fn upstream_calls(cards: &CardService) -> u64 {
+        let s = cards.stats();
+        [
+            s.service,
+            s.oncall,
+            s.incidents,
+            s.change_events,
+            s.standards,
+            s.metrics,
+        ]
+        .iter()
+        .map(|s| s.upstream_calls)
+        .sum()
+    }
+
+    #[tokio::test]
+    async fn a_warm_card_is_read_whole_and_says_what_the_section_caches_would() {
+        let sim = sim(3).await;
+        let id: ServiceId = sim.account().services[0].id.parse().unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let cards = CardService::with_clock(
+            client(&sim),
+            CardsConfig::default(),
+            Arc::clone(&clock) as _,
+        );
+        let options = options();
+        assert!(cards.warm_parts(id.as_str(), &options).is_none(), "cold");
+        let read = || cards.card_parts(ServiceRef::Id(id.clone()), &options);
+        read().await.unwrap();
+        // The cold read's loads moved the stripes it had marked: not kept.
+        assert!(cards.warm_parts(id.as_str(), &options).is_none());
+        let first = read().await.unwrap();
+        // Fresh everywhere now: kept. Only for these options.
+        let warm = cards.warm_parts(id.as_str(), &options).expect("kept");
+        assert!(
+            cards
+                .warm_parts(id.as_str(), &CardOptions::default())
+                .is_none()
+        );
+        assert_eq!(warm.versions(), first.versions());
+        let calls = upstream_calls(&cards);
+        let hits = cards.stats().incidents.hits;
+        // Later, still fresh: the max ages count down as a cache read's would.
+        clock.advance(Duration::from_secs(7));
+        let warm = cards
+            .warm_parts(id.as_str(), &options)
+            .expect("still fresh");
+        let slow = Box::pin(cards.parts_by_id(&id, &options, false))
+            .await
+            .unwrap();
+        assert_eq!(warm.versions(), slow.versions());
+        assert_eq!(warm.max_age_secs(), slow.max_age_secs());
+        assert_eq!(
+            warm.max_age_secs()[3],
+            first.max_age_secs()[3].map(|age| age - 7)
+        );
+        let built = warm.build();
+        assert_eq!(
+            crate::ServiceCard {
+                generated_at: built.generated_at,
+                ..slow.build()
+            },
+            built
+        );
+        assert_eq!(upstream_calls(&cards), calls, "no upstream call");
+        assert_eq!(cards.stats().incidents.hits, hits + 2, "one hit per read");
+        // Past a section's freshness: not kept any more (the slow path
+        // serves it stale and refreshes it).
+        clock.advance(CardsConfig::default().incidents_ttl);
+        assert!(cards.warm_parts(id.as_str(), &options).is_none());
+        let stale = read().await.unwrap();
+        assert_ne!(stale.versions(), first.versions());
+    }
+
+    #[tokio::test]
+    async fn every_sections_invalidation_ends_the_kept_card() {
+        let sim = sim(3).await;
+        let id: ServiceId = sim.account().services[0].id.parse().unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let cards = CardService::with_clock(client(&sim), CardsConfig::default(), clock);
+        let options = options();
+        // Reads the card until it is kept (a read whose loads moved the
+        // stripes it had marked is not: the read after it is).
+        let warm_up = async || {
+            for _ in 0..3 {
+                let parts = cards
+                    .card_parts(ServiceRef::Id(id.clone()), &options)
+                    .await
+                    .unwrap();
+                if let Some(kept) = cards.warm_parts(id.as_str(), &options) {
+                    assert_eq!(kept.versions(), parts.versions());
+                    return kept;
+                }
+            }
+            panic!("the card was not kept after three reads");
+        };
+        for section in [
+            Section::Service,
+            Section::Oncall,
+            Section::Incidents,
+            Section::ChangeEvents,
+            Section::Standards,
+            Section::Metrics,
+        ] {
+            let before = warm_up().await;
+            cards.invalidate(id.as_str(), &[section]).await;
+            assert!(
+                cards.warm_parts(id.as_str(), &options).is_none(),
+                "{section:?}"
+            );
+            // The next reads load the section again and keep the new card.
+            let after = warm_up().await;
+            assert_ne!(before.versions(), after.versions(), "{section:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_its_warm_cards_whole() {
+        let sim = sim(4).await;
+        let ids: Vec<ServiceId> = sim.account().services[..4]
+            .iter()
+            .map(|s| s.id.parse().unwrap())
+            .collect();
+        let clock = Arc::new(ManualClock::new());
+        let cards = CardService::with_clock(client(&sim), CardsConfig::default(), clock);
+        let options = CardOptions::default();
+        let first = cards.cards_parts(&ids, &options).await;
+        // One more read keeps every card (the miss loads moved their stripes).
+        cards.cards_parts(&ids, &options).await;
+        for id in &ids {
+            assert!(cards.warm_parts(id.as_str(), &options).is_some(), "{id:?}");
+        }
+        let calls = upstream_calls(&cards);
+        let again = cards.cards_parts(&ids, &options).await;
+        assert_eq!(upstream_calls(&cards), calls);
+        for (a, b) in first.iter().zip(&again) {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert_eq!(a.service_id(), b.service_id(), "same order");
+            assert_eq!(a.versions(), b.versions());
+        }
+    }
+}
