@@ -326,7 +326,16 @@ where
     }
 
     fn lookup(&self, stored: &Stored<V>, stale: bool, now: Instant, mark: Mark) -> Lookup<V> {
-        lookup(stored, stale, now, self.store.seal(mark, stored))
+        let mut seal = self.store.seal(mark, stored, stale);
+        // A stale read may be reused only while its refresh runs: the
+        // refresh ends with a write (its value, its error, or nothing
+        // landed), which ends the reuse; a read now would only have found
+        // the refresh running. Not with an error: the next read may have
+        // to retry the refresh, or (change events) to change course.
+        if stale && (stored.error.is_some() || !stored.refreshing.load(Ordering::Acquire)) {
+            seal.keep_until = None;
+        }
+        lookup(stored, stale, now, seal)
     }
 
     fn maybe_refresh(&self, key: &K, stored: &Arc<Stored<V>>, now: Instant) {
@@ -391,14 +400,19 @@ where
                     std::future::ready(op)
                 })
                 .await;
+            // Even when nothing landed (the entry was evicted meanwhile):
+            // a stale read kept while this refresh ran must end now.
+            store.writes.wrote(&key);
             if matches!(result, moka::ops::compute::CompResult::ReplacedWith(_)) {
-                store.writes.wrote(&key);
                 notify.send(&key, ChangeKind::Replaced);
             }
         };
         if self.tasks.background(refresh).is_err() {
             // Shut down meanwhile: the next refresh may try again (none will).
             flag.refreshing.store(false, Ordering::Release);
+            // A stale read kept on the promise of this refresh ends (the
+            // key was moved into the refresh; after shutdown, every key).
+            self.store.writes.wrote_all();
         }
     }
 }

@@ -16,9 +16,13 @@
 //! "read again"; an unmoved one means the stored value is the one kept
 //! here (a write to another key of the stripe costs only a slow read).
 //! Before `keep_until` every kept value is still fresh, so a cache read
-//! would have been a hit: the same counters are bumped. Anything else
-//! (a stale or failed section, a section never read fresh) takes the
-//! slow path, which refreshes, loads and keeps the card again.
+//! would have been a hit: the same counters are bumped. A section read
+//! stale while its refresh runs is kept too (stale, `max_age` 0): its
+//! refresh ends with a write, which ends the kept card, and until then a
+//! cache read would only have found the refresh running (a stale read is
+//! counted). Anything else (a failed section, a stale one with an error
+//! or no refresh running, a section never read) takes the slow path,
+//! which refreshes, loads and keeps the card again.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -70,48 +74,59 @@ impl CardService {
         tick_ok(&mut parts.oncall, now);
         tick_ok(&mut parts.incidents, now);
         tick_ok(&mut parts.change_events, now);
-        // What the cache reads would have counted: a hit per section.
-        Counters::bump(&i.services.counters().hits);
-        Counters::bump(&i.oncalls.counters().hits);
-        Counters::bump(&i.incidents.counters().hits);
-        Counters::bump(&i.change_events.counters().hits);
+        // What the cache reads would have counted: a hit per fresh section,
+        // a stale read per stale one (whose refresh is running: see `keep_warm`).
+        fn count<V>(counters: &crate::stats::Counters, lookup: &Lookup<V>) {
+            Counters::bump(if lookup.stale {
+                &counters.stale_served
+            } else {
+                &counters.hits
+            });
+        }
+        fn count_ok<V>(
+            counters: &crate::stats::Counters,
+            lookup: &Result<Lookup<V>, crate::error::SectionError>,
+        ) {
+            if let Ok(lookup) = lookup {
+                count(counters, lookup);
+            }
+        }
+        count(i.services.counters(), &parts.service);
+        count_ok(i.oncalls.counters(), &parts.oncall);
+        count_ok(i.incidents.counters(), &parts.incidents);
+        count_ok(i.change_events.counters(), &parts.change_events);
         if let Some(standards) = &mut parts.standards {
             tick_ok(standards, now);
-            Counters::bump(&i.standards.counters().hits);
+            count_ok(i.standards.counters(), standards);
         }
         if let Some(metrics) = &mut parts.metrics {
             tick_ok(metrics, now);
-            Counters::bump(&i.metrics.counters().hits);
+            count_ok(i.metrics.counters(), metrics);
         }
         Some(parts)
     }
 
     /// Keeps `parts` for the next reads of the card, when every section in
-    /// it was read fresh and without error.
+    /// it may be reused: read fresh, or read stale while its refresh runs
+    /// and without an error (the seal says which: `Store::seal`, and
+    /// `SectionCache::lookup`).
     pub(crate) fn keep_warm(&self, parts: &CardParts) {
         let now = self.inner.services.now();
-        let fresh = |lookup: Option<(bool, bool, Option<Instant>)>| {
-            lookup.is_some_and(|(stale, error, until)| {
-                !stale && !error && until.is_some_and(|until| now < until)
-            })
-        };
-        fn of<V>(lookup: &Lookup<V>) -> Option<(bool, bool, Option<Instant>)> {
-            Some((lookup.stale, lookup.error.is_some(), lookup.seal.keep_until))
+        fn reusable<V>(lookup: &Lookup<V>, now: Instant) -> bool {
+            lookup.seal.keep_until.is_some_and(|until| now < until)
         }
-        fn ok<V>(
-            lookup: &Result<Lookup<V>, crate::error::SectionError>,
-        ) -> Option<(bool, bool, Option<Instant>)> {
-            lookup.as_ref().ok().and_then(of)
+        fn ok<V>(lookup: &Result<Lookup<V>, crate::error::SectionError>, now: Instant) -> bool {
+            lookup.as_ref().is_ok_and(|l| reusable(l, now))
         }
-        let all_fresh = fresh(of(&parts.service))
-            && fresh(ok(&parts.oncall))
-            && fresh(ok(&parts.incidents))
-            && fresh(ok(&parts.change_events))
-            && parts.standards.as_ref().is_none_or(|s| fresh(ok(s)))
-            && parts.metrics.as_ref().is_none_or(|m| fresh(ok(m)));
+        let all = reusable(&parts.service, now)
+            && ok(&parts.oncall, now)
+            && ok(&parts.incidents, now)
+            && ok(&parts.change_events, now)
+            && parts.standards.as_ref().is_none_or(|s| ok(s, now))
+            && parts.metrics.as_ref().is_none_or(|m| ok(m, now));
         // A read whose own loads moved its marks is not kept (the next
         // read, all hits, is).
-        if !all_fresh || !self.holds(parts, now) {
+        if !all || !self.holds(parts, now) {
             return;
         }
         let mut cards = self
@@ -256,8 +271,29 @@ mod tests {
         // serves it stale and refreshes it).
         clock.advance(CardsConfig::default().incidents_ttl);
         assert!(cards.warm_parts(id.as_str(), &options).is_none());
+        let refreshes = cards.stats().incidents.upstream_calls;
         let stale = read().await.unwrap();
         assert_ne!(stale.versions(), first.versions());
+        // Its refresh is running: the stale card is kept, as stale.
+        let served = cards.stats().incidents.stale_served;
+        let kept = cards.warm_parts(id.as_str(), &options).expect("kept stale");
+        assert_eq!(kept.versions(), stale.versions());
+        assert_eq!(kept.max_age_secs()[3], Some(0));
+        assert!(kept.build().incidents.stale);
+        assert_eq!(cards.stats().incidents.stale_served, served + 1);
+        // The refresh lands (a write): the kept card ends, the next reads
+        // are fresh and kept again.
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while cards.stats().incidents.upstream_calls == refreshes
+                || cards.warm_parts(id.as_str(), &options).is_some()
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "the refresh did not land within 10 s");
+        let fresh = read().await.unwrap();
+        assert!(!fresh.build().incidents.stale);
     }
 
     #[tokio::test]

@@ -53,14 +53,16 @@ pub(crate) struct Stored<V> {
 
 /// What a read of a stored value may be reused for, and until when
 /// (`crate::warm`): while `mark` holds and before `keep_until`, the value
-/// read is still the stored one and still fresh. `None` when the clock
+/// read is still the stored one, and still fresh (or, for a stale read,
+/// still being refreshed). `None` when the clock
 /// cannot count that far (such a read is never reused).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Seal {
     pub mark: Mark,
     /// When the value stops being fresh (its `max_age` counts down to it).
     pub fresh_until: Option<Instant>,
-    /// No later than `fresh_until`, nor than the L1 copy's life while shared.
+    /// No later than `fresh_until` (a stale read: the hard limit, and only
+    /// while its refresh runs), nor than the L1 copy's life while shared.
     pub keep_until: Option<Instant>,
 }
 
@@ -264,16 +266,23 @@ where
     }
 
     /// Until when a read of `stored` (with `mark` taken before it) may be
-    /// reused without reading again ([`Seal`]).
-    pub(crate) fn seal(&self, mark: Mark, stored: &Stored<V>) -> Seal {
+    /// reused without reading again ([`Seal`]): while it is fresh, or, for
+    /// a `stale` read, until its hard limit (the caller decides whether a
+    /// stale read may be reused at all).
+    pub(crate) fn seal(&self, mark: Mark, stored: &Stored<V>, stale: bool) -> Seal {
         let fresh_until = stored.fetched.checked_add(stored.ttl);
+        let until = if stale {
+            stored.fetched.checked_add(stored.hard_limit)
+        } else {
+            fresh_until
+        };
         // While shared, an L1 copy is read again after `l1_ttl` (counted
         // here from the fetch, which is no later than the copy was made).
-        let keep_until = match (fresh_until, self.l1.get()) {
-            (Some(fresh), Some((l1_ttl, _))) => {
-                stored.fetched.checked_add(*l1_ttl).map(|l1| fresh.min(l1))
+        let keep_until = match (until, self.l1.get()) {
+            (Some(until), Some((l1_ttl, _))) => {
+                stored.fetched.checked_add(*l1_ttl).map(|l1| until.min(l1))
             }
-            (fresh, None) => fresh,
+            (until, None) => until,
             (None, Some(_)) => None,
         };
         Seal {
@@ -415,26 +424,30 @@ mod tests {
             Arc::clone(&clock) as _,
         );
         let stored = store.stored(7);
-        let seal = store.seal(store.writes.mark(&7), &stored);
+        let fresh_until = Some(stored.fetched + Duration::from_secs(20));
+        let seal = store.seal(store.writes.mark(&7), &stored, false);
+        assert_eq!(seal.fresh_until, fresh_until);
+        assert_eq!(seal.keep_until, fresh_until);
+        // A stale read: until the hard limit.
+        let seal = store.seal(store.writes.mark(&7), &stored, true);
+        assert_eq!(seal.fresh_until, fresh_until);
         assert_eq!(
-            seal.fresh_until,
-            Some(stored.fetched + Duration::from_secs(20))
+            seal.keep_until,
+            Some(stored.fetched + Duration::from_secs(60))
         );
-        assert_eq!(seal.keep_until, seal.fresh_until);
         // While shared, an L1 copy lives 5 s: the seal ends then.
         store.cap_l1(
             Duration::from_secs(5),
             Arc::new(shared::InProcess::default()),
         );
-        let seal = store.seal(store.writes.mark(&7), &stored);
-        assert_eq!(
-            seal.fresh_until,
-            Some(stored.fetched + Duration::from_secs(20))
-        );
-        assert_eq!(
-            seal.keep_until,
-            Some(stored.fetched + Duration::from_secs(5))
-        );
+        for stale in [false, true] {
+            let seal = store.seal(store.writes.mark(&7), &stored, stale);
+            assert_eq!(seal.fresh_until, fresh_until);
+            assert_eq!(
+                seal.keep_until,
+                Some(stored.fetched + Duration::from_secs(5))
+            );
+        }
     }
 
     #[test]
