@@ -38,7 +38,7 @@ use crate::error::{SectionError, SectionErrorKind};
 use crate::stats::Counters;
 use crate::store::layer::{Layer, Purpose, SharedValue};
 use crate::store::shared::SharedCache;
-use crate::store::{Mark, Seal, Store, Stored};
+use crate::store::{Mark, Seal, Store, Stored, WriteGuard};
 use crate::tasks::{TaskFailed, Tasks};
 
 /// Loads one key (through a batcher or directly).
@@ -366,6 +366,10 @@ where
         let notify = Arc::clone(&self.notify);
         let shared = self.store.layer();
         let ttl = stored.ttl;
+        // However the refresh ends (done, failed, nothing landed, never
+        // run because of shutdown, cancelled, panicked) the stripe moves:
+        // a stale read kept while it ran (`crate::warm`) ends then.
+        let wrote = WriteGuard::new(Arc::clone(&self.store.writes), key.clone());
         let refresh = async move {
             let purpose = Purpose::Refresh { ttl };
             let replacement = match through(shared.as_deref(), &refresh, key.clone(), purpose).await
@@ -400,19 +404,17 @@ where
                     std::future::ready(op)
                 })
                 .await;
-            // Even when nothing landed (the entry was evicted meanwhile):
-            // a stale read kept while this refresh ran must end now.
-            store.writes.wrote(&key);
+            // Before the notification: a listener that reads again must
+            // not find the card kept before the refresh.
+            wrote.done();
             if matches!(result, moka::ops::compute::CompResult::ReplacedWith(_)) {
                 notify.send(&key, ChangeKind::Replaced);
             }
         };
         if self.tasks.background(refresh).is_err() {
             // Shut down meanwhile: the next refresh may try again (none will).
+            // (The refresh was dropped unrun: its guard moved the stripe.)
             flag.refreshing.store(false, Ordering::Release);
-            // A stale read kept on the promise of this refresh ends (the
-            // key was moved into the refresh; after shutdown, every key).
-            self.store.writes.wrote_all();
         }
     }
 }

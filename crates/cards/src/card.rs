@@ -102,8 +102,10 @@ impl CardService {
         bound_service: bool,
     ) -> Result<CardParts, CardError> {
         let id = id.as_str();
-        let key = self.known_service_id(id).await?;
         let i = &self.inner;
+        // Before the check: a 404 remembered from now on moves it.
+        let missing = i.missing_services.writes.mark(id);
+        let key = self.known_service_id(id).await?;
         // Every section wait ends at the card's deadline; a section still
         // loading then reports a timeout (its load goes on and fills the cache).
         // (No deadline if the setting is too large for the clock.)
@@ -190,6 +192,7 @@ impl CardService {
             change_events,
             standards,
             metrics,
+            missing,
         };
         self.keep_warm(&parts);
         Ok(parts)

@@ -29,6 +29,9 @@ pub struct CardParts {
     pub(crate) change_events: Result<Lookup<EventsOf>, SectionError>,
     pub(crate) standards: Option<Result<Lookup<Arc<ServiceStandards>>, SectionError>>,
     pub(crate) metrics: Option<Result<Lookup<Arc<MetricsValue>>, SectionError>>,
+    /// The stripe of the service's id in `missing_services`, taken before
+    /// it was checked (`crate::warm`: a 404 remembered since ends reuse).
+    pub(crate) missing: crate::store::Mark,
 }
 
 impl std::fmt::Debug for CardParts {

@@ -161,7 +161,8 @@ impl CardService {
         ) -> bool {
             lookup.as_ref().is_ok_and(|l| sealed(writes, l, now))
         }
-        sealed(i.services.writes(), &kept.service, now)
+        i.missing_services.writes.holds(kept.missing)
+            && sealed(i.services.writes(), &kept.service, now)
             && sealed_ok(i.oncalls.writes(), &kept.oncall, now)
             && sealed_ok(i.incidents.writes(), &kept.incidents, now)
             && kept.change_events.as_ref().is_ok_and(|events| {
@@ -216,6 +217,25 @@ mod tests {
         .sum()
     }
 
+    /// The counters that moved between two `Debug` prints of the stats
+    /// (name path and difference), to compare what two reads counted.
+    fn stats_delta(before: &str, after: &str) -> Vec<(usize, i128)> {
+        let numbers = |s: &str| -> Vec<i128> {
+            s.split(|c: char| !c.is_ascii_digit())
+                .filter(|n| !n.is_empty())
+                .map(|n| n.parse().unwrap())
+                .collect()
+        };
+        let (a, b) = (numbers(before), numbers(after));
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .map(|(i, (x, y))| (i, y - x))
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_warm_card_is_read_whole_and_says_what_the_section_caches_would() {
         let sim = sim(3).await;
@@ -267,6 +287,26 @@ mod tests {
         );
         assert_eq!(upstream_calls(&cards), calls, "no upstream call");
         assert_eq!(cards.stats().incidents.hits, hits + 2, "one hit per read");
+        // And every counter moves as a slow read moves it.
+        let delta = |f: &dyn Fn()| {
+            let before = format!("{:?}", cards.stats());
+            f();
+            (before, format!("{:?}", cards.stats()))
+        };
+        let (a, b) = delta(&|| {
+            cards.warm_parts(id.as_str(), &options).unwrap();
+        });
+        let before_slow = format!("{:?}", cards.stats());
+        Box::pin(cards.parts_by_id(&id, &options, false))
+            .await
+            .unwrap();
+        let after_slow = format!("{:?}", cards.stats());
+        assert_ne!(a, b);
+        assert_eq!(
+            stats_delta(&a, &b),
+            stats_delta(&before_slow, &after_slow),
+            "a warm read counts what a slow read counts"
+        );
         // Past a section's freshness: not kept any more (the slow path
         // serves it stale and refreshes it).
         clock.advance(CardsConfig::default().incidents_ttl);
@@ -294,6 +334,16 @@ mod tests {
         assert!(waited.is_ok(), "the refresh did not land within 10 s");
         let fresh = read().await.unwrap();
         assert!(!fresh.build().incidents.stale);
+        let kept = cards.warm_parts(id.as_str(), &options).expect("kept again");
+        assert_eq!(kept.versions(), fresh.versions());
+        // A 404 remembered for the service (its entry was evicted, say, and
+        // read again) ends the kept card: the slow path answers not found.
+        cards
+            .inner
+            .missing_services
+            .insert_fresh(id.as_str().to_owned(), ())
+            .await;
+        assert!(cards.warm_parts(id.as_str(), &options).is_none());
     }
 
     #[tokio::test]

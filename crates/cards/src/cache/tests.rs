@@ -255,3 +255,60 @@ async fn values_past_the_hard_limit_are_reloaded() {
     assert!(!lookup.stale, "a value past max_stale is never served");
     assert_eq!(lookup.value, 2);
 }
+
+#[tokio::test]
+async fn every_write_of_a_section_cache_moves_the_stripe_of_its_key() {
+    let (cache, calls, fail) = counting(30);
+    let writes = Arc::clone(&cache.store.writes);
+    // A miss load kept.
+    let mark = writes.mark(&1);
+    cache.get(&1).await.unwrap();
+    assert!(!writes.holds(mark), "a miss kept");
+    // A fresh hit writes nothing.
+    let mark = writes.mark(&1);
+    cache.get(&1).await.unwrap();
+    assert!(writes.holds(mark), "a hit");
+    // A refresh that replaces the value, and one that stores its error.
+    for failing in [false, true] {
+        fail.store(failing, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let before = calls.load(Ordering::SeqCst);
+        let mark = writes.mark(&1);
+        let stale = cache.get(&1).await.unwrap();
+        assert!(stale.stale);
+        wait_for(&calls, before + 1).await;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while writes.holds(mark) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the refresh (failing: {failing}) moved no stripe"));
+    }
+    fail.store(false, Ordering::SeqCst);
+    // Invalidations, of one key and of all.
+    let mark = writes.mark(&1);
+    cache.invalidate_local(&1).await;
+    assert!(!writes.holds(mark), "an invalidation");
+    cache.get(&2).await.unwrap();
+    let mark = writes.mark(&2);
+    cache.invalidate_all();
+    assert!(!writes.holds(mark), "invalidate_all");
+}
+
+#[tokio::test]
+async fn a_refresh_cancelled_at_shutdown_still_moves_the_stripe() {
+    let (cache, calls, _) = counting(20);
+    let writes = Arc::clone(&cache.store.writes);
+    cache.get(&1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mark = writes.mark(&1);
+    assert!(cache.get(&1).await.unwrap().stale, "a refresh starts");
+    wait_for(&calls, 2).await;
+    // The refresh is inside its 20 ms load: no grace, it is cancelled.
+    cache.tasks.shutdown(Duration::ZERO).await;
+    assert!(
+        !writes.holds(mark),
+        "the cancelled refresh moved the stripe"
+    );
+}

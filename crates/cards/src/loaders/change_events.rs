@@ -220,14 +220,21 @@ impl ChangeEvents {
                 Err(error) => return Err(error),
             }
         }
-        Ok(self
-            .per_service
-            .get(service_id)
-            .await?
-            .map(|events| EventsOf {
-                events,
-                account_wide: false,
-            }))
+        let mut lookup = self.per_service.get(service_id).await?;
+        // Reused (`crate::warm`) only while the fallback lasts: after it a
+        // read goes back to the account's list.
+        let until = *self
+            .fallback_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        lookup.seal.keep_until = match (lookup.seal.keep_until, until) {
+            (Some(keep), Some(until)) => Some(keep.min(until)),
+            _ => None,
+        };
+        Ok(lookup.map(|events| EventsOf {
+            events,
+            account_wide: false,
+        }))
     }
 
     /// Drops the account-wide list (every service's change events) and the
@@ -346,7 +353,11 @@ mod tests {
         .retry_policy(pagerduty::RetryPolicy::none())
         .build()
         .unwrap();
-        let config = CardsConfig::default();
+        // Fresher than the fallback is long (see the reuse check below).
+        let config = CardsConfig {
+            change_events_ttl: Duration::from_secs(900),
+            ..CardsConfig::default()
+        };
         let clock = Arc::new(ManualClock::new());
         let events = ChangeEvents::new(&builder(&config, &clock), &client);
         let calls = || async {
@@ -361,6 +372,17 @@ mod tests {
             assert!(events.of(&id.to_owned()).await.unwrap().value.is_empty());
         }
         assert_eq!(calls().await, (1, 2), "asked once, then per service");
+        // A per-service read is reused (`crate::warm`) no longer than the
+        // fallback lasts, even when its own freshness lasts longer.
+        let read = events.shared(&"PA".to_owned()).await.unwrap();
+        assert!(!read.value.account_wide);
+        let fallback_ends = clock.now() + config.change_events_fallback_ttl;
+        assert!(
+            read.seal
+                .keep_until
+                .is_some_and(|until| until <= fallback_ends)
+        );
+        assert!(read.seal.fresh_until > Some(fallback_ends));
         // The fallback period ends on the injected clock: the account-wide
         // call is tried again.
         clock.advance(config.change_events_fallback_ttl + Duration::from_secs(1));

@@ -145,12 +145,13 @@ impl Default for Writes {
 }
 
 impl Writes {
-    fn stripe<K: Hash>(&self, key: &K) -> usize {
+    fn stripe<K: Hash + ?Sized>(&self, key: &K) -> usize {
         (self.hasher.hash_one(key) % STRIPES as u64) as usize
     }
 
-    /// The count of `key`'s stripe, to take before reading `key`.
-    pub(crate) fn mark<K: Hash>(&self, key: &K) -> Mark {
+    /// The count of `key`'s stripe, to take before reading `key` (a
+    /// `str` marks the stripe of the equal `String`).
+    pub(crate) fn mark<K: Hash + ?Sized>(&self, key: &K) -> Mark {
         let stripe = self.stripe(key);
         Mark {
             stripe: stripe as u8,
@@ -172,6 +173,38 @@ impl Writes {
     pub(crate) fn wrote_all(&self) {
         for stripe in &self.stripes {
             stripe.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Moves `key`'s stripe when dropped, unless [`WriteGuard::done`] did:
+/// a write that may end early (a background refresh cancelled at
+/// shutdown, or one that panics) still ends what was read before it.
+pub(crate) struct WriteGuard<K: Hash> {
+    writes: Arc<Writes>,
+    key: Option<K>,
+}
+
+impl<K: Hash> WriteGuard<K> {
+    pub(crate) fn new(writes: Arc<Writes>, key: K) -> Self {
+        WriteGuard {
+            writes,
+            key: Some(key),
+        }
+    }
+
+    /// The write is visible: move the stripe now.
+    pub(crate) fn done(mut self) {
+        if let Some(key) = self.key.take() {
+            self.writes.wrote(&key);
+        }
+    }
+}
+
+impl<K: Hash> Drop for WriteGuard<K> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.writes.wrote(&key);
         }
     }
 }
