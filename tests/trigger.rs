@@ -48,6 +48,19 @@ pub async fn trigger(app: &TestApp, body: &Value, headers: &[(&str, &str)]) -> r
     post(app, "/v1/incidents", body, headers).await
 }
 
+/// The next Events API call is a 429 with no wait; later ones pass.
+pub(crate) fn enqueue_throttled_once() -> Faults {
+    Faults::on_route(
+        ENQUEUE,
+        FaultSpec {
+            fail_next: 1,
+            fail_status: 429,
+            rate_limit_reset_secs: 0,
+            ..FaultSpec::default()
+        },
+    )
+}
+
 pub(crate) fn enqueued(sim: &SimApp) -> u64 {
     sim.sim.stats().count("POST", ENQUEUE)
 }
@@ -397,15 +410,7 @@ async fn rate_limits_answer_429_with_retry_after() {
 async fn pagerduty_429_then_202_answers_202() {
     let app = spawn_with_sim(small_sim(), "").await;
     let (service_id, _) = triggerable_service(&app.sim);
-    app.sim.set_faults(Faults::on_route(
-        ENQUEUE,
-        FaultSpec {
-            fail_next: 1,
-            fail_status: 429,
-            rate_limit_reset_secs: 0,
-            ..FaultSpec::default()
-        },
-    ));
+    app.sim.set_faults(enqueue_throttled_once());
     let body = json!({"service_id": service_id, "summary": "throttled once"});
     let response = trigger(&app.app, &body, &[]).await;
     assert_eq!(response.status(), 202);

@@ -12,7 +12,9 @@ use sim::{FaultSpec, Faults};
 use crate::helpers::{
     BASE_TOML, SimApp, TestApp, settings_from, sim_env, small_sim, spawn_with_sim, start_sim,
 };
-use crate::trigger::{ENQUEUE, enqueued, post, trigger, triggerable_service};
+use crate::trigger::{
+    ENQUEUE, enqueue_throttled_once, enqueued, post, trigger, triggerable_service,
+};
 
 /// The simulator for the REST API (routing-key lookups), but `events` (a
 /// wiremock server) as the Events API host.
@@ -147,15 +149,7 @@ async fn a_failed_resolve_says_not_resolved_and_a_throttled_one_is_retried() {
     assert_eq!(error["details"]["dedup_key"], "res-1");
 
     // Throttled once, then accepted: the proxy retries and answers 202.
-    app.sim.set_faults(Faults::on_route(
-        ENQUEUE,
-        FaultSpec {
-            fail_next: 1,
-            fail_status: 429,
-            rate_limit_reset_secs: 0,
-            ..FaultSpec::default()
-        },
-    ));
+    app.sim.set_faults(enqueue_throttled_once());
     let before = app.sim.stats().by_status("POST", ENQUEUE, 429);
     let response = post(&app.app, resolve, &target, &[]).await;
     assert_eq!(response.status(), 202);

@@ -112,21 +112,10 @@ impl CardService {
     /// `SectionCache::lookup`).
     pub(crate) fn keep_warm(&self, parts: &CardParts) {
         let now = self.inner.services.now();
-        fn reusable<V>(lookup: &Lookup<V>, now: Instant) -> bool {
-            lookup.seal.keep_until.is_some_and(|until| now < until)
-        }
-        fn ok<V>(lookup: &Result<Lookup<V>, crate::error::SectionError>, now: Instant) -> bool {
-            lookup.as_ref().is_ok_and(|l| reusable(l, now))
-        }
-        let all = reusable(&parts.service, now)
-            && ok(&parts.oncall, now)
-            && ok(&parts.incidents, now)
-            && ok(&parts.change_events, now)
-            && parts.standards.as_ref().is_none_or(|s| ok(s, now))
-            && parts.metrics.as_ref().is_none_or(|m| ok(m, now));
-        // A read whose own loads moved its marks is not kept (the next
-        // read, all hits, is).
-        if !all || !self.holds(parts, now) {
+        // The check a kept card's reads make (every seal reusable now and
+        // unmoved): a read whose own loads moved its marks is not kept
+        // (the next read, all hits, is).
+        if !self.holds(parts, now) {
             return;
         }
         let mut cards = self

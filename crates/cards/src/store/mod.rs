@@ -421,7 +421,7 @@ mod tests {
     use crate::clock::{ManualClock, SystemClock};
 
     #[tokio::test]
-    async fn every_write_moves_the_stripe_of_its_key_once_done() {
+    async fn a_stores_writes_move_the_stripe_of_their_key_only() {
         let store: Store<u32, u32> = Store::with_ttl(
             10,
             Duration::from_secs(20),
