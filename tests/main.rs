@@ -7,6 +7,7 @@ mod backstage_accounts;
 mod browser;
 mod cards;
 mod catalog;
+mod compression;
 mod config;
 mod degraded;
 mod dependencies;

@@ -20,7 +20,7 @@ use crate::zipf::Zipf;
 mod bursts;
 mod freshness;
 mod replicas;
-mod routes;
+pub mod routes;
 
 /// A scenario name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

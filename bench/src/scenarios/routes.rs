@@ -32,6 +32,12 @@ const DEFAULT_PHASE_SECS: f64 = 3.0;
 const ROUNDS: usize = 2;
 /// Where the Backstage routes live (`backstage.prefix`'s default).
 const PREFIX: &str = "/api/pagerduty";
+/// The label of one card (the batch's cost is compared with it).
+pub const CARD_LABEL: &str = "GET /v1/cards/{id}";
+/// The label of the batch route (followed by its size).
+pub const BATCH_LABEL: &str = "POST /v1/cards/batch";
+/// The label of the uncompressed full listing (informational row).
+pub const IDENTITY_SERVICES: &str = "GET {bs}/services (identity)";
 
 /// One route of the scenario.
 struct Route {
@@ -41,14 +47,30 @@ struct Route {
     path: String,
     /// A JSON body makes it a POST.
     body: Option<String>,
+    /// The `Accept-Encoding` sent, if any.
+    accept_encoding: Option<&'static str>,
 }
 
+/// What a browser (Chromium) sends: the portal's frontends run there.
+const BROWSER_ENCODINGS: &str = "gzip, deflate, br, zstd";
+
 impl Route {
+    /// A GET as a browser sends it.
     fn get(label: &str, path: String) -> Self {
         Route {
             label: label.to_owned(),
             path,
             body: None,
+            accept_encoding: Some(BROWSER_ENCODINGS),
+        }
+    }
+
+    /// A GET without `Accept-Encoding`: the identity body, as curl or a
+    /// server-side client reads it.
+    fn identity(label: &str, path: String) -> Self {
+        Route {
+            accept_encoding: None,
+            ..Route::get(label, path)
         }
     }
 }
@@ -95,7 +117,7 @@ impl Bench {
             .routes_phase_secs
             .unwrap_or(DEFAULT_PHASE_SECS)
             .max(1.0);
-        let ceiling = Route::get("ceiling /healthz", "/healthz".to_owned());
+        let ceiling = Route::identity("ceiling /healthz", "/healthz".to_owned());
         let mut rows = Vec::new();
         for &c in &self.opts.warm_concurrency {
             let mut ceiling_runs = Vec::new();
@@ -183,15 +205,16 @@ fn routes_of(sim: &SimHandle) -> Result<Vec<Route>, NotRun> {
         .collect();
     let batch_body = json!({ "service_ids": batch }).to_string();
     Ok(vec![
-        Route::get("GET /v1/cards/{id}", format!("/v1/cards/{id}")),
+        Route::get(CARD_LABEL, format!("/v1/cards/{id}")),
         Route::get(
             "GET /v1/cards?integration_key=",
             format!("/v1/cards?integration_key={key}"),
         ),
         Route {
-            label: format!("POST /v1/cards/batch ({BATCH})"),
+            label: format!("{BATCH_LABEL} ({BATCH})"),
             path: "/v1/cards/batch".to_owned(),
             body: Some(batch_body),
+            accept_encoding: Some(BROWSER_ENCODINGS),
         },
         Route::get("GET {bs}/services/{id}", format!("{PREFIX}/services/{id}")),
         Route::get(
@@ -199,6 +222,9 @@ fn routes_of(sim: &SimHandle) -> Result<Vec<Route>, NotRun> {
             format!("{PREFIX}/services?integration_key={key}"),
         ),
         Route::get("GET {bs}/services", format!("{PREFIX}/services")),
+        // The same 170 kB listing uncompressed: bound by its bytes, so
+        // reported without a budget (see report::routes_budgets).
+        Route::identity(IDENTITY_SERVICES, format!("{PREFIX}/services")),
         Route::get(
             "GET {bs}/services?limit=10",
             format!("{PREFIX}/services?limit=10"),
@@ -243,6 +269,12 @@ fn script(route: &Route) -> String {
         s.push_str("wrk.method = \"POST\"\n");
         s.push_str(&format!("wrk.body = {}\n", lua_string(body)));
         s.push_str("wrk.headers[\"Content-Type\"] = \"application/json\"\n");
+    }
+    if let Some(accept) = route.accept_encoding {
+        s.push_str(&format!(
+            "wrk.headers[\"Accept-Encoding\"] = {}\n",
+            lua_string(accept)
+        ));
     }
     s.push_str(
         r#"done = function(summary, latency, requests)
@@ -404,9 +436,15 @@ mod tests {
             label: "batch".into(),
             path: "/v1/cards/batch".into(),
             body: Some(r#"{"service_ids":["PA"]}"#.into()),
+            accept_encoding: None,
         });
         assert!(post.contains(r#"wrk.body = [==[{"service_ids":["PA"]}]==]"#));
         assert!(post.contains("DUTYCARD-WRK"));
-        assert!(!script(&Route::get("x", "/x".into())).contains("POST"));
+        let get = script(&Route::get("x", "/x".into()));
+        assert!(!get.contains("POST"));
+        assert!(
+            get.contains(r#"wrk.headers["Accept-Encoding"] = [==[gzip, deflate, br, zstd]==]"#)
+        );
+        assert!(!script(&Route::identity("x", "/x".into())).contains("Accept-Encoding"));
     }
 }

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use cards::{CardOptions, CardParts, IntegrationKey, ServiceCard, ServiceId, ServiceRef};
 use pagerduty::InvalidId;
 use serde::{Deserialize, Serialize};
@@ -353,6 +354,7 @@ pub async fn find_card(
 )]
 #[post("/cards/batch")]
 pub async fn batch_cards(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Query(params, _): Query<CardParams, ApiError>,
     Json(body, _): Json<BatchRequest, ApiError>,
@@ -385,47 +387,94 @@ pub async fn batch_cards(
     let results = Box::pin(account.cards.cards_parts(&ids, &options));
     let results = deadline::within(state.request_deadline, results).await?;
     // The `BatchResponse` JSON, written from each card's rendered template
-    // (byte for byte what serde writes: see the tests).
+    // (byte for byte what serde writes: see the tests), gzip-spliced from
+    // each template's compressed pieces for a client that accepts it.
     let now = chrono::Utc::now();
-    let mut out = BytesMut::with_capacity(64 + results.len() * 4096);
-    out.put_slice(b"{\"cards\":[");
+    let mut out = BatchWriter::new(cache::accepts_gzip(&req), results.len());
     for (i, (service_id, result)) in body.service_ids.into_iter().zip(results).enumerate() {
         if i > 0 {
-            out.put_u8(b',');
+            out.literal(b",");
         }
         match result {
             Ok(parts) => {
                 let template = template(&state, &account.id, &parts, &options)?;
-                write_batch_card(&mut out, &service_id, &template, &parts.max_age_secs(), now);
+                out.card(&service_id, &template, &parts.max_age_secs(), now);
             }
             Err(e) => {
                 let item = BatchItem::new(service_id, Err(e));
-                serde_json::to_writer((&mut out).writer(), &item)
+                let bytes = serde_json::to_vec(&item)
                     .map_err(|e| ApiError::Internal(format!("batch item: {e}")))?;
+                out.literal(&bytes);
             }
         }
     }
-    out.put_slice(b"]}");
-    Ok(HttpResponse::Ok()
-        .insert_header(crate::http::JSON_CONTENT_TYPE)
-        .body(out.freeze()))
+    Ok(out.finish())
 }
 
-/// One 200 entry of a batch: what serde writes for a [`BatchItem`] with
-/// its card.
-fn write_batch_card(
-    out: &mut BytesMut,
-    service_id: &str,
-    template: &CardTemplate,
-    max_ages: &[Option<u64>; 7],
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    out.put_slice(b"{\"service_id\":");
-    // A string always serializes.
-    let _ = serde_json::to_writer((&mut *out).writer(), service_id);
-    out.put_slice(b",\"status\":200,\"card\":");
-    template.write_to(out, max_ages, now);
-    out.put_u8(b'}');
+/// A batch answer being written, as it is or gzip-compressed.
+enum BatchWriter {
+    Identity(BytesMut),
+    Gzip(crate::http::gzip::Splicer),
+}
+
+impl BatchWriter {
+    fn new(gzip: bool, cards: usize) -> Self {
+        let mut w = if gzip {
+            BatchWriter::Gzip(crate::http::gzip::Splicer::with_capacity(cards * 1024))
+        } else {
+            BatchWriter::Identity(BytesMut::with_capacity(64 + cards * 4096))
+        };
+        w.literal(b"{\"cards\":[");
+        w
+    }
+
+    fn literal(&mut self, bytes: &[u8]) {
+        match self {
+            BatchWriter::Identity(out) => out.put_slice(bytes),
+            BatchWriter::Gzip(gz) => gz.literal().extend_from_slice(bytes),
+        }
+    }
+
+    /// One 200 entry: what serde writes for a [`BatchItem`] with its card.
+    fn card(
+        &mut self,
+        service_id: &str,
+        template: &CardTemplate,
+        max_ages: &[Option<u64>; 7],
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.literal(b"{\"service_id\":");
+        let mut id = Vec::with_capacity(service_id.len() + 2);
+        // A string always serializes.
+        let _ = serde_json::to_writer(&mut id, service_id);
+        self.literal(&id);
+        self.literal(b",\"status\":200,\"card\":");
+        match self {
+            BatchWriter::Identity(out) => template.write_to(out, max_ages, now),
+            BatchWriter::Gzip(gz) => template.write_gzip_to(gz, max_ages, now),
+        }
+        self.literal(b"}");
+    }
+
+    /// The body, and whether it is gzip.
+    fn close(mut self) -> (Bytes, bool) {
+        self.literal(b"]}");
+        match self {
+            BatchWriter::Identity(out) => (out.freeze(), false),
+            BatchWriter::Gzip(gz) => (gz.finish(), true),
+        }
+    }
+
+    fn finish(self) -> HttpResponse {
+        let mut answer = HttpResponse::Ok();
+        answer
+            .insert_header(crate::http::JSON_CONTENT_TYPE)
+            .insert_header((header::VARY, cache::ACCEPT_ENCODING_VARY));
+        match self.close() {
+            (body, true) => answer.insert_header(cache::GZIP).body(body),
+            (body, false) => answer.body(body),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -479,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_entry_is_what_serde_writes() {
+    fn a_batch_is_what_serde_writes_as_it_is_and_gzipped() {
         let s = serde_json::json!({"data": null, "fetched_at": null, "stale": false,
                                    "error": null, "max_age_secs": 4});
         let card: ServiceCard = serde_json::from_value(serde_json::json!({
@@ -488,14 +537,39 @@ mod tests {
         }))
         .unwrap();
         let template = CardTemplate::render(&card).unwrap();
-        let mut out = BytesMut::new();
         let id = "PABC\"123";
-        write_batch_card(&mut out, id, &template, &[Some(4); 7], card.generated_at);
-        let expected = BatchItem::new(id.to_owned(), Ok(card));
-        assert_eq!(
-            std::str::from_utf8(&out).unwrap(),
-            serde_json::to_string(&expected).unwrap()
-        );
+        let expected = serde_json::to_string(&BatchResponse {
+            cards: vec![
+                BatchItem::new(id.to_owned(), Ok(card.clone())),
+                BatchItem::new(id.to_owned(), Ok(card.clone())),
+            ],
+        })
+        .unwrap();
+        for gzip in [false, true] {
+            let mut out = BatchWriter::new(gzip, 2);
+            out.card(id, &template, &[Some(4); 7], card.generated_at);
+            out.literal(b",");
+            // The second time from the kept compressed pieces.
+            out.card(id, &template, &[Some(4); 7], card.generated_at);
+            let (body, gzipped) = out.close();
+            assert_eq!(gzipped, gzip);
+            let body = if gzip {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&body[..]),
+                    &mut plain,
+                )
+                .unwrap();
+                plain
+            } else {
+                body.to_vec()
+            };
+            assert_eq!(
+                std::str::from_utf8(&body).unwrap(),
+                expected,
+                "gzip: {gzip}"
+            );
+        }
     }
 
     #[test]

@@ -10,10 +10,11 @@ use super::params::Result;
 use crate::state::AppState;
 
 /// A 200 JSON answer with a rendered body (see [`crate::http::rendered`]).
-pub(super) fn json_body(bytes: bytes::Bytes) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok()
-        .insert_header(crate::http::JSON_CONTENT_TYPE)
-        .body(bytes)
+pub(super) fn json_body(
+    req: &actix_web::HttpRequest,
+    body: &crate::http::rendered::Body,
+) -> actix_web::HttpResponse {
+    crate::http::cache::json_body(req, body)
 }
 
 /// The JSON bytes of an answer.

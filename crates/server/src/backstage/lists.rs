@@ -68,7 +68,7 @@ pub async fn list_escalation_policies(
             to_bytes(&options)
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 fn policy_name(policy: &pagerduty::EscalationPolicy) -> &str {
@@ -125,7 +125,7 @@ pub async fn list_teams(req: HttpRequest, state: web::Data<AppState>) -> Result<
                 .collect::<Result<Vec<_>>>()?;
             to_bytes(&body)
         })?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 /// `GET /accounts`: the configured accounts.

@@ -82,7 +82,7 @@ pub async fn oncall_users(req: HttpRequest, state: web::Data<AppState>) -> Resul
             to_bytes(&UsersEnvelope { users })
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 /// The distinct `escalation_policy_ids[]` (1 to [`MAX_POLICIES`]).
@@ -170,7 +170,7 @@ pub async fn list_oncalls(req: HttpRequest, state: web::Data<AppState>) -> Resul
             })
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub async fn service_incidents(
             })
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 /// `GET /services/{service_id}/change-events`: recent change events.
@@ -109,7 +109,7 @@ pub async fn service_change_events(
             })
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 /// `GET /services/{service_id}/standards`: the service's standards scores.
@@ -162,7 +162,7 @@ pub async fn service_standards(
             })
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 /// `GET /services/{service_id}/metrics`: incident analytics, last 30 days.
@@ -215,5 +215,5 @@ pub async fn service_metrics(
             })
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }

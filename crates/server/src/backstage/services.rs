@@ -46,12 +46,13 @@ pub async fn get_service(
         |cards, id| async move { cards.raw_service(&id).await },
     )
     .await?;
-    service_answer(&state, &account.id, &service)
+    service_answer(&req, &state, &account.id, &service)
 }
 
 /// `{"service": …}`, rendered once per version of the cached service
 /// (the by-key route answers the same body).
 fn service_answer(
+    req: &HttpRequest,
     state: &AppState,
     account: &str,
     service: &cards::Cached<cards::Kept<pagerduty::Service>>,
@@ -67,7 +68,7 @@ fn service_answer(
             })
         },
     )?;
-    Ok(json_body(bytes))
+    Ok(json_body(req, &bytes))
 }
 
 /// `GET /services`: by integration key, filtered, or all.
@@ -127,7 +128,7 @@ pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Resu
                 .map_err(|e| BackstageError::from_card(Op::GetService, &e))
         })
         .await?;
-        return service_answer(&state, &account.id, &service);
+        return service_answer(&req, &state, &account.id, &service);
     }
     if params.has("team_id") || params.has("query") || params.has("limit") {
         let account = params.account(&state)?;
@@ -168,7 +169,7 @@ pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Resu
                 to_bytes(&body)
             },
         )?;
-        return Ok(json_body(bytes));
+        return Ok(json_body(&req, &bytes));
     }
     let lists = each_account(&state, &params, Op::GetServices, |account| async {
         account
@@ -192,7 +193,7 @@ pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Resu
                 }
                 to_bytes(&ServicesEnvelope { services })
             })?;
-    Ok(json_body(bytes))
+    Ok(json_body(&req, &bytes))
 }
 
 /// What an all-accounts list body is kept under: the accounts it covers

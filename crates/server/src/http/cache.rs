@@ -126,13 +126,38 @@ pub fn template_response(
     max_ages: &[Option<u64>; 7],
 ) -> HttpResponse {
     if matches(req, template.etag_text()) {
-        return not_modified(template.etag());
+        return not_modified_varying(template.etag());
     }
-    HttpResponse::Ok()
+    let mut answer = HttpResponse::Ok();
+    answer
         .insert_header((header::ETAG, template.etag().clone()))
         .insert_header((header::CACHE_CONTROL, NO_CACHE))
         .insert_header(super::JSON_CONTENT_TYPE)
-        .body(template.fill(max_ages, chrono::Utc::now()))
+        .insert_header((header::VARY, ACCEPT_ENCODING_VARY));
+    let now = chrono::Utc::now();
+    if accepts_gzip(req) {
+        answer
+            .insert_header(GZIP)
+            .body(template.fill_gzip(max_ages, now))
+    } else {
+        answer.body(template.fill(max_ages, now))
+    }
+}
+
+/// `Content-Encoding: gzip`.
+pub const GZIP: (header::HeaderName, header::HeaderValue) = (
+    header::CONTENT_ENCODING,
+    header::HeaderValue::from_static("gzip"),
+);
+
+/// The 304 of an answer whose 200 varies by encoding says so too (RFC
+/// 9110 §15.4.5); its weak ETag is shared by both encodings.
+fn not_modified_varying(etag: &header::HeaderValue) -> HttpResponse {
+    let mut answer = not_modified(etag);
+    answer
+        .headers_mut()
+        .insert(header::VARY, ACCEPT_ENCODING_VARY);
+    answer
 }
 
 /// 200 with a rendered JSON body, or 304 (no body) when the caller
@@ -141,13 +166,64 @@ pub fn template_response(
 pub fn body_response(req: &HttpRequest, body: &Body) -> HttpResponse {
     let etag = body.etag();
     if matches(req, etag.to_str().unwrap_or_default()) {
-        return not_modified(etag);
+        return not_modified_varying(etag);
     }
-    HttpResponse::Ok()
+    let mut answer = HttpResponse::Ok();
+    answer
         .insert_header((header::ETAG, etag.clone()))
-        .insert_header((header::CACHE_CONTROL, NO_CACHE))
+        .insert_header((header::CACHE_CONTROL, NO_CACHE));
+    encoded_body(req, body, &mut answer)
+}
+
+/// `Vary` of every answer [`encoded_body`] chooses the encoding of.
+pub const ACCEPT_ENCODING_VARY: header::HeaderValue =
+    header::HeaderValue::from_static("Accept-Encoding");
+
+/// 200 with a rendered JSON body (no validators).
+pub fn json_body(req: &HttpRequest, body: &Body) -> HttpResponse {
+    encoded_body(req, body, &mut HttpResponse::Ok())
+}
+
+/// The body gzip-compressed (computed once per rendering, see
+/// [`Body::gzip`]) when the client accepts gzip and it is long enough, as
+/// it is; `Vary: Accept-Encoding` either way, since the answer depends on it.
+fn encoded_body(
+    req: &HttpRequest,
+    body: &Body,
+    answer: &mut actix_web::HttpResponseBuilder,
+) -> HttpResponse {
+    answer
         .insert_header(super::JSON_CONTENT_TYPE)
-        .body(body.bytes().clone())
+        .insert_header((header::VARY, ACCEPT_ENCODING_VARY));
+    match body.gzip().filter(|_| accepts_gzip(req)) {
+        Some(gzip) => answer.insert_header(GZIP).body(gzip.clone()),
+        None => answer.body(body.bytes().clone()),
+    }
+}
+
+/// Does `Accept-Encoding` allow gzip (`gzip`, `x-gzip` or `*`, with a
+/// non-zero `q`)? An explicit `gzip;q=0` refuses it even after a `*`.
+pub(crate) fn accepts_gzip(req: &HttpRequest) -> bool {
+    let mut star = false;
+    for item in req
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let allowed = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+            .all(|q| q.trim().parse::<f32>().is_ok_and(|q| q > 0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return allowed;
+        }
+        if coding == "*" {
+            star = allowed;
+        }
+    }
+    star
 }
 
 /// 304 with the validators of the version the caller has.
@@ -235,5 +311,24 @@ mod tests {
             .insert_header((header::IF_NONE_MATCH, "\"other\""))
             .to_http_request();
         assert!(!matches(&req, tag));
+    }
+
+    #[test]
+    fn accept_encoding_allows_gzip_by_name_or_star_unless_q_is_zero() {
+        let accepts = |value: Option<&str>| {
+            let mut req = actix_web::test::TestRequest::default();
+            if let Some(value) = value {
+                req = req.insert_header((header::ACCEPT_ENCODING, value));
+            }
+            accepts_gzip(&req.to_http_request())
+        };
+        assert!(accepts(Some("gzip, deflate, br, zstd")));
+        assert!(accepts(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts(Some("*")));
+        assert!(!accepts(None));
+        assert!(!accepts(Some("br")));
+        assert!(!accepts(Some("gzip;q=0")));
+        assert!(!accepts(Some("*, gzip;q=0")));
+        assert!(!accepts(Some("identity")));
     }
 }

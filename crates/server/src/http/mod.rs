@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod deadline;
 pub mod extract;
+pub mod gzip;
 pub mod rendered;
 pub mod routes;
 pub mod trigger;

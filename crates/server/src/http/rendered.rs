@@ -56,6 +56,10 @@ pub struct CardTemplate {
     holes: Vec<(usize, Hole)>,
     etag: HeaderValue,
     etag_text: String,
+    /// The fixed pieces between the holes, each deflated on its own (see
+    /// [`super::gzip`]): computed the first time a gzip client reads the
+    /// card, then kept with it.
+    deflated: OnceLock<Vec<Bytes>>,
 }
 
 impl CardTemplate {
@@ -85,6 +89,7 @@ impl CardTemplate {
             // An ETag is `W/"` + 16 hex digits + `"`: always a header value.
             etag: HeaderValue::from_str(&etag_text).unwrap_or(HeaderValue::from_static("")),
             etag_text,
+            deflated: OnceLock::new(),
         })
     }
 
@@ -103,20 +108,46 @@ impl CardTemplate {
         let mut from = 0;
         for &(offset, hole) in &self.holes {
             out.put_slice(&self.bytes[from..offset]);
-            match hole {
-                Hole::MaxAge(i) => {
-                    use std::io::Write as _;
-                    // Writing into memory cannot fail.
-                    let _ = write!((&mut *out).writer(), "{}", max_ages[i].unwrap_or(0));
-                }
-                Hole::GeneratedAt => {
-                    // A timestamp always serializes.
-                    let _ = serde_json::to_writer((&mut *out).writer(), &at);
-                }
-            }
+            hole.write((&mut *out).writer(), max_ages, at);
             from = offset;
         }
         out.put_slice(&self.bytes[from..]);
+    }
+
+    /// Appends the card with these per-request values to a gzip answer:
+    /// the same bytes as [`CardTemplate::write_to`], its fixed pieces
+    /// compressed once per template.
+    pub fn write_gzip_to(
+        &self,
+        gz: &mut super::gzip::Splicer,
+        max_ages: &[Option<u64>; 7],
+        at: DateTime<Utc>,
+    ) {
+        let deflated = self.deflated.get_or_init(|| {
+            self.pieces()
+                .map(|(from, to)| super::gzip::deflate_piece(&self.bytes[from..to]))
+                .collect()
+        });
+        for (i, (from, to)) in self.pieces().enumerate() {
+            gz.piece(&self.bytes[from..to], &deflated[i]);
+            if let Some(&(_, hole)) = self.holes.get(i) {
+                hole.write(gz.literal(), max_ages, at);
+            }
+        }
+    }
+
+    /// The card gzip-compressed (see [`CardTemplate::write_gzip_to`]).
+    pub fn fill_gzip(&self, max_ages: &[Option<u64>; 7], at: DateTime<Utc>) -> Bytes {
+        let mut gz = super::gzip::Splicer::with_capacity(self.bytes.len() / 4);
+        self.write_gzip_to(&mut gz, max_ages, at);
+        gz.finish()
+    }
+
+    /// The `(from, to)` of each fixed piece: before each hole, and the tail.
+    fn pieces(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let ends = self.holes.iter().map(|&(offset, _)| offset);
+        let starts = std::iter::once(0).chain(ends.clone());
+        starts.zip(ends.chain(std::iter::once(self.bytes.len())))
     }
 
     /// The card as one body (see [`CardTemplate::write_to`]).
@@ -127,7 +158,25 @@ impl CardTemplate {
     }
 
     fn weight(&self) -> u32 {
-        u32::try_from(self.bytes.len() + self.holes.len() * 16 + 128).unwrap_or(u32::MAX)
+        // The compressed pieces, once made, are a fraction of the bytes:
+        // counted as a third, so a gzip-read card is not under-weighed.
+        u32::try_from(self.bytes.len() * 4 / 3 + self.holes.len() * 16 + 128).unwrap_or(u32::MAX)
+    }
+}
+
+impl Hole {
+    /// Writes this hole's value for the request.
+    fn write(self, mut out: impl std::io::Write, max_ages: &[Option<u64>; 7], at: DateTime<Utc>) {
+        match self {
+            // Writing into memory cannot fail.
+            Hole::MaxAge(i) => {
+                let _ = write!(out, "{}", max_ages[i].unwrap_or(0));
+            }
+            // A timestamp always serializes.
+            Hole::GeneratedAt => {
+                let _ = serde_json::to_writer(out, &at);
+            }
+        }
     }
 }
 
@@ -291,7 +340,16 @@ pub struct Body {
     /// Hashed from `bytes` the first time a route asks for it, then kept:
     /// routes without conditional requests never pay for it.
     etag: OnceLock<HeaderValue>,
+    /// Compressed the first time a client that accepts gzip asks for it,
+    /// then kept: each rendering is compressed at most once (`None` for
+    /// a body under [`GZIP_MIN_BYTES`]).
+    gzip: OnceLock<Option<Bytes>>,
 }
+
+/// Bodies shorter than this go out as they are (the threshold of the Node
+/// backend's `compression` middleware: below it, gzip's header and the
+/// work cost more than the bytes saved).
+pub const GZIP_MIN_BYTES: usize = 1024;
 
 impl Body {
     /// The body.
@@ -307,6 +365,26 @@ impl Body {
             HeaderValue::from_str(&super::cache::body_etag(&self.bytes))
                 .unwrap_or(HeaderValue::from_static(""))
         })
+    }
+
+    /// The body gzip-compressed, computed once per rendered body; `None`
+    /// when it is shorter than [`GZIP_MIN_BYTES`].
+    pub fn gzip(&self) -> Option<&Bytes> {
+        self.gzip
+            .get_or_init(|| {
+                if self.bytes.len() < GZIP_MIN_BYTES {
+                    return None;
+                }
+                use std::io::Write as _;
+                let out = Vec::with_capacity(self.bytes.len() / 4);
+                let mut encoder =
+                    flate2::write::GzEncoder::new(out, flate2::Compression::default());
+                // Writing into memory cannot fail; if it did, the body
+                // would go out uncompressed.
+                encoder.write_all(&self.bytes).ok()?;
+                encoder.finish().ok().map(Bytes::from)
+            })
+            .as_ref()
     }
 }
 
@@ -334,9 +412,8 @@ impl Bodies {
         args: &str,
         versions: &[u64],
         render: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Bytes, E> {
+    ) -> Result<Arc<Body>, E> {
         self.body(route, account, args, versions, |_| render())
-            .map(|body| body.bytes.clone())
     }
 
     /// [`Bodies::get_or_render`]'s entry itself (its ETag with it).
@@ -368,6 +445,7 @@ impl Bodies {
             versions: versions.to_vec(),
             bytes: Bytes::from(render(kept.map_or(0, |b| b.bytes.len()))?),
             etag: OnceLock::new(),
+            gzip: OnceLock::new(),
         });
         self.cache.insert(hash, Arc::clone(&body));
         Ok(body)
@@ -499,15 +577,15 @@ mod tests {
                 panic!("rendered again")
             })
             .unwrap();
-        assert_eq!(a, again);
+        assert!(Arc::ptr_eq(&a, &again));
         let b = bodies
             .get_or_render("r", "acc", "P1", &[2], render("two"))
             .unwrap();
-        assert_eq!(&b[..], b"two", "a new version renders again");
+        assert_eq!(&b.bytes()[..], b"two", "a new version renders again");
         let c = bodies
             .get_or_render("r", "other", "P1", &[2], render("three"))
             .unwrap();
-        assert_eq!(&c[..], b"three", "another account is another entry");
+        assert_eq!(&c.bytes()[..], b"three", "another account is another entry");
     }
 
     #[test]
@@ -540,5 +618,29 @@ mod tests {
             .unwrap();
         assert_eq!(two.etag(), same.etag(), "the ETag is the bytes'");
         assert!(two.etag().to_str().unwrap().starts_with("W/\""));
+    }
+
+    #[test]
+    fn a_long_body_is_gzipped_once_and_a_short_one_never() {
+        use std::io::Read as _;
+        let bodies = Bodies::default();
+        let long = serde_json::to_vec(&vec!["a service"; 400]).unwrap();
+        let body = bodies
+            .get_or_render("r", "", "", &[1], || Ok::<_, ()>(long.clone()))
+            .unwrap();
+        let gzip = body.gzip().expect("long enough to compress");
+        assert!(gzip.len() < long.len() / 4, "{} bytes", gzip.len());
+        assert_eq!(body.gzip().unwrap().as_ptr(), gzip.as_ptr(), "kept");
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&gzip[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, long, "byte for byte the identity body");
+        let short = bodies
+            .get_or_render("r", "", "s", &[1], || {
+                Ok::<_, ()>(vec![b'x'; GZIP_MIN_BYTES - 1])
+            })
+            .unwrap();
+        assert!(short.gzip().is_none());
     }
 }
