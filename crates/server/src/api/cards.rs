@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::http::extract::{Json, Query};
-use crate::http::rendered::CardTemplate;
+use crate::http::rendered::{CardTemplate, Stamp};
 use crate::http::{cache, deadline};
 use crate::keys::KeyAliases;
 use crate::state::AppState;
@@ -389,7 +389,7 @@ pub async fn batch_cards(
     // The `BatchResponse` JSON, written from each card's rendered template
     // (byte for byte what serde writes: see the tests), gzip-spliced from
     // each template's compressed pieces for a client that accepts it.
-    let now = chrono::Utc::now();
+    let now = Stamp::new(chrono::Utc::now());
     let mut out = BatchWriter::new(cache::accepts_gzip(&req), results.len());
     for (i, (service_id, result)) in body.service_ids.into_iter().zip(results).enumerate() {
         if i > 0 {
@@ -398,7 +398,7 @@ pub async fn batch_cards(
         match result {
             Ok(parts) => {
                 let template = template(&state, &account.id, &parts, &options)?;
-                out.card(&service_id, &template, &parts.max_age_secs(), now);
+                out.card(&service_id, &template, &parts.max_age_secs(), &now);
             }
             Err(e) => {
                 let item = BatchItem::new(service_id, Err(e));
@@ -441,7 +441,7 @@ impl BatchWriter {
         service_id: &str,
         template: &CardTemplate,
         max_ages: &[Option<u64>; 7],
-        now: chrono::DateTime<chrono::Utc>,
+        now: &Stamp,
     ) {
         self.literal(b"{\"service_id\":");
         let mut id = Vec::with_capacity(service_id.len() + 2);
@@ -547,10 +547,11 @@ mod tests {
         .unwrap();
         for gzip in [false, true] {
             let mut out = BatchWriter::new(gzip, 2);
-            out.card(id, &template, &[Some(4); 7], card.generated_at);
+            let at = Stamp::new(card.generated_at);
+            out.card(id, &template, &[Some(4); 7], &at);
             out.literal(b",");
             // The second time from the kept compressed pieces.
-            out.card(id, &template, &[Some(4); 7], card.generated_at);
+            out.card(id, &template, &[Some(4); 7], &at);
             let (body, gzipped) = out.close();
             assert_eq!(gzipped, gzip);
             let body = if gzip {
