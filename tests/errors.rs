@@ -162,3 +162,61 @@ async fn a_refused_cors_preflight_gets_our_json_error() {
     let response = preflight("https://portal.example", "GET").await.unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// The Backstage routes under `/services` sit in nested scopes (one prefix
+/// comparison turns other paths away, the id is matched once): a path such
+/// a scope takes but none of its routes does still gets the Backstage 404,
+/// a known path with another method its 405 with `Allow`, and the routes
+/// keep their full templates in the request metrics.
+#[tokio::test]
+async fn backstage_paths_under_services_answer_404_405_and_keep_their_route() {
+    use crate::backstage::{P, error_message, get_json, pick_service};
+    let crate::helpers::SimApp { app, sim } = crate::helpers::spawn_with_sim(small_sim(), "").await;
+    let (id, _, _) = pick_service(&sim);
+
+    for path in [
+        format!("{P}/services/"),
+        format!("{P}/services/{id}/nope"),
+        format!("{P}/services/{id}/standards/more"),
+        format!("{P}/servicesX"),
+    ] {
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(error_message(&body).contains("no route"), "{path}: {body}");
+    }
+    for (method, path, allow) in [
+        ("DELETE", format!("{P}/services/{id}/standards"), "GET"),
+        ("GET", format!("{P}/services/{id}/integration/PV1"), "POST"),
+        ("PUT", format!("{P}/services"), "GET"),
+    ] {
+        let res = app
+            .http
+            .request(method.parse().unwrap(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        error_message(&body);
+    }
+    for path in [
+        format!("{P}/services"),
+        format!("{P}/services/{id}"),
+        format!("{P}/services/{id}/standards"),
+        format!("{P}/services/{id}/incidents"),
+    ] {
+        assert_eq!(get_json(&app, &path).await.0, 200, "{path}");
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for route in [
+        "/api/pagerduty/services",
+        "/api/pagerduty/services/{service_id}",
+        "/api/pagerduty/services/{service_id}/standards",
+    ] {
+        let line = format!(
+            r#"dutycard_http_requests_total{{method="GET",route="{route}",status="200"}} 1"#
+        );
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+}

@@ -166,7 +166,7 @@ pub async fn remove_dependencies(
     ),
     security(("bearer" = []))
 )]
-#[post("/services/{service_id}/integration/{vendor_id}")]
+#[post("/integration/{vendor_id}")]
 pub async fn create_integration(
     req: HttpRequest,
     state: web::Data<AppState>,

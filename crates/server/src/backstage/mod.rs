@@ -143,13 +143,7 @@ pub fn configure(
                 .service(
                     utoipa_actix_web::scope("")
                         .wrap(from_fn(require_caller::<BackstageError>))
-                        .service(services::list_services)
-                        .service(services::get_service)
-                        .service(sections::service_incidents)
-                        .service(trigger::trigger_incident)
-                        .service(sections::service_change_events)
-                        .service(sections::service_standards)
-                        .service(sections::service_metrics)
+                        .service(services_scope())
                         .service(oncall::oncall_users)
                         .service(oncall::list_oncalls)
                         .service(lists::list_escalation_policies)
@@ -170,11 +164,43 @@ pub fn configure(
                         .service(dependencies::list_dependencies)
                         .service(dependencies::add_dependencies)
                         .service(dependencies::remove_dependencies)
-                        .service(dependencies::create_integration)
                         .default_service(web::to(not_found::<BackstageError>)),
                 ),
         );
     }
+}
+
+/// Everything under `/services`, in scopes: actix tries a scope's routes in
+/// order and matches each `{param}` pattern with a regex (allocating its
+/// captures even when it fails), so a flat list made a request for
+/// `/oncall-users` try six `/services/{service_id}...` patterns first, and
+/// one for `/standards` five. Here a path outside `/services` is turned
+/// away by one prefix comparison, and one under it matches the id once.
+/// A scope that matches a path none of its routes take answers it itself,
+/// so each has the surface's 404 (or 405).
+fn services_scope() -> utoipa_actix_web::scope::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    utoipa_actix_web::scope("/services")
+        .service(services::list_services)
+        .service(
+            utoipa_actix_web::scope("/{service_id}")
+                .service(services::get_service)
+                .service(sections::service_incidents)
+                .service(trigger::trigger_incident)
+                .service(sections::service_change_events)
+                .service(sections::service_standards)
+                .service(sections::service_metrics)
+                .service(dependencies::create_integration)
+                .default_service(web::to(not_found::<BackstageError>)),
+        )
+        .default_service(web::to(not_found::<BackstageError>))
 }
 
 /// `GET /health`: the plugin is up.

@@ -32,7 +32,7 @@ const CHANGE_EVENTS: usize = 5;
     ),
     security(("bearer" = []))
 )]
-#[get("/services/{service_id}/incidents")]
+#[get("/incidents")]
 pub async fn service_incidents(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -78,7 +78,7 @@ pub async fn service_incidents(
     ),
     security(("bearer" = []))
 )]
-#[get("/services/{service_id}/change-events")]
+#[get("/change-events")]
 pub async fn service_change_events(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -131,7 +131,7 @@ pub async fn service_change_events(
     ),
     security(("bearer" = []))
 )]
-#[get("/services/{service_id}/standards")]
+#[get("/standards")]
 pub async fn service_standards(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -184,7 +184,7 @@ pub async fn service_standards(
     ),
     security(("bearer" = []))
 )]
-#[get("/services/{service_id}/metrics")]
+#[get("/metrics")]
 pub async fn service_metrics(
     req: HttpRequest,
     state: web::Data<AppState>,

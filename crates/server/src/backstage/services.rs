@@ -32,7 +32,7 @@ const MAX_LIMIT: u32 = 100;
     ),
     security(("bearer" = []))
 )]
-#[get("/services/{service_id}")]
+#[get("")]
 pub async fn get_service(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -98,7 +98,7 @@ fn service_answer(
     ),
     security(("bearer" = []))
 )]
-#[get("/services")]
+#[get("")]
 pub async fn list_services(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let params = Params::parse(&req)?;
     if params.has("integration_key") {

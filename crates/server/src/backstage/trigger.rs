@@ -91,7 +91,7 @@ impl TriggerBody {
     ),
     security(("bearer" = []))
 )]
-#[post("/services/{service_id}/incidents")]
+#[post("/incidents")]
 pub async fn trigger_incident(
     req: HttpRequest,
     state: web::Data<AppState>,
