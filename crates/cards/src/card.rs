@@ -193,6 +193,7 @@ impl CardService {
             standards,
             metrics,
             missing,
+            memo: Default::default(),
         };
         self.keep_warm(&parts);
         Ok(parts)

@@ -249,7 +249,7 @@ pub use config::CardsConfig;
 pub use error::{CardError, Cause, Refusal, SectionError, SectionErrorKind};
 pub use kept::{Kept, ServiceChangeEvents};
 pub use model::*;
-pub use parts::{CardParts, CardVersions};
+pub use parts::{CardParts, CardVersions, Memo};
 pub use service::{CardService, Sharing};
 pub use stats::{CardStats, SectionStats};
 pub use store::shared::{SharedCache, SharedMode};

@@ -2,7 +2,8 @@
 //! their versions), apart from building it, so the server can keep the
 //! bytes it rendered from a card and reuse them while the versions hold.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use pagerduty::{Oncall, Service, ServiceStandards};
@@ -32,6 +33,42 @@ pub struct CardParts {
     /// The stripe of the service's id in `missing_services`, taken before
     /// it was checked (`crate::warm`: a 404 remembered since ends reuse).
     pub(crate) missing: crate::store::Mark,
+    /// Shared by every copy of these parts (see [`Memo`]).
+    pub(crate) memo: Memo,
+}
+
+/// A slot that travels with a card's parts, for what a caller derives
+/// from them (the server keeps its rendered template there).
+///
+/// The warm path (`crate::warm`) hands out copies of the parts it kept,
+/// and every copy shares one memo: a read of a warm card finds what an
+/// earlier read of the same kept parts left here, without a lookup of its
+/// own (a batch of twenty warm cards saves twenty). Parts read through the
+/// section caches start with an empty memo, so nothing derived from older
+/// sections is ever found here. The memo is filled once; the copies may be
+/// read with other [`CardOptions`] than the first, so what is kept should
+/// say what it was made from, and a caller should check that before use.
+#[derive(Clone, Default)]
+pub struct Memo(Arc<OnceLock<Arc<dyn Any + Send + Sync>>>);
+
+impl Memo {
+    /// What was kept, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.get()?.downcast_ref()
+    }
+
+    /// Keeps `value` unless something was kept before (the first stays).
+    pub fn set(&self, value: Arc<dyn Any + Send + Sync>) {
+        let _ = self.0.set(value);
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("kept", &self.0.get().is_some())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for CardParts {
@@ -56,6 +93,11 @@ impl CardParts {
     /// The service id of the card.
     pub fn service_id(&self) -> &str {
         &self.service_id
+    }
+
+    /// The memo these parts share with every copy the warm path gives out.
+    pub fn memo(&self) -> &Memo {
+        &self.memo
     }
 
     /// The sections' versions, or `None` when a section failed (its error,

@@ -41,17 +41,27 @@ pub fn configure(
                     .service(metrics::get_metrics),
             )
             // Before the /v1 scope and outside its caller auth: PagerDuty
-            // authenticates by signature (crate::webhooks).
-            .service(webhooks::receive_webhook)
-            .service(webhooks::receive_account_webhook)
+            // authenticates by signature (crate::webhooks). In a scope of
+            // their own because actix matches a `{param}` pattern with a
+            // regex (allocating its captures) even when the path cannot
+            // match: as a bare route, `/{account}` cost every `/v1` and
+            // Backstage request one; now a prefix comparison turns them away.
+            .service(
+                utoipa_actix_web::scope("/v1/webhooks/pagerduty")
+                    .service(webhooks::receive_webhook)
+                    .service(webhooks::receive_account_webhook),
+            )
             .service(
                 utoipa_actix_web::scope("/v1")
                     .wrap(from_fn(require_caller::<ApiError>))
-                    .service(stream::stream_card)
-                    .service(stream::stream_cards)
+                    // Exact paths before `{param}` patterns, the card
+                    // (the most read) before its stream: a card read tries
+                    // one regex, not two. No path matches two of these.
                     .service(cards::batch_cards)
-                    .service(cards::get_card)
                     .service(cards::find_card)
+                    .service(stream::stream_cards)
+                    .service(cards::get_card)
+                    .service(stream::stream_card)
                     .service(entities::get_entity_card)
                     .service(entities::stream_entity)
                     .service(entities_batch::batch_entity_cards)

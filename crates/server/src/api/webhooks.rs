@@ -65,7 +65,7 @@ pub struct WebhookReceipt {
         (status = 503, description = "Too many webhooks waiting; PagerDuty retries (Retry-After)", body = ErrorBody),
     )
 )]
-#[post("/v1/webhooks/pagerduty")]
+#[post("")]
 pub async fn receive_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -97,7 +97,7 @@ pub async fn receive_webhook(
         (status = 503, description = "Too many webhooks waiting; PagerDuty retries (Retry-After)", body = ErrorBody),
     )
 )]
-#[post("/v1/webhooks/pagerduty/{account}")]
+#[post("/{account}")]
 pub async fn receive_account_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -327,28 +327,39 @@ impl Rendered {
             return CardTemplate::render(&parts.build()).map(Arc::new);
         };
         let options = options_key(options);
-        let hash = self.hasher.hash_one((account, parts.service_id(), options));
-        if let Some(entry) = self.cards.get(&hash)
-            && entry.versions == versions
-            && entry.key.account == account
-            && entry.key.service_id == parts.service_id()
-            && entry.key.options == options
+        let fits = |entry: &CardEntry| {
+            entry.versions == versions
+                && entry.key.account == account
+                && entry.key.service_id == parts.service_id()
+                && entry.key.options == options
+        };
+        // Parts the warm path kept carry the entry an earlier read of them
+        // used: no hashing, no cache lookup (checked all the same, as the
+        // memo may have been filled under other options).
+        if let Some(entry) = parts.memo().get::<CardEntry>()
+            && fits(entry)
         {
             return Ok(Arc::clone(&entry.template));
         }
+        let hash = self.hasher.hash_one((account, parts.service_id(), options));
+        if let Some(entry) = self.cards.get(&hash)
+            && fits(&entry)
+        {
+            parts.memo().set(Arc::clone(&entry) as _);
+            return Ok(Arc::clone(&entry.template));
+        }
         let template = Arc::new(CardTemplate::render(&parts.build())?);
-        self.cards.insert(
-            hash,
-            Arc::new(CardEntry {
-                key: CardKey {
-                    account: account.to_owned(),
-                    service_id: parts.service_id().to_owned(),
-                    options,
-                },
-                versions,
-                template: Arc::clone(&template),
-            }),
-        );
+        let entry = Arc::new(CardEntry {
+            key: CardKey {
+                account: account.to_owned(),
+                service_id: parts.service_id().to_owned(),
+                options,
+            },
+            versions,
+            template: Arc::clone(&template),
+        });
+        parts.memo().set(Arc::clone(&entry) as _);
+        self.cards.insert(hash, entry);
         Ok(template)
     }
 }
@@ -597,6 +608,26 @@ mod tests {
         assert!(
             !Arc::ptr_eq(&first, &other),
             "accounts do not share entries"
+        );
+        // A warm read finds the template in the parts' memo, without the
+        // cache: emptied, it still answers with the same template.
+        rendered.cards.invalidate_all();
+        let parts = read().await.unwrap();
+        assert!(parts.memo().get::<CardEntry>().is_some(), "{parts:?}");
+        let memo = rendered.card("acc", &parts, &options).unwrap();
+        assert!(Arc::ptr_eq(&first, &memo), "the memo's template");
+        let limited = CardOptions {
+            incident_limit: Some(1),
+            ..CardOptions::default()
+        };
+        let parts = cards
+            .card_parts(ServiceRef::Id(id.clone()), &limited)
+            .await
+            .unwrap();
+        let other_options = rendered.card("acc", &parts, &limited).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &other_options),
+            "the memo's entry is for other options: not used"
         );
         cards.invalidate(id.as_str(), &[Section::Incidents]).await;
         let parts = read().await.unwrap();
