@@ -220,3 +220,54 @@ async fn backstage_paths_under_services_answer_404_405_and_keep_their_route() {
         assert!(metrics.contains(&line), "{line} not in\n{metrics}");
     }
 }
+
+/// The webhook routes sit in a scope of their own and `/v1` lists exact
+/// paths before `{param}` ones (issue 18: fewer regex matches per
+/// request): the same paths still reach the same handlers, a wrong method
+/// is a 405 naming POST, and the card and its stream keep their routes.
+#[tokio::test]
+async fn webhook_and_card_paths_keep_their_routes_after_the_reordering() {
+    let crate::helpers::SimApp { app, sim } = crate::helpers::spawn_with_sim(small_sim(), "").await;
+    let id = sim.account().services[0].id.clone();
+    for path in ["/v1/webhooks/pagerduty", "/v1/webhooks/pagerduty/default"] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 405, "GET {path}");
+        assert_eq!(res.headers()["allow"], "POST", "GET {path}");
+        // Unsigned: refused by the webhook handler itself, not unrouted.
+        let res = app
+            .http
+            .post(app.url(path))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "POST {path}");
+    }
+    for path in [
+        "/v1/webhooks/pagerduty/",
+        "/v1/webhooks/pagerduty/default/more",
+    ] {
+        let res = app.http.post(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "POST {path}");
+    }
+    assert_eq!(app.get(&format!("/v1/cards/{id}")).await.status(), 200);
+    let res = app
+        .http
+        .post(app.url("/v1/cards/batch"))
+        .json(&serde_json::json!({"service_ids": [id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for (method, route, status) in [
+        ("POST", "/v1/webhooks/pagerduty/{account}", "401"),
+        ("GET", "/v1/cards/{service_id}", "200"),
+        ("POST", "/v1/cards/batch", "200"),
+    ] {
+        let line = format!(
+            r#"dutycard_http_requests_total{{method="{method}",route="{route}",status="{status}"}}"#
+        );
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+}
