@@ -26,7 +26,7 @@
 //! are 64-bit hashes, and an entry is used only when its full key matches.
 
 use std::hash::BuildHasher;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use actix_web::http::header::HeaderValue;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -335,9 +335,12 @@ impl Rendered {
         };
         // Parts the warm path kept carry the entry an earlier read of them
         // used: no hashing, no cache lookup (checked all the same, as the
-        // memo may have been filled under other options).
-        if let Some(entry) = parts.memo().get::<CardEntry>()
-            && fits(entry)
+        // memo may have been filled under other options). The memo holds
+        // it weakly: only the cache keeps entries alive, so its byte bound
+        // stays the bound on rendered cards (an evicted entry is looked up
+        // and rendered again like any other).
+        if let Some(entry) = memo_entry(parts)
+            && fits(&entry)
         {
             return Ok(Arc::clone(&entry.template));
         }
@@ -345,7 +348,7 @@ impl Rendered {
         if let Some(entry) = self.cards.get(&hash)
             && fits(&entry)
         {
-            parts.memo().set(Arc::clone(&entry) as _);
+            parts.memo().set(Arc::new(Arc::downgrade(&entry)));
             return Ok(Arc::clone(&entry.template));
         }
         let template = Arc::new(CardTemplate::render(&parts.build())?);
@@ -358,10 +361,15 @@ impl Rendered {
             versions,
             template: Arc::clone(&template),
         });
-        parts.memo().set(Arc::clone(&entry) as _);
+        parts.memo().set(Arc::new(Arc::downgrade(&entry)));
         self.cards.insert(hash, entry);
         Ok(template)
     }
+}
+
+/// The entry `parts`' memo points to, while the cache still holds it.
+fn memo_entry(parts: &cards::CardParts) -> Option<Arc<CardEntry>> {
+    parts.memo().get::<Weak<CardEntry>>()?.upgrade()
 }
 
 /// Rendered Backstage bodies, each under (route, account, arguments) with
@@ -609,13 +617,26 @@ mod tests {
             !Arc::ptr_eq(&first, &other),
             "accounts do not share entries"
         );
-        // A warm read finds the template in the parts' memo, without the
-        // cache: emptied, it still answers with the same template.
-        rendered.cards.invalidate_all();
+        // A warm read's parts point to the cache's entry (their memo), but
+        // do not keep it: once the cache drops it, it is rendered again.
         let parts = read().await.unwrap();
-        assert!(parts.memo().get::<CardEntry>().is_some(), "{parts:?}");
-        let memo = rendered.card("acc", &parts, &options).unwrap();
-        assert!(Arc::ptr_eq(&first, &memo), "the memo's template");
+        let entry = memo_entry(&parts).expect("the entry, through the memo");
+        assert!(Arc::ptr_eq(&first, &entry.template), "the memo's template");
+        drop(entry);
+        let hash = rendered
+            .hasher
+            .hash_one(("acc", id.as_str(), options_key(&options)));
+        rendered.cards.invalidate(&hash);
+        rendered.cards.run_pending_tasks();
+        assert!(memo_entry(&parts).is_none(), "the memo kept it alive");
+        let evicted = rendered.card("acc", &parts, &options).unwrap();
+        assert!(!Arc::ptr_eq(&first, &evicted), "rendered again");
+        let fresh = parts.build();
+        assert_eq!(
+            evicted.fill(&parts.max_age_secs(), fresh.generated_at),
+            serde_json::to_vec(&fresh).unwrap()
+        );
+        let first = evicted;
         let limited = CardOptions {
             incident_limit: Some(1),
             ..CardOptions::default()
