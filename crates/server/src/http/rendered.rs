@@ -338,7 +338,9 @@ impl Rendered {
         // memo may have been filled under other options). The memo holds
         // it weakly: only the cache keeps entries alive, so its byte bound
         // stays the bound on rendered cards (an evicted entry is looked up
-        // and rendered again like any other).
+        // and rendered again like any other; the memo is filled once, so
+        // those parts take the cache lookup until the warm path keeps new
+        // ones, at the next write to one of their sections).
         if let Some(entry) = memo_entry(parts)
             && fits(&entry)
         {
@@ -623,6 +625,31 @@ mod tests {
         let entry = memo_entry(&parts).expect("the entry, through the memo");
         assert!(Arc::ptr_eq(&first, &entry.template), "the memo's template");
         drop(entry);
+        // The same kept parts read with other options (the same warm slot):
+        // their memo holds the entry of the first options, which is checked
+        // and not used.
+        let limited = CardOptions {
+            incident_limit: Some(1),
+            ..CardOptions::default()
+        };
+        let limited_parts = cards
+            .card_parts(ServiceRef::Id(id.clone()), &limited)
+            .await
+            .unwrap();
+        assert!(
+            memo_entry(&limited_parts).is_some_and(|e| Arc::ptr_eq(&first, &e.template)),
+            "the kept parts' memo, filled under the first options"
+        );
+        let other_options = rendered.card("acc", &limited_parts, &limited).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &other_options),
+            "the memo's entry is for other options: not used"
+        );
+        let fresh = limited_parts.build();
+        assert_eq!(
+            other_options.fill(&limited_parts.max_age_secs(), fresh.generated_at),
+            serde_json::to_vec(&fresh).unwrap()
+        );
         let hash = rendered
             .hasher
             .hash_one(("acc", id.as_str(), options_key(&options)));
@@ -637,19 +664,6 @@ mod tests {
             serde_json::to_vec(&fresh).unwrap()
         );
         let first = evicted;
-        let limited = CardOptions {
-            incident_limit: Some(1),
-            ..CardOptions::default()
-        };
-        let parts = cards
-            .card_parts(ServiceRef::Id(id.clone()), &limited)
-            .await
-            .unwrap();
-        let other_options = rendered.card("acc", &parts, &limited).unwrap();
-        assert!(
-            !Arc::ptr_eq(&first, &other_options),
-            "the memo's entry is for other options: not used"
-        );
         cards.invalidate(id.as_str(), &[Section::Incidents]).await;
         let parts = read().await.unwrap();
         let again = rendered.card("acc", &parts, &options).unwrap();
