@@ -80,15 +80,29 @@ impl CardService {
         service_ids: &[ServiceId],
         options: &CardOptions,
     ) -> Vec<Result<CardParts, CardError>> {
-        // A warm card answers on the first poll; only a cold one builds
-        // (and boxes, to keep this future small) the section reads.
-        futures::future::join_all(service_ids.iter().map(|id| async move {
-            match self.warm_parts(id.as_str(), options) {
-                Some(parts) => Ok(parts),
-                None => Box::pin(self.parts_by_id(id, options, true)).await,
+        // Warm cards are read at once, without a future each: joining
+        // twenty futures whose output is a whole `CardParts` moved every
+        // one of them several times (3 % of a warm batch's CPU in memmove,
+        // BENCHMARKS.md, issue 18). Only the cold ones build (and box) the
+        // section reads, joined as before; answers keep the request order.
+        let mut answers: Vec<Option<Result<CardParts, CardError>>> = service_ids
+            .iter()
+            .map(|id| self.warm_parts(id.as_str(), options).map(Ok))
+            .collect();
+        if answers.iter().any(Option::is_none) {
+            let cold = service_ids
+                .iter()
+                .zip(&answers)
+                .filter(|(_, answer)| answer.is_none())
+                .map(|(id, _)| Box::pin(self.parts_by_id(id, options, true)));
+            let cold = futures::future::join_all(cold).await;
+            // One cold answer per empty slot, in the same order.
+            let empty = answers.iter_mut().filter(|answer| answer.is_none());
+            for (slot, answer) in empty.zip(cold) {
+                *slot = Some(answer);
             }
-        }))
-        .await
+        }
+        answers.into_iter().flatten().collect()
     }
 
     /// `bound_service`: whether the service section's wait also ends at

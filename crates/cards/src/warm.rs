@@ -179,6 +179,7 @@ mod tests {
 
     use crate::clock::ManualClock;
     use crate::config::CardsConfig;
+    use crate::error::CardError;
     use crate::loaders::testing::{client, sim};
     use crate::model::{CardOptions, Section, ServiceId, ServiceRef};
     use crate::service::CardService;
@@ -401,5 +402,44 @@ mod tests {
             assert_eq!(a.service_id(), b.service_id(), "same order");
             assert_eq!(a.versions(), b.versions());
         }
+    }
+
+    /// Warm cards are read first and only the others wait for loads: the
+    /// answers still come in request order, a failure in its place.
+    #[tokio::test]
+    async fn a_batch_of_warm_and_cold_cards_answers_in_request_order() {
+        let sim = sim(6).await;
+        let all: Vec<ServiceId> = sim.account().services[..6]
+            .iter()
+            .map(|s| s.id.parse().unwrap())
+            .collect();
+        let clock = Arc::new(ManualClock::new());
+        let cards = CardService::with_clock(client(&sim), CardsConfig::default(), clock);
+        let options = CardOptions::default();
+        let warm = &all[..2];
+        cards.cards_parts(warm, &options).await;
+        cards.cards_parts(warm, &options).await;
+        assert!(cards.warm_parts(all[0].as_str(), &options).is_some());
+        assert!(cards.warm_parts(all[4].as_str(), &options).is_none());
+        let unknown: ServiceId = "PNOSUCH".parse().unwrap();
+        let ids = [
+            all[4].clone(),
+            all[0].clone(),
+            unknown,
+            all[1].clone(),
+            all[5].clone(),
+        ];
+        let answers = cards.cards_parts(&ids, &options).await;
+        assert_eq!(answers.len(), ids.len());
+        for (i, (id, answer)) in ids.iter().zip(&answers).enumerate() {
+            match answer {
+                Ok(parts) => assert_eq!(parts.service_id(), id.as_str(), "answer {i}"),
+                Err(e) => {
+                    assert_eq!(i, 2, "only the unknown id fails: {e:?}");
+                    assert!(matches!(e, CardError::NotFound { .. }), "{e:?}");
+                }
+            }
+        }
+        assert!(answers[2].is_err());
     }
 }

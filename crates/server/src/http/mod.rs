@@ -14,6 +14,7 @@ pub mod extract;
 pub mod gzip;
 pub mod rendered;
 pub mod routes;
+pub mod stamp;
 pub mod trigger;
 
 /// `Content-Type: application/json`, the value `ContentType::json()` gives,

@@ -34,6 +34,8 @@ use cards::{CardOptions, CardVersions, SectionResult, ServiceCard};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use super::stamp::Stamp;
+
 /// Bytes of rendered cards kept (about 3,500 cards of 4.6 kB).
 pub const MAX_CARD_BYTES: u64 = 16 << 20;
 /// Bytes of rendered Backstage bodies kept.
@@ -161,37 +163,6 @@ impl CardTemplate {
         // The compressed pieces, once made, are a fraction of the bytes:
         // counted as a third, so a gzip-read card is not under-weighed.
         u32::try_from(self.bytes.len() * 4 / 3 + self.holes.len() * 16 + 128).unwrap_or(u32::MAX)
-    }
-}
-
-/// A card's `generated_at` as serde writes it (a quoted RFC 3339 UTC
-/// timestamp), formatted once per answer: a batch of twenty cards shares
-/// one instant, and formatting a date is most of what filling a hole costs.
-pub struct Stamp {
-    json: [u8; Stamp::MAX],
-    len: usize,
-}
-
-impl Stamp {
-    /// `"2026-12-06T08:01:33.742786123Z"` is 32 bytes; a year past 9999
-    /// adds a sign and digits.
-    const MAX: usize = 48;
-
-    /// The stamp of `at`.
-    pub fn new(at: DateTime<Utc>) -> Self {
-        let mut stamp = Stamp {
-            json: [0; Stamp::MAX],
-            len: 0,
-        };
-        let mut out = &mut stamp.json[..];
-        // A timestamp always serializes, and fits (see `MAX`).
-        let _ = serde_json::to_writer(&mut out, &at);
-        stamp.len = Stamp::MAX - out.len();
-        stamp
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.json[..self.len]
     }
 }
 
@@ -507,23 +478,6 @@ impl Bodies {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_stamp_is_what_serde_writes_for_the_instant() {
-        for at in [
-            "2026-12-06T08:01:33Z",
-            "2026-12-06T08:01:33.742786123Z",
-            "1969-12-31T23:59:59.5Z",
-        ] {
-            let at = at.parse::<DateTime<Utc>>().unwrap();
-            assert_eq!(Stamp::new(at).bytes(), serde_json::to_vec(&at).unwrap());
-        }
-        // The longest: a signed six-digit year, nanoseconds.
-        assert_eq!(
-            Stamp::new(DateTime::<Utc>::MAX_UTC).bytes(),
-            serde_json::to_vec(&DateTime::<Utc>::MAX_UTC).unwrap()
-        );
-    }
 
     fn card(with_optional: bool) -> ServiceCard {
         let s = |max_age: u64, stale: bool| {
