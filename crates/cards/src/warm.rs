@@ -378,15 +378,22 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_batch_reads_its_warm_cards_whole() {
-        let sim = sim(4).await;
-        let ids: Vec<ServiceId> = sim.account().services[..4]
+    /// A simulator of `n` services, their ids, and a card service on a
+    /// manual clock (the simulator is returned to keep it running).
+    async fn batch_setup(n: usize) -> (sim::SimHandle, Vec<ServiceId>, CardService) {
+        let sim = sim(n).await;
+        let ids = sim.account().services[..n]
             .iter()
             .map(|s| s.id.parse().unwrap())
             .collect();
         let clock = Arc::new(ManualClock::new());
         let cards = CardService::with_clock(client(&sim), CardsConfig::default(), clock);
+        (sim, ids, cards)
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_its_warm_cards_whole() {
+        let (_sim, ids, cards) = batch_setup(4).await;
         let options = CardOptions::default();
         let first = cards.cards_parts(&ids, &options).await;
         // One more read keeps every card (the miss loads moved their stripes).
@@ -408,13 +415,7 @@ mod tests {
     /// answers still come in request order, a failure in its place.
     #[tokio::test]
     async fn a_batch_of_warm_and_cold_cards_answers_in_request_order() {
-        let sim = sim(6).await;
-        let all: Vec<ServiceId> = sim.account().services[..6]
-            .iter()
-            .map(|s| s.id.parse().unwrap())
-            .collect();
-        let clock = Arc::new(ManualClock::new());
-        let cards = CardService::with_clock(client(&sim), CardsConfig::default(), clock);
+        let (_sim, all, cards) = batch_setup(6).await;
         let options = CardOptions::default();
         let warm = &all[..2];
         cards.cards_parts(warm, &options).await;
